@@ -1,0 +1,186 @@
+// dev.steer.llama.LlamaSampler: one sequence's token sampler: an optional GBNF grammar (lazy or not) in front of
+// a llama.cpp sampler chain (penalties -> top-k -> top-p -> min-p -> temperature -> seeded draw, or greedy).
+#include "context.h"
+
+#include <cmath>
+#include <memory>
+
+using namespace steer;
+
+namespace {
+
+struct sampler_handle {
+    const llama_model * model   = nullptr;
+    llama_sampler *     grammar = nullptr;  // null: unconstrained
+    llama_sampler *     chain   = nullptr;
+    std::vector<llama_token_data> cur;       // candidate buffer reused across steps
+};
+
+sampler_handle * sampler_of(jlong h) { return from_handle<sampler_handle>(h, "sampler"); }
+
+void fill_candidates(sampler_handle * s, const float * logits, int32_t n_vocab, llama_token_data_array & arr) {
+    s->cur.resize((size_t) n_vocab);
+    for (int32_t i = 0; i < n_vocab; i++) {
+        s->cur[i] = llama_token_data{ i, logits[i], 0.0f };
+    }
+    arr = llama_token_data_array{ s->cur.data(), s->cur.size(), -1, false };
+}
+
+bool grammar_allows(llama_sampler * grammar, llama_token token) {
+    llama_token_data one{ token, 0.0f, 0.0f };
+    llama_token_data_array arr{ &one, 1, -1, false };
+    llama_sampler_apply(grammar, &arr);
+    return std::isfinite(arr.data[0].logit);
+}
+
+llama_token selected(const llama_token_data_array & arr) {
+    if (arr.selected < 0 || (size_t) arr.selected >= arr.size) {
+        throw llama_error("sampler selected no token");
+    }
+    return arr.data[arr.selected].id;
+}
+
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
+        JNIEnv * env, jclass, jlong model_h, jfloat temperature, jint top_k, jfloat top_p, jfloat min_p,
+        jint penalty_last_n, jfloat repeat_penalty, jfloat frequency_penalty, jfloat presence_penalty, jlong seed,
+        jbyteArray grammar_bytes, jobjectArray lazy_patterns, jintArray lazy_tokens) {
+    return guarded(env, (jlong) 0, [&] {
+        const llama_model * model = model_of(model_h);
+        const llama_vocab * vocab = llama_model_get_vocab(model);
+        if (!std::isfinite(temperature) || temperature < 0) throw bad_argument("temperature must be a finite number >= 0");
+        if (top_k < 0) throw bad_argument("top_k must be >= 0");
+        if (!(top_p > 0 && top_p <= 1)) throw bad_argument("top_p must be in (0, 1]");
+        if (!(min_p >= 0 && min_p <= 1)) throw bad_argument("min_p must be in [0, 1]");
+        if (penalty_last_n < -1) throw bad_argument("penalty_last_n must be >= -1");
+        if (!std::isfinite(repeat_penalty) || repeat_penalty <= 0) throw bad_argument("repeat penalty must be > 0");
+        if (!std::isfinite(frequency_penalty) || !std::isfinite(presence_penalty)) throw bad_argument("penalties must be finite");
+
+        auto s = std::make_unique<sampler_handle>();
+        s->model = model;
+        if (grammar_bytes != nullptr) {
+            const std::string gbnf = to_string(env, grammar_bytes);
+            if (lazy_patterns == nullptr && lazy_tokens == nullptr) {
+                s->grammar = llama_sampler_init_grammar(vocab, gbnf.c_str(), "root");
+            } else {
+                std::vector<std::string> patterns;
+                const jsize np = lazy_patterns ? env->GetArrayLength(lazy_patterns) : 0;
+                for (jsize i = 0; i < np; i++) {
+                    auto p = (jbyteArray) env->GetObjectArrayElement(lazy_patterns, i);
+                    patterns.push_back(to_string(env, p));
+                    env->DeleteLocalRef(p);
+                }
+                std::vector<const char *> pattern_ptrs;
+                for (auto & p : patterns) pattern_ptrs.push_back(p.c_str());
+                std::vector<int32_t> tokens = lazy_tokens ? to_ints(env, lazy_tokens) : std::vector<int32_t>{};
+                for (int32_t t : tokens) check_token(vocab, t);
+                s->grammar = llama_sampler_init_grammar_lazy_patterns(vocab, gbnf.c_str(), "root",
+                        pattern_ptrs.data(), pattern_ptrs.size(), tokens.data(), tokens.size());
+            }
+            if (s->grammar == nullptr) {
+                throw bad_argument(llama_failure("invalid grammar").what());
+            }
+        }
+        s->chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
+        if (repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f) {
+            llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), penalty_last_n,
+                                                                           repeat_penalty, frequency_penalty, presence_penalty));
+        }
+        if (temperature <= 0.0f) {
+            llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());
+        } else {
+            if (top_k > 0)    llama_sampler_chain_add(s->chain, llama_sampler_init_top_k(top_k));
+            if (top_p < 1.0f) llama_sampler_chain_add(s->chain, llama_sampler_init_top_p(top_p, 1));
+            if (min_p > 0.0f) llama_sampler_chain_add(s->chain, llama_sampler_init_min_p(min_p, 1));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_temp(temperature));
+            llama_sampler_chain_add(s->chain, llama_sampler_init_dist(seed < 0 ? LLAMA_DEFAULT_SEED : (uint32_t) seed));
+        }
+        return to_handle(s.release());
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_steer_llama_LlamaSampler_nativeFree(JNIEnv * env, jclass, jlong h) {
+    guarded_void(env, [&] {
+        sampler_handle * s = sampler_of(h);
+        if (s->grammar) llama_sampler_free(s->grammar);
+        llama_sampler_free(s->chain);
+        delete s;
+    });
+}
+
+// An independent copy, state included (grammar position, penalty history, random state).
+JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeClone(JNIEnv * env, jclass, jlong h) {
+    return guarded(env, (jlong) 0, [&] {
+        const sampler_handle * s = sampler_of(h);
+        auto copy = std::make_unique<sampler_handle>();
+        copy->model   = s->model;
+        copy->grammar = s->grammar ? llama_sampler_clone(s->grammar) : nullptr;
+        copy->chain   = llama_sampler_clone(s->chain);
+        return to_handle(copy.release());
+    });
+}
+
+// Sample a token from the logits at batch index idx of the context's last decode, and accept it.
+// With a grammar we first sample without it and keep the token if the grammar allows it; only otherwise do we
+// mask the whole vocabulary. That is llama.cpp's own trick: on a 262k vocabulary the full mask is the slow part.
+JNIEXPORT jint JNICALL Java_dev_steer_llama_LlamaSampler_nativeSample(JNIEnv * env, jclass, jlong h, jlong ctx_h, jint idx) {
+    return guarded(env, (jint) -1, [&] {
+        sampler_handle * s = sampler_of(h);
+        context_handle * c = context_of(ctx_h);
+        if (c->model != s->model) {
+            throw bad_argument("sampler and context belong to different models");
+        }
+        const float * logits = llama_get_logits_ith(c->ctx, idx);
+        if (logits == nullptr) {
+            throw bad_argument("no logits at batch index " + std::to_string(idx));
+        }
+        const int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(s->model));
+        llama_token_data_array arr;
+        fill_candidates(s, logits, n_vocab, arr);
+        llama_sampler_apply(s->chain, &arr);
+        llama_token token = selected(arr);
+        if (s->grammar && !grammar_allows(s->grammar, token)) {
+            fill_candidates(s, logits, n_vocab, arr);
+            llama_sampler_apply(s->grammar, &arr);
+            bool any = false;
+            for (size_t i = 0; i < arr.size && !any; i++) any = std::isfinite(arr.data[i].logit);
+            if (!any) {
+                throw llama_error("the grammar allows no token here");
+            }
+            llama_sampler_apply(s->chain, &arr);
+            token = selected(arr);
+        }
+        if (s->grammar) llama_sampler_accept(s->grammar, token);
+        llama_sampler_accept(s->chain, token);
+        return (jint) token;
+    });
+}
+
+// Would the grammar accept this token next? (Always true without a grammar.)
+JNIEXPORT jboolean JNICALL Java_dev_steer_llama_LlamaSampler_nativeCanAccept(JNIEnv * env, jclass, jlong h, jint token) {
+    return guarded(env, (jboolean) JNI_FALSE, [&] {
+        sampler_handle * s = sampler_of(h);
+        check_token(llama_model_get_vocab(s->model), token);
+        return (!s->grammar || grammar_allows(s->grammar, token)) ? JNI_TRUE : JNI_FALSE;
+    });
+}
+
+// Advance the sampler's state over a token chosen elsewhere (a prompt or a human correction).
+JNIEXPORT void JNICALL Java_dev_steer_llama_LlamaSampler_nativeAccept(JNIEnv * env, jclass, jlong h, jint token) {
+    guarded_void(env, [&] {
+        sampler_handle * s = sampler_of(h);
+        check_token(llama_model_get_vocab(s->model), token);
+        if (s->grammar) {
+            if (!grammar_allows(s->grammar, token)) {
+                throw bad_argument("token " + std::to_string(token) + " is not allowed by the grammar here");
+            }
+            llama_sampler_accept(s->grammar, token);
+        }
+        llama_sampler_accept(s->chain, token);
+    });
+}
+
+}  // extern "C"

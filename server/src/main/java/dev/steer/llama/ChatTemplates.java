@@ -1,0 +1,83 @@
+package dev.steer.llama;
+
+import com.google.gson.Gson;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * Renders OpenAI-style chat messages into a prompt with the model's own Jinja chat template (llama.cpp's
+ * {@code common}, the same renderer llama-server uses). Thread-safe for rendering.
+ */
+public final class ChatTemplates extends NativeHandle {
+    private static final Gson GSON = new Gson();
+
+    /** What to render. {@code jsonSchema} / {@code grammar} may be null. */
+    public record Request(JsonArray messages, boolean addGenerationPrompt, boolean continueFinalMessage,
+                          JsonElement jsonSchema, String grammar, JsonObject templateKwargs) {
+        public static Request of(JsonArray messages) {
+            return new Request(messages, true, false, null, null, null);
+        }
+    }
+
+    /** A rendered prompt and what the template asks of generation (stops, a grammar for tools or schemas). */
+    public record Rendered(String prompt, String grammar, boolean grammarLazy, List<String> additionalStops,
+                           List<String> preservedTokens, String generationPrompt) {}
+
+    private final LlamaModel model;
+
+    private ChatTemplates(LlamaModel model, long handle) {
+        super(handle);
+        this.model = model;
+        model.retain();
+    }
+
+    /** The model's template, or {@code overrideTemplate} (Jinja source) when it is not null. */
+    public static ChatTemplates forModel(LlamaModel model, String overrideTemplate) {
+        byte[] t = overrideTemplate == null ? null : overrideTemplate.getBytes(StandardCharsets.UTF_8);
+        return new ChatTemplates(model, nativeInit(model.handle(), t));
+    }
+
+    public Rendered render(Request r) {
+        JsonObject req = new JsonObject();
+        req.add("messages", r.messages());
+        req.addProperty("add_generation_prompt", r.addGenerationPrompt());
+        req.addProperty("continue_final_message", r.continueFinalMessage());
+        if (r.jsonSchema() != null) {
+            req.add("json_schema", r.jsonSchema());
+        }
+        if (r.grammar() != null) {
+            req.addProperty("grammar", r.grammar());
+        }
+        if (r.templateKwargs() != null) {
+            req.add("chat_template_kwargs", r.templateKwargs());
+        }
+        byte[] out = nativeApply(handle(), GSON.toJson(req).getBytes(StandardCharsets.UTF_8));
+        JsonObject o = GSON.fromJson(new String(out, StandardCharsets.UTF_8), JsonObject.class);
+        return new Rendered(
+                o.get("prompt").getAsString(),
+                o.get("grammar").getAsString(),
+                o.get("grammar_lazy").getAsBoolean(),
+                strings(o.getAsJsonArray("additional_stops")),
+                strings(o.getAsJsonArray("preserved_tokens")),
+                o.get("generation_prompt").getAsString());
+    }
+
+    private static List<String> strings(JsonArray a) {
+        return a == null ? List.of() : a.asList().stream().map(JsonElement::getAsString).toList();
+    }
+
+    @Override
+    protected void free(long handle) {
+        nativeFree(handle);
+        model.release();
+    }
+
+    private static native long nativeInit(long model, byte[] overrideTemplate);
+
+    private static native void nativeFree(long h);
+
+    private static native byte[] nativeApply(long h, byte[] request);
+}

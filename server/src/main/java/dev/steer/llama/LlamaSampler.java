@@ -1,0 +1,110 @@
+package dev.steer.llama;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+
+/**
+ * How one sequence picks its next token: an optional GBNF grammar, then penalties, top-k, top-p, min-p and
+ * temperature, then a seeded random draw (or greedy at temperature 0). Stateful (grammar position, penalty history,
+ * random state): one per sequence, driven by one thread.
+ */
+public final class LlamaSampler extends NativeHandle {
+    /**
+     * @param seed         random seed; negative: a random one
+     * @param grammar      GBNF with a {@code root} rule, or null for unconstrained output
+     * @param lazyPatterns with a grammar: it applies only once the output matches one of these regexes (tool calls)
+     * @param lazyTokens   with a grammar: ... or once one of these tokens is produced
+     */
+    public record Params(float temperature, int topK, float topP, float minP, int penaltyLastN, float repeatPenalty,
+                         float frequencyPenalty, float presencePenalty, long seed, String grammar,
+                         List<String> lazyPatterns, int[] lazyTokens) {
+        public static Params greedy() {
+            return new Params(0f, 0, 1f, 0f, 64, 1f, 0f, 0f, 0, null, List.of(), new int[0]);
+        }
+
+        public static Params sampling(float temperature, long seed) {
+            return new Params(temperature, 40, 0.95f, 0.05f, 64, 1f, 0f, 0f, seed, null, List.of(), new int[0]);
+        }
+
+        public Params withGrammar(String gbnf) {
+            return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
+                    presencePenalty, seed, gbnf, lazyPatterns, lazyTokens);
+        }
+
+        public Params withLazyGrammar(String gbnf, List<String> patterns, int[] tokens) {
+            return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
+                    presencePenalty, seed, gbnf, List.copyOf(patterns), tokens.clone());
+        }
+
+        public Params withPenalties(int lastN, float repeat, float frequency, float presence) {
+            return new Params(temperature, topK, topP, minP, lastN, repeat, frequency, presence, seed, grammar,
+                    lazyPatterns, lazyTokens);
+        }
+
+        boolean isLazy() {
+            return !lazyPatterns.isEmpty() || lazyTokens.length > 0;
+        }
+    }
+
+    private final LlamaModel model;
+
+    private LlamaSampler(LlamaModel model, long handle) {
+        super(handle);
+        this.model = model;
+        model.retain();
+    }
+
+    public static LlamaSampler create(LlamaModel model, Params p) {
+        byte[] grammar = p.grammar() == null ? null : p.grammar().getBytes(StandardCharsets.UTF_8);
+        byte[][] patterns = null;
+        int[] tokens = null;
+        if (grammar != null && p.isLazy()) {
+            patterns = p.lazyPatterns().stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
+            tokens = p.lazyTokens();
+        }
+        return new LlamaSampler(model, nativeCreate(model.handle(), p.temperature(), p.topK(), p.topP(), p.minP(),
+                p.penaltyLastN(), p.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty(), p.seed(), grammar,
+                patterns, tokens));
+    }
+
+    /** Picks the next token from the logits at a batch index of the context's last decode, and accepts it. */
+    public int sample(LlamaContext context, int batchIndex) {
+        return nativeSample(handle(), context.handle(), batchIndex);
+    }
+
+    /** Whether the grammar (if any) allows this token next. */
+    public boolean canAccept(int token) {
+        return nativeCanAccept(handle(), token);
+    }
+
+    /** Advances the state over a token that was not sampled here (e.g. a human correction). */
+    public void accept(int token) {
+        nativeAccept(handle(), token);
+    }
+
+    /** An independent copy with the same state. */
+    public LlamaSampler copy() {
+        return new LlamaSampler(model, nativeClone(handle()));
+    }
+
+    @Override
+    protected void free(long handle) {
+        nativeFree(handle);
+        model.release();
+    }
+
+    private static native long nativeCreate(long model, float temperature, int topK, float topP, float minP,
+                                            int penaltyLastN, float repeatPenalty, float frequencyPenalty,
+                                            float presencePenalty, long seed, byte[] grammar, byte[][] lazyPatterns,
+                                            int[] lazyTokens);
+
+    private static native void nativeFree(long h);
+
+    private static native long nativeClone(long h);
+
+    private static native int nativeSample(long h, long ctx, int idx);
+
+    private static native boolean nativeCanAccept(long h, int token);
+
+    private static native void nativeAccept(long h, int token);
+}

@@ -1,0 +1,166 @@
+package dev.steer.llama;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.steer.testing.Generate;
+import dev.steer.testing.TestModels;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class DecodeTest {
+    private final LlamaModel model = TestModels.tinyLlama();
+    private final LlamaContext.Params exact = LlamaContext.Params.defaults().withContextSize(1024).withSequences(4).exact();
+
+    @Test
+    void greedyGenerationIsDeterministic() {
+        int[] prompt = model.tokenize("hello world, the", true, false);
+        List<Integer> first;
+        List<Integer> second;
+        try (LlamaContext ctx = LlamaContext.create(model, exact);
+             LlamaSampler s1 = LlamaSampler.create(model, LlamaSampler.Params.greedy());
+             LlamaSampler s2 = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+            first = Generate.run(ctx, s1, prompt, 0, 48);
+            ctx.clear();
+            second = Generate.run(ctx, s2, prompt, 0, 48);
+        }
+        assertTrue(first.size() >= 8, "generated " + first);
+        assertEquals(first, second);
+    }
+
+    @Test
+    void seededSamplingIsReproducibleAndSeedsDiffer() {
+        int[] prompt = model.tokenize("the model", true, false);
+        try (LlamaContext ctx = LlamaContext.create(model, exact)) {
+            List<List<Integer>> runs = new java.util.ArrayList<>();
+            for (long seed : new long[] {7, 7, 8}) {
+                ctx.clear();
+                try (LlamaSampler s = LlamaSampler.create(model, LlamaSampler.Params.sampling(1.0f, seed))) {
+                    runs.add(Generate.run(ctx, s, prompt, 0, 32));
+                }
+            }
+            assertEquals(runs.get(0), runs.get(1), "same seed, same tokens");
+            assertNotEquals(runs.get(0), runs.get(2), "another seed, other tokens");
+        }
+    }
+
+    @Test
+    void batchOfFourSequencesGivesTheSameLogitsAsEachAlone() {
+        String[] prompts = {"hello world", "the steer is in", "a token of the model", "it is"};
+        float[][][] alone = new float[prompts.length][][];
+        try (LlamaContext ctx = LlamaContext.create(model, exact)) {
+            for (int s = 0; s < prompts.length; s++) {
+                ctx.clear();
+                alone[s] = decodeAll(ctx, List.of(model.tokenize(prompts[s], true, false)), s)[0];
+            }
+            ctx.clear();
+            List<int[]> all = java.util.Arrays.stream(prompts).map(p -> model.tokenize(p, true, false)).toList();
+            float[][][] together = decodeAll(ctx, all, -1);
+            double maxDiff = 0;
+            for (int s = 0; s < prompts.length; s++) {
+                for (int i = 0; i < alone[s].length; i++) {
+                    for (int v = 0; v < model.vocabSize(); v++) {
+                        maxDiff = Math.max(maxDiff, Math.abs(alone[s][i][v] - together[s][i][v]));
+                    }
+                }
+            }
+            assertTrue(maxDiff < 1e-4, "batched vs alone max |diff| = " + maxDiff);
+
+            // ... and continuing each sequence by one more token, all four in one batch, still matches.
+            Batch b = ctx.newBatch();
+            for (int s = 0; s < prompts.length; s++) {
+                b.add(7 + s, all.get(s).length, s, true);
+            }
+            ctx.decode(b);
+            for (int s = 0; s < prompts.length; s++) {
+                assertEquals(all.get(s).length, ctx.lastPosition(s));
+            }
+        }
+    }
+
+    /**
+     * Decodes each prompt into its own sequence (seq = list index), all in one batch when {@code onlySeq} is -1,
+     * else only prompt 0 into sequence {@code onlySeq}. Returns logits[prompt][position][vocab].
+     */
+    private float[][][] decodeAll(LlamaContext ctx, List<int[]> prompts, int onlySeq) {
+        Batch b = ctx.newBatch();
+        int[][] index = new int[prompts.size()][];
+        for (int p = 0; p < prompts.size(); p++) {
+            int seq = onlySeq >= 0 ? onlySeq : p;
+            index[p] = new int[prompts.get(p).length];
+            for (int i = 0; i < prompts.get(p).length; i++) {
+                index[p][i] = b.add(prompts.get(p)[i], i, seq, true);
+            }
+        }
+        ctx.decode(b);
+        float[][][] out = new float[prompts.size()][][];
+        for (int p = 0; p < prompts.size(); p++) {
+            out[p] = new float[index[p].length][];
+            for (int i = 0; i < index[p].length; i++) {
+                out[p][i] = ctx.logits(index[p][i]);
+            }
+        }
+        return out;
+    }
+
+    @Test
+    void removingTheTailOfASequenceLetsItContinueDifferently() {
+        int[] prompt = model.tokenize("hello world, the model is", true, false);
+        try (LlamaContext ctx = LlamaContext.create(model, exact)) {
+            Batch b = ctx.newBatch();
+            for (int i = 0; i < prompt.length; i++) {
+                b.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            ctx.decode(b);
+            float[] full = ctx.logits(b.size() - 1);
+            // drop the last 3 positions, then decode the same 3 tokens again: same logits as before
+            assertTrue(ctx.removeTokens(0, prompt.length - 3, -1));
+            assertEquals(prompt.length - 4, ctx.lastPosition(0));
+            b.clear();
+            for (int i = prompt.length - 3; i < prompt.length; i++) {
+                b.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            ctx.decode(b);
+            float[] again = ctx.logits(b.size() - 1);
+            for (int v = 0; v < full.length; v++) {
+                assertEquals(full[v], again[v], 1e-5f);
+            }
+            // a copy of the sequence continues exactly like the original
+            ctx.copySequence(0, 1, -1, -1);
+            assertEquals(ctx.lastPosition(0), ctx.lastPosition(1));
+            ctx.keepOnly(1);
+            assertEquals(-1, ctx.lastPosition(0));
+            assertEquals(prompt.length - 1, ctx.lastPosition(1));
+        }
+    }
+
+    @Test
+    void topLogprobsAreSortedNormalisedAndMatchTheSampledToken() {
+        int[] prompt = model.tokenize("the steer", true, false);
+        try (LlamaContext ctx = LlamaContext.create(model, exact);
+             LlamaSampler greedy = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+            Batch b = ctx.newBatch();
+            for (int i = 0; i < prompt.length; i++) {
+                b.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            ctx.decode(b);
+            int last = b.size() - 1;
+            TopLogprobs top = ctx.topLogprobs(last, 5);
+            assertEquals(5, top.size());
+            for (int i = 1; i < 5; i++) {
+                assertTrue(top.logprobs()[i - 1] >= top.logprobs()[i]);
+            }
+            assertEquals(top.tokens()[0], greedy.sample(ctx, last), "greedy picks the most likely token");
+            assertEquals(top.logprobs()[2], ctx.tokenLogprob(last, top.tokens()[2]), 1e-6);
+            TopLogprobs all = ctx.topLogprobs(last, model.vocabSize());
+            double total = 0;
+            for (float lp : all.logprobs()) {
+                total += Math.exp(lp);
+            }
+            assertEquals(1.0, total, 1e-4);
+            assertFalse(Float.isNaN(all.logprobs()[all.size() - 1]));
+        }
+    }
+}

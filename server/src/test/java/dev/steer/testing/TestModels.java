@@ -1,0 +1,56 @@
+package dev.steer.testing;
+
+import dev.steer.llama.LlamaModel;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Models shared by the tests of one JVM: the tiny llama (written once) and, when fetched, Gemma 3 270M. */
+public final class TestModels {
+    private static Path dir;
+    private static LlamaModel tiny;
+
+    private TestModels() {}
+
+    public static synchronized Path dir() {
+        if (dir == null) {
+            try {
+                dir = Files.createTempDirectory("steer-test-models");
+                dir.toFile().deleteOnExit();
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return dir;
+    }
+
+    public static synchronized Path tinyLlamaPath() {
+        Path p = dir().resolve("tiny-llama.gguf");
+        if (!Files.exists(p)) {
+            TinyModels.writeLlama(p, TinyModels.DEFAULT, 42);
+            p.toFile().deleteOnExit();
+        }
+        return p;
+    }
+
+    /** One loaded tiny llama for the whole test run (tests must not close it). */
+    public static synchronized LlamaModel tinyLlama() {
+        if (tiny == null) {
+            tiny = LlamaModel.load(tinyLlamaPath(), LlamaModel.Params.defaults());
+        }
+        return tiny;
+    }
+
+    /**
+     * The Gemma 3 270M GGUF that models/fetch-gemma3-270m.sh assembled, from -Dsteer.test.gemma or STEER_TEST_GEMMA;
+     * null when neither names an existing file.
+     */
+    public static Path gemmaOrNull() {
+        String p = System.getProperty("steer.test.gemma");
+        if (p == null || p.isBlank() || p.startsWith("${")) {
+            p = System.getenv("STEER_TEST_GEMMA");
+        }
+        return p != null && !p.isBlank() && Files.isRegularFile(Path.of(p)) ? Path.of(p) : null;
+    }
+}

@@ -1,0 +1,181 @@
+package dev.steer.testing;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Tiny random-weight GGUF models for tests, written in milliseconds: the llama architecture (with GQA) and a
+ * SentencePiece-style vocabulary of ~400 tokens with byte fallback, so any text tokenizes and characters outside the
+ * vocabulary (é, €, emoji) split into single-byte tokens. The chat template is ChatML.
+ */
+public final class TinyModels {
+    private TinyModels() {}
+
+    /** Shape of a tiny llama. */
+    public record Shape(int embd, int layers, int heads, int kvHeads, int ff, int contextLength) {
+        public int headDim() {
+            return embd / heads;
+        }
+
+        public int kvDim() {
+            return headDim() * kvHeads;
+        }
+    }
+
+    public static final Shape DEFAULT = new Shape(64, 2, 4, 2, 128, 1024);
+
+    public static final String CHATML_TEMPLATE =
+            "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}"
+            + "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+    // token types as llama.cpp defines them (llama_token_type)
+    private static final int NORMAL = 1, UNKNOWN = 2, CONTROL = 3, BYTE = 6;
+
+    private static final String[] WORDS = {
+        "▁the", "▁a", "▁is", "he", "ll", "llo", "▁hello", "▁world", "or", "ld", "in", "▁in", "er", "on", "an",
+        "en", "at", "▁t", "▁w", "▁h", "th", "▁of", "▁and", "ing", "ed", "es", "▁to", "▁it", "▁user", "▁assistant",
+        "user", "assistant", "system", "▁steer", "▁model", "▁token",
+    };
+
+    /** The vocabulary: control tokens, 256 byte tokens, "▁", printable ASCII, then a few merges. */
+    public record Vocab(String[] tokens, float[] scores, int[] types) {}
+
+    public static Vocab vocab() {
+        List<String> t = new ArrayList<>();
+        List<Float> s = new ArrayList<>();
+        List<Integer> ty = new ArrayList<>();
+        String[] control = {"<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"};
+        for (int i = 0; i < control.length; i++) {
+            t.add(control[i]);
+            s.add(0f);
+            ty.add(i == 0 ? UNKNOWN : CONTROL);
+        }
+        for (int b = 0; b < 256; b++) {
+            t.add(String.format("<0x%02X>", b));
+            s.add(0f);
+            ty.add(BYTE);
+        }
+        t.add("▁");
+        s.add(-1000f);
+        ty.add(NORMAL);
+        for (char c = '!'; c <= '~'; c++) {
+            t.add(String.valueOf(c));
+            s.add(-1000f);
+            ty.add(NORMAL);
+        }
+        for (int i = 0; i < WORDS.length; i++) {
+            t.add(WORDS[i]);
+            s.add((float) -i);  // earlier merges win, as in a trained SentencePiece model
+            ty.add(NORMAL);
+        }
+        float[] scores = new float[s.size()];
+        int[] types = new int[ty.size()];
+        for (int i = 0; i < scores.length; i++) {
+            scores[i] = s.get(i);
+            types[i] = ty.get(i);
+        }
+        return new Vocab(t.toArray(String[]::new), scores, types);
+    }
+
+    /** The id of a token of {@link #vocab()} by its text, e.g. "a" or "<|im_end|>". */
+    public static int tokenId(String piece) {
+        int id = java.util.Arrays.asList(vocab().tokens()).indexOf(piece);
+        if (id < 0) {
+            throw new IllegalArgumentException("no token " + piece);
+        }
+        return id;
+    }
+
+    public static Path writeLlama(Path file, Shape shape, long seed) {
+        Vocab v = vocab();
+        int nVocab = v.tokens().length;
+        Random rnd = new Random(seed);
+        GgufWriter w = new GgufWriter()
+                .put("general.architecture", "llama")
+                .put("general.name", "steer-tiny-llama")
+                .put("llama.context_length", shape.contextLength())
+                .put("llama.embedding_length", shape.embd())
+                .put("llama.block_count", shape.layers())
+                .put("llama.feed_forward_length", shape.ff())
+                .put("llama.attention.head_count", shape.heads())
+                .put("llama.attention.head_count_kv", shape.kvHeads())
+                .put("llama.attention.layer_norm_rms_epsilon", 1e-5f)
+                .put("llama.rope.freq_base", 10000f)
+                .put("llama.rope.dimension_count", shape.headDim())
+                .put("tokenizer.ggml.model", "llama")
+                .put("tokenizer.ggml.tokens", v.tokens())
+                .put("tokenizer.ggml.scores", v.scores())
+                .put("tokenizer.ggml.token_type", v.types())
+                .put("tokenizer.ggml.unknown_token_id", 0)
+                .put("tokenizer.ggml.bos_token_id", 1)
+                .put("tokenizer.ggml.eos_token_id", 2)
+                .put("tokenizer.ggml.add_bos_token", true)
+                .put("tokenizer.chat_template", CHATML_TEMPLATE);
+        int e = shape.embd();
+        w.tensor("token_embd.weight", gaussian(rnd, e * nVocab, 0.5f), e, nVocab);
+        for (int l = 0; l < shape.layers(); l++) {
+            String p = "blk." + l + ".";
+            w.tensor(p + "attn_norm.weight", ones(e), e);
+            w.tensor(p + "attn_q.weight", gaussian(rnd, e * e, 0.15f), e, e);
+            w.tensor(p + "attn_k.weight", gaussian(rnd, e * shape.kvDim(), 0.15f), e, shape.kvDim());
+            w.tensor(p + "attn_v.weight", gaussian(rnd, e * shape.kvDim(), 0.15f), e, shape.kvDim());
+            w.tensor(p + "attn_output.weight", gaussian(rnd, e * e, 0.15f), e, e);
+            w.tensor(p + "ffn_norm.weight", ones(e), e);
+            w.tensor(p + "ffn_gate.weight", gaussian(rnd, e * shape.ff(), 0.15f), e, shape.ff());
+            w.tensor(p + "ffn_up.weight", gaussian(rnd, e * shape.ff(), 0.15f), e, shape.ff());
+            w.tensor(p + "ffn_down.weight", gaussian(rnd, shape.ff() * e, 0.15f), shape.ff(), e);
+        }
+        w.tensor("output_norm.weight", ones(e), e);
+        w.tensor("output.weight", gaussian(rnd, e * nVocab, 0.5f), e, nVocab);
+        return write(w, file);
+    }
+
+    /**
+     * A LoRA adapter for {@link #writeLlama} models on attn_q and ffn_up of every layer, with random (non-zero) A and
+     * B so that it visibly changes the logits. Shapes as llama.cpp expects: A = [n_in, r], B = [r, n_out].
+     */
+    public static Path writeLoraAdapter(Path file, Shape shape, int rank, float alpha, long seed) {
+        Random rnd = new Random(seed);
+        GgufWriter w = new GgufWriter()
+                .put("general.type", "adapter")
+                .put("general.architecture", "llama")
+                .put("adapter.type", "lora")
+                .put("adapter.lora.alpha", alpha);
+        int e = shape.embd();
+        for (int l = 0; l < shape.layers(); l++) {
+            String p = "blk." + l + ".";
+            w.tensor(p + "attn_q.weight.lora_a", gaussian(rnd, e * rank, 0.3f), e, rank);
+            w.tensor(p + "attn_q.weight.lora_b", gaussian(rnd, rank * e, 0.3f), rank, e);
+            w.tensor(p + "ffn_up.weight.lora_a", gaussian(rnd, e * rank, 0.3f), e, rank);
+            w.tensor(p + "ffn_up.weight.lora_b", gaussian(rnd, rank * shape.ff(), 0.3f), rank, shape.ff());
+        }
+        return write(w, file);
+    }
+
+    private static Path write(GgufWriter w, Path file) {
+        try {
+            w.write(file);
+            return file;
+        } catch (IOException ex) {
+            throw new UncheckedIOException(ex);
+        }
+    }
+
+    private static float[] gaussian(Random rnd, int n, float std) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) rnd.nextGaussian() * std;
+        }
+        return a;
+    }
+
+    private static float[] ones(int n) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, 1f);
+        return a;
+    }
+}
