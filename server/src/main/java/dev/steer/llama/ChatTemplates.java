@@ -4,6 +4,9 @@ import com.google.gson.Gson;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 
@@ -34,10 +37,30 @@ public final class ChatTemplates extends NativeHandle {
         model.retain();
     }
 
-    /** The model's template, or {@code overrideTemplate} (Jinja source) when it is not null. */
+    /**
+     * {@code overrideTemplate} (Jinja source) when it is not null; else the model's own template; else, for a GGUF
+     * that lost its template, the one its architecture family was trained with (resources templates/); else ChatML.
+     */
     public static ChatTemplates forModel(LlamaModel model, String overrideTemplate) {
-        byte[] t = overrideTemplate == null ? null : overrideTemplate.getBytes(StandardCharsets.UTF_8);
+        String template = overrideTemplate;
+        if (template == null && model.info().chatTemplate() == null) {
+            template = builtInTemplate(model.info().architecture());
+        }
+        byte[] t = template == null ? null : template.getBytes(StandardCharsets.UTF_8);
         return new ChatTemplates(model, nativeInit(model.handle(), t));
+    }
+
+    /** The template of an architecture family whose GGUFs sometimes ship without one, or null. */
+    static String builtInTemplate(String architecture) {
+        String name = architecture.startsWith("gemma") ? "gemma" : null;
+        if (name == null) {
+            return null;
+        }
+        try (InputStream in = ChatTemplates.class.getResourceAsStream("templates/" + name + ".jinja")) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     public Rendered render(Request r) {
