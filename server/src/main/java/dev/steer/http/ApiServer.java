@@ -2,6 +2,7 @@ package dev.steer.http;
 
 import dev.steer.llama.LlamaModel;
 import io.javalin.Javalin;
+import io.javalin.json.JavalinGson;
 import java.util.Map;
 
 /** The HTTP API, as a table of routes. */
@@ -15,6 +16,7 @@ public final class ApiServer {
     public static ApiServer start(String host, int port, String modelId, LlamaModel model) {
         Javalin app = Javalin.create(config -> {
             config.startup.showJavalinBanner = false;
+            config.jsonMapper(new JavalinGson());
             config.routes.get("/health", ctx -> ctx.json(Map.of("status", "ok", "model", modelId)));
         });
         app.start(host, port);

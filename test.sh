@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test: unit tests on tiny generated models, end-to-end tests on the real
+# Gemma 3 270M (fetched once into ~/.cache/steer; they skip, saying so, only if it cannot be fetched), and a smoke
+# test of the packaged server jar. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/java-home.sh
+
+if STEER_TEST_GEMMA=$(bash models/fetch-gemma3-270m.sh); then
+  export STEER_TEST_GEMMA
+else
+  echo "WARNING: could not fetch Gemma 3 270M; its end-to-end tests will be skipped" >&2
+fi
+
+mvn -B verify
+
+# The packaged jar starts and answers /health.
+if [ -n "${STEER_TEST_GEMMA:-}" ]; then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_GEMMA" --port "$port" \
+    > server/target/smoke.log 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null || true' EXIT
+  for _ in $(seq 1 60); do
+    if body=$(curl -sf "http://127.0.0.1:$port/health"); then
+      echo "smoke: /health -> $body"
+      [[ "$body" == *'"status":"ok"'* ]] || { echo "smoke: unexpected /health body" >&2; exit 1; }
+      exit 0
+    fi
+    kill -0 $pid 2>/dev/null || { cat server/target/smoke.log >&2; echo "smoke: server exited" >&2; exit 1; }
+    sleep 1
+  done
+  cat server/target/smoke.log >&2
+  echo "smoke: server did not answer /health" >&2
+  exit 1
+fi
