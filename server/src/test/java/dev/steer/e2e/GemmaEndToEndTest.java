@@ -30,7 +30,7 @@ class GemmaEndToEndTest {
             System.err.println("SKIPPED GemmaEndToEndTest: " + why);
         }
         Assumptions.assumeTrue(path != null, why);
-        model = LlamaModel.load(path, LlamaModel.Params.defaults());
+        model = LlamaModel.load(path, TestModels.params());
     }
 
     @AfterAll

@@ -47,6 +47,20 @@ class DecodeTest {
     }
 
     @Test
+    void presencePenaltyStopsRepeats() {
+        int[] prompt = model.tokenize("the", true, false);
+        try (LlamaContext ctx = LlamaContext.create(model, exact);
+             LlamaSampler plain = LlamaSampler.create(model, LlamaSampler.Params.greedy());
+             LlamaSampler penalised = LlamaSampler.create(model, LlamaSampler.Params.greedy().withPenalties(64, 1f, 0f, 1000f))) {
+            List<Integer> a = Generate.run(ctx, plain, prompt, 0, 40);
+            ctx.clear();
+            List<Integer> b = Generate.run(ctx, penalised, prompt, 0, 40);
+            assertTrue(a.stream().distinct().count() < a.size(), "greedy on a random model repeats itself: " + a);
+            assertEquals(b.size(), b.stream().distinct().count(), "with a huge presence penalty no token repeats: " + b);
+        }
+    }
+
+    @Test
     void batchOfFourSequencesGivesTheSameLogitsAsEachAlone() {
         String[] prompts = {"hello world", "the steer is in", "a token of the model", "it is"};
         float[][][] alone = new float[prompts.length][][];

@@ -34,7 +34,7 @@ class InvalidInputTest {
     @Test
     void missingModelFile() {
         var e = assertThrows(IllegalArgumentException.class,
-                () -> LlamaModel.load(Path.of("/nonexistent/model.gguf"), LlamaModel.Params.defaults()));
+                () -> LlamaModel.load(Path.of("/nonexistent/model.gguf"), TestModels.params()));
         assertTrue(e.getMessage().contains("not found"), e.getMessage());
     }
 
@@ -44,18 +44,18 @@ class InvalidInputTest {
         byte[] noise = new byte[4096];
         new Random(1).nextBytes(noise);
         Files.write(random, noise);
-        var e = assertThrows(LlamaException.class, () -> LlamaModel.load(random, LlamaModel.Params.defaults()));
+        var e = assertThrows(LlamaException.class, () -> LlamaModel.load(random, TestModels.params()));
         assertTrue(e.getMessage().contains("failed to load model"), e.getMessage());
 
         byte[] good = Files.readAllBytes(TestModels.tinyLlamaPath());
         for (int cut : new int[] {4, 64, good.length / 2, good.length - 8}) {
             Path truncated = TestModels.dir().resolve("truncated-" + cut + ".gguf");
             Files.write(truncated, Arrays.copyOf(good, cut));
-            assertThrows(LlamaException.class, () -> LlamaModel.load(truncated, LlamaModel.Params.defaults()), "cut at " + cut);
+            assertThrows(LlamaException.class, () -> LlamaModel.load(truncated, TestModels.params()), "cut at " + cut);
         }
 
         Path noWeights = new dev.steer.testing.GgufWriter().put("general.architecture", "llama").write(TestModels.dir().resolve("meta-only.gguf"));
-        assertThrows(LlamaException.class, () -> LlamaModel.load(noWeights, LlamaModel.Params.defaults()));
+        assertThrows(LlamaException.class, () -> LlamaModel.load(noWeights, TestModels.params()));
     }
 
     @Test

@@ -37,9 +37,18 @@ public final class TestModels {
     /** One loaded tiny llama for the whole test run (tests must not close it). */
     public static synchronized LlamaModel tinyLlama() {
         if (tiny == null) {
-            tiny = LlamaModel.load(tinyLlamaPath(), LlamaModel.Params.defaults());
+            tiny = LlamaModel.load(tinyLlamaPath(), params());
         }
         return tiny;
+    }
+
+    /**
+     * How tests load models: on the CPU, unless STEER_TEST_GPU_LAYERS asks for offloading (-1: every layer), which
+     * is how the same engine tests run on a GPU machine.
+     */
+    public static LlamaModel.Params params() {
+        String n = System.getenv("STEER_TEST_GPU_LAYERS");
+        return LlamaModel.Params.defaults().withGpuLayers(n == null || n.isBlank() ? 0 : Integer.parseInt(n.trim()));
     }
 
     /**

@@ -1,0 +1,6 @@
+package dev.steer.engine;
+
+/** A submitted generation; {@link #cancel()} stops it within one decode step and frees its sequence. */
+public interface Generation {
+    void cancel();
+}

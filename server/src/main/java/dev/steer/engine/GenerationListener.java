@@ -1,0 +1,15 @@
+package dev.steer.engine;
+
+/**
+ * Receives one generation's output. Called on the engine's decode thread: implementations must return quickly
+ * (hand events to another thread; never block on a client socket).
+ */
+public interface GenerationListener {
+    void onToken(TokenEvent event);
+
+    /** The last call for a generation that ran (possibly cut short by a stop string, the length, or cancel). */
+    void onFinish(FinishReason reason, Usage usage);
+
+    /** The last call for a generation that failed inside the engine. */
+    void onError(RuntimeException error);
+}

@@ -1,0 +1,44 @@
+package dev.steer.engine;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+
+/** Collects one generation's events for a test. */
+final class Collector implements GenerationListener {
+    record Result(List<Integer> tokens, String text, FinishReason reason, Usage usage, List<TokenEvent> events) {}
+
+    private final List<TokenEvent> events = new ArrayList<>();
+    private final CompletableFuture<Result> done = new CompletableFuture<>();
+
+    @Override
+    public synchronized void onToken(TokenEvent e) {
+        events.add(e);
+    }
+
+    @Override
+    public synchronized void onFinish(FinishReason reason, Usage usage) {
+        List<Integer> tokens = events.stream().map(TokenEvent::token).filter(t -> t != TokenEvent.NO_TOKEN).toList();
+        StringBuilder text = new StringBuilder();
+        events.forEach(e -> text.append(e.text()));
+        done.complete(new Result(tokens, text.toString(), reason, usage, List.copyOf(events)));
+    }
+
+    @Override
+    public void onError(RuntimeException error) {
+        done.completeExceptionally(error);
+    }
+
+    synchronized int eventCount() {
+        return events.size();
+    }
+
+    Result await() {
+        try {
+            return done.get(60, TimeUnit.SECONDS);
+        } catch (Exception e) {
+            throw new AssertionError("generation did not finish", e);
+        }
+    }
+}
