@@ -1,48 +1,120 @@
 package dev.steer;
 
+import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
+import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.NativeLibrary;
+import dev.steer.models.HuggingFace;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** {@code java -jar steer-server.jar --model PATH [--port N]}: load a GGUF model and serve it over HTTP. */
-@Command(name = "steer", mixinStandardHelpOptions = true, version = "steer 0.1.0",
+/**
+ * {@code java -jar steer-server.jar --model PATH}: load a GGUF model and serve it with an OpenAI-compatible API.
+ * Every option can also come from the environment variable named in its description.
+ */
+@Command(name = "steer", mixinStandardHelpOptions = true, version = "steer 0.1.0", sortOptions = false,
         description = "Serves a GGUF model with an OpenAI-compatible API and learns from steers.")
 public final class Main implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, required = true, defaultValue = "${env:STEER_MODEL}",
-            description = "GGUF model file (env STEER_MODEL).")
+    @Option(names = {"-m", "--model"}, defaultValue = "${env:STEER_MODEL}", description = "GGUF model file (STEER_MODEL).")
     Path model;
 
-    @Option(names = "--host", defaultValue = "${env:STEER_HOST:-127.0.0.1}", description = "Address to listen on (default ${DEFAULT-VALUE}).")
+    @Option(names = "--hf-repo", defaultValue = "${env:STEER_HF_REPO}",
+            description = "Hugging Face repository to download the model from, e.g. ggml-org/gemma-3-270m-it-GGUF (STEER_HF_REPO).")
+    String hfRepo;
+
+    @Option(names = "--hf-file", defaultValue = "${env:STEER_HF_FILE}", description = "GGUF file in --hf-repo (STEER_HF_FILE).")
+    String hfFile;
+
+    @Option(names = "--alias", defaultValue = "${env:STEER_MODEL_ALIAS}",
+            description = "Model id clients use (STEER_MODEL_ALIAS; default: the file name without .gguf).")
+    String alias;
+
+    @Option(names = "--chat-template-file", defaultValue = "${env:STEER_CHAT_TEMPLATE_FILE}",
+            description = "Jinja chat template to use instead of the model's (STEER_CHAT_TEMPLATE_FILE).")
+    Path chatTemplateFile;
+
+    @Option(names = "--host", defaultValue = "${env:STEER_HOST:-127.0.0.1}", description = "Address to listen on (STEER_HOST; default ${DEFAULT-VALUE}).")
     String host;
 
-    @Option(names = "--port", defaultValue = "${env:STEER_PORT:-8080}", description = "Port to listen on (default ${DEFAULT-VALUE}).")
+    @Option(names = "--port", defaultValue = "${env:STEER_PORT:-8080}", description = "Port (STEER_PORT; default ${DEFAULT-VALUE}).")
     int port;
 
+    @Option(names = {"-c", "--ctx-size"}, defaultValue = "${env:STEER_CTX_SIZE:-8192}",
+            description = "KV cache size in tokens, shared by the parallel sequences (STEER_CTX_SIZE; default ${DEFAULT-VALUE}).")
+    int contextSize;
+
+    @Option(names = {"-np", "--parallel"}, defaultValue = "${env:STEER_PARALLEL:-4}",
+            description = "Requests decoded together (STEER_PARALLEL; default ${DEFAULT-VALUE}).")
+    int parallel;
+
+    @Option(names = {"-b", "--batch-size"}, defaultValue = "${env:STEER_BATCH_SIZE:-512}",
+            description = "Most tokens per decode step (STEER_BATCH_SIZE; default ${DEFAULT-VALUE}).")
+    int batchSize;
+
+    @Option(names = {"-t", "--threads"}, defaultValue = "${env:STEER_THREADS:-0}",
+            description = "CPU threads for decoding, 0 = all cores (STEER_THREADS).")
+    int threads;
+
     @Option(names = {"-ngl", "--gpu-layers"}, defaultValue = "${env:STEER_GPU_LAYERS:-0}",
-            description = "Layers to offload to the GPU, -1 for all (default ${DEFAULT-VALUE}).")
+            description = "Layers to offload to the GPU, -1 for all (STEER_GPU_LAYERS; default ${DEFAULT-VALUE}).")
     int gpuLayers;
 
+    @Option(names = "--max-queue", defaultValue = "${env:STEER_MAX_QUEUE:-64}",
+            description = "Requests that may wait for a free sequence; more get 429 (STEER_MAX_QUEUE; default ${DEFAULT-VALUE}).")
+    int maxQueue;
+
+    @Option(names = "--api-key", defaultValue = "${env:STEER_API_KEY}",
+            description = "Require 'Authorization: Bearer KEY' on /v1 routes (STEER_API_KEY).")
+    String apiKey;
+
+    @Option(names = "--cors", split = ",", defaultValue = "${env:STEER_CORS}",
+            description = "Origins allowed to call from browsers, comma-separated, or * (STEER_CORS).")
+    List<String> cors;
+
+    @Option(names = "--max-request-bytes", defaultValue = "${env:STEER_MAX_REQUEST_BYTES:-8388608}",
+            description = "Largest request body; larger ones get 413 (STEER_MAX_REQUEST_BYTES; default ${DEFAULT-VALUE}).")
+    long maxRequestBytes;
+
     @Override
-    public Integer call() throws InterruptedException {
+    public Integer call() throws Exception {
+        Path path = resolveModel();
         NativeLibrary.load();
         System.err.println(NativeLibrary.systemInfo());
-        LlamaModel llama = LlamaModel.load(model, LlamaModel.Params.defaults().withGpuLayers(gpuLayers));
-        String modelId = model.getFileName().toString().replaceFirst("\\.gguf$", "");
-        ApiServer server = ApiServer.start(host, port, modelId, llama);
-        System.err.printf("steer: serving %s (%s) on http://%s:%d%n", modelId, llama.info().description(), host, server.port());
+        LlamaModel llama = LlamaModel.load(path, LlamaModel.Params.defaults().withGpuLayers(gpuLayers));
+        String modelId = alias != null ? alias : path.getFileName().toString().replaceFirst("\\.gguf$", "");
+        int nThreads = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
+        Engine engine = new Engine(llama, new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue));
+        String template = chatTemplateFile == null ? null : Files.readString(chatTemplateFile);
+        ChatTemplates templates = ChatTemplates.forModel(llama, template);
+        List<String> origins = cors == null ? List.of() : cors.stream().map(String::trim).filter(s -> !s.isEmpty()).toList();
+        ApiServer server = ApiServer.start(new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes), engine, templates);
+        System.err.printf("steer: serving %s (%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
+                llama.info().description(), host, server.port(), parallel, engine.contextPerSequence());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.stop();
+            engine.close();
             stopped.countDown();
         }));
         stopped.await();
         return 0;
+    }
+
+    private Path resolveModel() throws Exception {
+        if (model != null) {
+            return model;
+        }
+        if (hfRepo != null && hfFile != null) {
+            return HuggingFace.download(hfRepo, hfFile, HuggingFace.cacheDir());
+        }
+        throw new CommandLine.ParameterException(new CommandLine(this), "give --model PATH, or --hf-repo and --hf-file");
     }
 
     public static void main(String[] args) {

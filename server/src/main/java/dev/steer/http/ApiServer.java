@@ -1,26 +1,113 @@
 package dev.steer.http;
 
-import dev.steer.llama.LlamaModel;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonObject;
+import dev.steer.engine.Engine;
+import dev.steer.llama.ChatTemplates;
 import io.javalin.Javalin;
+import io.javalin.http.Context;
+import io.javalin.http.HttpResponseException;
 import io.javalin.json.JavalinGson;
-import java.util.Map;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.util.List;
 
-/** The HTTP API, as a table of routes. */
+/** The HTTP API, as a table of routes, and the mapping of every failure to an OpenAI-style error. */
 public final class ApiServer {
+    /**
+     * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* when not null
+     * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
+     * @param maxRequestBytes larger bodies get 413
+     */
+    public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes) {
+        public static Options local(String modelId) {
+            return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20);
+        }
+    }
+
     private final Javalin app;
 
     private ApiServer(Javalin app) {
         this.app = app;
     }
 
-    public static ApiServer start(String host, int port, String modelId, LlamaModel model) {
+    public static ApiServer start(Options o, Engine engine, ChatTemplates templates) {
+        Completions completions = new Completions(engine, templates, o.modelId());
         Javalin app = Javalin.create(config -> {
             config.startup.showJavalinBanner = false;
             config.jsonMapper(new JavalinGson());
-            config.routes.get("/health", ctx -> ctx.json(Map.of("status", "ok", "model", modelId)));
+            config.http.maxRequestSize = o.maxRequestBytes();
+            config.concurrency.useVirtualThreads = true;  // a streaming response holds its thread for its lifetime
+            if (!o.corsOrigins().isEmpty()) {
+                config.bundledPlugins.enableCors(cors -> cors.addRule(rule -> {
+                    if (o.corsOrigins().contains("*")) {
+                        rule.anyHost();
+                    } else {
+                        rule.allowHost(o.corsOrigins().get(0), o.corsOrigins().subList(1, o.corsOrigins().size()).toArray(String[]::new));
+                    }
+                }));
+            }
+
+            config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
+
+            config.routes.get("/health", ctx -> ctx.json(java.util.Map.of("status", "ok", "model", o.modelId())));
+            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine)));
+            config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(o.modelId())));
+            config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), o.modelId())));
+            config.routes.post("/v1/chat/completions", completions::chat);
+            config.routes.post("/v1/completions", completions::text);
+
+            config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.toJson()));
+            config.routes.exception(HttpResponseException.class, (e, ctx) -> {
+                ApiError err = e.getStatus() == 413 ? ApiError.tooLarge(o.maxRequestBytes())
+                        : new ApiError(e.getStatus(), "invalid_request_error", e.getMessage(), null, null);
+                Respond.json(ctx, err.status, err.toJson());
+            });
+            config.routes.exception(Exception.class, (e, ctx) -> {
+                e.printStackTrace();
+                Respond.json(ctx, 500, ApiError.internal(e.getClass().getSimpleName() + ": " + e.getMessage()).toJson());
+            });
+            config.routes.error(404, ctx -> {
+                if (ctx.result() == null || ctx.result().isEmpty()) {
+                    Respond.json(ctx, 404, ApiError.notFound(ctx.path()).toJson());
+                }
+            });
         });
-        app.start(host, port);
+        app.start(o.host(), o.port());
         return new ApiServer(app);
+    }
+
+    private static void authorize(Context ctx, String apiKey) {
+        if (apiKey == null || ctx.method().name().equals("OPTIONS")) {
+            return;
+        }
+        String header = ctx.header("Authorization");
+        String given = header != null && header.startsWith("Bearer ") ? header.substring(7).trim() : "";
+        // Constant-time comparison: the time taken says nothing about how much of the key was right.
+        if (!MessageDigest.isEqual(given.getBytes(StandardCharsets.UTF_8), apiKey.getBytes(StandardCharsets.UTF_8))) {
+            throw ApiError.unauthorized();
+        }
+    }
+
+    private static JsonObject models(String modelId) {
+        JsonObject list = new JsonObject();
+        list.addProperty("object", "list");
+        JsonArray data = new JsonArray();
+        data.add(model(modelId, modelId));
+        list.add("data", data);
+        return list;
+    }
+
+    private static JsonObject model(String requested, String modelId) {
+        if (!requested.equals(modelId)) {
+            throw ApiError.modelNotFound(requested);
+        }
+        JsonObject m = new JsonObject();
+        m.addProperty("id", modelId);
+        m.addProperty("object", "model");
+        m.addProperty("created", 0);
+        m.addProperty("owned_by", "steer");
+        return m;
     }
 
     public int port() {

@@ -1,0 +1,132 @@
+package dev.steer.http;
+
+import com.google.gson.JsonObject;
+import dev.steer.engine.Engine;
+import dev.steer.engine.GenerationRequest;
+import dev.steer.llama.Grammars;
+import dev.steer.llama.LlamaSampler;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The request fields chat and text completions share (sampling, length, stops, log-probs, structured output),
+ * read and validated once.
+ *
+ * @param maxTokens   0: until the per-request context is full
+ * @param topLogprobs -1: no log-probs
+ */
+record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<String> stop, int topLogprobs,
+                         boolean ignoreEos, boolean stream, boolean includeUsage) {
+
+    static CompletionOptions read(RequestBody b, boolean chat) {
+        if (b.integer("n", 1, 1, Integer.MAX_VALUE) != 1) {
+            throw ApiError.invalid("n", "Only n = 1 is supported.");
+        }
+        long maxTokens = b.integer("max_completion_tokens", b.integer("max_tokens", 0, 1, Integer.MAX_VALUE), 1, Integer.MAX_VALUE);
+        float temperature = (float) b.number("temperature", 1.0, 0.0, 2.0);
+        float topP = (float) b.number("top_p", 1.0, 0.0, 1.0);
+        if (topP == 0f) {
+            topP = Float.MIN_NORMAL;  // top_p 0 means "only the most likely token" to OpenAI clients
+        }
+        int topK = (int) b.integer("top_k", 0, 0, Integer.MAX_VALUE);
+        float minP = (float) b.number("min_p", 0.0, 0.0, 1.0);
+        float presence = (float) b.number("presence_penalty", 0.0, -2.0, 2.0);
+        float frequency = (float) b.number("frequency_penalty", 0.0, -2.0, 2.0);
+        float repeat = (float) b.number("repeat_penalty", 1.0, 0.0, 10.0);
+        if (repeat == 0f) {
+            throw ApiError.invalid("repeat_penalty", "'repeat_penalty' must be greater than 0.");
+        }
+        int lastN = (int) b.integer("repeat_last_n", 64, -1, Integer.MAX_VALUE);
+        long seed = b.integer("seed", -1, Long.MIN_VALUE, Long.MAX_VALUE);
+        List<String> stop = b.strings("stop", 16);
+
+        int topLogprobs;
+        if (chat) {
+            boolean logprobs = b.bool("logprobs", false);
+            topLogprobs = (int) b.integer("top_logprobs", 0, 0, 20);
+            if (b.has("top_logprobs") && !logprobs) {
+                throw ApiError.invalid("top_logprobs", "'top_logprobs' requires 'logprobs': true.");
+            }
+            topLogprobs = logprobs ? topLogprobs : -1;
+        } else {
+            topLogprobs = (int) b.integer("logprobs", -1, 0, 5);
+        }
+
+        LlamaSampler.Params sampling = new LlamaSampler.Params(temperature, topK, topP, minP, lastN, repeat, frequency,
+                presence, seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0]);
+        String grammar = grammar(b);
+        if (grammar != null) {
+            sampling = sampling.withGrammar(grammar);
+        }
+        boolean stream = b.bool("stream", false);
+        JsonObject streamOptions = b.object("stream_options");
+        boolean includeUsage = false;
+        if (streamOptions != null && streamOptions.has("include_usage")) {
+            var v = streamOptions.get("include_usage");
+            if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isBoolean()) {
+                throw ApiError.invalid("stream_options.include_usage", "'include_usage' must be a boolean.");
+            }
+            includeUsage = v.getAsBoolean();
+        }
+        return new CompletionOptions(sampling, (int) maxTokens, stop, topLogprobs, b.bool("ignore_eos", false),
+                stream, includeUsage);
+    }
+
+    /** GBNF from {@code grammar} (our extension) or {@code response_format} (json_object / json_schema), or null. */
+    private static String grammar(RequestBody b) {
+        String grammar = b.string("grammar", null);
+        JsonObject format = b.object("response_format");
+        String type = format == null ? "text" : stringField(format, "type", "response_format.type");
+        if (type == null) {
+            throw ApiError.invalid("response_format.type", "'response_format' needs a 'type'.");
+        }
+        if (!type.equals("text") && grammar != null) {
+            throw ApiError.invalid("grammar", "Use either 'grammar' or a structured 'response_format', not both.");
+        }
+        String schema = switch (type) {
+            case "text" -> null;
+            case "json_object" -> "{\"type\": \"object\"}";
+            case "json_schema" -> {
+                var js = format.get("json_schema");
+                if (js == null || !js.isJsonObject() || !js.getAsJsonObject().has("schema")
+                        || !js.getAsJsonObject().get("schema").isJsonObject()) {
+                    throw ApiError.invalid("response_format.json_schema", "'json_schema' must be an object with a 'schema' object.");
+                }
+                yield js.getAsJsonObject().get("schema").toString();
+            }
+            default -> throw ApiError.invalid("response_format.type",
+                    "'response_format.type' must be 'text', 'json_object' or 'json_schema'.");
+        };
+        if (schema == null) {
+            return grammar;
+        }
+        try {
+            return Grammars.fromJsonSchema(schema);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("response_format.json_schema", e.getMessage());
+        }
+    }
+
+    private static String stringField(JsonObject o, String name, String param) {
+        var v = o.get(name);
+        if (v == null || v.isJsonNull()) {
+            return null;
+        }
+        if (!v.isJsonPrimitive() || !v.getAsJsonPrimitive().isString()) {
+            throw ApiError.invalid(param, "'" + param + "' must be a string.");
+        }
+        return v.getAsString();
+    }
+
+    /** The engine request for a tokenized prompt, with extra stops (a chat template's end-of-turn markers). */
+    GenerationRequest toRequest(int[] prompt, List<String> extraStops, Engine engine) {
+        int room = engine.contextPerSequence() - prompt.length;
+        if (room < 1) {
+            throw ApiError.invalid("messages", "The prompt is " + prompt.length + " tokens; this server's context per request is "
+                    + engine.contextPerSequence() + " tokens.");
+        }
+        List<String> stops = new ArrayList<>(stop);
+        extraStops.stream().filter(s -> !stops.contains(s)).forEach(stops::add);
+        return new GenerationRequest(prompt, sampling, maxTokens == 0 ? room : maxTokens, stops, topLogprobs, ignoreEos);
+    }
+}

@@ -1,0 +1,114 @@
+package dev.steer.http;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import dev.steer.engine.Engine;
+import dev.steer.engine.Generation;
+import dev.steer.engine.GenerationRequest;
+import dev.steer.engine.QueueFullException;
+import dev.steer.llama.ChatTemplates;
+import dev.steer.llama.LlamaSampler;
+import io.javalin.http.Context;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+
+/** POST /v1/chat/completions and POST /v1/completions: validate, render the prompt, generate, respond. */
+final class Completions {
+    private static final Set<String> ROLES = Set.of("system", "developer", "user", "assistant", "tool");
+
+    private final Engine engine;
+    private final ChatTemplates templates;
+    private final String modelId;
+
+    Completions(Engine engine, ChatTemplates templates, String modelId) {
+        this.engine = engine;
+        this.templates = templates;
+        this.modelId = modelId;
+    }
+
+    void chat(Context ctx) throws InterruptedException {
+        RequestBody b = RequestBody.parse(ctx.body());
+        checkModel(b);
+        JsonArray messages = b.array("messages");
+        if (messages == null || messages.isEmpty()) {
+            throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            JsonElement m = messages.get(i);
+            if (!m.isJsonObject() || !m.getAsJsonObject().has("role") || !m.getAsJsonObject().get("role").isJsonPrimitive()
+                    || !ROLES.contains(m.getAsJsonObject().get("role").getAsString())) {
+                throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
+            }
+        }
+        CompletionOptions options = CompletionOptions.read(b, true);
+        // A trailing assistant message is continued (prefill), not answered.
+        String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
+        boolean prefill = lastRole.equals("assistant");
+        ChatTemplates.Rendered rendered;
+        try {
+            rendered = templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null));
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("messages", e.getMessage());
+        }
+        int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
+        String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
+        run(ctx, options, options.toRequest(prompt, rendered.additionalStops(), engine),
+                new ResponseShape.Chat(id, modelId, engine.model()));
+    }
+
+    void text(Context ctx) throws InterruptedException {
+        RequestBody b = RequestBody.parse(ctx.body());
+        checkModel(b);
+        JsonElement p = b.raw("prompt");
+        String prompt;
+        if (p != null && p.isJsonPrimitive() && p.getAsJsonPrimitive().isString()) {
+            prompt = p.getAsString();
+        } else if (p != null && p.isJsonArray() && p.getAsJsonArray().size() == 1
+                && p.getAsJsonArray().get(0).isJsonPrimitive() && p.getAsJsonArray().get(0).getAsJsonPrimitive().isString()) {
+            prompt = p.getAsJsonArray().get(0).getAsString();
+        } else {
+            throw ApiError.invalid("prompt", "'prompt' must be a string (or an array holding one string).");
+        }
+        if (prompt.isEmpty()) {
+            throw ApiError.invalid("prompt", "'prompt' must not be empty.");
+        }
+        CompletionOptions options = CompletionOptions.read(b, false);
+        int[] tokens = engine.model().tokenize(prompt, true, true);
+        String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
+        run(ctx, options, options.toRequest(tokens, List.of(), engine), new ResponseShape.Text(id, modelId, engine.model()));
+    }
+
+    private void run(Context ctx, CompletionOptions options, GenerationRequest request, ResponseShape shape)
+            throws InterruptedException {
+        if (request.sampling().grammar() != null) {
+            // Parse the grammar here, so a bad one is the client's 400 and not a failure inside the engine.
+            try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
+                // valid
+            } catch (IllegalArgumentException e) {
+                throw ApiError.invalid("grammar", e.getMessage());
+            }
+        }
+        EventStream events = new EventStream();
+        Generation generation;
+        try {
+            generation = engine.submit(request, events);
+        } catch (QueueFullException e) {
+            throw ApiError.busy(e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid(null, e.getMessage());
+        }
+        if (options.stream()) {
+            Respond.stream(ctx, events, generation, shape, options.includeUsage());
+        } else {
+            Respond.whole(ctx, events, generation, shape);
+        }
+    }
+
+    private void checkModel(RequestBody b) {
+        String model = b.string("model", modelId);
+        if (!model.equals(modelId)) {
+            throw ApiError.modelNotFound(model);
+        }
+    }
+}

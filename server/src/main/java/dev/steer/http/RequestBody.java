@@ -1,0 +1,153 @@
+package dev.steer.http;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParseException;
+import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A JSON request body with typed, validated field access. Unknown fields are ignored (as OpenAI does); a field of the
+ * wrong type or out of range is a 400 naming the field.
+ */
+final class RequestBody {
+    private final JsonObject json;
+
+    private RequestBody(JsonObject json) {
+        this.json = json;
+    }
+
+    static RequestBody parse(String body) {
+        JsonElement e;
+        try {
+            e = JsonParser.parseString(body);
+        } catch (JsonParseException ex) {
+            throw ApiError.invalid(null, "The request body is not valid JSON: " + ex.getMessage());
+        }
+        if (e == null || !e.isJsonObject()) {
+            throw ApiError.invalid(null, "The request body must be a JSON object.");
+        }
+        return new RequestBody(e.getAsJsonObject());
+    }
+
+    JsonObject json() {
+        return json;
+    }
+
+    boolean has(String name) {
+        return json.has(name) && !json.get(name).isJsonNull();
+    }
+
+    JsonElement raw(String name) {
+        return has(name) ? json.get(name) : null;
+    }
+
+    String string(String name, String fallback) {
+        if (!has(name)) {
+            return fallback;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
+            throw ApiError.invalid(name, "'" + name + "' must be a string.");
+        }
+        return e.getAsString();
+    }
+
+    boolean bool(String name, boolean fallback) {
+        if (!has(name)) {
+            return fallback;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
+            throw ApiError.invalid(name, "'" + name + "' must be a boolean.");
+        }
+        return e.getAsBoolean();
+    }
+
+    double number(String name, double fallback, double min, double max) {
+        if (!has(name)) {
+            return fallback;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw ApiError.invalid(name, "'" + name + "' must be a number.");
+        }
+        double v = e.getAsDouble();
+        if (!(v >= min && v <= max)) {
+            throw ApiError.invalid(name, "'" + name + "' must be between " + fmt(min) + " and " + fmt(max) + ", got " + fmt(v) + ".");
+        }
+        return v;
+    }
+
+    long integer(String name, long fallback, long min, long max) {
+        if (!has(name)) {
+            return fallback;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
+            throw ApiError.invalid(name, "'" + name + "' must be an integer.");
+        }
+        double d = e.getAsDouble();
+        if (d != Math.rint(d) || Double.isInfinite(d)) {
+            throw ApiError.invalid(name, "'" + name + "' must be an integer.");
+        }
+        if (d < min || d > max) {
+            throw ApiError.invalid(name, "'" + name + "' must be between " + min + " and " + max + ", got " + fmt(d) + ".");
+        }
+        return e.getAsLong();
+    }
+
+    JsonObject object(String name) {
+        if (!has(name)) {
+            return null;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonObject()) {
+            throw ApiError.invalid(name, "'" + name + "' must be an object.");
+        }
+        return e.getAsJsonObject();
+    }
+
+    JsonArray array(String name) {
+        if (!has(name)) {
+            return null;
+        }
+        JsonElement e = json.get(name);
+        if (!e.isJsonArray()) {
+            throw ApiError.invalid(name, "'" + name + "' must be an array.");
+        }
+        return e.getAsJsonArray();
+    }
+
+    /** A string or an array of strings (as OpenAI's {@code stop}); empty when absent. */
+    List<String> strings(String name, int maxCount) {
+        if (!has(name)) {
+            return List.of();
+        }
+        JsonElement e = json.get(name);
+        List<String> out = new ArrayList<>();
+        if (e.isJsonPrimitive() && ((JsonPrimitive) e).isString()) {
+            out.add(e.getAsString());
+        } else if (e.isJsonArray()) {
+            for (JsonElement x : e.getAsJsonArray()) {
+                if (!x.isJsonPrimitive() || !x.getAsJsonPrimitive().isString()) {
+                    throw ApiError.invalid(name, "'" + name + "' must be a string or an array of strings.");
+                }
+                out.add(x.getAsString());
+            }
+        } else {
+            throw ApiError.invalid(name, "'" + name + "' must be a string or an array of strings.");
+        }
+        if (out.size() > maxCount) {
+            throw ApiError.invalid(name, "'" + name + "' may hold at most " + maxCount + " entries.");
+        }
+        return out;
+    }
+
+    private static String fmt(double v) {
+        return v == Math.rint(v) && Math.abs(v) < 1e15 ? Long.toString((long) v) : Double.toString(v);
+    }
+}

@@ -1,0 +1,164 @@
+package dev.steer.http;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.openai.client.OpenAIClient;
+import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.http.StreamResponse;
+import com.openai.errors.BadRequestException;
+import com.openai.errors.NotFoundException;
+import com.openai.errors.RateLimitException;
+import com.openai.errors.UnauthorizedException;
+import com.openai.models.chat.completions.ChatCompletion;
+import com.openai.models.chat.completions.ChatCompletionChunk;
+import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionStreamOptions;
+import com.openai.models.chat.completions.StructuredChatCompletionCreateParams;
+import com.openai.models.completions.Completion;
+import com.openai.models.completions.CompletionCreateParams;
+import dev.steer.testing.TestModels;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The official OpenAI Java SDK, unmodified, against a live Steer server on the tiny test model. */
+class OpenAiClientTest {
+    private static TestServer server;
+    private static OpenAIClient client;
+
+    @BeforeAll
+    static void start() {
+        server = new TestServer(TestModels.tinyLlama(), "tiny", 4, null);
+        client = OpenAIOkHttpClient.builder().baseUrl(server.base() + "/v1").apiKey("unused").maxRetries(0).build();
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    private static ChatCompletionCreateParams.Builder greedy(String user, long maxTokens) {
+        return ChatCompletionCreateParams.builder().model("tiny").addUserMessage(user).temperature(0.0).maxCompletionTokens(maxTokens);
+    }
+
+    @Test
+    void chatNonStreamingAndStreamingAgree() {
+        ChatCompletion c = client.chat().completions().create(greedy("hello world", 20).build());
+        String text = c.choices().get(0).message().content().orElseThrow();
+        assertFalse(text.isEmpty());
+        assertEquals("tiny", c.model());
+        long completion = c.usage().orElseThrow().completionTokens();
+        assertTrue(completion >= 1 && completion <= 20);
+        int promptTokens = TestModels.tinyLlama().tokenize(
+                "<|im_start|>user\nhello world<|im_end|>\n<|im_start|>assistant\n", true, true).length;
+        assertEquals(promptTokens, c.usage().orElseThrow().promptTokens());
+
+        StringBuilder streamed = new StringBuilder();
+        List<ChatCompletionChunk> chunks = new ArrayList<>();
+        var params = greedy("hello world", 20).streamOptions(ChatCompletionStreamOptions.builder().includeUsage(true).build()).build();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> {
+                chunks.add(chunk);
+                chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed::append));
+            });
+        }
+        assertEquals(text, streamed.toString());
+        ChatCompletionChunk last = chunks.get(chunks.size() - 1);
+        assertTrue(last.choices().isEmpty(), "include_usage: a last chunk with only usage");
+        assertEquals(completion, last.usage().orElseThrow().completionTokens());
+        assertTrue(chunks.get(chunks.size() - 2).choices().get(0).finishReason().isPresent());
+    }
+
+    /** What the model must answer: only bounded JSON types, so even a random-weight model finishes. */
+    public static class Verdict {
+        public boolean ok;
+        public Color color;
+        public long count;
+    }
+
+    public enum Color { RED, GREEN, BLUE }
+
+    @Test
+    void jsonSchemaStructuredOutputParsesIntoAClass() {
+        for (long seed = 1; seed <= 3; seed++) {
+            StructuredChatCompletionCreateParams<Verdict> params = ChatCompletionCreateParams.builder()
+                    .model("tiny").addUserMessage("judge this").seed(seed).temperature(1.0).maxCompletionTokens(200)
+                    .responseFormat(Verdict.class).build();
+            Verdict v = client.chat().completions().create(params).choices().get(0).message().content().orElseThrow();
+            assertTrue(v.color != null, "color is one of the enum's values");
+        }
+    }
+
+    @Test
+    void stopSequencesEndTheOutput() {
+        String full = client.chat().completions().create(greedy("the model", 30).build()).choices().get(0).message().content().orElseThrow();
+        assertTrue(full.length() > 8, full);
+        String stop = full.substring(5, 8);
+        ChatCompletion c = client.chat().completions().create(greedy("the model", 30).stop(stop).build());
+        assertEquals(full.substring(0, full.indexOf(stop)), c.choices().get(0).message().content().orElseThrow());
+        assertEquals(ChatCompletion.Choice.FinishReason.STOP, c.choices().get(0).finishReason());
+    }
+
+    @Test
+    void logprobsArePerTokenWithAlternatives() {
+        ChatCompletion c = client.chat().completions().create(greedy("hello", 8).logprobs(true).topLogprobs(3).build());
+        var content = c.choices().get(0).logprobs().orElseThrow().content().orElseThrow();
+        assertEquals(c.usage().orElseThrow().completionTokens(), content.size());
+        for (var t : content) {
+            assertEquals(3, t.topLogprobs().size());
+            assertEquals(t.topLogprobs().get(0).logprob(), t.logprob(), 1e-6, "greedy: the top alternative is the token");
+            assertTrue(t.logprob() <= 0);
+        }
+    }
+
+    @Test
+    void legacyTextCompletions() {
+        Completion c = client.completions().create(CompletionCreateParams.builder()
+                .model("tiny").prompt("hello world").maxTokens(10).temperature(0.0).build());
+        assertFalse(c.choices().get(0).text().isEmpty());
+        assertEquals(10, c.usage().orElseThrow().completionTokens() + (c.choices().get(0).finishReason().toString().equals("stop") ? 10 - c.usage().orElseThrow().completionTokens() : 0));
+    }
+
+    @Test
+    void errorsMapToTheSdksExceptions() {
+        assertThrows(NotFoundException.class, () -> client.chat().completions().create(
+                ChatCompletionCreateParams.builder().model("gpt-4o").addUserMessage("x").build()));
+        var bad = assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).temperature(5.0).build()));
+        assertTrue(bad.getMessage().contains("temperature"), bad.getMessage());
+        assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).n(2).build()));
+
+        try (TestServer locked = new TestServer(TestModels.tinyLlama(), "tiny", 1, "s3cret")) {
+            OpenAIClient wrong = OpenAIOkHttpClient.builder().baseUrl(locked.base() + "/v1").apiKey("nope").maxRetries(0).build();
+            assertThrows(UnauthorizedException.class, () -> wrong.chat().completions().create(greedy("x", 2).build()));
+            OpenAIClient right = OpenAIOkHttpClient.builder().baseUrl(locked.base() + "/v1").apiKey("s3cret").maxRetries(0).build();
+            assertFalse(right.chat().completions().create(greedy("x", 2).build()).choices().isEmpty());
+        }
+    }
+
+    @Test
+    void aFullQueueIsA429() throws Exception {
+        try (TestServer small = new TestServer(TestModels.tinyLlama(), "tiny", 1, null)) {
+            String endless = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"go\"}],"
+                    + "\"max_tokens\":1000000,\"ignore_eos\":true,\"stream\":true}";
+            var http = java.net.http.HttpClient.newHttpClient();
+            var request = java.net.http.HttpRequest.newBuilder(java.net.URI.create(small.base() + "/v1/chat/completions"))
+                    .POST(java.net.http.HttpRequest.BodyPublishers.ofString(endless)).build();
+            // one generating, sixteen waiting: the queue is full
+            for (int i = 0; i < 17; i++) {
+                http.sendAsync(request, java.net.http.HttpResponse.BodyHandlers.discarding());
+            }
+            for (int i = 0; i < 500 && small.engine.stats().queued.get() < 16; i++) {
+                Thread.sleep(10);
+            }
+            assertEquals(16, small.engine.stats().queued.get());
+            OpenAIClient c = OpenAIOkHttpClient.builder().baseUrl(small.base() + "/v1").apiKey("x").maxRetries(0).build();
+            var e = assertThrows(RateLimitException.class, () -> c.chat().completions().create(greedy("x", 2).build()));
+            assertTrue(e.getMessage().contains("busy"), e.getMessage());
+        }
+    }
+}
