@@ -63,7 +63,10 @@ public final class Engine implements AutoCloseable {
                 .withContextSize(config.contextSize())
                 .withSequences(config.parallel())
                 .withBatchSize(config.batchSize())
-                .withThreads(config.threads()));
+                .withThreads(config.threads())
+                // One KV stream per sequence: a sequence's cells then stay in position order whatever the others
+                // do, so its numbers do not depend on what it is batched with (seeded outputs are reproducible).
+                .withUnifiedKvCache(false));
         this.perSequence = Math.min(context.perSequenceContext(), context.contextSize() / config.parallel());
         this.slots = new Slot[config.parallel()];
         for (int i = 0; i < slots.length; i++) {

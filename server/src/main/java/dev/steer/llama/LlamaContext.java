@@ -41,6 +41,10 @@ public final class LlamaContext extends NativeHandle {
             return new Params(contextSize, batchSize, microBatchSize, sequences, n, n, flashAttention, f32KvCache, unifiedKvCache);
         }
 
+        public Params withUnifiedKvCache(boolean unified) {
+            return new Params(contextSize, batchSize, microBatchSize, sequences, threads, batchThreads, flashAttention, f32KvCache, unified);
+        }
+
         /** F32 KV cache and no flash attention: logits comparable bit for bit. */
         public Params exact() {
             return new Params(contextSize, batchSize, microBatchSize, sequences, threads, batchThreads, FlashAttention.OFF, true, unifiedKvCache);
