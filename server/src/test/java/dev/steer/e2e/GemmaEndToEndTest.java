@@ -10,6 +10,7 @@ import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
 import dev.steer.testing.Generate;
 import dev.steer.testing.TestModels;
+import dev.steer.testing.TestServer;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.AfterAll;
@@ -65,6 +66,36 @@ class GemmaEndToEndTest {
             String answer = model.detokenize(Generate.toArray(out), true, false);
             System.err.println("Gemma 3 270M answered: " + answer);
             assertTrue(answer.startsWith("The capital of France is Paris."), answer);
+        }
+    }
+
+    @Test
+    void streamsAChatAnswerAndAnswersToAJsonSchemaOverHttp() throws Exception {
+        try (TestServer server = new TestServer(model, "gemma", 2, null)) {
+            String fewShot = "[{\"role\": \"user\", \"content\": \"What is the capital of Italy?\"},"
+                    + "{\"role\": \"assistant\", \"content\": \"The capital of Italy is Rome.\"},"
+                    + "{\"role\": \"user\", \"content\": \"What is the capital of France?\"}]";
+            var r = server.post("/v1/chat/completions", "{\"model\":\"gemma\",\"stream\":true,\"temperature\":0,"
+                    + "\"max_tokens\":10,\"messages\":" + fewShot + "}");
+            assertEquals(200, r.statusCode());
+            assertTrue(r.body().endsWith("data: [DONE]\n\n"));
+            String streamed = dev.steer.http.HttpApiTest.streamedText(r.body());
+            System.err.println("Gemma 3 270M streamed: " + streamed);
+            assertTrue(streamed.startsWith("The capital of France is Paris."), streamed);
+
+            String schema = "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\",\"maxLength\":40},"
+                    + "\"country\":{\"type\":\"string\",\"maxLength\":40}},\"required\":[\"city\",\"country\"],"
+                    + "\"additionalProperties\":false}";
+            var j = server.post("/v1/chat/completions", "{\"model\":\"gemma\",\"temperature\":0,\"max_tokens\":60,"
+                    + "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"place\",\"strict\":true,\"schema\":" + schema + "}},"
+                    + "\"messages\":[{\"role\":\"user\",\"content\":\"Name the capital of France and its country as JSON.\"}]}");
+            assertEquals(200, j.statusCode(), j.body());
+            String content = JsonParser.parseString(j.body()).getAsJsonObject().getAsJsonArray("choices").get(0)
+                    .getAsJsonObject().getAsJsonObject("message").get("content").getAsString();
+            System.err.println("Gemma 3 270M json_schema: " + content);
+            var o = JsonParser.parseString(content).getAsJsonObject();
+            assertEquals(java.util.Set.of("city", "country"), o.keySet());
+            assertTrue(o.get("city").getAsString().length() <= 40 && o.get("country").getAsString().length() <= 40);
         }
     }
 }

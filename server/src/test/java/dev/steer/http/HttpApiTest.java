@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.steer.testing.TestModels;
+import dev.steer.testing.TestServer;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.Socket;
@@ -24,7 +25,7 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** The API at the byte level: SSE framing, errors, concurrency, disconnects. */
-class HttpApiTest {
+public class HttpApiTest {
     private static TestServer server;
 
     @BeforeAll
@@ -113,7 +114,7 @@ class HttpApiTest {
         assertTrue(alone.stream().distinct().count() > 1, "different seeds and prompts, different texts");
     }
 
-    static String streamedText(String sse) {
+    public static String streamedText(String sse) {
         StringBuilder out = new StringBuilder();
         for (String line : sse.split("\n")) {
             if (line.startsWith("data: {")) {

@@ -1,6 +1,7 @@
-package dev.steer.http;
+package dev.steer.testing;
 
 import dev.steer.engine.Engine;
+import dev.steer.http.ApiServer;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import java.io.IOException;
@@ -11,31 +12,31 @@ import java.net.http.HttpResponse;
 import java.util.List;
 
 /** A live server (engine + HTTP API) on a free local port, for tests. */
-final class TestServer implements AutoCloseable {
-    final Engine engine;
-    final ChatTemplates templates;
-    final ApiServer api;
-    final String modelId;
+public final class TestServer implements AutoCloseable {
+    public final Engine engine;
+    public final ChatTemplates templates;
+    public final ApiServer api;
+    public final String modelId;
     private final HttpClient http = HttpClient.newHttpClient();
 
-    TestServer(LlamaModel model, String modelId, int parallel, String apiKey) {
+    public TestServer(LlamaModel model, String modelId, int parallel, String apiKey) {
         this.modelId = modelId;
         this.engine = new Engine(model, new Engine.Config(parallel, 4096, 256, 2, 16));
         this.templates = ChatTemplates.forModel(model, null);
         this.api = ApiServer.start(new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024), engine, templates);
     }
 
-    String base() {
+    public String base() {
         return "http://127.0.0.1:" + api.port();
     }
 
-    HttpResponse<String> post(String path, String json) throws IOException, InterruptedException {
+    public HttpResponse<String> post(String path, String json) throws IOException, InterruptedException {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path))
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
-    HttpResponse<String> get(String path) throws IOException, InterruptedException {
+    public HttpResponse<String> get(String path) throws IOException, InterruptedException {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
