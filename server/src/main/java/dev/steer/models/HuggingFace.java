@@ -26,7 +26,11 @@ public final class HuggingFace {
 
     /** The cached file if present, else downloaded (to a temporary name, then moved into place). */
     public static Path download(String repo, String file, Path cache) throws IOException, InterruptedException {
-        if (!repo.matches("[\\w.-]+/[\\w.-]+") || file.contains("..") || file.startsWith("/")) {
+        return download(System.getenv().getOrDefault("HF_ENDPOINT", "https://huggingface.co"), repo, file, cache);
+    }
+
+    public static Path download(String endpoint, String repo, String file, Path cache) throws IOException, InterruptedException {
+        if (!repo.matches("[\\w.-]+/[\\w.-]+") || repo.contains("..") || file.contains("..") || file.startsWith("/")) {
             throw new IllegalArgumentException("not a Hugging Face repo/file: " + repo + " / " + file);
         }
         Path target = cache.resolve(repo).resolve(file);
@@ -34,8 +38,7 @@ public final class HuggingFace {
             return target;
         }
         Files.createDirectories(target.getParent());
-        String endpoint = System.getenv().getOrDefault("HF_ENDPOINT", "https://huggingface.co").replaceAll("/+$", "");
-        URI uri = URI.create(endpoint + "/" + repo + "/resolve/main/" + file);
+        URI uri = URI.create(endpoint.replaceAll("/+$", "") + "/" + repo + "/resolve/main/" + file);
         HttpRequest.Builder req = HttpRequest.newBuilder(uri).GET();
         String token = System.getenv("HF_TOKEN");
         if (token != null && !token.isBlank()) {

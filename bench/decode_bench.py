@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Decode throughput of Steer vs llama-server, side by side, on one model with the same settings.
+
+Starts each server in turn, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and
+measures decode speed from the streamed tokens: per stream (tokens after the first / time after the first token)
+and in aggregate (all tokens after each stream's first / wall time of the decode phase). Standard library only.
+
+  python3 bench/decode_bench.py --model M.gguf --steer-jar server/target/steer-server.jar \
+      --llama-server PATH/llama-server --threads 2 --out bench/results/decode-cpu.json
+"""
+import argparse, http.client, json, os, platform, socket, subprocess, sys, threading, time
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_healthy(port, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited with %s" % proc.returncode)
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/health")
+            r = c.getresponse()
+            r.read()
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("server did not become healthy")
+
+
+def stream_one(port, prompt, max_tokens, out, i):
+    body = json.dumps({
+        "model": "bench", "stream": True, "temperature": 0, "max_tokens": max_tokens, "ignore_eos": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": prompt}],
+    })
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    r = c.getresponse()
+    stamps, usage = [], None
+    buf = b""
+    while True:
+        line = r.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line.startswith(b"data: "):
+            continue
+        data = line[6:]
+        if data == b"[DONE]":
+            break
+        chunk = json.loads(data)
+        if chunk.get("usage"):
+            usage = chunk["usage"]
+        for ch in chunk.get("choices", []):
+            if ch.get("delta", {}).get("content"):
+                stamps.append(time.perf_counter())
+    out[i] = {"start": t0, "stamps": stamps, "usage": usage}
+
+
+def run_round(port, concurrency, max_tokens, round_no):
+    results = [None] * concurrency
+    threads = [threading.Thread(target=stream_one, args=(port, "Story %d-%d: once upon a time, in a small town by the sea," % (round_no, i),
+                                                              max_tokens, results, i)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def measure(port, concurrency, max_tokens, rounds):
+    per_stream, aggregate, ttft = [], [], []
+    for r in range(rounds):
+        res = run_round(port, concurrency, max_tokens, r)
+        firsts = [x["stamps"][0] for x in res]
+        lasts = [x["stamps"][-1] for x in res]
+        tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
+        for x, n in zip(res, tokens):
+            span = x["stamps"][-1] - x["stamps"][0]
+            per_stream.append((n - 1) / span)
+            ttft.append(x["stamps"][0] - x["start"])
+        # decode phase: from the last stream's first token to the first stream's last token, all streams decoding
+        aggregate.append(sum(n - 1 for n in tokens) / (max(lasts) - min(firsts)))
+    med = lambda v: sorted(v)[len(v) // 2]
+    return {"per_stream_tps": med(per_stream), "aggregate_tps": med(aggregate), "ttft_s": med(ttft),
+            "rounds": rounds, "max_tokens": max_tokens}
+
+
+def bench_server(name, cmd, port, args):
+    log = open(os.path.join(args.logs, name + ".log"), "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(port, proc)
+        run_round(port, 1, 8, -1)  # warm-up
+        out = {}
+        for c in args.concurrency:
+            out[str(c)] = measure(port, c, args.max_tokens, args.rounds)
+            print("%-12s concurrency %d: %s" % (name, c, out[str(c)]), file=sys.stderr)
+        return out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--steer-jar", default="server/target/steer-server.jar")
+    p.add_argument("--llama-server", required=True)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--gpu-layers", type=int, default=0)
+    p.add_argument("--ctx-size", type=int, default=8192)
+    p.add_argument("--parallel", type=int, default=8)
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
+    p.add_argument("--logs", default="/tmp")
+    p.add_argument("--out")
+    a = p.parse_args()
+
+    common = ["-c", str(a.ctx_size), "-np", str(a.parallel), "-t", str(a.threads), "-ngl", str(a.gpu_layers)]
+    port = free_port()
+    llama = bench_server("llama-server", [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench",
+                                          "-tb", str(a.threads), "--no-webui"] + common, port, a)
+    port = free_port()
+    steer = bench_server("steer", [a.java, "--enable-native-access=ALL-UNNAMED", "-jar", a.steer_jar, "--model", a.model,
+                                   "--alias", "bench", "--port", str(port)] + common, port, a)
+    result = {
+        "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(), "model": os.path.basename(a.model),
+        "settings": {"threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
+                     "max_tokens": a.max_tokens, "rounds": a.rounds, "sampling": "greedy, ignore_eos"},
+        "llama_server": llama, "steer": steer,
+        "ratio_steer_over_llama_server": {c: {"per_stream": steer[c]["per_stream_tps"] / llama[c]["per_stream_tps"],
+                                              "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]} for c in steer},
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
