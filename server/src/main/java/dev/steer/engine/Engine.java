@@ -8,7 +8,10 @@ import dev.steer.llama.TopLogprobs;
 import dev.steer.llama.Utf8Stream;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
@@ -44,7 +47,25 @@ public final class Engine implements AutoCloseable {
             cancelled.set(true);
             wake();
         }
+
+        @Override
+        public CompletableFuture<SteerEvent> steer(int at, int[] correction, int maxTokens) {
+            SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new CompletableFuture<>());
+            if (correction.length == 0) {
+                c.done.completeExceptionally(new IllegalArgumentException("the correction is empty"));
+                return c.done;
+            }
+            steers.add(c);
+            wake();
+            return c.done;
+        }
     }
+
+    /** A steer waiting for the decode thread. */
+    private record SteerCommand(Job job, int at, int[] correction, int maxTokens, CompletableFuture<SteerEvent> done) {}
+
+    /** How many alternatives a steer records at its fork. */
+    static final int FORK_TOP = 10;
 
     private final LlamaModel model;
     private final LlamaContext context;
@@ -52,6 +73,7 @@ public final class Engine implements AutoCloseable {
     private final int perSequence;
     private final Slot[] slots;
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
+    private final ConcurrentLinkedQueue<SteerCommand> steers = new ConcurrentLinkedQueue<>();
     private final EngineStats stats = new EngineStats();
     private final Thread thread;
     private volatile boolean running = true;
@@ -135,6 +157,7 @@ public final class Engine implements AutoCloseable {
         while (running) {
             admitWaiting();
             dropCancelled();
+            applySteers();
             batch.clear();
             boolean prompt = fill(batch);
             if (batch.isEmpty()) {
@@ -166,7 +189,7 @@ public final class Engine implements AutoCloseable {
 
     private void sleepUntilWork() {
         synchronized (waiting) {
-            if (waiting.isEmpty() && running) {
+            if (waiting.isEmpty() && steers.isEmpty() && running) {
                 try {
                     waiting.wait(50);
                 } catch (InterruptedException e) {
@@ -208,31 +231,128 @@ public final class Engine implements AutoCloseable {
     }
 
     private void start(Slot s, Job job, int prefix) {
-        int[] prompt = job.request.prompt();
-        // Keep the shared prefix; at least the last prompt token is decoded again, for its logits.
+        GenerationRequest r = job.request;
+        int[] prompt = r.prompt();
+        // Keep the shared prefix; at least the last prompt token is decoded again, for its logits, and so is a
+        // steer's fork token, whose logits are recorded.
+        int forkAt = r.steer() == null ? -1 : r.outputStart() + r.steer().at() - 1;
         int keep = Math.min(prefix, prompt.length - 1);
+        if (forkAt >= 0) {
+            keep = Math.min(keep, forkAt);
+        }
         if (!context.removeTokens(s.seq, keep, -1)) {
             context.removeTokens(s.seq, -1, -1);  // this cache cannot cut a range: start over
             keep = 0;
         }
-        s.cachedLength = keep;
-        s.job = job;
-        s.promptDone = keep;
-        s.reusedPrompt = keep;
-        s.generated = 0;
-        s.nextToken = -1;
-        s.batchIndex = -1;
-        s.utf8 = new Utf8Stream();
-        s.stops = new StopMatcher(job.request.stop());
+        LlamaSampler sampler;
         try {
-            s.sampler = LlamaSampler.create(model, job.request.sampling());
+            sampler = LlamaSampler.create(model, r.sampling());
+            for (int i = r.outputStart(); i < prompt.length; i++) {
+                sampler.accept(prompt[i]);  // an answer being continued: the grammar resumes where it stands
+            }
         } catch (RuntimeException e) {
-            s.job = null;
             job.listener.onError(e);
             return;
         }
+        s.cachedLength = keep;
+        s.job = job;
+        s.sampler = sampler;
+        s.input = prompt;
+        s.inputDone = keep;
+        s.forkInput = forkAt;
+        s.forkBatchIndex = -1;
+        s.pendingSteer = r.steer();
+        s.steerDone = null;
+        s.outputStart = r.outputStart();
+        s.outLength = 0;
+        for (int i = r.outputStart(); i < prompt.length; i++) {
+            s.appendOut(prompt[i]);
+        }
+        s.reusedPrompt = keep;
+        s.generated = 0;
+        s.budget = r.maxTokens();
+        s.nextToken = -1;
+        s.batchIndex = -1;
+        s.utf8 = new Utf8Stream();
+        s.stops = new StopMatcher(r.stop());
         stats.active.incrementAndGet();
         stats.promptTokensCached.addAndGet(keep);
+    }
+
+    /** Applies queued steers to their running generations; a steer that cannot be applied fails and changes nothing. */
+    private void applySteers() {
+        for (SteerCommand c; (c = steers.poll()) != null; ) {
+            Slot s = null;
+            for (Slot x : slots) {
+                if (x.job == c.job()) {
+                    s = x;
+                }
+            }
+            try {
+                if (s == null) {
+                    throw new IllegalStateException("the generation has finished");
+                }
+                steer(s, c);
+            } catch (RuntimeException e) {
+                c.done().completeExceptionally(e);
+            }
+        }
+    }
+
+    private void steer(Slot s, SteerCommand c) {
+        if (s.prefilling()) {
+            throw new IllegalStateException(s.forkInput >= 0 ? "another steer is still being applied" : "the generation has not started yet");
+        }
+        if (c.at() < 0 || c.at() > s.outLength) {
+            throw new IllegalArgumentException("'at' must be in [0, " + s.outLength + "], the tokens generated so far");
+        }
+        if (s.outputStart + c.at() + c.correction().length >= perSequence) {
+            throw new IllegalArgumentException("the correction does not fit in this request's context");
+        }
+        // The grammar and penalty state at the fork: a fresh sampler that has seen the kept output, then the correction.
+        LlamaSampler next = LlamaSampler.create(model, c.job().request.sampling());
+        try {
+            for (int i = 0; i < c.at(); i++) {
+                next.accept(s.out[i]);
+            }
+            for (int i = 0; i < c.correction().length; i++) {
+                if (!next.canAccept(c.correction()[i])) {
+                    throw new IllegalArgumentException("the correction's token " + i + " ("
+                            + new String(model.tokenBytes(c.correction()[i], false), java.nio.charset.StandardCharsets.UTF_8)
+                            + ") is not allowed by the request's grammar at that point");
+                }
+                next.accept(c.correction()[i]);
+            }
+        } catch (RuntimeException e) {
+            next.close();
+            throw e;
+        }
+        // From here on nothing can fail: cut the cache back to before the fork token and queue fork + correction.
+        int[] accepted = Arrays.copyOf(s.out, c.at());
+        int[] rejected = Arrays.copyOfRange(s.out, c.at(), s.outLength);
+        int fork = s.outputStart + c.at() - 1;
+        int forkToken = c.at() == 0 ? s.cached[fork] : s.out[c.at() - 1];
+        context.removeTokens(s.seq, fork, -1);
+        s.cachedLength = Math.min(s.cachedLength, fork);
+        s.sampler.close();
+        s.sampler = next;
+        s.outLength = c.at();
+        for (int t : c.correction()) {
+            s.appendOut(t);
+        }
+        int[] input = new int[1 + c.correction().length];
+        input[0] = forkToken;
+        System.arraycopy(c.correction(), 0, input, 1, c.correction().length);
+        s.input = input;
+        s.inputDone = 0;
+        s.forkInput = 0;
+        s.pendingSteer = new SteerEvent(c.at(), accepted, rejected, c.correction().clone(), null);
+        s.steerDone = c.done();
+        s.nextToken = -1;
+        s.utf8 = new Utf8Stream();
+        s.stops = new StopMatcher(c.job().request.stop());
+        s.budget = c.maxTokens() > 0 ? c.maxTokens() : c.job().request.maxTokens();
+        stats.steers.incrementAndGet();
     }
 
     private void dropCancelled() {
@@ -265,15 +385,21 @@ public final class Engine implements AutoCloseable {
         }
         boolean prompt = false;
         for (Slot s : slots) {
+            s.forkBatchIndex = -1;
             if (s.job == null || !s.prefilling() || batch.size() == batch.capacity()) {
                 continue;
             }
-            int[] p = s.job.request.prompt();
-            int n = Math.min(p.length - s.promptDone, batch.capacity() - batch.size());
-            for (int i = s.promptDone; i < s.promptDone + n; i++) {
-                int index = batch.add(p[i], i, s.seq, i == p.length - 1);  // position i: the cache holds p[0..i)
-                if (i == p.length - 1) {
-                    s.batchIndex = index;  // logits only once the whole prompt is in
+            int[] in = s.input;
+            int n = Math.min(in.length - s.inputDone, batch.capacity() - batch.size());
+            for (int j = 0; j < n; j++) {
+                int i = s.inputDone + j;
+                boolean last = i == in.length - 1;
+                int index = batch.add(in[i], s.cachedLength + j, s.seq, last || i == s.forkInput);
+                if (i == s.forkInput) {
+                    s.forkBatchIndex = index;
+                }
+                if (last) {
+                    s.batchIndex = index;  // sampling logits only once all the input is in
                 }
             }
             s.inBatch = n;
@@ -288,12 +414,14 @@ public final class Engine implements AutoCloseable {
         for (Slot s : slots) {
             if (s.job != null && s.inBatch > 0) {
                 if (s.prefilling()) {
-                    int[] p = s.job.request.prompt();
-                    for (int i = s.promptDone; i < s.promptDone + s.inBatch; i++) {
-                        s.appendCached(p[i]);
+                    for (int i = s.inputDone; i < s.inputDone + s.inBatch; i++) {
+                        s.appendCached(s.input[i]);
                     }
-                    s.promptDone += s.inBatch;
+                    s.inputDone += s.inBatch;
                     stats.promptTokensComputed.addAndGet(s.inBatch);
+                    if (s.forkBatchIndex >= 0) {
+                        reportSteer(s);
+                    }
                 } else {
                     s.appendCached(s.nextToken);
                     s.nextToken = -1;
@@ -302,6 +430,21 @@ public final class Engine implements AutoCloseable {
             kv += s.cachedLength;
         }
         stats.kvTokens.set(kv);
+    }
+
+    /** The fork's logits are in: the steer is complete; tell the listener, then whoever asked for it. */
+    private void reportSteer(Slot s) {
+        SteerEvent p = s.pendingSteer;
+        SteerEvent e = new SteerEvent(p.at(), p.accepted(), p.rejected(), p.correction(),
+                context.topLogprobs(s.forkBatchIndex, FORK_TOP));
+        s.forkInput = -1;
+        s.forkBatchIndex = -1;
+        s.pendingSteer = null;
+        s.job.listener.onSteer(e);
+        if (s.steerDone != null) {
+            s.steerDone.complete(e);
+            s.steerDone = null;
+        }
     }
 
     private void sampleNext(Slot s) {
@@ -320,6 +463,8 @@ public final class Engine implements AutoCloseable {
             return;
         }
         s.generated++;
+        s.budget--;
+        s.appendOut(token);
         stats.generatedTokens.incrementAndGet();
         boolean eog = model.isEndOfGeneration(token) && !r.ignoreEos();
         byte[] bytes = eog ? new byte[0] : model.tokenBytes(token, false);
@@ -327,7 +472,7 @@ public final class Engine implements AutoCloseable {
         s.job.listener.onToken(new TokenEvent(token, bytes, text, logprob, top));
         if (eog || s.stops.stopped()) {
             finish(s, FinishReason.STOP);
-        } else if (s.generated >= r.maxTokens() || s.cachedLength + 1 >= perSequence) {
+        } else if (s.budget <= 0 || s.cachedLength + 1 >= perSequence) {
             finish(s, FinishReason.LENGTH);
         } else {
             s.nextToken = token;
@@ -367,6 +512,10 @@ public final class Engine implements AutoCloseable {
     }
 
     private void release(Slot s) {
+        if (s.steerDone != null) {
+            s.steerDone.completeExceptionally(new IllegalStateException("the generation ended before the steer was applied"));
+            s.steerDone = null;
+        }
         if (s.sampler != null) {
             s.sampler.close();
             s.sampler = null;

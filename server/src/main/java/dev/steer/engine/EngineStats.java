@@ -12,6 +12,8 @@ public final class EngineStats {
     public final AtomicLong promptTokensCached = new AtomicLong();
     public final AtomicLong generatedTokens = new AtomicLong();
     public final AtomicLong decodeCalls = new AtomicLong();
+    /** steers applied to running generations */
+    public final AtomicLong steers = new AtomicLong();
     /** wall time spent inside decode calls, nanoseconds */
     public final AtomicLong decodeNanos = new AtomicLong();
     /** time spent in decode calls that generated tokens (no prompt in the batch), nanoseconds */

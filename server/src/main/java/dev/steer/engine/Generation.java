@@ -1,6 +1,19 @@
 package dev.steer.engine;
 
-/** A submitted generation; {@link #cancel()} stops it within one decode step and frees its sequence. */
+import java.util.concurrent.CompletableFuture;
+
+/** A submitted generation. */
 public interface Generation {
+    /** Stops it within one decode step and frees its sequence. */
     void cancel();
+
+    /**
+     * Steers it between two decode steps: keeps the first {@code at} output tokens, drops the rest from the KV cache
+     * (the context is not computed again), decodes {@code correction}, and continues for up to {@code maxTokens}
+     * more tokens (0: the request's own limit). Completes once the correction is in the cache, with what was
+     * rejected; fails with IllegalArgumentException (bad position, correction the grammar refuses) or
+     * IllegalStateException (not started, finished, or another steer still being applied), leaving the generation
+     * as it was.
+     */
+    CompletableFuture<SteerEvent> steer(int at, int[] correction, int maxTokens);
 }

@@ -7,6 +7,12 @@ package dev.steer.engine;
 public interface GenerationListener {
     void onToken(TokenEvent event);
 
+    /**
+     * A steer was applied: the correction is in the cache and the next {@link #onToken} continues after it. Called
+     * before any continuation token, so work done here (storing the steer) happens before the client sees more.
+     */
+    default void onSteer(SteerEvent event) {}
+
     /** The last call for a generation that ran (possibly cut short by a stop string, the length, or cancel). */
     void onFinish(FinishReason reason, Usage usage);
 

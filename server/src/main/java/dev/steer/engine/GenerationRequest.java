@@ -10,9 +10,13 @@ import java.util.List;
  * @param stop        strings that end the output (not included in it), matched across token boundaries
  * @param topLogprobs -1: no log-probs; 0..20: the sampled token's log-prob plus this many alternatives
  * @param ignoreEos   keep going past end-of-generation tokens (benchmarks)
+ * @param outputStart where the output begins in {@code prompt}: tokens from here on are already part of the answer
+ *                    (an earlier answer being continued after a steer). Steer positions count from here.
+ * @param steer       when this generation continues a finished one after a steer: what the steer was (its fork
+ *                    log-probs are computed and reported); null otherwise
  */
 public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int maxTokens, List<String> stop,
-                                int topLogprobs, boolean ignoreEos) {
+                                int topLogprobs, boolean ignoreEos, int outputStart, SteerEvent steer) {
     public GenerationRequest {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt");
@@ -20,7 +24,15 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
         if (maxTokens < 1) {
             throw new IllegalArgumentException("maxTokens must be >= 1");
         }
+        if (outputStart < 1 || outputStart > prompt.length) {
+            throw new IllegalArgumentException("outputStart must be in [1, prompt length]");
+        }
         stop = List.copyOf(stop);
+    }
+
+    public GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int maxTokens, List<String> stop,
+                             int topLogprobs, boolean ignoreEos) {
+        this(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, prompt.length, null);
     }
 
     public static GenerationRequest greedy(int[] prompt, int maxTokens) {

@@ -7,7 +7,15 @@ import java.util.concurrent.TimeUnit;
 
 /** Collects one generation's events for a test. */
 final class Collector implements GenerationListener {
-    record Result(List<Integer> tokens, String text, FinishReason reason, Usage usage, List<TokenEvent> events) {}
+    record Result(List<Integer> tokens, String text, FinishReason reason, Usage usage, List<TokenEvent> events,
+                  List<SteerEvent> steers) {}
+
+    private final List<SteerEvent> steers = new ArrayList<>();
+
+    @Override
+    public synchronized void onSteer(SteerEvent e) {
+        steers.add(e);
+    }
 
     private final List<TokenEvent> events = new ArrayList<>();
     private final CompletableFuture<Result> done = new CompletableFuture<>();
@@ -22,7 +30,7 @@ final class Collector implements GenerationListener {
         List<Integer> tokens = events.stream().map(TokenEvent::token).filter(t -> t != TokenEvent.NO_TOKEN).toList();
         StringBuilder text = new StringBuilder();
         events.forEach(e -> text.append(e.text()));
-        done.complete(new Result(tokens, text.toString(), reason, usage, List.copyOf(events)));
+        done.complete(new Result(tokens, text.toString(), reason, usage, List.copyOf(events), List.copyOf(steers)));
     }
 
     @Override

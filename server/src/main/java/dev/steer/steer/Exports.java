@@ -1,0 +1,134 @@
+package dev.steer.steer;
+
+import com.google.gson.Gson;
+import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.steer.llama.LlamaModel;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Steer records as training data for other tools, one JSON object per line. A steer says: after this context, the
+ * correction (and what followed it) is preferred over what the model had generated. Rejections (stops without a
+ * correction) have no preferred side and are left out of every format.
+ */
+public final class Exports {
+    private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+
+    /** The formats {@code GET /v1/steers/export?format=...} offers. */
+    public enum Format {
+        /** TRL DPOTrainer, standard format: {"prompt", "chosen", "rejected"}; the prompt is the templated context. */
+        TRL_DPO,
+        /** TRL SFTTrainer, prompt-completion format: loss only on "completion" (completion_only_loss). */
+        TRL_SFT,
+        /** OpenAI fine-tuning, chat format: the accepted prefix as an assistant message of weight 0, the correction of weight 1. */
+        OPENAI_SFT,
+        /** OpenAI preference fine-tuning: {"input": {"messages"}, "preferred_output", "non_preferred_output"}. */
+        OPENAI_DPO;
+
+        public static Format parse(String s) {
+            return valueOf(s.toUpperCase(Locale.ROOT).replace('-', '_'));
+        }
+    }
+
+    private Exports() {}
+
+    public static String jsonl(List<SteerRecord> records, Format format, LlamaModel model) {
+        StringBuilder out = new StringBuilder();
+        for (SteerRecord r : records) {
+            if (!r.kind().equals("steer")) {
+                continue;
+            }
+            out.append(GSON.toJson(line(r, format, model))).append('\n');
+        }
+        return out.toString();
+    }
+
+    static JsonObject line(SteerRecord r, Format format, LlamaModel model) {
+        String context = model.detokenize(r.promptTokens(), false, true) + r.acceptedText();
+        String chosen = r.correctionText() + (r.continuationText() == null ? "" : r.continuationText());
+        JsonObject o = new JsonObject();
+        switch (format) {
+            case TRL_DPO -> {
+                o.addProperty("prompt", context);
+                o.addProperty("chosen", chosen);
+                o.addProperty("rejected", r.rejectedText());
+            }
+            case TRL_SFT -> {
+                o.addProperty("prompt", context);
+                o.addProperty("completion", chosen);
+            }
+            case OPENAI_SFT -> {
+                JsonArray messages = messages(r);
+                String kept = prefill(r) + r.acceptedText();
+                if (!kept.isEmpty()) {
+                    messages.add(assistant(kept, 0));
+                }
+                messages.add(assistant(chosen, 1));
+                o.add("messages", messages);
+            }
+            case OPENAI_DPO -> {
+                JsonObject input = new JsonObject();
+                input.add("messages", messages(r));
+                o.add("input", input);
+                JsonArray preferred = new JsonArray();
+                String kept = prefill(r) + r.acceptedText();
+                preferred.add(assistant(kept + chosen, -1));
+                JsonArray rejected = new JsonArray();
+                rejected.add(assistant(kept + r.rejectedText(), -1));
+                o.add("preferred_output", preferred);
+                o.add("non_preferred_output", rejected);
+            }
+        }
+        o.addProperty("steer_id", r.id());
+        return o;
+    }
+
+    private static JsonArray requestMessages(SteerRecord r) {
+        JsonElement req = JsonParser.parseString(r.requestJson());
+        return req.isJsonObject() && req.getAsJsonObject().has("messages") ? req.getAsJsonObject().getAsJsonArray("messages") : new JsonArray();
+    }
+
+    /** The content of a trailing assistant message the client prefilled (it belongs to the answer), or "". */
+    private static String prefill(SteerRecord r) {
+        JsonArray m = requestMessages(r);
+        if (m.isEmpty()) {
+            return "";
+        }
+        JsonObject last = m.get(m.size() - 1).getAsJsonObject();
+        return last.get("role").getAsString().equals("assistant") && last.get("content").isJsonPrimitive()
+                ? last.get("content").getAsString() : "";
+    }
+
+    /** The conversation as the client sent it, without a trailing assistant prefill. */
+    private static JsonArray messages(SteerRecord r) {
+        JsonArray all = requestMessages(r);
+        JsonArray out = new JsonArray();
+        int n = endsWithAssistant(all) ? all.size() - 1 : all.size();
+        for (int i = 0; i < n; i++) {
+            JsonObject m = all.get(i).getAsJsonObject();
+            JsonObject msg = new JsonObject();
+            msg.add("role", m.get("role"));
+            msg.add("content", m.get("content"));
+            out.add(msg);
+        }
+        return out;
+    }
+
+    private static boolean endsWithAssistant(JsonArray m) {
+        return !m.isEmpty() && m.get(m.size() - 1).getAsJsonObject().get("role").getAsString().equals("assistant");
+    }
+
+    private static JsonObject assistant(String content, int weight) {
+        JsonObject m = new JsonObject();
+        m.addProperty("role", "assistant");
+        m.addProperty("content", content);
+        if (weight >= 0) {
+            m.addProperty("weight", weight);
+        }
+        return m;
+    }
+}

@@ -1,0 +1,275 @@
+package dev.steer.steer;
+
+import com.google.gson.Gson;
+import com.google.gson.reflect.TypeToken;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Steer records in SQLite (WAL, synchronous=FULL): {@link #insert} returns only once the record is on disk, so an
+ * acknowledged steer survives a crash. Schema changes are numbered migrations (resources migrations/V*.sql) applied
+ * at open. One connection, used under this object's lock.
+ */
+public final class SteerStore implements AutoCloseable {
+    private static final String[] MIGRATIONS = {"V1__steers.sql"};
+    private static final Gson GSON = new Gson();
+
+    /** Which records to list or export; null fields do not filter. Times are epoch milliseconds. */
+    public record Filter(String sessionId, String tag, String model, Long since, Long until, boolean includeExcluded) {
+        public static Filter all() {
+            return new Filter(null, null, null, null, null, true);
+        }
+
+        public static Filter forTraining() {
+            return new Filter(null, null, null, null, null, false);
+        }
+    }
+
+    private final Connection db;
+
+    private SteerStore(Connection db) {
+        this.db = db;
+    }
+
+    public static SteerStore open(Path file) {
+        try {
+            Path parent = file.toAbsolutePath().getParent();
+            if (parent != null) {
+                Files.createDirectories(parent);
+            }
+            Connection db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+            try (Statement s = db.createStatement()) {
+                s.execute("PRAGMA journal_mode=WAL");
+                s.execute("PRAGMA synchronous=FULL");
+                s.execute("PRAGMA foreign_keys=ON");
+                s.execute("PRAGMA busy_timeout=5000");
+            }
+            SteerStore store = new SteerStore(db);
+            store.migrate();
+            return store;
+        } catch (SQLException | IOException e) {
+            throw new IllegalStateException("cannot open the steer store at " + file + ": " + e.getMessage(), e);
+        }
+    }
+
+    private void migrate() throws SQLException {
+        try (Statement s = db.createStatement()) {
+            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+            int version;
+            try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(version), 0) FROM schema_version")) {
+                version = r.next() ? r.getInt(1) : 0;
+            }
+            for (int v = version; v < MIGRATIONS.length; v++) {
+                db.setAutoCommit(false);
+                try {
+                    for (String stmt : resource("migrations/" + MIGRATIONS[v]).split(";")) {
+                        String sql = stmt.lines().filter(l -> !l.strip().startsWith("--")).reduce("", (a, b) -> a + "\n" + b).strip();
+                        if (!sql.isEmpty()) {
+                            s.execute(sql);
+                        }
+                    }
+                    s.execute("INSERT INTO schema_version(version) VALUES (" + (v + 1) + ")");
+                    db.commit();
+                } catch (SQLException e) {
+                    db.rollback();
+                    throw e;
+                } finally {
+                    db.setAutoCommit(true);
+                }
+            }
+        }
+    }
+
+    private static String resource(String name) {
+        try (InputStream in = SteerStore.class.getResourceAsStream(name)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public synchronized void insert(SteerRecord r) {
+        String sql = "INSERT INTO steers (id, session_id, kind, model, adapter_version, request_json, prompt_tokens, at_token,"
+                + " accepted_tokens, rejected_tokens, correction_tokens, correction_text, accepted_text, rejected_text,"
+                + " fork_top_logprobs, continuation_tokens, continuation_text, excluded, created_at, updated_at)"
+                + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            int i = 1;
+            p.setString(i++, r.id());
+            p.setString(i++, r.sessionId());
+            p.setString(i++, r.kind());
+            p.setString(i++, r.model());
+            p.setString(i++, r.adapterVersion());
+            p.setString(i++, r.requestJson());
+            p.setString(i++, ints(r.promptTokens()));
+            p.setInt(i++, r.at());
+            p.setString(i++, ints(r.acceptedTokens()));
+            p.setString(i++, ints(r.rejectedTokens()));
+            p.setString(i++, ints(r.correctionTokens()));
+            p.setString(i++, r.correctionText());
+            p.setString(i++, r.acceptedText());
+            p.setString(i++, r.rejectedText());
+            p.setString(i++, r.forkTopLogprobs() == null ? null : GSON.toJson(r.forkTopLogprobs()));
+            p.setString(i++, r.continuationTokens() == null ? null : ints(r.continuationTokens()));
+            p.setString(i++, r.continuationText());
+            p.setInt(i++, r.excluded() ? 1 : 0);
+            p.setLong(i++, r.createdAt());
+            p.setLong(i, r.updatedAt());
+            p.executeUpdate();
+            setTags(r.id(), r.tags());
+        } catch (SQLException e) {
+            throw new IllegalStateException("could not store steer " + r.id() + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Records what the model generated after a steer. */
+    public synchronized void setContinuation(String id, int[] tokens, String text) {
+        update("UPDATE steers SET continuation_tokens = ?, continuation_text = ?, updated_at = ? WHERE id = ?",
+                ints(tokens), text, System.currentTimeMillis(), id);
+    }
+
+    public synchronized boolean setExcluded(String id, boolean excluded) {
+        return update("UPDATE steers SET excluded = ?, updated_at = ? WHERE id = ?", excluded ? 1 : 0, System.currentTimeMillis(), id) > 0;
+    }
+
+    public synchronized boolean addTags(String id, Set<String> tags) {
+        if (get(id).isEmpty()) {
+            return false;
+        }
+        Set<String> all = new LinkedHashSet<>(get(id).get().tags());
+        all.addAll(tags);
+        setTags(id, all);
+        return true;
+    }
+
+    public synchronized boolean delete(String id) {
+        return update("DELETE FROM steers WHERE id = ?", id) > 0;
+    }
+
+    public synchronized Optional<SteerRecord> get(String id) {
+        List<SteerRecord> r = query("SELECT * FROM steers WHERE id = ?", List.of(id));
+        return r.isEmpty() ? Optional.empty() : Optional.of(r.get(0));
+    }
+
+    /** Records matching the filter, oldest first. */
+    public synchronized List<SteerRecord> list(Filter f) {
+        StringBuilder sql = new StringBuilder("SELECT * FROM steers WHERE 1=1");
+        List<Object> args = new ArrayList<>();
+        if (f.sessionId() != null) {
+            sql.append(" AND session_id = ?");
+            args.add(f.sessionId());
+        }
+        if (f.model() != null) {
+            sql.append(" AND model = ?");
+            args.add(f.model());
+        }
+        if (f.since() != null) {
+            sql.append(" AND created_at >= ?");
+            args.add(f.since());
+        }
+        if (f.until() != null) {
+            sql.append(" AND created_at < ?");
+            args.add(f.until());
+        }
+        if (f.tag() != null) {
+            sql.append(" AND id IN (SELECT steer_id FROM steer_tags WHERE tag = ?)");
+            args.add(f.tag());
+        }
+        if (!f.includeExcluded()) {
+            sql.append(" AND excluded = 0");
+        }
+        sql.append(" ORDER BY created_at, id");
+        return query(sql.toString(), args);
+    }
+
+    private void setTags(String id, Set<String> tags) {
+        update("DELETE FROM steer_tags WHERE steer_id = ?", id);
+        for (String t : tags) {
+            update("INSERT INTO steer_tags(steer_id, tag) VALUES (?, ?)", id, t);
+        }
+    }
+
+    private int update(String sql, Object... args) {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) {
+                p.setObject(i + 1, args[i]);
+            }
+            return p.executeUpdate();
+        } catch (SQLException e) {
+            throw new IllegalStateException("steer store: " + e.getMessage(), e);
+        }
+    }
+
+    private List<SteerRecord> query(String sql, List<Object> args) {
+        List<SteerRecord> out = new ArrayList<>();
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.size(); i++) {
+                p.setObject(i + 1, args.get(i));
+            }
+            try (ResultSet r = p.executeQuery()) {
+                while (r.next()) {
+                    out.add(read(r));
+                }
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("steer store: " + e.getMessage(), e);
+        }
+        return out;
+    }
+
+    private SteerRecord read(ResultSet r) throws SQLException {
+        String id = r.getString("id");
+        Set<String> tags = new LinkedHashSet<>();
+        try (PreparedStatement p = db.prepareStatement("SELECT tag FROM steer_tags WHERE steer_id = ? ORDER BY tag")) {
+            p.setString(1, id);
+            try (ResultSet t = p.executeQuery()) {
+                while (t.next()) {
+                    tags.add(t.getString(1));
+                }
+            }
+        }
+        String fork = r.getString("fork_top_logprobs");
+        String cont = r.getString("continuation_tokens");
+        return new SteerRecord(id, r.getString("session_id"), r.getString("kind"), r.getString("model"),
+                r.getString("adapter_version"), r.getString("request_json"), ints(r.getString("prompt_tokens")),
+                r.getInt("at_token"), ints(r.getString("accepted_tokens")), ints(r.getString("rejected_tokens")),
+                ints(r.getString("correction_tokens")), r.getString("correction_text"), r.getString("accepted_text"),
+                r.getString("rejected_text"),
+                fork == null ? null : GSON.fromJson(fork, new TypeToken<List<SteerRecord.TokenLogprob>>() {}.getType()),
+                cont == null ? null : ints(cont), r.getString("continuation_text"), r.getInt("excluded") != 0,
+                Set.copyOf(tags), r.getLong("created_at"), r.getLong("updated_at"));
+    }
+
+    private static String ints(int[] a) {
+        return Arrays.toString(a).replace(" ", "");
+    }
+
+    private static int[] ints(String json) {
+        return GSON.fromJson(json, int[].class);
+    }
+
+    @Override
+    public synchronized void close() {
+        try {
+            db.close();
+        } catch (SQLException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}
