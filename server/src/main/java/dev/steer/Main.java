@@ -6,6 +6,8 @@ import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.NativeLibrary;
 import dev.steer.models.HuggingFace;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -82,6 +84,14 @@ public final class Main implements Callable<Integer> {
             description = "Largest request body; larger ones get 413 (STEER_MAX_REQUEST_BYTES; default ${DEFAULT-VALUE}).")
     long maxRequestBytes;
 
+    @Option(names = "--steer-db", defaultValue = "${env:STEER_DB}",
+            description = "SQLite file of steer records (STEER_DB; default ~/.local/share/steer/steers.db).")
+    Path steerDb;
+
+    @Option(names = "--session-ttl", defaultValue = "${env:STEER_SESSION_TTL:-600}",
+            description = "Seconds a finished completion stays steerable (STEER_SESSION_TTL; default ${DEFAULT-VALUE}).")
+    long sessionTtl;
+
     @Override
     public Integer call() throws Exception {
         Path path = resolveModel();
@@ -94,13 +104,17 @@ public final class Main implements Callable<Integer> {
         String template = chatTemplateFile == null ? null : Files.readString(chatTemplateFile);
         ChatTemplates templates = ChatTemplates.forModel(llama, template);
         List<String> origins = cors == null ? List.of() : cors.stream().map(String::trim).filter(s -> !s.isEmpty()).toList();
-        ApiServer server = ApiServer.start(new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes), engine, templates);
+        Path db = steerDb != null ? steerDb : Path.of(System.getProperty("user.home"), ".local", "share", "steer", "steers.db");
+        SteerStore store = SteerStore.open(db);
+        ApiServer server = ApiServer.start(new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes),
+                engine, templates, new Sessions(sessionTtl * 1000), store);
         System.err.printf("steer: serving %s (%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
                 llama.info().description(), host, server.port(), parallel, engine.contextPerSequence());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.stop();
             engine.close();
+            store.close();
             stopped.countDown();
         }));
         stopped.await();

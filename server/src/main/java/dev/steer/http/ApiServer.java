@@ -4,6 +4,8 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerStore;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
@@ -31,8 +33,9 @@ public final class ApiServer {
         this.app = app;
     }
 
-    public static ApiServer start(Options o, Engine engine, ChatTemplates templates) {
-        Completions completions = new Completions(engine, templates, o.modelId());
+    public static ApiServer start(Options o, Engine engine, ChatTemplates templates, Sessions sessions, SteerStore store) {
+        Completions completions = new Completions(engine, templates, o.modelId(), sessions, store);
+        SteerRoutes steers = new SteerRoutes(engine, sessions, store, completions, o.modelId());
         Javalin app = Javalin.create(config -> {
             config.startup.showJavalinBanner = false;
             config.jsonMapper(new JavalinGson());
@@ -56,6 +59,14 @@ public final class ApiServer {
             config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), o.modelId())));
             config.routes.post("/v1/chat/completions", completions::chat);
             config.routes.post("/v1/completions", completions::text);
+            config.routes.post("/v1/chat/completions/{id}/steer", steers::steer);
+            config.routes.post("/v1/chat/completions/{id}/stop", steers::stop);
+            config.routes.get("/v1/steers", steers::list);
+            config.routes.get("/v1/steers/export", steers::export);
+            config.routes.get("/v1/steers/{id}", steers::get);
+            config.routes.delete("/v1/steers/{id}", steers::delete);
+            config.routes.post("/v1/steers/{id}/tags", steers::tag);
+            config.routes.post("/v1/steers/{id}/exclude", steers::exclude);
 
             config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.toJson()));
             config.routes.exception(HttpResponseException.class, (e, ctx) -> {

@@ -4,10 +4,15 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import dev.steer.engine.Engine;
 import dev.steer.engine.Generation;
+import dev.steer.engine.GenerationListener;
 import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.QueueFullException;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaSampler;
+import dev.steer.steer.Session;
+import dev.steer.steer.SessionRecorder;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerStore;
 import io.javalin.http.Context;
 import java.util.List;
 import java.util.Set;
@@ -20,11 +25,15 @@ final class Completions {
     private final Engine engine;
     private final ChatTemplates templates;
     private final String modelId;
+    private final Sessions sessions;
+    private final SteerStore store;
 
-    Completions(Engine engine, ChatTemplates templates, String modelId) {
+    Completions(Engine engine, ChatTemplates templates, String modelId, Sessions sessions, SteerStore store) {
         this.engine = engine;
         this.templates = templates;
         this.modelId = modelId;
+        this.sessions = sessions;
+        this.store = store;
     }
 
     void chat(Context ctx) throws InterruptedException {
@@ -53,8 +62,14 @@ final class Completions {
         }
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
-        run(ctx, options, options.toRequest(prompt, rendered.additionalStops(), engine),
-                new ResponseShape.Chat(id, modelId, engine.model()));
+        GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
+        checkGrammar(request);
+        // Every chat completion is a steerable session, named by its completion id.
+        Session session = sessions.open(id, modelId, ctx.body(), request);
+        EventStream events = new EventStream();
+        Generation generation = submit(request, new SessionRecorder(session, store, engine.model(), events, events::steered));
+        session.started(generation);
+        respond(ctx, options.stream(), options.includeUsage(), events, generation, new ResponseShape.Chat(id, modelId, engine.model()));
     }
 
     void text(Context ctx) throws InterruptedException {
@@ -76,30 +91,38 @@ final class Completions {
         CompletionOptions options = CompletionOptions.read(b, false);
         int[] tokens = engine.model().tokenize(prompt, true, true);
         String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
-        run(ctx, options, options.toRequest(tokens, List.of(), engine), new ResponseShape.Text(id, modelId, engine.model()));
+        GenerationRequest request = options.toRequest(tokens, List.of(), engine);
+        checkGrammar(request);
+        EventStream events = new EventStream();
+        Generation generation = submit(request, events);
+        respond(ctx, options.stream(), options.includeUsage(), events, generation, new ResponseShape.Text(id, modelId, engine.model()));
     }
 
-    private void run(Context ctx, CompletionOptions options, GenerationRequest request, ResponseShape shape)
-            throws InterruptedException {
+    /** Parses the grammar here, so a bad one is the client's 400 and not a failure inside the engine. */
+    private void checkGrammar(GenerationRequest request) {
         if (request.sampling().grammar() != null) {
-            // Parse the grammar here, so a bad one is the client's 400 and not a failure inside the engine.
             try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
                 // valid
             } catch (IllegalArgumentException e) {
                 throw ApiError.invalid("grammar", e.getMessage());
             }
         }
-        EventStream events = new EventStream();
-        Generation generation;
+    }
+
+    Generation submit(GenerationRequest request, GenerationListener listener) {
         try {
-            generation = engine.submit(request, events);
+            return engine.submit(request, listener);
         } catch (QueueFullException e) {
             throw ApiError.busy(e.getMessage());
         } catch (IllegalArgumentException e) {
             throw ApiError.invalid(null, e.getMessage());
         }
-        if (options.stream()) {
-            Respond.stream(ctx, events, generation, shape, options.includeUsage());
+    }
+
+    static void respond(Context ctx, boolean stream, boolean includeUsage, EventStream events, Generation generation,
+                        ResponseShape shape) throws InterruptedException {
+        if (stream) {
+            Respond.stream(ctx, events, generation, shape, includeUsage);
         } else {
             Respond.whole(ctx, events, generation, shape);
         }

@@ -4,6 +4,7 @@ import dev.steer.engine.FinishReason;
 import dev.steer.engine.GenerationListener;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
+import dev.steer.steer.SteerRecord;
 import java.util.concurrent.LinkedBlockingQueue;
 
 /**
@@ -11,9 +12,12 @@ import java.util.concurrent.LinkedBlockingQueue;
  * loop never waits on a client's socket.
  */
 final class EventStream implements GenerationListener {
-    sealed interface Event permits Token, Finished, Failed {}
+    sealed interface Event permits Token, Steered, Finished, Failed {}
 
     record Token(TokenEvent event) implements Event {}
+
+    /** A steer, stored: the output is now its accepted text plus its correction. */
+    record Steered(SteerRecord record) implements Event {}
 
     record Finished(FinishReason reason, Usage usage) implements Event {}
 
@@ -24,6 +28,10 @@ final class EventStream implements GenerationListener {
     @Override
     public void onToken(TokenEvent event) {
         queue.add(new Token(event));
+    }
+
+    void steered(SteerRecord record) {
+        queue.add(new Steered(record));
     }
 
     @Override

@@ -34,6 +34,11 @@ final class Respond {
                     text.append(t.event().text());
                     tokens.add(t.event());
                 }
+                case EventStream.Steered st -> {
+                    text.setLength(0);
+                    text.append(st.record().acceptedText()).append(st.record().correctionText());
+                    tokens.clear();  // log-probs describe sampled tokens; the output was rewritten
+                }
                 case EventStream.Finished f -> {
                     json(ctx, 200, shape.complete(text.toString(), tokens, f.reason(), f.usage()));
                     return;
@@ -64,6 +69,7 @@ final class Respond {
                             send(out, shape.chunk(e.text(), List.of(e), null, false));
                         }
                     }
+                    case EventStream.Steered st -> send(out, shape.steerChunk(st.record()));
                     case EventStream.Finished f -> {
                         send(out, shape.chunk("", List.of(), f.reason() == FinishReason.CANCELLED ? FinishReason.STOP : f.reason(), false));
                         if (includeUsage) {

@@ -38,6 +38,23 @@ abstract sealed class ResponseShape {
 
     abstract String chunkObject();
 
+    /**
+     * Tells a streaming client that its output was steered: a chunk with no choices (OpenAI clients pass over it, as
+     * over the usage chunk) and a "steer" object; the output is now {@code content}, and later chunks continue it.
+     */
+    JsonObject steerChunk(dev.steer.steer.SteerRecord r) {
+        JsonObject o = header(chunkObject());
+        o.add("choices", new JsonArray());
+        JsonObject steer = new JsonObject();
+        steer.addProperty("id", r.id());
+        steer.addProperty("at", r.at());
+        steer.addProperty("removed", r.rejectedText());
+        steer.addProperty("inserted", r.correctionText());
+        steer.addProperty("content", r.acceptedText() + r.correctionText());
+        o.add("steer", steer);
+        return o;
+    }
+
     JsonObject header(String object) {
         JsonObject o = new JsonObject();
         o.addProperty("id", id);

@@ -78,10 +78,11 @@ public final class SteerStore implements AutoCloseable {
             for (int v = version; v < MIGRATIONS.length; v++) {
                 db.setAutoCommit(false);
                 try {
-                    for (String stmt : resource("migrations/" + MIGRATIONS[v]).split(";")) {
-                        String sql = stmt.lines().filter(l -> !l.strip().startsWith("--")).reduce("", (a, b) -> a + "\n" + b).strip();
-                        if (!sql.isEmpty()) {
-                            s.execute(sql);
+                    // Our migrations hold no string literals: drop "--" comments, then run each ";"-separated statement.
+                    String script = resource("migrations/" + MIGRATIONS[v]).replaceAll("--[^\n]*", "");
+                    for (String stmt : script.split(";")) {
+                        if (!stmt.isBlank()) {
+                            s.execute(stmt.strip());
                         }
                     }
                     s.execute("INSERT INTO schema_version(version) VALUES (" + (v + 1) + ")");

@@ -4,6 +4,8 @@ import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerStore;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -17,13 +19,21 @@ public final class TestServer implements AutoCloseable {
     public final ChatTemplates templates;
     public final ApiServer api;
     public final String modelId;
+    public final SteerStore store;
+    public final Sessions sessions = new Sessions(60_000);
     private final HttpClient http = HttpClient.newHttpClient();
 
     public TestServer(LlamaModel model, String modelId, int parallel, String apiKey) {
         this.modelId = modelId;
         this.engine = new Engine(model, new Engine.Config(parallel, 4096, 256, 2, 16));
         this.templates = ChatTemplates.forModel(model, null);
-        this.api = ApiServer.start(new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024), engine, templates);
+        try {
+            this.store = SteerStore.open(java.nio.file.Files.createTempDirectory("steer-test-db").resolve("steers.db"));
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        this.api = ApiServer.start(new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024),
+                engine, templates, sessions, store);
     }
 
     public String base() {
@@ -36,6 +46,10 @@ public final class TestServer implements AutoCloseable {
                 .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    public HttpResponse<String> delete(String path) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).DELETE().build(), HttpResponse.BodyHandlers.ofString());
+    }
+
     public HttpResponse<String> get(String path) throws IOException, InterruptedException {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path)).build(), HttpResponse.BodyHandlers.ofString());
     }
@@ -45,5 +59,6 @@ public final class TestServer implements AutoCloseable {
         api.stop();
         engine.close();
         templates.close();
+        store.close();
     }
 }

@@ -114,6 +114,7 @@ public final class TinyModels {
                 .put("tokenizer.ggml.bos_token_id", 1)
                 .put("tokenizer.ggml.eos_token_id", 2)
                 .put("tokenizer.ggml.add_bos_token", true)
+                .put("tokenizer.ggml.add_space_prefix", false)
                 .put("tokenizer.chat_template", CHATML_TEMPLATE);
         int e = shape.embd();
         w.tensor("token_embd.weight", gaussian(rnd, e * nVocab, 0.5f), e, nVocab);

@@ -1,0 +1,349 @@
+package dev.steer.http;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import dev.steer.engine.Engine;
+import dev.steer.engine.Generation;
+import dev.steer.engine.GenerationRequest;
+import dev.steer.engine.SteerEvent;
+import dev.steer.llama.LlamaModel;
+import dev.steer.llama.LlamaSampler;
+import dev.steer.llama.Utf8Stream;
+import dev.steer.steer.Exports;
+import dev.steer.steer.Session;
+import dev.steer.steer.SessionRecorder;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerRecord;
+import dev.steer.steer.SteerStore;
+import io.javalin.http.Context;
+import java.util.Arrays;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/** Steering a completion, and the steer records: list, get, delete, tag, exclude, export. */
+final class SteerRoutes {
+    /** Longest correction accepted, in tokens: a steer is a short nudge, not a new answer. */
+    static final int MAX_CORRECTION_TOKENS = 256;
+
+    private final Engine engine;
+    private final Sessions sessions;
+    private final SteerStore store;
+    private final Completions completions;
+    private final String modelId;
+
+    SteerRoutes(Engine engine, Sessions sessions, SteerStore store, Completions completions, String modelId) {
+        this.engine = engine;
+        this.sessions = sessions;
+        this.store = store;
+        this.completions = completions;
+        this.modelId = modelId;
+    }
+
+    private LlamaModel model() {
+        return engine.model();
+    }
+
+    private Session session(Context ctx) {
+        String id = ctx.pathParam("id");
+        return sessions.get(id).orElseThrow(() -> new ApiError(404, "invalid_request_error",
+                "No steerable completion '" + id + "': unknown, or finished too long ago.", "id", "session_not_found"));
+    }
+
+    /**
+     * POST /v1/chat/completions/{id}/steer {"at" | "at_char", "text", "max_tokens"?}. A running generation is steered
+     * in place (its stream continues, with a steer chunk) and this answers with the stored record; a finished one is
+     * continued by a new generation that this response streams.
+     */
+    void steer(Context ctx) throws Exception {
+        Session session = session(ctx);
+        RequestBody b = RequestBody.parse(ctx.body());
+        String text = b.string("text", null);
+        if (text == null || text.isEmpty()) {
+            throw ApiError.invalid("text", "'text', the correction, must be a non-empty string.");
+        }
+        int maxTokens = (int) b.integer("max_tokens", 0, 1, Integer.MAX_VALUE);
+        if (!session.steering.compareAndSet(false, true)) {
+            throw conflict();
+        }
+        try {
+            int[] out = session.output();
+            int at;
+            if (b.has("at") == b.has("at_char")) {
+                throw ApiError.invalid("at", "Give exactly one of 'at' (output tokens to keep) and 'at_char' (characters to keep).");
+            } else if (b.has("at")) {
+                at = (int) b.integer("at", 0, 0, Integer.MAX_VALUE);
+            } else {
+                // Cut at a character: keep the whole tokens before it, and put the rest of the text up to it into the correction.
+                int atChar = (int) b.integer("at_char", 0, 0, Integer.MAX_VALUE);
+                int[] cut = tokenAtChar(out, atChar);
+                at = cut[0];
+                text = textOf(out, at, atChar, cut[1]) + text;
+            }
+            if (at > out.length) {
+                throw ApiError.invalid(b.has("at") ? "at" : "at_char", "The completion has only " + out.length
+                        + " output tokens so far; 'at' must be between 0 and " + out.length + ".");
+            }
+            int[] correction = model().tokenize(text, false, false);
+            if (correction.length == 0 || correction.length > MAX_CORRECTION_TOKENS) {
+                throw ApiError.invalid("text", "The correction must be 1 to " + MAX_CORRECTION_TOKENS + " tokens, it is " + correction.length + ".");
+            }
+            Generation live = session.live();
+            if (live != null) {
+                SteerEvent e = applyLive(live, at, correction, maxTokens);
+                if (e != null) {
+                    // The recorder stored it (on the decode thread) before the engine reported the steer applied.
+                    Respond.json(ctx, 200, summary(store.get(session.lastSteerId()).orElseThrow()));
+                    return;
+                }
+            }
+            continueFinished(ctx, session, out, at, correction, maxTokens);
+        } finally {
+            session.steering.set(false);
+        }
+    }
+
+    /** The steer applied to the running generation, or null if it finished meanwhile (then it is continued instead). */
+    private SteerEvent applyLive(Generation live, int at, int[] correction, int maxTokens) throws InterruptedException {
+        try {
+            return live.steer(at, correction, maxTokens).get(60, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IllegalArgumentException) {
+                throw ApiError.invalid(cause.getMessage().contains("grammar") ? "text" : "at", cause.getMessage());
+            }
+            if (cause.getMessage() != null && cause.getMessage().contains("finished")) {
+                return null;
+            }
+            throw new ApiError(409, "invalid_request_error", cause.getMessage(), null, "steer_conflict");
+        } catch (TimeoutException e) {
+            throw ApiError.internal("the steer was not applied in time");
+        }
+    }
+
+    private void continueFinished(Context ctx, Session session, int[] out, int at, int[] correction, int maxTokens)
+            throws InterruptedException {
+        GenerationRequest first = session.request;
+        int[] accepted = Arrays.copyOf(out, at);
+        int[] rejected = Arrays.copyOfRange(out, at, out.length);
+        // The grammar must accept the correction where the answer stands (a 400 here, not an engine failure later).
+        try (LlamaSampler probe = LlamaSampler.create(model(), first.sampling())) {
+            for (int t : accepted) {
+                probe.accept(t);
+            }
+            for (int i = 0; i < correction.length; i++) {
+                if (!probe.canAccept(correction[i])) {
+                    throw ApiError.invalid("text", "the correction's token " + i + " is not allowed by the request's grammar at that point");
+                }
+                probe.accept(correction[i]);
+            }
+        }
+        int[] prompt = concat(first.prompt(), accepted, correction);
+        int room = engine.contextPerSequence() - prompt.length;
+        if (room < 1) {
+            throw ApiError.invalid("text", "the steered completion no longer fits in this server's context per request");
+        }
+        int budget = Math.min(room, maxTokens > 0 ? maxTokens : first.maxTokens());
+        GenerationRequest next = new GenerationRequest(prompt, first.sampling(), budget, first.stop(), first.topLogprobs(),
+                first.ignoreEos(), first.prompt().length, new SteerEvent(at, accepted, rejected, correction, null));
+        EventStream events = new EventStream();
+        Generation g = completions.submit(next, new SessionRecorder(session, store, model(), events, events::steered));
+        session.started(g);
+        Completions.respond(ctx, true, false, events, g, new ResponseShape.Chat(session.id, modelId, model()));
+    }
+
+    /** POST /v1/chat/completions/{id}/stop {"at"?}: stops the completion and records what followed {@code at} as rejected. */
+    void stop(Context ctx) {
+        Session session = session(ctx);
+        RequestBody b = RequestBody.parse(ctx.body().isBlank() ? "{}" : ctx.body());
+        Generation live = session.live();
+        if (live != null) {
+            live.cancel();
+        }
+        int[] out = session.output();
+        int at = (int) b.integer("at", out.length, 0, out.length);
+        long now = System.currentTimeMillis();
+        int[] accepted = Arrays.copyOf(out, at);
+        int[] rejected = Arrays.copyOfRange(out, at, out.length);
+        SteerRecord r = new SteerRecord("steer-" + UUID.randomUUID().toString().replace("-", ""), session.id, "rejection",
+                session.model, null, session.requestJson, session.prompt(), at, accepted, rejected, new int[0], "",
+                model().detokenize(accepted, false, false), model().detokenize(rejected, false, false), null, null, null,
+                false, Set.of(), now, now);
+        store.insert(r);
+        Respond.json(ctx, 200, summary(r));
+    }
+
+    void list(Context ctx) {
+        JsonArray data = new JsonArray();
+        store.list(filter(ctx)).forEach(r -> data.add(summary(r)));
+        JsonObject o = new JsonObject();
+        o.addProperty("object", "list");
+        o.add("data", data);
+        Respond.json(ctx, 200, o);
+    }
+
+    void get(Context ctx) {
+        Respond.json(ctx, 200, full(record(ctx)));
+    }
+
+    void delete(Context ctx) {
+        SteerRecord r = record(ctx);
+        store.delete(r.id());
+        JsonObject o = new JsonObject();
+        o.addProperty("id", r.id());
+        o.addProperty("object", "steer.deleted");
+        o.addProperty("deleted", true);
+        Respond.json(ctx, 200, o);
+    }
+
+    /** POST /v1/steers/{id}/tags {"tags": ["a", "b"]}: adds tags. */
+    void tag(Context ctx) {
+        SteerRecord r = record(ctx);
+        List<String> tags = RequestBody.parse(ctx.body()).strings("tags", 64);
+        if (tags.isEmpty() || tags.stream().anyMatch(t -> t.isBlank() || t.length() > 100)) {
+            throw ApiError.invalid("tags", "'tags' must hold 1 to 64 non-empty tags of at most 100 characters.");
+        }
+        store.addTags(r.id(), new LinkedHashSet<>(tags));
+        Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+    }
+
+    /** POST /v1/steers/{id}/exclude {"excluded": true|false}: keeps a steer out of (or back in) training. */
+    void exclude(Context ctx) {
+        SteerRecord r = record(ctx);
+        store.setExcluded(r.id(), RequestBody.parse(ctx.body().isBlank() ? "{}" : ctx.body()).bool("excluded", true));
+        Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+    }
+
+    /** GET /v1/steers/export?format=trl_dpo|trl_sft|openai_sft|openai_dpo (+ the list filters): JSON Lines. */
+    void export(Context ctx) {
+        String f = ctx.queryParam("format");
+        Exports.Format format;
+        try {
+            format = Exports.Format.parse(f == null ? "" : f);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("format", "'format' must be one of trl_dpo, trl_sft, openai_sft, openai_dpo.");
+        }
+        SteerStore.Filter base = filter(ctx);
+        boolean withExcluded = "true".equals(ctx.queryParam("include_excluded"));
+        SteerStore.Filter training = new SteerStore.Filter(base.sessionId(), base.tag(), base.model(), base.since(), base.until(), withExcluded);
+        ctx.contentType("application/jsonl; charset=utf-8").result(Exports.jsonl(store.list(training), format, model()));
+    }
+
+    private SteerRecord record(Context ctx) {
+        String id = ctx.pathParam("id");
+        return store.get(id).orElseThrow(() -> new ApiError(404, "invalid_request_error", "No steer '" + id + "'.", "id", "steer_not_found"));
+    }
+
+    private static SteerStore.Filter filter(Context ctx) {
+        return new SteerStore.Filter(ctx.queryParam("session_id"), ctx.queryParam("tag"), ctx.queryParam("model"),
+                millis(ctx, "since"), millis(ctx, "until"), !"false".equals(ctx.queryParam("include_excluded")));
+    }
+
+    private static Long millis(Context ctx, String name) {
+        String v = ctx.queryParam(name);
+        if (v == null) {
+            return null;
+        }
+        try {
+            return Long.parseLong(v);
+        } catch (NumberFormatException e) {
+            throw ApiError.invalid(name, "'" + name + "' must be epoch milliseconds.");
+        }
+    }
+
+    private static ApiError conflict() {
+        return new ApiError(409, "invalid_request_error", "Another steer on this completion is still being applied.", null, "steer_conflict");
+    }
+
+    /** The fields a list shows. */
+    static JsonObject summary(SteerRecord r) {
+        JsonObject o = new JsonObject();
+        o.addProperty("id", r.id());
+        o.addProperty("object", "steer");
+        o.addProperty("session_id", r.sessionId());
+        o.addProperty("kind", r.kind());
+        o.addProperty("model", r.model());
+        o.addProperty("adapter_version", r.adapterVersion());
+        o.addProperty("at", r.at());
+        o.addProperty("accepted", r.acceptedText());
+        o.addProperty("correction", r.correctionText());
+        o.addProperty("rejected", r.rejectedText());
+        o.addProperty("continuation", r.continuationText());
+        JsonArray tags = new JsonArray();
+        r.tags().stream().sorted().forEach(tags::add);
+        o.add("tags", tags);
+        o.addProperty("excluded", r.excluded());
+        o.addProperty("created_at", r.createdAt());
+        return o;
+    }
+
+    /** Everything, tokens included. */
+    static JsonObject full(SteerRecord r) {
+        JsonObject o = summary(r);
+        o.add("request", com.google.gson.JsonParser.parseString(r.requestJson()));
+        o.add("prompt_tokens", ints(r.promptTokens()));
+        o.add("accepted_tokens", ints(r.acceptedTokens()));
+        o.add("rejected_tokens", ints(r.rejectedTokens()));
+        o.add("correction_tokens", ints(r.correctionTokens()));
+        o.add("continuation_tokens", r.continuationTokens() == null ? null : ints(r.continuationTokens()));
+        JsonArray fork = new JsonArray();
+        if (r.forkTopLogprobs() != null) {
+            for (SteerRecord.TokenLogprob t : r.forkTopLogprobs()) {
+                JsonObject e = new JsonObject();
+                e.addProperty("token", t.token());
+                e.addProperty("logprob", t.logprob());
+                fork.add(e);
+            }
+        }
+        o.add("fork_top_logprobs", fork);
+        o.addProperty("updated_at", r.updatedAt());
+        return o;
+    }
+
+    private static JsonElement ints(int[] a) {
+        JsonArray arr = new JsonArray();
+        for (int x : a) {
+            arr.add(x);
+        }
+        return arr;
+    }
+
+    private static int[] concat(int[]... parts) {
+        return Arrays.stream(parts).flatMapToInt(Arrays::stream).toArray();
+    }
+
+    /** [tokens whose text lies wholly before atChar, length of their text]. */
+    private int[] tokenAtChar(int[] out, int atChar) {
+        Utf8Stream u = new Utf8Stream();
+        int length = 0;
+        for (int i = 0; i < out.length; i++) {
+            int next = length + u.append(model().tokenBytes(out[i], false)).length();
+            if (next > atChar) {
+                return new int[] {i, length};
+            }
+            length = next;
+        }
+        if (atChar > length) {
+            throw ApiError.invalid("at_char", "The output has only " + length + " characters so far.");
+        }
+        return new int[] {out.length, length};
+    }
+
+    /** The output's text between character {@code from} (where token {@code at} starts) and {@code to}. */
+    private String textOf(int[] out, int at, int to, int from) {
+        if (to == from) {
+            return "";
+        }
+        Utf8Stream u = new Utf8Stream();
+        StringBuilder s = new StringBuilder();
+        for (int i = 0; i < out.length && s.length() < to; i++) {
+            s.append(u.append(model().tokenBytes(out[i], false)));
+        }
+        return s.substring(from, to);
+    }
+}

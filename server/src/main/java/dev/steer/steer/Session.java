@@ -1,0 +1,86 @@
+package dev.steer.steer;
+
+import dev.steer.engine.Generation;
+import dev.steer.engine.GenerationRequest;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * A chat completion that can be steered: its prompt, its output so far (generated tokens and corrections, in order),
+ * and the generation producing it while one runs. Steers on one session are serialized ({@link #steering}).
+ */
+public final class Session {
+    public final String id;
+    public final String model;
+    public final String requestJson;
+    /** the request as first submitted: its prompt ends where the output begins */
+    public final GenerationRequest request;
+    public final AtomicBoolean steering = new AtomicBoolean();
+
+    private final List<Integer> out = new ArrayList<>();
+    private Generation live;
+    private long finishedAt;
+    private String lastSteerId;
+    private int continuationFrom;
+
+    Session(String id, String model, String requestJson, GenerationRequest request) {
+        this.id = id;
+        this.model = model;
+        this.requestJson = requestJson;
+        this.request = request;
+    }
+
+    public int[] prompt() {
+        return request.prompt();
+    }
+
+    public synchronized int[] output() {
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** The running generation, or null once it has finished. */
+    public synchronized Generation live() {
+        return live;
+    }
+
+    public synchronized void started(Generation g) {
+        live = g;
+        finishedAt = 0;
+    }
+
+    synchronized void generated(int token) {
+        out.add(token);
+    }
+
+    /** The output is now {@code accepted + correction}; returns the steer whose continuation just ended, or null. */
+    synchronized String steered(int at, int[] correction, String steerId) {
+        out.subList(at, out.size()).clear();
+        for (int t : correction) {
+            out.add(t);
+        }
+        String previous = lastSteerId;
+        lastSteerId = steerId;
+        continuationFrom = out.size();
+        return previous;
+    }
+
+    /** The tokens generated since the last steer (its continuation so far). */
+    synchronized int[] continuation() {
+        return out.subList(Math.min(continuationFrom, out.size()), out.size()).stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** The id of the last steer stored for this session, or null. */
+    public synchronized String lastSteerId() {
+        return lastSteerId;
+    }
+
+    synchronized void finished(long now) {
+        live = null;
+        finishedAt = now;
+    }
+
+    synchronized boolean expired(long now, long ttlMillis) {
+        return live == null && finishedAt > 0 && now - finishedAt > ttlMillis;
+    }
+}
