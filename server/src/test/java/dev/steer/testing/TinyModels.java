@@ -131,7 +131,11 @@ public final class TinyModels {
             w.tensor(p + "ffn_down.weight", gaussian(rnd, shape.ff() * e, 0.15f), shape.ff(), e);
         }
         w.tensor("output_norm.weight", ones(e), e);
-        w.tensor("output.weight", gaussian(rnd, e * nVocab, 0.5f), e, nVocab);
+        // Control tokens (ids 0-4: unk, BOS, EOS and the chat markers) get zero output rows, so their logit is 0 while
+        // ordinary tokens spread around it: a random model then rarely ends on its own, and tests see long outputs.
+        float[] output = gaussian(rnd, e * nVocab, 0.5f);
+        java.util.Arrays.fill(output, 0, 5 * e, 0f);
+        w.tensor("output.weight", output, e, nVocab);
         return write(w, file);
     }
 
