@@ -92,6 +92,8 @@ class EngineSteerTest {
         assertEquals(a, second.accepted()[first.at()], "the first correction is now part of the output");
         Collector.Result r = c.await();
         assertEquals(2, r.steers().size());
+        String after = r.text().substring(r.text().length() - 6);
+        assertTrue(after.matches("[a-z ]+"), "sampling resumed inside the grammar: " + r.text());
         assertEquals(FinishReason.LENGTH, r.reason());
         assertThrows(ExecutionException.class, () -> g.steer(0, new int[] {a}, 0).get(), "finished: nothing to steer");
     }
