@@ -1,0 +1,23 @@
+// The llama family's forward pass, written out as a ggml graph over the serving weights plus LoRA:
+// embed -> per layer [RMS norm -> q,k,v (+LoRA) -> RoPE -> causal attention -> out (+LoRA) -> residual ->
+// RMS norm -> SwiGLU MLP (+LoRA) -> residual] -> final RMS norm. It must match llama.cpp's own decode graph
+// (tests compare logits), so every step mirrors src/models/llama.cpp.
+#pragma once
+
+#include "lora.h"
+
+namespace steer::train {
+
+struct packed_inputs {
+    ggml_tensor * tokens;     // I32 [T]
+    ggml_tensor * positions;  // I32 [T]
+    ggml_tensor * mask;       // F32 [T, T]: 0 where query row may see key column, -inf elsewhere
+};
+
+// Hidden states after the final norm, [n_embd, T]. lora may be null (the base model).
+ggml_tensor * llama_hidden(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T);
+
+// Logits for the given hidden rows, [n_vocab, rows]: the LM head (output.weight, or the tied embeddings).
+ggml_tensor * llama_logits(ggml_context * ctx, const model_view & m, ggml_tensor * hidden_rows);
+
+}  // namespace steer::train

@@ -1,0 +1,329 @@
+#include "trainer.h"
+
+#include "ggml-cpu.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace steer::train {
+
+static const int GRAPH_SIZE = 1 << 15;
+
+struct trainer::graph {
+    ggml_context * ctx = nullptr;
+    ggml_cgraph * gf = nullptr;
+    packed_inputs in{};
+    int T = 0;
+    ggml_tensor * rows_c = nullptr, * labels_c = nullptr;  // chosen span: hidden rows and one-hot next tokens
+    ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
+    ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
+    ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * logits_all = nullptr;
+    std::vector<int32_t> tokens, positions, seq;
+    std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
+
+    ~graph() { ggml_free(ctx); }
+};
+
+trainer::trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, uint32_t seed, int n_threads)
+        : model_(read_model_view(model)) {
+    if (n_threads < 1) {
+        throw std::invalid_argument("threads must be >= 1");
+    }
+    backend_ = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(backend_, n_threads);
+    sched_ = ggml_backend_sched_new(&backend_, nullptr, 1, GRAPH_SIZE, false, true);
+    lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backend_);
+    lora_->init(seed);
+    opt_params_ = ggml_opt_get_default_optimizer_params(nullptr);
+    ggml_opt_params op = ggml_opt_default_params(sched_, GGML_OPT_LOSS_TYPE_SUM);
+    op.optimizer = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
+    op.get_opt_pars = ggml_opt_get_constant_optimizer_params;
+    op.get_opt_pars_ud = &opt_params_;
+    op.opt_period = 1;
+    opt_ = ggml_opt_init(op);
+    opt_period_ = 1;
+}
+
+trainer::~trainer() {
+    ggml_opt_free(opt_);
+    lora_.reset();
+    ggml_backend_sched_free(sched_);
+    ggml_backend_free(backend_);
+}
+
+static void check_tokens(const model_view & m, const std::vector<int32_t> & t, const char * what) {
+    for (int32_t x : t) {
+        if (x < 0 || x >= m.n_vocab) {
+            throw std::invalid_argument(std::string(what) + " holds token " + std::to_string(x) + ", outside the vocabulary");
+        }
+    }
+}
+
+std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale) {
+    check_tokens(model_, e.context, "context");
+    check_tokens(model_, e.chosen, "chosen");
+    check_tokens(model_, e.rejected, "rejected");
+    if (e.context.empty() || e.chosen.empty()) {
+        throw std::invalid_argument("an example needs a context and a chosen span");
+    }
+    auto g = std::make_unique<graph>();
+    // Pack: sequence 0 = context + chosen; sequence 1 = context + rejected (only when there is one).
+    const bool with_rejected = !e.rejected.empty();
+    auto pack = [&](const std::vector<int32_t> & span, int32_t seq, std::vector<int32_t> & rows, std::vector<int32_t> & next) {
+        const int32_t base = (int32_t) g->tokens.size();
+        for (size_t i = 0; i < e.context.size(); i++) {
+            g->tokens.push_back(e.context[i]);
+            g->positions.push_back((int32_t) i);
+            g->seq.push_back(seq);
+        }
+        for (size_t i = 0; i < span.size(); i++) {
+            g->tokens.push_back(span[i]);
+            g->positions.push_back((int32_t) (e.context.size() + i));
+            g->seq.push_back(seq);
+        }
+        for (size_t i = 0; i < span.size(); i++) {
+            rows.push_back(base + (int32_t) (e.context.size() + i) - 1);  // the position that predicts span[i]
+            next.push_back(span[i]);
+        }
+    };
+    pack(e.chosen, 0, g->span_c, g->next_c);
+    if (with_rejected) {
+        pack(e.rejected, 1, g->span_r, g->next_r);
+    }
+    g->T = (int) g->tokens.size();
+    if (g->T > model_.n_ctx_orig && model_.n_ctx_orig > 0) {
+        throw std::invalid_argument("the example is longer than the model's trained context");
+    }
+
+    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
+    g->ctx = ggml_init(ip);
+    ggml_context * ctx = g->ctx;
+    g->gf = ggml_new_graph_custom(ctx, GRAPH_SIZE, for_training);
+    if (use_lora) {
+        // The parameters come first, in a fixed order: ggml-opt keeps gradients and moments by node position.
+        for (ggml_tensor * p : lora_->params()) {
+            ggml_build_forward_expand(g->gf, p);
+        }
+    }
+    g->in.tokens    = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
+    g->in.positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
+    g->in.mask      = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, g->T, g->T);
+    ggml_set_input(g->in.tokens);
+    ggml_set_input(g->in.positions);
+    ggml_set_input(g->in.mask);
+    ggml_tensor * hidden = llama_hidden(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T);
+
+    // Cross-entropy over a span: the LM head runs only on the rows that predict it (a 262k vocabulary is costly).
+    auto span_ce = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t, ggml_tensor ** labels_t) {
+        *rows_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) rows.size());
+        *labels_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_vocab, (int64_t) rows.size());
+        ggml_set_input(*rows_t);
+        ggml_set_input(*labels_t);
+        ggml_tensor * logits = llama_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
+        return ggml_cross_entropy_loss(ctx, logits, *labels_t);  // mean over the rows
+    };
+    ggml_tensor * ce_c = span_ce(g->span_c, &g->rows_c, &g->labels_c);
+    g->logp_c = ggml_scale(ctx, ce_c, -(float) g->span_c.size());  // sum of log p(chosen token)
+    ggml_tensor * loss = ggml_scale(ctx, ce_c, w.nll);
+    if (with_rejected) {
+        ggml_tensor * ce_r = span_ce(g->span_r, &g->rows_r, &g->labels_r);
+        g->logp_r = ggml_scale(ctx, ce_r, -(float) g->span_r.size());
+        if (w.dpo > 0) {
+            g->ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->ref_delta);
+            ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, g->logp_c, g->logp_r), w.beta), g->ref_delta);
+            loss = ggml_add(ctx, loss, ggml_scale(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), w.dpo));  // -log sigmoid(z)
+        }
+        ggml_set_output(g->logp_r);
+        ggml_build_forward_expand(g->gf, g->logp_r);
+    }
+    g->loss = ggml_scale(ctx, loss, loss_scale);
+    ggml_set_output(g->logp_c);
+    ggml_set_output(g->loss);
+    ggml_build_forward_expand(g->gf, g->logp_c);
+    ggml_build_forward_expand(g->gf, g->loss);
+    return g;
+}
+
+void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+    const int T = g.T;
+    ggml_backend_tensor_set(g.in.tokens, g.tokens.data(), 0, T * sizeof(int32_t));
+    ggml_backend_tensor_set(g.in.positions, g.positions.data(), 0, T * sizeof(int32_t));
+    std::vector<float> mask((size_t) T * T);
+    for (int q = 0; q < T; q++) {
+        for (int k = 0; k < T; k++) {
+            mask[(size_t) q * T + k] = (g.seq[k] == g.seq[q] && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
+        }
+    }
+    ggml_backend_tensor_set(g.in.mask, mask.data(), 0, mask.size() * sizeof(float));
+    auto set_span = [&](ggml_tensor * rows_t, ggml_tensor * labels_t, const std::vector<int32_t> & rows, const std::vector<int32_t> & next) {
+        if (rows_t == nullptr) {
+            return;
+        }
+        ggml_backend_tensor_set(rows_t, rows.data(), 0, rows.size() * sizeof(int32_t));
+        std::vector<float> onehot((size_t) model_.n_vocab * rows.size(), 0.0f);
+        for (size_t i = 0; i < rows.size(); i++) {
+            onehot[i * model_.n_vocab + next[i]] = 1.0f;
+        }
+        ggml_backend_tensor_set(labels_t, onehot.data(), 0, onehot.size() * sizeof(float));
+    };
+    set_span(g.rows_c, g.labels_c, g.span_c, g.next_c);
+    set_span(g.rows_r, g.labels_r, g.span_r, g.next_r);
+    if (g.ref_delta) {
+        const float d = w.beta * (ref.logp_chosen - ref.logp_rejected);
+        ggml_backend_tensor_set(g.ref_delta, &d, 0, sizeof d);
+    }
+}
+
+static float scalar(ggml_tensor * t) {
+    float v = 0;
+    ggml_backend_tensor_get(t, &v, 0, sizeof v);
+    return v;
+}
+
+std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use_lora) {
+    check_tokens(model_, tokens, "tokens");
+    if (tokens.empty()) {
+        throw std::invalid_argument("no tokens");
+    }
+    graph g;
+    g.T = (int) tokens.size();
+    g.tokens = tokens;
+    for (int i = 0; i < g.T; i++) {
+        g.positions.push_back(i);
+        g.seq.push_back(0);
+    }
+    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
+    g.ctx = ggml_init(ip);
+    g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, false);
+    g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
+    g.in.positions = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
+    g.in.mask = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, g.T, g.T);
+    ggml_set_input(g.in.tokens);
+    ggml_set_input(g.in.positions);
+    ggml_set_input(g.in.mask);
+    g.logits_all = llama_logits(g.ctx, model_, llama_hidden(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T));
+    ggml_set_output(g.logits_all);
+    ggml_build_forward_expand(g.gf, g.logits_all);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
+        throw std::runtime_error("could not allocate the forward graph");
+    }
+    set_inputs(g, example{}, reference{}, loss_weights{});
+    ggml_backend_sched_graph_compute(sched_, g.gf);
+    std::vector<float> out(ggml_nelements(g.logits_all));
+    ggml_backend_tensor_get(g.logits_all, out.data(), 0, out.size() * sizeof(float));
+    return out;
+}
+
+evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
+    auto g = build(e, w, use_lora, false, 1.0f);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
+        throw std::runtime_error("could not allocate the evaluation graph");
+    }
+    set_inputs(*g, e, ref, w);
+    ggml_backend_sched_graph_compute(sched_, g->gf);
+    evaluation ev;
+    ev.loss = scalar(g->loss);
+    ev.logp_chosen = scalar(g->logp_c);
+    ev.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
+    return ev;
+}
+
+reference trainer::reference_logps(const example & e) {
+    evaluation ev = evaluate(e, loss_weights{}, reference{}, false);
+    return reference{ev.logp_chosen, ev.logp_rejected};
+}
+
+float trainer::run_optimizer(ggml_opt_context_t opt, const std::vector<example> & batch, const std::vector<reference> & refs,
+                             const loss_weights & w) {
+    double total = 0;
+    for (size_t i = 0; i < batch.size(); i++) {
+        // Each example adds loss/batch to the accumulated gradient; ggml-opt steps after the last one.
+        auto g = build(batch[i], w, true, true, 1.0f / (float) batch.size());
+        ggml_opt_prepare_alloc(opt, g->ctx, g->gf, g->in.tokens, g->loss);
+        ggml_opt_alloc(opt, true);
+        set_inputs(*g, batch[i], refs[i], w);
+        ggml_opt_eval(opt, nullptr);
+        total += scalar(g->loss) * (double) batch.size();
+    }
+    return (float) (total / (double) batch.size());
+}
+
+std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {
+    ggml_tensor * p = lora_->param(tensor);
+    // Backpropagation by hand (ggml-opt only exposes the optimizer graph's accumulators): one gradient accumulator
+    // per parameter, the loss seeded with 1, then forward + backward.
+    auto g = build(e, w, true, true, 1.0f);
+    const int n_nodes = ggml_graph_n_nodes(g->gf);
+    ggml_init_params ip = { (size_t) (n_nodes + 1) * ggml_tensor_overhead(), nullptr, true };
+    ggml_context * ctx_acc = ggml_init(ip);
+    std::vector<ggml_tensor *> accs(n_nodes, nullptr);
+    for (int i = 0; i < n_nodes; i++) {
+        ggml_tensor * node = ggml_graph_node(g->gf, i);
+        if (node->flags & GGML_TENSOR_FLAG_PARAM) {
+            accs[i] = ggml_new_tensor(ctx_acc, GGML_TYPE_F32, GGML_MAX_DIMS, node->ne);
+        }
+    }
+    ggml_set_loss(g->loss);
+    for (int i = 0; i < n_nodes; i++) {
+        if (ggml_graph_node(g->gf, i) == g->loss) {
+            accs[i] = ggml_new_tensor_1d(ctx_acc, GGML_TYPE_F32, 1);
+        }
+    }
+    ggml_backend_buffer_t acc_buf = ggml_backend_alloc_ctx_tensors(ctx_acc, backend_);
+    std::vector<float> grad;
+    try {
+        ggml_build_backward_expand(g->ctx, g->gf, accs.data());
+        ggml_backend_sched_reset(sched_);
+        if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
+            throw std::runtime_error("could not allocate the backward graph");
+        }
+        set_inputs(*g, e, ref, w);
+        ggml_graph_reset(g->gf);  // zero the gradients, seed d loss / d loss = 1
+        ggml_backend_sched_graph_compute(sched_, g->gf);
+        ggml_tensor * acc = ggml_graph_get_grad_acc(g->gf, p);
+        if (acc == nullptr) {
+            throw std::runtime_error("no gradient reaches " + tensor);
+        }
+        grad.resize(ggml_nelements(p));
+        ggml_backend_tensor_get(acc, grad.data(), 0, grad.size() * sizeof(float));
+    } catch (...) {
+        ggml_backend_sched_reset(sched_);
+        ggml_backend_buffer_free(acc_buf);
+        ggml_free(ctx_acc);
+        throw;
+    }
+    ggml_backend_sched_reset(sched_);
+    ggml_backend_buffer_free(acc_buf);
+    ggml_free(ctx_acc);
+    return grad;
+}
+
+float trainer::step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
+                    float learning_rate, float weight_decay) {
+    if (batch.empty() || refs.size() != batch.size()) {
+        throw std::invalid_argument("a step needs examples, each with its reference");
+    }
+    if (!std::isfinite(learning_rate) || learning_rate <= 0 || !std::isfinite(weight_decay) || weight_decay < 0) {
+        throw std::invalid_argument("learning rate must be > 0 and weight decay >= 0");
+    }
+    opt_params_.adamw.alpha = learning_rate;
+    opt_params_.adamw.wd = weight_decay;
+    // Gradient accumulation over the batch: ggml-opt steps every opt_period evaluations. A new batch size needs a
+    // new optimizer context, which restarts AdamW's moments; keep batches the same size to avoid that.
+    if ((int32_t) batch.size() != opt_period_) {
+        ggml_opt_free(opt_);
+        ggml_opt_params op = ggml_opt_default_params(sched_, GGML_OPT_LOSS_TYPE_SUM);
+        op.optimizer = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
+        op.get_opt_pars = ggml_opt_get_constant_optimizer_params;
+        op.get_opt_pars_ud = &opt_params_;
+        op.opt_period = (int32_t) batch.size();
+        opt_ = ggml_opt_init(op);
+        opt_period_ = (int32_t) batch.size();
+    }
+    return run_optimizer(opt_, batch, refs, w);
+}
+
+}  // namespace steer::train

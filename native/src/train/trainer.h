@@ -1,0 +1,79 @@
+// Trains a LoRA adapter on steers. One example = a context (prompt + the output kept before the fork), the
+// correction (chosen) and, for the preference term, what the model had generated instead (rejected). The loss:
+//
+//   L = alpha_nll * CE(chosen | context)                                  masked: only the chosen tokens count
+//     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
+//
+// where p_ref is the same weights with the adapter off, computed once per example. Chosen and rejected are packed
+// into one graph as two sequences that share nothing (block-diagonal causal mask). AdamW via ggml-opt.
+#pragma once
+
+#include "llama_graph.h"
+
+#include "ggml-opt.h"
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace steer::train {
+
+struct example {
+    std::vector<int32_t> context, chosen, rejected;
+};
+
+struct loss_weights {
+    float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per chosen token, mean)
+    float dpo = 0.0f;   // lambda: weight of the span-DPO term; 0 turns it off
+    float beta = 0.1f;
+};
+
+struct reference {
+    float logp_chosen = 0, logp_rejected = 0;
+};
+
+struct evaluation {
+    float loss = 0, logp_chosen = 0, logp_rejected = 0;
+};
+
+class trainer {
+  public:
+    trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, uint32_t seed, int n_threads);
+    ~trainer();
+
+    const model_view & model() const { return model_; }
+    lora_set & lora() { return *lora_; }
+
+    // Logits of every position of one sequence, [T * n_vocab], with or without the adapter.
+    std::vector<float> logits(const std::vector<int32_t> & tokens, bool use_lora);
+
+    // Summed log-probabilities of chosen and rejected under the base model (adapter off).
+    reference reference_logps(const example & e);
+
+    // The loss and log-probabilities of one example, forward only.
+    evaluation evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora);
+
+    // d loss / d (one LoRA tensor), by backpropagation, for gradient checks.
+    std::vector<float> gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor);
+
+    // One AdamW step on the mean loss of a batch (gradients accumulated over its examples). Returns the mean loss.
+    float step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
+               float learning_rate, float weight_decay);
+
+  private:
+    struct graph;
+    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale);
+    void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
+    float run_optimizer(ggml_opt_context_t opt, const std::vector<example> & batch, const std::vector<reference> & refs,
+                        const loss_weights & w);
+
+    model_view model_;
+    ggml_backend_t backend_ = nullptr;
+    ggml_backend_sched_t sched_ = nullptr;
+    std::unique_ptr<lora_set> lora_;
+    ggml_opt_context_t opt_ = nullptr;
+    int32_t opt_period_ = 0;
+    ggml_opt_optimizer_params opt_params_{};
+};
+
+}  // namespace steer::train

@@ -1,0 +1,231 @@
+package dev.steer.llama;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.steer.testing.Generate;
+import dev.steer.testing.TestModels;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** The training graph on the tiny llama (F32 weights): parity with llama.cpp, gradients, masking, round trip, learning. */
+class LoraTrainerTest {
+    private final LlamaModel model = TestModels.tinyLlama();
+
+    private LoraTrainer trainer(int seed) {
+        return LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, seed, 2);
+    }
+
+    /** llama.cpp's own logits for every position (F32 KV cache, no flash attention: comparable to 1e-5). */
+    private float[] llamaLogits(int[] tokens, LoraAdapter adapter, float scale) {
+        try (LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+            if (adapter != null) {
+                ctx.setAdapters(List.of(new LlamaContext.AdapterScale(adapter, scale)));
+            }
+            Batch b = ctx.newBatch();
+            for (int i = 0; i < tokens.length; i++) {
+                b.add(tokens[i], i, 0, true);
+            }
+            ctx.decode(b);
+            float[] all = new float[tokens.length * model.vocabSize()];
+            for (int i = 0; i < tokens.length; i++) {
+                System.arraycopy(ctx.logits(i), 0, all, i * model.vocabSize(), model.vocabSize());
+            }
+            ctx.setAdapters(List.of());
+            return all;
+        }
+    }
+
+    private static double maxDiff(float[] a, float[] b) {
+        double m = 0;
+        for (int i = 0; i < a.length; i++) {
+            m = Math.max(m, Math.abs(a[i] - b[i]));
+        }
+        return m;
+    }
+
+    private LoraTrainer.Example example() {
+        int[] context = model.tokenize("hello world, the model is", true, false);
+        int[] chosen = model.tokenize(" the steer", false, false);
+        int[] rejected = model.tokenize(" a token in", false, false);
+        return new LoraTrainer.Example(context, chosen, rejected);
+    }
+
+    @Test
+    void trainingForwardEqualsLlamaDecode() {
+        int[] tokens = model.tokenize("hello world, the model is in the steer", true, false);
+        try (LoraTrainer t = trainer(1)) {
+            double base = maxDiff(llamaLogits(tokens, null, 0), t.logits(tokens, false));
+            assertTrue(base < 1e-5, "base logits, max |diff| = " + base);
+            assertArrayEquals(t.logits(tokens, false), t.logits(tokens, true), "B = 0: the fresh adapter is the base model");
+        }
+    }
+
+    @Test
+    void gradientsMatchFiniteDifferencesOnEveryKindOfTensor() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+        try (LoraTrainer t = trainer(2)) {
+            Random rnd = new Random(3);
+            for (String target : LoraTrainer.ALL_TARGETS) {  // B != 0 everywhere, so that dL/dA is not zero either
+                for (int l = 0; l < TestModelsShape.LAYERS; l++) {
+                    String b = "blk." + l + "." + target + ".weight.lora_b";
+                    float[] v = t.tensor(b);
+                    for (int i = 0; i < v.length; i++) {
+                        v[i] = (float) rnd.nextGaussian() * 0.05f;
+                    }
+                    t.setTensor(b, v);
+                }
+            }
+            LoraTrainer.Reference ref = t.reference(e);
+            for (String name : List.of("blk.0.attn_k.weight.lora_a", "blk.0.attn_v.weight.lora_b", "blk.1.attn_k.weight.lora_b",
+                    "blk.1.attn_v.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.1.attn_output.weight.lora_a",
+                    "blk.0.ffn_gate.weight.lora_b", "blk.1.ffn_down.weight.lora_b", "blk.1.ffn_up.weight.lora_a")) {
+                float[] g = t.gradient(e, ref, w, name);
+                double norm = 0;
+                for (float x : g) {
+                    norm += x * x;
+                }
+                assertTrue(norm > 0, name + ": non-zero gradient");
+                // directional derivative along the gradient itself: analytic = |g|, numeric = (L(p + eps d) - L(p - eps d)) / 2 eps
+                float[] p0 = t.tensor(name);
+                double gn = Math.sqrt(norm);
+                float eps = 0.02f;
+                float[] p = p0.clone();
+                for (int i = 0; i < p.length; i++) {
+                    p[i] = p0[i] + (float) (eps * g[i] / gn);
+                }
+                t.setTensor(name, p);
+                double lp = t.evaluate(e, ref, w).loss();
+                for (int i = 0; i < p.length; i++) {
+                    p[i] = p0[i] - (float) (eps * g[i] / gn);
+                }
+                t.setTensor(name, p);
+                double lm = t.evaluate(e, ref, w).loss();
+                t.setTensor(name, p0);
+                double numeric = (lp - lm) / (2 * eps);
+                double rel = Math.abs(numeric - gn) / Math.max(gn, Math.abs(numeric));
+                assertTrue(rel < 0.05, name + ": analytic " + gn + " vs finite difference " + numeric + " (rel. err " + rel + ")");
+            }
+        }
+    }
+
+    @Test
+    void onlyTheChosenSpanCountsInTheLoss() {
+        LoraTrainer.Example e = example();
+        try (LoraTrainer t = trainer(4)) {
+            LoraTrainer.Reference ref = t.reference(e);
+            float loss = t.evaluate(e, ref, LoraTrainer.Weights.sftOnly()).loss();
+            // the same number from the full logits: mean -log p over exactly the chosen tokens
+            int[] seq = concat(e.context(), e.chosen());
+            float[] logits = t.logits(seq, true);
+            int v = model.vocabSize();
+            double nll = 0;
+            for (int i = 0; i < e.chosen().length; i++) {
+                int row = e.context().length - 1 + i;
+                double max = Double.NEGATIVE_INFINITY, sum = 0;
+                for (int k = 0; k < v; k++) {
+                    max = Math.max(max, logits[row * v + k]);
+                }
+                for (int k = 0; k < v; k++) {
+                    sum += Math.exp(logits[row * v + k] - max);
+                }
+                nll -= logits[row * v + e.chosen()[i]] - max - Math.log(sum);
+            }
+            assertEquals(nll / e.chosen().length, loss, 1e-4);
+            // tokens of the rejected sequence (packed beside it) do not change the masked loss
+            int[] other = e.rejected().clone();
+            other[0] = (other[0] + 7) % v;
+            var e2 = new LoraTrainer.Example(e.context(), e.chosen(), other);
+            assertEquals(loss, t.evaluate(e2, t.reference(e2), LoraTrainer.Weights.sftOnly()).loss(), 1e-6);
+            var e3 = new LoraTrainer.Example(e.context(), e.chosen(), new int[0]);
+            assertEquals(loss, t.evaluate(e3, t.reference(e3), LoraTrainer.Weights.sftOnly()).loss(), 1e-6);
+        }
+    }
+
+    @Test
+    void aWrittenAdapterReproducesTheTrainingGraphInServing() {
+        LoraTrainer.Example e = example();
+        Path file = TestModels.dir().resolve("trained-adapter.gguf");
+        int[] tokens = concat(e.context(), e.chosen());
+        try (LoraTrainer t = trainer(5)) {
+            LoraTrainer.Reference ref = t.reference(e);
+            for (int i = 0; i < 5; i++) {
+                t.step(List.of(e), List.of(ref), new LoraTrainer.Weights(1f, 1f, 0.5f), 1e-2f, 0f);
+            }
+            t.save(file);
+            float[] trained = t.logits(tokens, true);
+            try (LoraAdapter a = LoraAdapter.load(model, file)) {
+                double d = maxDiff(trained, llamaLogits(tokens, a, 1f));
+                assertTrue(d < 1e-4, "served adapter vs training graph, max |diff| = " + d);
+                assertArrayEquals(llamaLogits(tokens, null, 0f), llamaLogits(tokens, a, 0f), "scale 0 is the base exactly");
+                assertTrue(maxDiff(trained, t.logits(tokens, false)) > 1e-3, "training changed something");
+            }
+        }
+    }
+
+    @Test
+    void learnsAToySteer() {
+        int[] context = model.tokenize("hello world, the model is", true, false);
+        int[] chosen = model.tokenize(" the steer", false, false);
+        int[] rejected;
+        try (LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256));
+             LlamaSampler g = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+            rejected = Generate.toArray(Generate.run(ctx, g, context, 0, chosen.length));  // what the model says by itself
+        }
+        assertTrue(!Arrays.equals(rejected, chosen));
+        LoraTrainer.Example e = new LoraTrainer.Example(context, chosen, rejected);
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+        Path file = TestModels.dir().resolve("toy-steer.gguf");
+        try (LoraTrainer t = trainer(6)) {
+            LoraTrainer.Reference ref = t.reference(e);
+            LoraTrainer.Evaluation before = t.evaluate(e, ref, w);
+            for (int i = 0; i < 100; i++) {
+                t.step(List.of(e), List.of(ref), w, 1e-3f, 0f);
+            }
+            LoraTrainer.Evaluation after = t.evaluate(e, ref, w);
+            assertTrue(after.loss() < before.loss() * 0.5, "loss " + before.loss() + " -> " + after.loss());
+            float marginBefore = before.logpChosen() - before.logpRejected();
+            float marginAfter = after.logpChosen() - after.logpRejected();
+            assertTrue(marginAfter > marginBefore + 1, "chosen-vs-rejected margin " + marginBefore + " -> " + marginAfter);
+            t.save(file);
+        }
+        try (LoraAdapter a = LoraAdapter.load(model, file);
+             LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256));
+             LlamaSampler g = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+            ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
+            int[] out = Generate.toArray(Generate.run(ctx, g, context, 0, chosen.length));
+            assertArrayEquals(chosen, out, "after training, greedy decoding at the fork produces the correction");
+            ctx.setAdapters(List.of());
+        }
+    }
+
+    @Test
+    void badInputsAreRefused() {
+        assertThrows(IllegalArgumentException.class, () -> LoraTrainer.create(model, List.of("attn_z"), 4, 8f, 1, 1));
+        assertThrows(IllegalArgumentException.class, () -> LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 0, 8f, 1, 1));
+        try (LoraTrainer t = trainer(7)) {
+            var bad = new LoraTrainer.Example(new int[] {1, 99999}, new int[] {5}, new int[0]);
+            assertThrows(IllegalArgumentException.class, () -> t.reference(bad));
+            assertThrows(IllegalArgumentException.class, () -> t.reference(new LoraTrainer.Example(new int[] {1}, new int[0], new int[0])));
+            assertThrows(IllegalArgumentException.class, () -> t.tensor("blk.0.nothing.lora_a"));
+            assertThrows(IllegalArgumentException.class, () -> t.setTensor("blk.0.attn_q.weight.lora_a", new float[3]));
+        }
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
+    /** The tiny model's layer count (TinyModels.DEFAULT). */
+    private static final class TestModelsShape {
+        static final int LAYERS = dev.steer.testing.TinyModels.DEFAULT.layers();
+    }
+}
