@@ -102,7 +102,9 @@ def bench_server(name, cmd, port, args):
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(port, proc)
-        run_round(port, 1, 8, -1)  # warm-up
+        # warm-up: both paths (one stream, all streams) until the JIT and caches settle
+        run_round(port, 1, 32, -1)
+        run_round(port, max(args.concurrency), 32, -2)
         out = {}
         for c in args.concurrency:
             out[str(c)] = measure(port, c, args.max_tokens, args.rounds)
