@@ -14,6 +14,11 @@ static ggml_tensor * linear(ggml_context * ctx, const model_view & m, const lora
     return y;
 }
 
+static ggml_tensor * with_bias(ggml_context * ctx, const model_view & m, ggml_tensor * y, const std::string & bias) {
+    ggml_tensor * b = m.optional(bias);
+    return b ? ggml_add(ctx, y, b) : y;
+}
+
 static ggml_tensor * rms_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x, const std::string & weight) {
     return ggml_mul(ctx, ggml_rms_norm(ctx, x, m.norm_eps), m.weight(weight));
 }
@@ -27,9 +32,13 @@ ggml_tensor * llama_hidden(ggml_context * ctx, const model_view & m, const lora_
         const std::string p = "blk." + std::to_string(il) + ".";
         // attention
         ggml_tensor * h = rms_norm(ctx, m, x, p + "attn_norm.weight");
-        ggml_tensor * q = ggml_reshape_3d(ctx, linear(ctx, m, lora, p + "attn_q.weight", h), hd, m.n_head, T);
-        ggml_tensor * k = ggml_reshape_3d(ctx, linear(ctx, m, lora, p + "attn_k.weight", h), hd, m.n_head_kv, T);
-        ggml_tensor * v = ggml_reshape_3d(ctx, linear(ctx, m, lora, p + "attn_v.weight", h), hd, m.n_head_kv, T);
+        ggml_tensor * q = ggml_reshape_3d(ctx, with_bias(ctx, m, linear(ctx, m, lora, p + "attn_q.weight", h), p + "attn_q.bias"), hd, m.n_head, T);
+        ggml_tensor * k = ggml_reshape_3d(ctx, with_bias(ctx, m, linear(ctx, m, lora, p + "attn_k.weight", h), p + "attn_k.bias"), hd, m.n_head_kv, T);
+        ggml_tensor * v = ggml_reshape_3d(ctx, with_bias(ctx, m, linear(ctx, m, lora, p + "attn_v.weight", h), p + "attn_v.bias"), hd, m.n_head_kv, T);
+        if (m.optional(p + "attn_q_norm.weight")) {  // qwen3: RMS norm over each head's vector
+            q = rms_norm(ctx, m, q, p + "attn_q_norm.weight");
+            k = rms_norm(ctx, m, k, p + "attn_k_norm.weight");
+        }
         q = ggml_rope_ext(ctx, q, in.positions, rope_freqs, hd, m.rope_type, m.n_ctx_orig, m.freq_base, m.freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
         k = ggml_rope_ext(ctx, k, in.positions, rope_freqs, hd, m.rope_type, m.n_ctx_orig, m.freq_base, m.freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
         ggml_tensor * qh  = ggml_permute(ctx, q, 0, 2, 1, 3);                 // [hd, T, n_head]

@@ -1,7 +1,8 @@
-// The llama family's forward pass, written out as a ggml graph over the serving weights plus LoRA:
-// embed -> per layer [RMS norm -> q,k,v (+LoRA) -> RoPE -> causal attention -> out (+LoRA) -> residual ->
-// RMS norm -> SwiGLU MLP (+LoRA) -> residual] -> final RMS norm. It must match llama.cpp's own decode graph
-// (tests compare logits), so every step mirrors src/models/llama.cpp.
+// The llama family's forward pass (llama, qwen2, qwen3), written out as a ggml graph over the serving weights plus
+// LoRA: embed -> per layer [RMS norm -> q,k,v (+LoRA, + qwen2's biases) -> (qwen3's per-head q/k RMS norms) ->
+// RoPE -> causal attention -> out (+LoRA) -> residual -> RMS norm -> SwiGLU MLP (+LoRA) -> residual] -> final RMS
+// norm. It must match llama.cpp's own decode graph (tests compare logits): every step mirrors src/models/llama.cpp,
+// qwen2.cpp and qwen3.cpp. The rope type (normal or NEOX) comes from the model.
 #pragma once
 
 #include "lora.h"

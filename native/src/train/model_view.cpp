@@ -36,13 +36,13 @@ model_view read_model_view(const llama_model * model) {
         throw std::invalid_argument("the model has no general.architecture");
     }
     v.arch = buf;
-    if (v.arch != "llama") {
-        throw std::invalid_argument("no training graph for architecture '" + v.arch + "' yet (supported: llama)");
+    if (v.arch != "llama" && v.arch != "qwen2" && v.arch != "qwen3") {
+        throw std::invalid_argument("no training graph for architecture '" + v.arch + "' yet (supported: llama, qwen2, qwen3)");
     }
     v.n_embd     = llama_model_n_embd(model);
     v.n_head     = llama_model_n_head(model);
     v.n_head_kv  = llama_model_n_head_kv(model);
-    v.head_dim   = v.n_embd / v.n_head;
+    v.head_dim   = (int) meta_float(model, v.arch + ".attention.key_length", (float) (v.n_embd / v.n_head));
     v.n_layer    = llama_model_n_layer(model);
     v.n_vocab    = llama_vocab_n_tokens(llama_model_get_vocab(model));
     v.n_ctx_orig = llama_model_n_ctx_train(model);

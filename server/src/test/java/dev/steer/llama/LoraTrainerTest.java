@@ -66,6 +66,76 @@ class LoraTrainerTest {
         }
     }
 
+    /** qwen2 (q/k/v biases, NEOX rope) and qwen3 (per-head q/k norms, head size 32 with 4 heads of a 64-wide model). */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3"})
+    void otherFamiliesMatchLlamaDecodeAndHaveCheckedGradients(String arch) {
+        int headDim = arch.equals("qwen3") ? 32 : 16;
+        Path file = dev.steer.testing.TinyModels.writeDecoder(TestModels.dir().resolve("tiny-" + arch + ".gguf"), arch,
+                dev.steer.testing.TinyModels.DEFAULT, headDim, 11);
+        try (LlamaModel m = LlamaModel.load(file, TestModels.params());
+             LoraTrainer t = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
+            assertEquals(arch, m.info().architecture());
+            int[] tokens = m.tokenize("hello world, the model is in the steer", true, false);
+            float[] served;
+            try (LlamaContext ctx = LlamaContext.create(m, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+                Batch b = ctx.newBatch();
+                for (int i = 0; i < tokens.length; i++) {
+                    b.add(tokens[i], i, 0, true);
+                }
+                ctx.decode(b);
+                served = new float[tokens.length * m.vocabSize()];
+                for (int i = 0; i < tokens.length; i++) {
+                    System.arraycopy(ctx.logits(i), 0, served, i * m.vocabSize(), m.vocabSize());
+                }
+            }
+            double d = maxDiff(served, t.logits(tokens, false));
+            assertTrue(d < 1e-5, arch + ": training forward vs llama_decode, max |diff| = " + d);
+            LoraTrainer.Example e = new LoraTrainer.Example(m.tokenize("hello world", true, false),
+                    m.tokenize(" the steer", false, false), m.tokenize(" a token", false, false));
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+            Random rnd = new Random(5);
+            for (String b : List.of("blk.0.attn_k.weight.lora_b", "blk.1.attn_v.weight.lora_b", "blk.0.attn_q.weight.lora_b")) {
+                float[] v = t.tensor(b);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = (float) rnd.nextGaussian() * 0.05f;
+                }
+                t.setTensor(b, v);
+            }
+            LoraTrainer.Reference ref = t.reference(e);
+            for (String name : List.of("blk.0.attn_k.weight.lora_a", "blk.1.attn_v.weight.lora_a", "blk.0.attn_q.weight.lora_b")) {
+                checkGradient(t, e, ref, w, name);
+            }
+        }
+    }
+
+    private static void checkGradient(LoraTrainer t, LoraTrainer.Example e, LoraTrainer.Reference ref, LoraTrainer.Weights w, String name) {
+        float[] g = t.gradient(e, ref, w, name);
+        double norm = 0;
+        for (float x : g) {
+            norm += x * x;
+        }
+        assertTrue(norm > 0, name + ": non-zero gradient");
+        float[] p0 = t.tensor(name);
+        double gn = Math.sqrt(norm);
+        float eps = 0.02f;
+        float[] p = p0.clone();
+        for (int i = 0; i < p.length; i++) {
+            p[i] = p0[i] + (float) (eps * g[i] / gn);
+        }
+        t.setTensor(name, p);
+        double lp = t.evaluate(e, ref, w).loss();
+        for (int i = 0; i < p.length; i++) {
+            p[i] = p0[i] - (float) (eps * g[i] / gn);
+        }
+        t.setTensor(name, p);
+        double lm = t.evaluate(e, ref, w).loss();
+        t.setTensor(name, p0);
+        double numeric = (lp - lm) / (2 * eps);
+        double rel = Math.abs(numeric - gn) / Math.max(gn, Math.abs(numeric));
+        assertTrue(rel < 0.05, name + ": analytic " + gn + " vs finite difference " + numeric + " (rel. err " + rel + ")");
+    }
+
     @Test
     void gradientsMatchFiniteDifferencesOnEveryKindOfTensor() {
         LoraTrainer.Example e = example();
@@ -86,31 +156,7 @@ class LoraTrainerTest {
             for (String name : List.of("blk.0.attn_k.weight.lora_a", "blk.0.attn_v.weight.lora_b", "blk.1.attn_k.weight.lora_b",
                     "blk.1.attn_v.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.1.attn_output.weight.lora_a",
                     "blk.0.ffn_gate.weight.lora_b", "blk.1.ffn_down.weight.lora_b", "blk.1.ffn_up.weight.lora_a")) {
-                float[] g = t.gradient(e, ref, w, name);
-                double norm = 0;
-                for (float x : g) {
-                    norm += x * x;
-                }
-                assertTrue(norm > 0, name + ": non-zero gradient");
-                // directional derivative along the gradient itself: analytic = |g|, numeric = (L(p + eps d) - L(p - eps d)) / 2 eps
-                float[] p0 = t.tensor(name);
-                double gn = Math.sqrt(norm);
-                float eps = 0.02f;
-                float[] p = p0.clone();
-                for (int i = 0; i < p.length; i++) {
-                    p[i] = p0[i] + (float) (eps * g[i] / gn);
-                }
-                t.setTensor(name, p);
-                double lp = t.evaluate(e, ref, w).loss();
-                for (int i = 0; i < p.length; i++) {
-                    p[i] = p0[i] - (float) (eps * g[i] / gn);
-                }
-                t.setTensor(name, p);
-                double lm = t.evaluate(e, ref, w).loss();
-                t.setTensor(name, p0);
-                double numeric = (lp - lm) / (2 * eps);
-                double rel = Math.abs(numeric - gn) / Math.max(gn, Math.abs(numeric));
-                assertTrue(rel < 0.05, name + ": analytic " + gn + " vs finite difference " + numeric + " (rel. err " + rel + ")");
+                checkGradient(t, e, ref, w, name);
             }
         }
     }

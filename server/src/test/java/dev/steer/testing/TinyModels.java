@@ -91,21 +91,29 @@ public final class TinyModels {
     }
 
     public static Path writeLlama(Path file, Shape shape, long seed) {
+        return writeDecoder(file, "llama", shape, shape.headDim(), seed);
+    }
+
+    /**
+     * A tiny model of the llama family: "llama"; "qwen2" (adds q/k/v biases; NEOX rope); "qwen3" (adds per-head q/k
+     * RMS norms; its head size {@code headDim} need not be embd/heads).
+     */
+    public static Path writeDecoder(Path file, String arch, Shape shape, int headDim, long seed) {
         Vocab v = vocab();
         int nVocab = v.tokens().length;
         Random rnd = new Random(seed);
         GgufWriter w = new GgufWriter()
-                .put("general.architecture", "llama")
-                .put("general.name", "steer-tiny-llama")
-                .put("llama.context_length", shape.contextLength())
-                .put("llama.embedding_length", shape.embd())
-                .put("llama.block_count", shape.layers())
-                .put("llama.feed_forward_length", shape.ff())
-                .put("llama.attention.head_count", shape.heads())
-                .put("llama.attention.head_count_kv", shape.kvHeads())
-                .put("llama.attention.layer_norm_rms_epsilon", 1e-5f)
-                .put("llama.rope.freq_base", 10000f)
-                .put("llama.rope.dimension_count", shape.headDim())
+                .put("general.architecture", arch)
+                .put("general.name", "steer-tiny-" + arch)
+                .put(arch + ".context_length", shape.contextLength())
+                .put(arch + ".embedding_length", shape.embd())
+                .put(arch + ".block_count", shape.layers())
+                .put(arch + ".feed_forward_length", shape.ff())
+                .put(arch + ".attention.head_count", shape.heads())
+                .put(arch + ".attention.head_count_kv", shape.kvHeads())
+                .put(arch + ".attention.layer_norm_rms_epsilon", 1e-5f)
+                .put(arch + ".rope.freq_base", 10000f)
+                .put(arch + ".rope.dimension_count", headDim)
                 .put("tokenizer.ggml.model", "llama")
                 .put("tokenizer.ggml.tokens", v.tokens())
                 .put("tokenizer.ggml.scores", v.scores())
@@ -116,15 +124,35 @@ public final class TinyModels {
                 .put("tokenizer.ggml.add_bos_token", true)
                 .put("tokenizer.ggml.add_space_prefix", false)
                 .put("tokenizer.chat_template", CHATML_TEMPLATE);
+        if (headDim != shape.headDim()) {
+            w.put(arch + ".attention.key_length", headDim).put(arch + ".attention.value_length", headDim);
+        }
         int e = shape.embd();
+        int qDim = headDim * shape.heads();
+        int kvDim = headDim * shape.kvHeads();
         w.tensor("token_embd.weight", gaussian(rnd, e * nVocab, 0.5f), e, nVocab);
         for (int l = 0; l < shape.layers(); l++) {
             String p = "blk." + l + ".";
             w.tensor(p + "attn_norm.weight", ones(e), e);
-            w.tensor(p + "attn_q.weight", gaussian(rnd, e * e, 0.15f), e, e);
-            w.tensor(p + "attn_k.weight", gaussian(rnd, e * shape.kvDim(), 0.15f), e, shape.kvDim());
-            w.tensor(p + "attn_v.weight", gaussian(rnd, e * shape.kvDim(), 0.15f), e, shape.kvDim());
-            w.tensor(p + "attn_output.weight", gaussian(rnd, e * e, 0.15f), e, e);
+            w.tensor(p + "attn_q.weight", gaussian(rnd, e * qDim, 0.15f), e, qDim);
+            w.tensor(p + "attn_k.weight", gaussian(rnd, e * kvDim, 0.15f), e, kvDim);
+            w.tensor(p + "attn_v.weight", gaussian(rnd, e * kvDim, 0.15f), e, kvDim);
+            w.tensor(p + "attn_output.weight", gaussian(rnd, qDim * e, 0.15f), qDim, e);
+            if (arch.equals("qwen2")) {
+                w.tensor(p + "attn_q.bias", gaussian(rnd, qDim, 0.1f), qDim);
+                w.tensor(p + "attn_k.bias", gaussian(rnd, kvDim, 0.1f), kvDim);
+                w.tensor(p + "attn_v.bias", gaussian(rnd, kvDim, 0.1f), kvDim);
+            }
+            if (arch.equals("qwen3")) {
+                float[] qn = gaussian(rnd, headDim, 0.1f);
+                float[] kn = gaussian(rnd, headDim, 0.1f);
+                for (int i = 0; i < headDim; i++) {
+                    qn[i] += 1f;
+                    kn[i] += 1f;
+                }
+                w.tensor(p + "attn_q_norm.weight", qn, headDim);
+                w.tensor(p + "attn_k_norm.weight", kn, headDim);
+            }
             w.tensor(p + "ffn_norm.weight", ones(e), e);
             w.tensor(p + "ffn_gate.weight", gaussian(rnd, e * shape.ff(), 0.15f), e, shape.ff());
             w.tensor(p + "ffn_up.weight", gaussian(rnd, e * shape.ff(), 0.15f), e, shape.ff());
