@@ -1,11 +1,15 @@
-#include "llama_graph.h"
+#include "graphs.h"
 
 #include <cmath>
 
 namespace steer::train {
 
+ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T) {
+    return m.arch == "gemma3" ? gemma3_hidden(ctx, m, lora, in, T) : llama_hidden(ctx, m, lora, in, T);
+}
+
 // y = W x, plus the LoRA term (alpha/rank) B (A x) when this weight has one.
-static ggml_tensor * linear(ggml_context * ctx, const model_view & m, const lora_set * lora, const std::string & name, ggml_tensor * x) {
+ggml_tensor * linear(ggml_context * ctx, const model_view & m, const lora_set * lora, const std::string & name, ggml_tensor * x) {
     ggml_tensor * y = ggml_mul_mat(ctx, m.weight(name), x);
     if (const lora_pair * p = lora ? lora->find(name) : nullptr) {
         ggml_tensor * ab = ggml_mul_mat(ctx, p->b, ggml_mul_mat(ctx, p->a, x));
@@ -19,7 +23,7 @@ static ggml_tensor * with_bias(ggml_context * ctx, const model_view & m, ggml_te
     return b ? ggml_add(ctx, y, b) : y;
 }
 
-static ggml_tensor * rms_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x, const std::string & weight) {
+ggml_tensor * rms_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x, const std::string & weight) {
     return ggml_mul(ctx, ggml_rms_norm(ctx, x, m.norm_eps), m.weight(weight));
 }
 
@@ -58,7 +62,7 @@ ggml_tensor * llama_hidden(ggml_context * ctx, const model_view & m, const lora_
     return rms_norm(ctx, m, x, "output_norm.weight");
 }
 
-ggml_tensor * llama_logits(ggml_context * ctx, const model_view & m, ggml_tensor * hidden_rows) {
+ggml_tensor * lm_logits(ggml_context * ctx, const model_view & m, ggml_tensor * hidden_rows) {
     ggml_tensor * head = m.optional("output.weight");
     return ggml_mul_mat(ctx, head ? head : m.weight("token_embd.weight"), hidden_rows);
 }

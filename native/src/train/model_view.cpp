@@ -2,6 +2,7 @@
 
 #include "ggml-backend.h"
 
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -36,8 +37,8 @@ model_view read_model_view(const llama_model * model) {
         throw std::invalid_argument("the model has no general.architecture");
     }
     v.arch = buf;
-    if (v.arch != "llama" && v.arch != "qwen2" && v.arch != "qwen3") {
-        throw std::invalid_argument("no training graph for architecture '" + v.arch + "' yet (supported: llama, qwen2, qwen3)");
+    if (v.arch != "llama" && v.arch != "qwen2" && v.arch != "qwen3" && v.arch != "gemma3") {
+        throw std::invalid_argument("no training graph for architecture '" + v.arch + "' (supported: llama, qwen2, qwen3, gemma3)");
     }
     v.n_embd     = llama_model_n_embd(model);
     v.n_head     = llama_model_n_head(model);
@@ -50,6 +51,19 @@ model_view read_model_view(const llama_model * model) {
     v.norm_eps   = meta_float(model, v.arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
     v.freq_base  = meta_float(model, v.arch + ".rope.freq_base", 10000.0f);
     v.freq_scale = llama_model_rope_freq_scale_train(model);
+    if (v.arch == "gemma3") {
+        // as src/models/gemma3.cpp loads them
+        v.n_swa = llama_model_n_swa(model);
+        v.swa_pattern = (int) meta_float(model, v.arch + ".attention.sliding_window_pattern", 6.0f);
+        v.freq_base_swa = meta_float(model, v.arch + ".rope.freq_base_swa", 10000.0f);
+        v.attn_scale = 1.0f / std::sqrt((float) v.head_dim);
+        if (v.n_layer == 62) {
+            v.attn_scale = 1.0f / std::sqrt((float) (v.n_embd / v.n_head));  // the 27B model
+        }
+        if (meta_float(model, v.arch + ".final_logit_softcapping", 0.0f) != 0.0f) {
+            throw std::invalid_argument("gemma3 with final logit softcapping is not supported by the trainer (no tanh backward)");
+        }
+    }
     for (const auto & [name, t] : llama_internal_get_tensor_map(model)) {
         v.weights[name] = t;
     }

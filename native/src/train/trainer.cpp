@@ -111,7 +111,11 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     ggml_set_input(g->in.tokens);
     ggml_set_input(g->in.positions);
     ggml_set_input(g->in.mask);
-    ggml_tensor * hidden = llama_hidden(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T);
+    if (model_.n_swa > 0) {
+        g->in.mask_swa = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, g->T, g->T);
+        ggml_set_input(g->in.mask_swa);
+    }
+    ggml_tensor * hidden = hidden_states(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T);
 
     // Cross-entropy over a span: the LM head runs only on the rows that predict it (a 262k vocabulary is costly).
     auto span_ce = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t, ggml_tensor ** labels_t) {
@@ -119,7 +123,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         *labels_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_vocab, (int64_t) rows.size());
         ggml_set_input(*rows_t);
         ggml_set_input(*labels_t);
-        ggml_tensor * logits = llama_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
+        ggml_tensor * logits = lm_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
         return ggml_cross_entropy_loss(ctx, logits, *labels_t);  // mean over the rows
     };
     ggml_tensor * ce_c = span_ce(g->span_c, &g->rows_c, &g->labels_c);
@@ -156,6 +160,17 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
         }
     }
     ggml_backend_tensor_set(g.in.mask, mask.data(), 0, mask.size() * sizeof(float));
+    if (g.in.mask_swa) {
+        // sliding-window layers also hide keys n_swa or more positions back (as llama.cpp's is_masked_swa)
+        for (int q = 0; q < T; q++) {
+            for (int k = 0; k < T; k++) {
+                if (g.positions[q] - g.positions[k] >= model_.n_swa) {
+                    mask[(size_t) q * T + k] = -INFINITY;
+                }
+            }
+        }
+        ggml_backend_tensor_set(g.in.mask_swa, mask.data(), 0, mask.size() * sizeof(float));
+    }
     auto set_span = [&](ggml_tensor * rows_t, ggml_tensor * labels_t, const std::vector<int32_t> & rows, const std::vector<int32_t> & next) {
         if (rows_t == nullptr) {
             return;
@@ -202,7 +217,11 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     ggml_set_input(g.in.tokens);
     ggml_set_input(g.in.positions);
     ggml_set_input(g.in.mask);
-    g.logits_all = llama_logits(g.ctx, model_, llama_hidden(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T));
+    if (model_.n_swa > 0) {
+        g.in.mask_swa = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, g.T, g.T);
+        ggml_set_input(g.in.mask_swa);
+    }
+    g.logits_all = lm_logits(g.ctx, model_, hidden_states(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T));
     ggml_set_output(g.logits_all);
     ggml_build_forward_expand(g.gf, g.logits_all);
     ggml_backend_sched_reset(sched_);

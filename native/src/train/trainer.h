@@ -8,7 +8,7 @@
 // into one graph as two sequences that share nothing (block-diagonal causal mask). AdamW via ggml-opt.
 #pragma once
 
-#include "llama_graph.h"
+#include "graphs.h"
 
 #include "ggml-opt.h"
 

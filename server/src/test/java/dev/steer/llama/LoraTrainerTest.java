@@ -66,6 +66,48 @@ class LoraTrainerTest {
         }
     }
 
+    /** Gemma 3: sliding-window layers (window 4 over 14 tokens), GELU-gated MLP (its backward is our ggml patch). */
+    @Test
+    void gemma3MatchesLlamaDecodeAndHasCheckedGradients() {
+        Path file = dev.steer.testing.TinyModels.writeGemma3(TestModels.dir().resolve("tiny-gemma3.gguf"), 4, 12);
+        try (LlamaModel m = LlamaModel.load(file, TestModels.params());
+             LoraTrainer t = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
+            assertEquals("gemma3", m.info().architecture());
+            int[] tokens = m.tokenize("hello world, the model is in the steer", true, false);
+            assertTrue(tokens.length > 8, "longer than the window");
+            float[] served;
+            try (LlamaContext ctx = LlamaContext.create(m, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+                Batch b = ctx.newBatch();
+                for (int i = 0; i < tokens.length; i++) {
+                    b.add(tokens[i], i, 0, true);
+                }
+                ctx.decode(b);
+                served = new float[tokens.length * m.vocabSize()];
+                for (int i = 0; i < tokens.length; i++) {
+                    System.arraycopy(ctx.logits(i), 0, served, i * m.vocabSize(), m.vocabSize());
+                }
+            }
+            double d = maxDiff(served, t.logits(tokens, false));
+            assertTrue(d < 1e-5, "gemma3: training forward vs llama_decode, max |diff| = " + d);
+            LoraTrainer.Example e = new LoraTrainer.Example(m.tokenize("hello world, the model", true, false),
+                    m.tokenize(" the steer", false, false), m.tokenize(" a token", false, false));
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+            Random rnd = new Random(5);
+            for (String b : List.of("blk.0.attn_k.weight.lora_b", "blk.5.attn_v.weight.lora_b", "blk.2.ffn_gate.weight.lora_b")) {
+                float[] v = t.tensor(b);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = (float) rnd.nextGaussian() * 0.05f;
+                }
+                t.setTensor(b, v);
+            }
+            LoraTrainer.Reference ref = t.reference(e);
+            for (String name : List.of("blk.0.attn_k.weight.lora_a", "blk.5.attn_v.weight.lora_a", "blk.2.ffn_gate.weight.lora_a",
+                    "blk.3.ffn_up.weight.lora_b", "blk.1.attn_q.weight.lora_b")) {
+                checkGradient(t, e, ref, w, name);
+            }
+        }
+    }
+
     /** qwen2 (q/k/v biases, NEOX rope) and qwen3 (per-head q/k norms, head size 32 with 4 heads of a 64-wide model). */
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3"})

@@ -168,6 +168,70 @@ public final class TinyModels {
     }
 
     /**
+     * A tiny Gemma 3: 6 layers (5 with a sliding window of {@code window} tokens, then a global one, as Gemma's
+     * pattern of 6 says), head size 32 for 4 query heads and 1 KV head, q/k norms, post-attention and post-FFN norms,
+     * GELU-gated MLP, tied embeddings.
+     */
+    public static Path writeGemma3(Path file, int window, long seed) {
+        Vocab v = vocab();
+        int nVocab = v.tokens().length;
+        int e = 64, layers = 6, heads = 4, kvHeads = 1, hd = 32, ff = 128;
+        Random rnd = new Random(seed);
+        GgufWriter w = new GgufWriter()
+                .put("general.architecture", "gemma3")
+                .put("general.name", "steer-tiny-gemma3")
+                .put("gemma3.context_length", 1024)
+                .put("gemma3.embedding_length", e)
+                .put("gemma3.block_count", layers)
+                .put("gemma3.feed_forward_length", ff)
+                .put("gemma3.attention.head_count", heads)
+                .put("gemma3.attention.head_count_kv", kvHeads)
+                .put("gemma3.attention.key_length", hd)
+                .put("gemma3.attention.value_length", hd)
+                .put("gemma3.attention.layer_norm_rms_epsilon", 1e-6f)
+                .put("gemma3.attention.sliding_window", window)
+                .put("gemma3.rope.freq_base", 1000000f)
+                .put("tokenizer.ggml.model", "llama")
+                .put("tokenizer.ggml.tokens", v.tokens())
+                .put("tokenizer.ggml.scores", v.scores())
+                .put("tokenizer.ggml.token_type", v.types())
+                .put("tokenizer.ggml.unknown_token_id", 0)
+                .put("tokenizer.ggml.bos_token_id", 1)
+                .put("tokenizer.ggml.eos_token_id", 2)
+                .put("tokenizer.ggml.add_bos_token", true)
+                .put("tokenizer.ggml.add_space_prefix", false);
+        float[] embd = gaussian(rnd, e * nVocab, 0.1f);
+        java.util.Arrays.fill(embd, 0, 5 * e, 0f);
+        w.tensor("token_embd.weight", embd, e, nVocab);
+        for (int l = 0; l < layers; l++) {
+            String p = "blk." + l + ".";
+            w.tensor(p + "attn_norm.weight", near1(rnd, e), e);
+            w.tensor(p + "attn_q.weight", gaussian(rnd, e * heads * hd, 0.15f), e, heads * hd);
+            w.tensor(p + "attn_k.weight", gaussian(rnd, e * kvHeads * hd, 0.15f), e, kvHeads * hd);
+            w.tensor(p + "attn_v.weight", gaussian(rnd, e * kvHeads * hd, 0.15f), e, kvHeads * hd);
+            w.tensor(p + "attn_output.weight", gaussian(rnd, heads * hd * e, 0.15f), heads * hd, e);
+            w.tensor(p + "attn_q_norm.weight", near1(rnd, hd), hd);
+            w.tensor(p + "attn_k_norm.weight", near1(rnd, hd), hd);
+            w.tensor(p + "post_attention_norm.weight", near1(rnd, e), e);
+            w.tensor(p + "ffn_norm.weight", near1(rnd, e), e);
+            w.tensor(p + "ffn_gate.weight", gaussian(rnd, e * ff, 0.15f), e, ff);
+            w.tensor(p + "ffn_up.weight", gaussian(rnd, e * ff, 0.15f), e, ff);
+            w.tensor(p + "ffn_down.weight", gaussian(rnd, ff * e, 0.15f), ff, e);
+            w.tensor(p + "post_ffw_norm.weight", near1(rnd, e), e);
+        }
+        w.tensor("output_norm.weight", near1(rnd, e), e);
+        return write(w, file);
+    }
+
+    private static float[] near1(Random rnd, int n) {
+        float[] a = gaussian(rnd, n, 0.1f);
+        for (int i = 0; i < n; i++) {
+            a[i] += 1f;
+        }
+        return a;
+    }
+
+    /**
      * A LoRA adapter for {@link #writeLlama} models on attn_q and ffn_up of every layer, with random (non-zero) A and
      * B so that it visibly changes the logits. Shapes as llama.cpp expects: A = [n_in, r], B = [r, n_out].
      */
