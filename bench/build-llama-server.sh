@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds llama-server from the same pinned, patched llama.cpp tree that libsteer links (the peer in benchmarks) and
-# prints its path. Reuses the tree native/cmake/LlamaSource.cmake prepared; CPU by default, STEER_CUDA=ON for CUDA.
+# prints its path. Reuses the tree the native build used; CPU by default, STEER_CUDA=ON for CUDA.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${STEER_CACHE:-$HOME/.cache/steer}
-tree=${LLAMA_CPP_DIR:-$(ls -d "$cache"/llama.cpp/*/ 2>/dev/null | grep -v '\.tmp/$' | head -n 1)}
-tree=${tree%/}
+# The tree the last native build used (with our patches applied), unless LLAMA_CPP_DIR says otherwise.
+tree=${LLAMA_CPP_DIR:-$(cat native/target/cmake/llama_cpp_dir.txt 2>/dev/null)}
 [ -f "$tree/include/llama.h" ] || { echo "no llama.cpp tree: build Steer first (bash scripts/build.sh)" >&2; exit 1; }
 cuda=${STEER_CUDA:-OFF}
 out=$cache/bench/llama-server-$(basename "$tree")-cuda$cuda
