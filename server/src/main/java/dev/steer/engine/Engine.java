@@ -7,9 +7,7 @@ import dev.steer.llama.LlamaSampler;
 import dev.steer.llama.TopLogprobs;
 import dev.steer.llama.Utf8Stream;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -21,7 +19,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * sequences still prefilling, up to the batch size; decodes it; samples where logits were kept; and hands tokens to
  * the listeners. New requests join between steps, so a long prompt never stalls the streams already running.
  * A new prompt goes to the idle sequence whose cached tokens share the longest prefix with it, and only the rest is
- * computed. Every sequence may use {@code contextSize / parallel} positions.
+ * computed. Every sequence may use {@code contextSize / parallel} positions. Steers ({@link Generation#steer}) are
+ * applied between two steps: the sequence's cache is cut back to the fork and the correction is decoded like a short
+ * prompt, so the context before the fork is never computed again.
  */
 public final class Engine implements AutoCloseable {
     /**
