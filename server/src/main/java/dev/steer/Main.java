@@ -2,12 +2,10 @@ package dev.steer;
 
 import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
-import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.NativeLibrary;
+import dev.steer.models.Fingerprint;
 import dev.steer.models.HuggingFace;
-import dev.steer.steer.Sessions;
-import dev.steer.steer.SteerStore;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -84,9 +82,21 @@ public final class Main implements Callable<Integer> {
             description = "Largest request body; larger ones get 413 (STEER_MAX_REQUEST_BYTES; default ${DEFAULT-VALUE}).")
     long maxRequestBytes;
 
+    @Option(names = "--data-dir", defaultValue = "${env:STEER_DATA_DIR}",
+            description = "Where steers, jobs and adapter versions are kept (STEER_DATA_DIR; default ~/.local/share/steer).")
+    Path dataDir;
+
     @Option(names = "--steer-db", defaultValue = "${env:STEER_DB}",
-            description = "SQLite file of steer records (STEER_DB; default ~/.local/share/steer/steers.db).")
+            description = "SQLite file of steers, jobs and adapter versions (STEER_DB; default DATA_DIR/steers.db).")
     Path steerDb;
+
+    @Option(names = "--train-threads", defaultValue = "${env:STEER_TRAIN_THREADS:-0}",
+            description = "CPU threads for training jobs, apart from serving's; 0 = half the cores (STEER_TRAIN_THREADS).")
+    int trainThreads;
+
+    @Option(names = "--cpu-repack", defaultValue = "${env:STEER_CPU_REPACK:-false}",
+            description = "Repack weights for faster CPU matmuls; training jobs then cannot read them (STEER_CPU_REPACK).")
+    boolean cpuRepack;
 
     @Option(names = "--session-ttl", defaultValue = "${env:STEER_SESSION_TTL:-600}",
             description = "Seconds a finished completion stays steerable (STEER_SESSION_TTL; default ${DEFAULT-VALUE}).")
@@ -97,24 +107,25 @@ public final class Main implements Callable<Integer> {
         Path path = resolveModel();
         NativeLibrary.load();
         System.err.println(NativeLibrary.systemInfo());
-        LlamaModel llama = LlamaModel.load(path, LlamaModel.Params.defaults().withGpuLayers(gpuLayers));
+        // Training reads the weights serving loaded, in their file layout: no CPU repacking unless asked for.
+        LlamaModel llama = LlamaModel.load(path, new LlamaModel.Params(gpuLayers, true, cpuRepack));
         String modelId = alias != null ? alias : path.getFileName().toString().replaceFirst("\\.gguf$", "");
-        int nThreads = threads > 0 ? threads : Runtime.getRuntime().availableProcessors();
-        Engine engine = new Engine(llama, new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue));
+        int cores = Runtime.getRuntime().availableProcessors();
+        int nThreads = threads > 0 ? threads : cores;
         String template = chatTemplateFile == null ? null : Files.readString(chatTemplateFile);
-        ChatTemplates templates = ChatTemplates.forModel(llama, template);
         List<String> origins = cors == null ? List.of() : cors.stream().map(String::trim).filter(s -> !s.isEmpty()).toList();
-        Path db = steerDb != null ? steerDb : Path.of(System.getProperty("user.home"), ".local", "share", "steer", "steers.db");
-        SteerStore store = SteerStore.open(db);
-        ApiServer server = ApiServer.start(new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes),
-                engine, templates, new Sessions(sessionTtl * 1000), store);
-        System.err.printf("steer: serving %s (%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
-                llama.info().description(), host, server.port(), parallel, engine.contextPerSequence());
+        Path data = dataDir != null ? dataDir : Path.of(System.getProperty("user.home"), ".local", "share", "steer");
+        Server server = new Server(llama, new Server.Config(Fingerprint.sha256(path), steerDb != null ? steerDb : data.resolve("steers.db"),
+                data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
+                new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
+                new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes)));
+        Integer active = server.served.active();
+        System.err.printf("steer: serving %s (%s%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
+                llama.info().description(), active == null ? "" : ", adapter v" + active, host, server.port(), parallel,
+                server.engine.contextPerSequence());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            server.stop();
-            engine.close();
-            store.close();
+            server.close();
             stopped.countDown();
         }));
         stopped.await();

@@ -4,13 +4,17 @@ import dev.steer.llama.Batch;
 import dev.steer.llama.LlamaContext;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
+import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.TopLogprobs;
 import dev.steer.llama.Utf8Stream;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 
 /**
  * The decode loop: continuous batching of many generations over the parallel sequences of one llama context.
@@ -22,6 +26,12 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * computed. Every sequence may use {@code contextSize / parallel} positions. Steers ({@link Generation#steer}) are
  * applied between two steps: the sequence's cache is cut back to the fork and the correction is decoded like a short
  * prompt, so the context before the fork is never computed again.
+ *
+ * <p>LoRA adapters: llama.cpp applies adapters per context, not per sequence, so each step decodes the sequences of
+ * one adapter together and then those of the next ({@link #step}); a generation keeps the adapter it started with
+ * to its end, and an adapter switch happens only between two decodes, never inside one. A cached prefix is reused
+ * only by a request for the adapter it was computed under. An adapter that is no longer served is {@link #retire}d
+ * and freed once no generation uses it.
  */
 public final class Engine implements AutoCloseable {
     /**
@@ -74,6 +84,10 @@ public final class Engine implements AutoCloseable {
     private final Slot[] slots;
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
     private final ConcurrentLinkedQueue<SteerCommand> steers = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Runnable> tasks = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<LoraAdapter> retiring = new ConcurrentLinkedQueue<>();
+    private final List<LoraAdapter> retired = new ArrayList<>();   // decode thread: waiting for their last user
+    private LoraAdapter applied;                                   // decode thread: the adapter set on the context now
     private final EngineStats stats = new EngineStats();
     private final Thread thread;
     private volatile boolean running = true;
@@ -126,6 +140,10 @@ public final class Engine implements AutoCloseable {
                 throw new IllegalArgumentException("token id " + t + " is out of range [0, " + model.vocabSize() + ")");
             }
         }
+        LoraAdapter adapter = request.adapter();
+        if (adapter != null && (adapter.model() != model || adapter.isClosed())) {
+            throw new IllegalStateException("the adapter is not loaded for this model");
+        }
         if (request.prompt().length >= perSequence) {
             throw new IllegalArgumentException("the prompt has " + request.prompt().length
                     + " tokens; this server's context per request is " + perSequence + " tokens");
@@ -144,6 +162,35 @@ public final class Engine implements AutoCloseable {
         return job;
     }
 
+    /**
+     * Runs {@code task} on the decode thread between two steps. llama.cpp loads and frees adapters by changing the
+     * model's adapter list, which a decode reads; doing that here keeps the two apart.
+     */
+    public <T> CompletableFuture<T> onDecodeThread(Supplier<T> task) {
+        CompletableFuture<T> done = new CompletableFuture<>();
+        tasks.add(() -> {
+            try {
+                done.complete(task.get());
+            } catch (RuntimeException e) {
+                done.completeExceptionally(e);
+            }
+        });
+        wake();
+        if (!running) {
+            done.completeExceptionally(new IllegalStateException("the engine is stopped"));
+        }
+        return done;
+    }
+
+    /**
+     * The adapter will not be given to new generations: free it once no running or waiting generation uses it.
+     * Cached prefixes computed under it are dropped then.
+     */
+    public void retire(LoraAdapter adapter) {
+        retiring.add(adapter);
+        wake();
+    }
+
     private void wake() {
         synchronized (waiting) {
             waiting.notifyAll();
@@ -155,41 +202,116 @@ public final class Engine implements AutoCloseable {
     private void loop() {
         Batch batch = context.newBatch();
         while (running) {
+            for (Runnable t; (t = tasks.poll()) != null; ) {
+                t.run();
+            }
             admitWaiting();
             dropCancelled();
             applySteers();
-            batch.clear();
-            boolean prompt = fill(batch);
-            if (batch.isEmpty()) {
+            freeRetired();
+            boolean worked = false;
+            for (LoraAdapter a : adaptersWithWork()) {
+                worked |= step(batch, a);
+            }
+            if (!worked) {
                 sleepUntilWork();
-                continue;
-            }
-            long t0 = System.nanoTime();
-            try {
-                context.decode(batch);
-            } catch (RuntimeException e) {
-                failBatch(e);
-                continue;
-            }
-            long dt = System.nanoTime() - t0;
-            stats.decodeCalls.incrementAndGet();
-            stats.decodeNanos.addAndGet(dt);
-            if (!prompt) {
-                stats.generationDecodeNanos.addAndGet(dt);
-                stats.generationDecodeTokens.addAndGet(batch.size());
-            }
-            commit(batch);
-            for (Slot s : slots) {
-                if (s.job != null && s.batchIndex >= 0) {
-                    sampleNext(s);
-                }
             }
         }
     }
 
+    /** The adapters (null: the base model) of the sequences that have something to decode, in slot order. */
+    private List<LoraAdapter> adaptersWithWork() {
+        List<LoraAdapter> out = new ArrayList<>(1);
+        for (Slot s : slots) {
+            if (s.job != null && (s.prefilling() || s.nextToken >= 0) && !out.contains(s.adapter)) {
+                out.add(s.adapter);
+            }
+        }
+        return out;
+    }
+
+    /** One decode of the sequences that generate with {@code adapter}; false if they had nothing to decode. */
+    private boolean step(Batch batch, LoraAdapter adapter) {
+        batch.clear();
+        boolean prompt = fill(batch, adapter);
+        if (batch.isEmpty()) {
+            return false;
+        }
+        apply(adapter);
+        long t0 = System.nanoTime();
+        try {
+            context.decode(batch);
+        } catch (RuntimeException e) {
+            failBatch(e);
+            return true;
+        }
+        long dt = System.nanoTime() - t0;
+        stats.decodeCalls.incrementAndGet();
+        stats.decodeNanos.addAndGet(dt);
+        if (!prompt) {
+            stats.generationDecodeNanos.addAndGet(dt);
+            stats.generationDecodeTokens.addAndGet(batch.size());
+        }
+        commit(batch);
+        for (Slot s : slots) {
+            if (s.job != null && s.batchIndex >= 0) {
+                sampleNext(s);
+            }
+        }
+        return true;
+    }
+
+    private void apply(LoraAdapter adapter) {
+        if (adapter != applied) {
+            context.setAdapters(adapter == null ? List.of() : List.of(new LlamaContext.AdapterScale(adapter, 1f)));
+            applied = adapter;
+            stats.adapterSwitches.incrementAndGet();
+        }
+    }
+
+    /** Frees the retired adapters that nothing uses any more. */
+    private void freeRetired() {
+        for (LoraAdapter a; (a = retiring.poll()) != null; ) {
+            if (!retired.contains(a)) {
+                retired.add(a);
+            }
+        }
+        retired.removeIf(a -> {
+            for (Slot s : slots) {
+                if (s.job != null && s.adapter == a) {
+                    return false;
+                }
+            }
+            synchronized (waiting) {
+                for (Job j : waiting) {
+                    if (j.request.adapter() == a) {
+                        return false;
+                    }
+                }
+            }
+            for (Slot s : slots) {
+                if (s.cacheAdapter == a) {
+                    context.removeTokens(s.seq, -1, -1);
+                    s.cachedLength = 0;
+                    s.cacheAdapter = null;
+                }
+            }
+            if (applied == a) {
+                context.setAdapters(List.of());
+                applied = null;
+            }
+            try {
+                a.close();
+            } catch (RuntimeException e) {
+                System.err.println("steer: could not free a retired adapter: " + e.getMessage());
+            }
+            return true;
+        });
+    }
+
     private void sleepUntilWork() {
         synchronized (waiting) {
-            if (waiting.isEmpty() && steers.isEmpty() && running) {
+            if (waiting.isEmpty() && steers.isEmpty() && tasks.isEmpty() && retiring.isEmpty() && running) {
                 try {
                     waiting.wait(50);
                 } catch (InterruptedException e) {
@@ -213,7 +335,8 @@ public final class Engine implements AutoCloseable {
                 int bestPrefix = -1;
                 for (Slot s : slots) {
                     if (s.idle()) {
-                        int p = s.commonPrefix(job.request.prompt());
+                        // K/V computed under another adapter are other numbers: never a prefix for this request.
+                        int p = s.cacheAdapter == job.request.adapter() ? s.commonPrefix(job.request.prompt()) : 0;
                         if (p > bestPrefix) {
                             best = s;
                             bestPrefix = p;
@@ -256,6 +379,8 @@ public final class Engine implements AutoCloseable {
         }
         s.cachedLength = keep;
         s.job = job;
+        s.adapter = r.adapter();
+        s.cacheAdapter = r.adapter();
         s.sampler = sampler;
         s.input = prompt;
         s.inputDone = keep;
@@ -373,20 +498,23 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /** Fills the batch: generating sequences first (one token each), then prompt chunks. True if it holds prompt. */
-    private boolean fill(Batch batch) {
+    /**
+     * Fills the batch from the sequences of one adapter: generating sequences first (one token each), then prompt
+     * chunks. True if it holds prompt.
+     */
+    private boolean fill(Batch batch, LoraAdapter adapter) {
         for (Slot s : slots) {
             s.batchIndex = -1;
             s.inBatch = 0;
-            if (s.job != null && !s.prefilling() && s.nextToken >= 0) {
+            s.forkBatchIndex = -1;
+            if (s.job != null && s.adapter == adapter && !s.prefilling() && s.nextToken >= 0) {
                 s.batchIndex = batch.add(s.nextToken, s.cachedLength, s.seq, true);
                 s.inBatch = 1;
             }
         }
         boolean prompt = false;
         for (Slot s : slots) {
-            s.forkBatchIndex = -1;
-            if (s.job == null || !s.prefilling() || batch.size() == batch.capacity()) {
+            if (s.job == null || s.adapter != adapter || !s.prefilling() || batch.size() == batch.capacity()) {
                 continue;
             }
             int[] in = s.input;
@@ -505,7 +633,7 @@ public final class Engine implements AutoCloseable {
     /** A decode failed: every generation that had tokens in the batch fails; their sequences start empty again. */
     private void failBatch(RuntimeException e) {
         for (Slot s : slots) {
-            if (s.job != null && (s.batchIndex >= 0 || s.prefilling())) {
+            if (s.job != null && s.inBatch > 0) {
                 fail(s, e);
             }
         }
@@ -522,6 +650,7 @@ public final class Engine implements AutoCloseable {
         }
         // A cut-short prefill leaves a partial prompt in the cache: still a valid prefix for later requests.
         s.job = null;
+        s.adapter = null;
         s.nextToken = -1;
         s.batchIndex = -1;
         stats.active.decrementAndGet();
@@ -541,6 +670,6 @@ public final class Engine implements AutoCloseable {
                 s.sampler.close();
             }
         }
-        context.close();
+        context.close();  // releases the adapters set on it; their owners close them
     }
 }

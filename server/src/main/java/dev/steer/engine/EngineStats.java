@@ -19,6 +19,8 @@ public final class EngineStats {
     /** time spent in decode calls that generated tokens (no prompt in the batch), nanoseconds */
     public final AtomicLong generationDecodeNanos = new AtomicLong();
     public final AtomicLong generationDecodeTokens = new AtomicLong();
+    /** times the context's LoRA adapter changed between two decodes */
+    public final AtomicLong adapterSwitches = new AtomicLong();
     /** gauges */
     public final AtomicLong queued = new AtomicLong();
     public final AtomicLong active = new AtomicLong();

@@ -1,6 +1,7 @@
 package dev.steer.engine;
 
 import dev.steer.llama.LlamaSampler;
+import dev.steer.llama.LoraAdapter;
 import java.util.List;
 
 /**
@@ -14,9 +15,11 @@ import java.util.List;
  *                    (an earlier answer being continued after a steer). Steer positions count from here.
  * @param steer       when this generation continues a finished one after a steer: what the steer was (its fork
  *                    log-probs are computed and reported); null otherwise
+ * @param adapter     the LoRA adapter to generate with, null for the base model. The engine frees an adapter only
+ *                    once no generation uses it ({@link Engine#retire}).
  */
 public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int maxTokens, List<String> stop,
-                                int topLogprobs, boolean ignoreEos, int outputStart, SteerEvent steer) {
+                                int topLogprobs, boolean ignoreEos, int outputStart, SteerEvent steer, LoraAdapter adapter) {
     public GenerationRequest {
         if (prompt.length == 0) {
             throw new IllegalArgumentException("empty prompt");
@@ -32,7 +35,11 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
 
     public GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int maxTokens, List<String> stop,
                              int topLogprobs, boolean ignoreEos) {
-        this(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, prompt.length, null);
+        this(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, prompt.length, null, null);
+    }
+
+    public GenerationRequest withAdapter(LoraAdapter a) {
+        return new GenerationRequest(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, a);
     }
 
     public static GenerationRequest greedy(int[] prompt, int maxTokens) {

@@ -1,6 +1,7 @@
 package dev.steer.engine;
 
 import dev.steer.llama.LlamaSampler;
+import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.Utf8Stream;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
@@ -19,6 +20,8 @@ final class Slot {
     int cachedLength;
 
     Engine.Job job;            // null: idle
+    LoraAdapter adapter;       // the running generation's adapter, null: the base model
+    LoraAdapter cacheAdapter;  // the adapter the cached tokens were computed under
     LlamaSampler sampler;
     Utf8Stream utf8;
     StopMatcher stops;

@@ -2,10 +2,14 @@ package dev.steer.http;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
+import dev.steer.train.JobRunner;
+import dev.steer.train.JobStore;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
@@ -27,15 +31,22 @@ public final class ApiServer {
         }
     }
 
+    /** What the routes serve from, in data-flow order. */
+    public record Services(Engine engine, ChatTemplates templates, Sessions sessions, SteerStore steers, ServedAdapters served,
+                           AdapterRegistry adapters, JobStore jobs, JobRunner training) {}
+
     private final Javalin app;
 
     private ApiServer(Javalin app) {
         this.app = app;
     }
 
-    public static ApiServer start(Options o, Engine engine, ChatTemplates templates, Sessions sessions, SteerStore store) {
-        Completions completions = new Completions(engine, templates, o.modelId(), sessions, store);
-        SteerRoutes steers = new SteerRoutes(engine, sessions, store, completions, o.modelId());
+    public static ApiServer start(Options o, Services s) {
+        Engine engine = s.engine();
+        Completions completions = new Completions(engine, s.templates(), s.served(), s.sessions(), s.steers());
+        SteerRoutes steers = new SteerRoutes(engine, s.sessions(), s.steers(), completions);
+        FineTuningRoutes jobs = new FineTuningRoutes(s.training(), s.jobs(), o.modelId());
+        AdapterRoutes adapters = new AdapterRoutes(s.adapters(), s.served());
         Javalin app = Javalin.create(config -> {
             config.startup.showJavalinBanner = false;
             config.jsonMapper(new JavalinGson());
@@ -55,8 +66,8 @@ public final class ApiServer {
 
             config.routes.get("/health", ctx -> ctx.json(java.util.Map.of("status", "ok", "model", o.modelId())));
             config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine)));
-            config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(o.modelId())));
-            config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), o.modelId())));
+            config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(s.served())));
+            config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), s.served())));
             config.routes.post("/v1/chat/completions", completions::chat);
             config.routes.post("/v1/completions", completions::text);
             config.routes.post("/v1/chat/completions/{id}/steer", steers::steer);
@@ -67,6 +78,16 @@ public final class ApiServer {
             config.routes.delete("/v1/steers/{id}", steers::delete);
             config.routes.post("/v1/steers/{id}/tags", steers::tag);
             config.routes.post("/v1/steers/{id}/exclude", steers::exclude);
+            config.routes.post("/v1/fine_tuning/jobs", jobs::create);
+            config.routes.get("/v1/fine_tuning/jobs", jobs::list);
+            config.routes.get("/v1/fine_tuning/jobs/{id}", jobs::get);
+            config.routes.get("/v1/fine_tuning/jobs/{id}/events", jobs::events);
+            config.routes.post("/v1/fine_tuning/jobs/{id}/cancel", jobs::cancel);
+            config.routes.get("/v1/adapters", adapters::list);
+            config.routes.post("/v1/adapters/rollback", adapters::rollback);
+            config.routes.get("/v1/adapters/{version}", adapters::get);
+            config.routes.delete("/v1/adapters/{version}", adapters::delete);
+            config.routes.post("/v1/adapters/{version}/activate", adapters::activate);
 
             config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.toJson()));
             config.routes.exception(HttpResponseException.class, (e, ctx) -> {
@@ -100,21 +121,22 @@ public final class ApiServer {
         }
     }
 
-    private static JsonObject models(String modelId) {
+    /** The base model, then each adapter version as "base@vN". */
+    private static JsonObject models(ServedAdapters served) {
         JsonObject list = new JsonObject();
         list.addProperty("object", "list");
         JsonArray data = new JsonArray();
-        data.add(model(modelId, modelId));
+        served.modelNames().forEach(name -> data.add(model(name, served)));
         list.add("data", data);
         return list;
     }
 
-    private static JsonObject model(String requested, String modelId) {
-        if (!requested.equals(modelId)) {
+    private static JsonObject model(String requested, ServedAdapters served) {
+        if (!served.modelNames().contains(requested)) {
             throw ApiError.modelNotFound(requested);
         }
         JsonObject m = new JsonObject();
-        m.addProperty("id", modelId);
+        m.addProperty("id", requested);
         m.addProperty("object", "model");
         m.addProperty("created", 0);
         m.addProperty("owned_by", "steer");

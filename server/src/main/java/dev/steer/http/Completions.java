@@ -2,6 +2,7 @@ package dev.steer.http;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
+import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationListener;
@@ -17,6 +18,7 @@ import io.javalin.http.Context;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import java.util.function.Function;
 
 /** POST /v1/chat/completions and POST /v1/completions: validate, render the prompt, generate, respond. */
 final class Completions {
@@ -24,21 +26,24 @@ final class Completions {
 
     private final Engine engine;
     private final ChatTemplates templates;
-    private final String modelId;
+    private final ServedAdapters served;
     private final Sessions sessions;
     private final SteerStore store;
 
-    Completions(Engine engine, ChatTemplates templates, String modelId, Sessions sessions, SteerStore store) {
+    /** A generation handed to the engine, and the model name (adapter) it runs with. */
+    record Started(ServedAdapters.Selection selection, Generation generation) {}
+
+    Completions(Engine engine, ChatTemplates templates, ServedAdapters served, Sessions sessions, SteerStore store) {
         this.engine = engine;
         this.templates = templates;
-        this.modelId = modelId;
+        this.served = served;
         this.sessions = sessions;
         this.store = store;
     }
 
     void chat(Context ctx) throws InterruptedException {
         RequestBody b = RequestBody.parse(ctx.body());
-        checkModel(b);
+        String model = b.string("model", served.baseModel());
         JsonArray messages = b.array("messages");
         if (messages == null || messages.isEmpty()) {
             throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
@@ -65,16 +70,19 @@ final class Completions {
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         checkGrammar(request);
         // Every chat completion is a steerable session, named by its completion id.
-        Session session = sessions.open(id, modelId, ctx.body(), request);
         EventStream events = new EventStream();
-        Generation generation = submit(request, new SessionRecorder(session, store, engine.model(), events, events::steered));
-        session.started(generation);
-        respond(ctx, options.stream(), options.includeUsage(), events, generation, new ResponseShape.Chat(id, modelId, engine.model()));
+        Started started = submit(model, request, sel -> new SessionRecorder(
+                sessions.open(id, served.baseModel(), sel.pinned(), sel.version() == null ? null : "v" + sel.version(), ctx.body(), request),
+                store, engine.model(), events, events::steered));
+        Session session = sessions.get(id).orElseThrow();
+        session.started(started.generation());
+        respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
+                new ResponseShape.Chat(id, started.selection().model(), engine.model()));
     }
 
     void text(Context ctx) throws InterruptedException {
         RequestBody b = RequestBody.parse(ctx.body());
-        checkModel(b);
+        String model = b.string("model", served.baseModel());
         JsonElement p = b.raw("prompt");
         String prompt;
         if (p != null && p.isJsonPrimitive() && p.getAsJsonPrimitive().isString()) {
@@ -94,8 +102,9 @@ final class Completions {
         GenerationRequest request = options.toRequest(tokens, List.of(), engine);
         checkGrammar(request);
         EventStream events = new EventStream();
-        Generation generation = submit(request, events);
-        respond(ctx, options.stream(), options.includeUsage(), events, generation, new ResponseShape.Text(id, modelId, engine.model()));
+        Started started = submit(model, request, sel -> events);
+        respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
+                new ResponseShape.Text(id, started.selection().model(), engine.model()));
     }
 
     /** Parses the grammar here, so a bad one is the client's 400 and not a failure inside the engine. */
@@ -109,9 +118,15 @@ final class Completions {
         }
     }
 
-    Generation submit(GenerationRequest request, GenerationListener listener) {
+    /**
+     * Hands the request to the engine with the adapter {@code model} selects ("base", "base@v3", "base@base").
+     * The listener is made once the selection is known (a session records which adapter it used).
+     */
+    Started submit(String model, GenerationRequest request, Function<ServedAdapters.Selection, GenerationListener> listener) {
         try {
-            return engine.submit(request, listener);
+            return served.submit(model, sel -> new Started(sel, engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
+        } catch (ServedAdapters.UnknownModelException e) {
+            throw new ApiError(404, "invalid_request_error", e.getMessage(), "model", "model_not_found");
         } catch (QueueFullException e) {
             throw ApiError.busy(e.getMessage());
         } catch (IllegalArgumentException e) {
@@ -125,13 +140,6 @@ final class Completions {
             Respond.stream(ctx, events, generation, shape, includeUsage);
         } else {
             Respond.whole(ctx, events, generation, shape);
-        }
-    }
-
-    private void checkModel(RequestBody b) {
-        String model = b.string("model", modelId);
-        if (!model.equals(modelId)) {
-            throw ApiError.modelNotFound(model);
         }
     }
 }

@@ -15,9 +15,11 @@ import java.util.List;
  */
 final class RequestBody {
     private final JsonObject json;
+    private final String prefix;  // "hyperparameters." for a nested object: error messages name the full path
 
-    private RequestBody(JsonObject json) {
+    private RequestBody(JsonObject json, String prefix) {
         this.json = json;
+        this.prefix = prefix;
     }
 
     static RequestBody parse(String body) {
@@ -30,7 +32,7 @@ final class RequestBody {
         if (e == null || !e.isJsonObject()) {
             throw ApiError.invalid(null, "The request body must be a JSON object.");
         }
-        return new RequestBody(e.getAsJsonObject());
+        return new RequestBody(e.getAsJsonObject(), "");
     }
 
     JsonObject json() {
@@ -51,7 +53,7 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isString()) {
-            throw ApiError.invalid(name, "'" + name + "' must be a string.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be a string.");
         }
         return e.getAsString();
     }
@@ -62,7 +64,7 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isBoolean()) {
-            throw ApiError.invalid(name, "'" + name + "' must be a boolean.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be a boolean.");
         }
         return e.getAsBoolean();
     }
@@ -73,11 +75,11 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
-            throw ApiError.invalid(name, "'" + name + "' must be a number.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be a number.");
         }
         double v = e.getAsDouble();
         if (!(v >= min && v <= max)) {
-            throw ApiError.invalid(name, "'" + name + "' must be between " + fmt(min) + " and " + fmt(max) + ", got " + fmt(v) + ".");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be between " + fmt(min) + " and " + fmt(max) + ", got " + fmt(v) + ".");
         }
         return v;
     }
@@ -88,14 +90,14 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
-            throw ApiError.invalid(name, "'" + name + "' must be an integer.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an integer.");
         }
         double d = e.getAsDouble();
         if (d != Math.rint(d) || Double.isInfinite(d)) {
-            throw ApiError.invalid(name, "'" + name + "' must be an integer.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an integer.");
         }
         if (d < min || d > max) {
-            throw ApiError.invalid(name, "'" + name + "' must be between " + min + " and " + max + ", got " + fmt(d) + ".");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be between " + min + " and " + max + ", got " + fmt(d) + ".");
         }
         return e.getAsLong();
     }
@@ -106,9 +108,15 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonObject()) {
-            throw ApiError.invalid(name, "'" + name + "' must be an object.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an object.");
         }
         return e.getAsJsonObject();
+    }
+
+    /** A nested object read with the same checks (empty when absent). */
+    RequestBody nested(String name) {
+        JsonObject o = object(name);
+        return new RequestBody(o == null ? new JsonObject() : o, prefix + name + ".");
     }
 
     JsonArray array(String name) {
@@ -117,7 +125,7 @@ final class RequestBody {
         }
         JsonElement e = json.get(name);
         if (!e.isJsonArray()) {
-            throw ApiError.invalid(name, "'" + name + "' must be an array.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an array.");
         }
         return e.getAsJsonArray();
     }
@@ -134,15 +142,15 @@ final class RequestBody {
         } else if (e.isJsonArray()) {
             for (JsonElement x : e.getAsJsonArray()) {
                 if (!x.isJsonPrimitive() || !x.getAsJsonPrimitive().isString()) {
-                    throw ApiError.invalid(name, "'" + name + "' must be a string or an array of strings.");
+                    throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be a string or an array of strings.");
                 }
                 out.add(x.getAsString());
             }
         } else {
-            throw ApiError.invalid(name, "'" + name + "' must be a string or an array of strings.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be a string or an array of strings.");
         }
         if (out.size() > maxCount) {
-            throw ApiError.invalid(name, "'" + name + "' may hold at most " + maxCount + " entries.");
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' may hold at most " + maxCount + " entries.");
         }
         return out;
     }

@@ -90,11 +90,20 @@ final class Respond {
         }
     }
 
-    private static void send(OutputStream out, JsonElement chunk) throws IOException {
+    /** Starts an SSE response (events are then written with {@link #send}). */
+    static OutputStream startEvents(Context ctx) throws IOException {
+        ctx.status(200);
+        ctx.res().setContentType("text/event-stream; charset=utf-8");
+        ctx.res().setHeader("Cache-Control", "no-cache");
+        ctx.res().setHeader("X-Accel-Buffering", "no");
+        return ctx.res().getOutputStream();
+    }
+
+    static void send(OutputStream out, JsonElement chunk) throws IOException {
         write(out, "data: " + GSON.toJson(chunk) + "\n\n");
     }
 
-    private static void write(OutputStream out, String s) throws IOException {
+    static void write(OutputStream out, String s) throws IOException {
         out.write(s.getBytes(StandardCharsets.UTF_8));
         out.flush();
     }

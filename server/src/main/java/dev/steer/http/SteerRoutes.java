@@ -35,14 +35,12 @@ final class SteerRoutes {
     private final Sessions sessions;
     private final SteerStore store;
     private final Completions completions;
-    private final String modelId;
 
-    SteerRoutes(Engine engine, Sessions sessions, SteerStore store, Completions completions, String modelId) {
+    SteerRoutes(Engine engine, Sessions sessions, SteerStore store, Completions completions) {
         this.engine = engine;
         this.sessions = sessions;
         this.store = store;
         this.completions = completions;
-        this.modelId = modelId;
     }
 
     private LlamaModel model() {
@@ -150,11 +148,12 @@ final class SteerRoutes {
         }
         int budget = Math.min(room, maxTokens > 0 ? maxTokens : first.maxTokens());
         GenerationRequest next = new GenerationRequest(prompt, first.sampling(), budget, first.stop(), first.topLogprobs(),
-                first.ignoreEos(), first.prompt().length, new SteerEvent(at, accepted, rejected, correction, null));
+                first.ignoreEos(), first.prompt().length, new SteerEvent(at, accepted, rejected, correction, null), null);
         EventStream events = new EventStream();
-        Generation g = completions.submit(next, new SessionRecorder(session, store, model(), events, events::steered));
-        session.started(g);
-        Completions.respond(ctx, true, false, events, g, new ResponseShape.Chat(session.id, modelId, model()));
+        // The continuation generates with the adapter the completion started with, whatever serves by default now.
+        Completions.Started g = completions.submit(session.pinnedModel, next, sel -> new SessionRecorder(session, store, model(), events, events::steered));
+        session.started(g.generation());
+        Completions.respond(ctx, true, false, events, g.generation(), new ResponseShape.Chat(session.id, g.selection().model(), model()));
     }
 
     /** POST /v1/chat/completions/{id}/stop {"at"?}: stops the completion and records what followed {@code at} as rejected. */
@@ -171,7 +170,7 @@ final class SteerRoutes {
         int[] accepted = Arrays.copyOf(out, at);
         int[] rejected = Arrays.copyOfRange(out, at, out.length);
         SteerRecord r = new SteerRecord("steer-" + UUID.randomUUID().toString().replace("-", ""), session.id, "rejection",
-                session.model, null, session.requestJson, session.prompt(), at, accepted, rejected, new int[0], "",
+                session.model, session.adapterVersion, session.requestJson, session.prompt(), at, accepted, rejected, new int[0], "",
                 model().detokenize(accepted, false, false), model().detokenize(rejected, false, false), null, null, null,
                 false, Set.of(), now, now);
         store.insert(r);

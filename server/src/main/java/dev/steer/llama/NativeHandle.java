@@ -25,7 +25,7 @@ abstract class NativeHandle implements AutoCloseable {
         return handle;
     }
 
-    final synchronized boolean isClosed() {
+    public final synchronized boolean isClosed() {
         return handle == 0;
     }
 

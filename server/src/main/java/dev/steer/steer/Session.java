@@ -13,6 +13,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
 public final class Session {
     public final String id;
     public final String model;
+    /** the model name that selects exactly the adapter it generated with ("base@v2", "base@base"): its continuations use it */
+    public final String pinnedModel;
+    /** "v2", or null for the base model */
+    public final String adapterVersion;
     public final String requestJson;
     /** the request as first submitted: its prompt ends where the output begins */
     public final GenerationRequest request;
@@ -24,9 +28,11 @@ public final class Session {
     private String lastSteerId;
     private int continuationFrom;
 
-    Session(String id, String model, String requestJson, GenerationRequest request) {
+    Session(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request) {
         this.id = id;
         this.model = model;
+        this.pinnedModel = pinnedModel;
+        this.adapterVersion = adapterVersion;
         this.requestJson = requestJson;
         this.request = request;
     }

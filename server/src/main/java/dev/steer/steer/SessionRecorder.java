@@ -51,7 +51,7 @@ public final class SessionRecorder implements GenerationListener {
         for (int i = 0; i < e.forkTop().size(); i++) {
             fork.add(new SteerRecord.TokenLogprob(e.forkTop().tokens()[i], e.forkTop().logprobs()[i]));
         }
-        SteerRecord r = new SteerRecord(id, session.id, "steer", session.model, null, session.requestJson,
+        SteerRecord r = new SteerRecord(id, session.id, "steer", session.model, session.adapterVersion, session.requestJson,
                 session.prompt(), e.at(), e.accepted(), e.rejected(), e.correction(),
                 model.detokenize(e.correction(), false, false), model.detokenize(e.accepted(), false, false),
                 model.detokenize(e.rejected(), false, false), fork, null, null, false, Set.of(), now, now);

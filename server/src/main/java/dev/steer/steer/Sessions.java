@@ -14,9 +14,14 @@ public final class Sessions {
         this.ttlMillis = ttlMillis;
     }
 
-    public Session open(String id, String model, String requestJson, GenerationRequest request) {
+    /**
+     * @param model          the base model id (what steer records are filed under)
+     * @param pinnedModel    the name that selects the adapter this completion uses
+     * @param adapterVersion that adapter ("v2"), null for the base model
+     */
+    public Session open(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request) {
         expire();
-        Session s = new Session(id, model, requestJson, request);
+        Session s = new Session(id, model, pinnedModel, adapterVersion, requestJson, request);
         byId.put(id, s);
         return s;
     }

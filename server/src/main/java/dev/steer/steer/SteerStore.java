@@ -2,18 +2,12 @@ package dev.steer.steer;
 
 import com.google.gson.Gson;
 import com.google.gson.reflect.TypeToken;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
+import dev.steer.db.Database;
 import java.nio.file.Path;
 import java.sql.Connection;
-import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
@@ -23,11 +17,9 @@ import java.util.Set;
 
 /**
  * Steer records in SQLite (WAL, synchronous=FULL): {@link #insert} returns only once the record is on disk, so an
- * acknowledged steer survives a crash. Schema changes are numbered migrations (resources migrations/V*.sql) applied
- * at open. One connection, used under this object's lock.
+ * acknowledged steer survives a crash ({@link Database}). One connection, used under this object's lock.
  */
 public final class SteerStore implements AutoCloseable {
-    private static final String[] MIGRATIONS = {"V1__steers.sql"};
     private static final Gson GSON = new Gson();
 
     /** Which records to list or export; null fields do not filter. Times are epoch milliseconds. */
@@ -48,61 +40,7 @@ public final class SteerStore implements AutoCloseable {
     }
 
     public static SteerStore open(Path file) {
-        try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) {
-                Files.createDirectories(parent);
-            }
-            Connection db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
-            try (Statement s = db.createStatement()) {
-                s.execute("PRAGMA journal_mode=WAL");
-                s.execute("PRAGMA synchronous=FULL");
-                s.execute("PRAGMA foreign_keys=ON");
-                s.execute("PRAGMA busy_timeout=5000");
-            }
-            SteerStore store = new SteerStore(db);
-            store.migrate();
-            return store;
-        } catch (SQLException | IOException e) {
-            throw new IllegalStateException("cannot open the steer store at " + file + ": " + e.getMessage(), e);
-        }
-    }
-
-    private void migrate() throws SQLException {
-        try (Statement s = db.createStatement()) {
-            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-            int version;
-            try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(version), 0) FROM schema_version")) {
-                version = r.next() ? r.getInt(1) : 0;
-            }
-            for (int v = version; v < MIGRATIONS.length; v++) {
-                db.setAutoCommit(false);
-                try {
-                    // Our migrations hold no string literals: drop "--" comments, then run each ";"-separated statement.
-                    String script = resource("migrations/" + MIGRATIONS[v]).replaceAll("--[^\n]*", "");
-                    for (String stmt : script.split(";")) {
-                        if (!stmt.isBlank()) {
-                            s.execute(stmt.strip());
-                        }
-                    }
-                    s.execute("INSERT INTO schema_version(version) VALUES (" + (v + 1) + ")");
-                    db.commit();
-                } catch (SQLException e) {
-                    db.rollback();
-                    throw e;
-                } finally {
-                    db.setAutoCommit(true);
-                }
-            }
-        }
-    }
-
-    private static String resource(String name) {
-        try (InputStream in = SteerStore.class.getResourceAsStream(name)) {
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+        return new SteerStore(Database.connect(file));
     }
 
     public synchronized void insert(SteerRecord r) {

@@ -111,7 +111,7 @@ class EngineSteerTest {
         long before = engine.stats().promptTokensComputed.get();
         Collector next = new Collector();
         engine.submit(new GenerationRequest(concat(prompt, accepted, correction), LlamaSampler.Params.greedy(), 5, List.of(), -1,
-                true, prompt.length, new SteerEvent(at, accepted, rejected, correction, null)), next);
+                true, prompt.length, new SteerEvent(at, accepted, rejected, correction, null), null), next);
         Collector.Result r = next.await();
         assertEquals(correction.length + 1, engine.stats().promptTokensComputed.get() - before, "the cached context was reused");
         assertEquals(1, r.steers().size());

@@ -135,7 +135,7 @@ public class HttpApiTest {
     void aClientThatDisconnectsStopsItsGeneration() throws Exception {
         long before = server.engine.stats().generatedTokens.get();
         String body = chat("go on forever", ",\"stream\":true,\"max_tokens\":1000000,\"ignore_eos\":true");
-        try (Socket s = new Socket("127.0.0.1", server.api.port())) {
+        try (Socket s = new Socket("127.0.0.1", server.server.port())) {
             OutputStream out = s.getOutputStream();
             out.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                     + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));

@@ -9,8 +9,8 @@ class SessionsTest {
     @Test
     void aFinishedSessionExpiresAfterItsTtlAndARunningOneNever() throws InterruptedException {
         Sessions sessions = new Sessions(50);
-        Session done = sessions.open("a", "m", "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
-        Session running = sessions.open("b", "m", "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
+        Session done = sessions.open("a", "m", "m@base", null, "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
+        Session running = sessions.open("b", "m", "m@base", null, "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
         done.finished(System.currentTimeMillis());
         assertTrue(sessions.get("a").isPresent(), "still within its TTL");
         Thread.sleep(120);

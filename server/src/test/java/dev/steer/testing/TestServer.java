@@ -1,5 +1,6 @@
 package dev.steer.testing;
 
+import dev.steer.Server;
 import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
 import dev.steer.llama.ChatTemplates;
@@ -7,37 +8,52 @@ import dev.steer.llama.LlamaModel;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
 
-/** A live server (engine + HTTP API) on a free local port, for tests. */
+/** A live server (engine, stores, training, HTTP API) on a free local port and a fresh data directory, for tests. */
 public final class TestServer implements AutoCloseable {
+    public final Server server;
     public final Engine engine;
     public final ChatTemplates templates;
-    public final ApiServer api;
     public final String modelId;
     public final SteerStore store;
-    public final Sessions sessions = new Sessions(60_000);
+    public final Sessions sessions;
+    public final Path dataDir;
     private final HttpClient http = HttpClient.newHttpClient();
 
     public TestServer(LlamaModel model, String modelId, int parallel, String apiKey) {
+        this(model, "test-model-sha256", modelId, parallel, apiKey, tempDir());
+    }
+
+    public TestServer(LlamaModel model, String modelSha256, String modelId, int parallel, String apiKey, Path dataDir) {
         this.modelId = modelId;
-        this.engine = new Engine(model, new Engine.Config(parallel, 4096, 256, 2, 16));
-        this.templates = ChatTemplates.forModel(model, null);
+        this.dataDir = dataDir;
+        this.server = new Server(model, new Server.Config(modelSha256, dataDir.resolve("steers.db"), dataDir.resolve("adapters"),
+                60_000, null, 2, new Engine.Config(parallel, 4096, 256, 2, 16),
+                new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024)));
+        this.engine = server.engine;
+        this.templates = server.templates;
+        this.store = server.steers;
+        this.sessions = server.sessions;
+    }
+
+    private static Path tempDir() {
         try {
-            this.store = SteerStore.open(java.nio.file.Files.createTempDirectory("steer-test-db").resolve("steers.db"));
+            return Files.createTempDirectory("steer-test-data");
         } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
+            throw new UncheckedIOException(e);
         }
-        this.api = ApiServer.start(new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024),
-                engine, templates, sessions, store);
     }
 
     public String base() {
-        return "http://127.0.0.1:" + api.port();
+        return "http://127.0.0.1:" + server.port();
     }
 
     public HttpResponse<String> post(String path, String json) throws IOException, InterruptedException {
@@ -56,9 +72,6 @@ public final class TestServer implements AutoCloseable {
 
     @Override
     public void close() {
-        api.stop();
-        engine.close();
-        templates.close();
-        store.close();
+        server.close();
     }
 }

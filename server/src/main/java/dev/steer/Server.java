@@ -1,0 +1,68 @@
+package dev.steer;
+
+import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.ServedAdapters;
+import dev.steer.engine.Engine;
+import dev.steer.http.ApiServer;
+import dev.steer.llama.ChatTemplates;
+import dev.steer.llama.LlamaModel;
+import dev.steer.steer.Sessions;
+import dev.steer.steer.SteerStore;
+import dev.steer.train.JobRunner;
+import dev.steer.train.JobStore;
+import java.nio.file.Path;
+
+/**
+ * One server: every part assembled in data-flow order (engine, steer store, adapters, training jobs, HTTP) and
+ * closed in reverse. The model is the caller's; it must have been loaded without CPU weight repacking when jobs
+ * are to train on it.
+ */
+public final class Server implements AutoCloseable {
+    /**
+     * @param modelSha256 of the model file: adapters record the base they were trained on, and only serve on it
+     * @param database    SQLite file of steers, jobs and adapter versions
+     * @param adapterDir  where adapter versions live
+     * @param chatTemplate a Jinja template to use instead of the model's, or null
+     * @param trainThreads CPU threads a training job uses, apart from serving's
+     */
+    public record Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
+                         int trainThreads, Engine.Config engine, ApiServer.Options api) {}
+
+    public final Engine engine;
+    public final ChatTemplates templates;
+    public final Sessions sessions;
+    public final SteerStore steers;
+    public final AdapterRegistry adapters;
+    public final ServedAdapters served;
+    public final JobStore jobs;
+    public final JobRunner training;
+    public final ApiServer api;
+
+    public Server(LlamaModel model, Config c) {
+        engine = new Engine(model, c.engine());
+        templates = ChatTemplates.forModel(model, c.chatTemplate());
+        sessions = new Sessions(c.sessionTtlMillis());
+        steers = SteerStore.open(c.database());
+        adapters = AdapterRegistry.open(c.database(), c.adapterDir());
+        served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256());
+        jobs = JobStore.open(c.database());
+        training = new JobRunner(jobs, steers, adapters, served, model, c.modelSha256(), c.trainThreads());
+        api = ApiServer.start(c.api(), new ApiServer.Services(engine, templates, sessions, steers, served, adapters, jobs, training));
+    }
+
+    public int port() {
+        return api.port();
+    }
+
+    @Override
+    public void close() {
+        api.stop();
+        training.close();
+        engine.close();
+        served.closeAll();
+        templates.close();
+        jobs.close();
+        adapters.close();
+        steers.close();
+    }
+}

@@ -1,0 +1,250 @@
+package dev.steer.adapters;
+
+import com.google.gson.Gson;
+import com.google.gson.JsonObject;
+import dev.steer.db.Database;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * Adapter versions on disk and in SQLite: each version is a GGUF file in the adapter directory plus a row with its
+ * lineage (base model and its hash, the steers and hyperparameters it came from, its metrics and gate verdict).
+ *
+ * <p>Consistency: a file is complete before it gets a name the registry uses (the trainer writes and renames it,
+ * {@link #register} moves it into place atomically), and a row is inserted only after that. At open, files without
+ * a row (a crash between the two) are deleted and rows without a file are dropped, so the registry never names a
+ * half-written adapter. Which version serves is a history of activations: activating pushes, {@link #rollback} pops.
+ */
+public final class AdapterRegistry implements AutoCloseable {
+    private static final Gson GSON = new Gson();
+
+    public record Version(int version, String baseModel, String baseSha256, String file, String jobId, List<String> steerIds,
+                          List<String> heldOutIds, JsonObject hyperparameters, JsonObject metrics, String gate, long createdAt) {
+        /** The name clients use after "{model}@". */
+        public String id() {
+            return "v" + version;
+        }
+    }
+
+    /** What a new version is made of; the registry gives it a number and a file name. */
+    public record Lineage(String baseModel, String baseSha256, String jobId, List<String> steerIds, List<String> heldOutIds,
+                          JsonObject hyperparameters, JsonObject metrics, String gate) {}
+
+    private final Connection db;
+    private final Path dir;
+
+    private AdapterRegistry(Connection db, Path dir) {
+        this.db = db;
+        this.dir = dir;
+    }
+
+    public static AdapterRegistry open(Path dbFile, Path dir) {
+        try {
+            Files.createDirectories(dir);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot create the adapter directory " + dir, e);
+        }
+        AdapterRegistry r = new AdapterRegistry(Database.connect(dbFile), dir);
+        r.reconcile();
+        return r;
+    }
+
+    public Path dir() {
+        return dir;
+    }
+
+    public Path file(Version v) {
+        return dir.resolve(v.file());
+    }
+
+    /** Moves the complete adapter file {@code file} into the registry as the next version. */
+    public synchronized Version register(Path file, Lineage l) {
+        int version = nextVersion();
+        String name = "v" + version + ".gguf";
+        try {
+            Files.move(file, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot move the adapter into " + dir, e);
+        }
+        long now = System.currentTimeMillis();
+        update("INSERT INTO adapters (version, base_model, base_sha256, file, job_id, steer_ids, held_out_ids, hyperparameters,"
+                        + " metrics, gate, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                version, l.baseModel(), l.baseSha256(), name, l.jobId(), GSON.toJson(l.steerIds()), GSON.toJson(l.heldOutIds()),
+                GSON.toJson(l.hyperparameters()), GSON.toJson(l.metrics()), l.gate(), now);
+        return get(version).orElseThrow();
+    }
+
+    public synchronized List<Version> list() {
+        return query("SELECT * FROM adapters ORDER BY version", List.of());
+    }
+
+    public synchronized Optional<Version> get(int version) {
+        List<Version> r = query("SELECT * FROM adapters WHERE version = ?", List.of(version));
+        return r.isEmpty() ? Optional.empty() : Optional.of(r.get(0));
+    }
+
+    /** Removes a version that does not serve now: its row, then its file. */
+    public synchronized void delete(int version) {
+        Integer active = active();
+        if (active != null && active == version) {
+            throw new IllegalStateException("v" + version + " is serving; activate another version or roll back first");
+        }
+        Optional<Version> v = get(version);
+        if (v.isEmpty()) {
+            return;
+        }
+        update("DELETE FROM adapters WHERE version = ?", version);
+        try {
+            Files.deleteIfExists(file(v.get()));
+        } catch (IOException e) {
+            System.err.println("steer: could not delete " + file(v.get()) + ": " + e.getMessage());
+        }
+    }
+
+    /** The version serving now, null for the base model alone. */
+    public synchronized Integer active() {
+        List<Integer> stack = stack();
+        return stack.isEmpty() ? null : stack.get(stack.size() - 1);
+    }
+
+    /** Makes {@code version} (null: the base model) the one that serves. */
+    public synchronized void activate(Integer version, String reason) {
+        if (version != null && get(version).isEmpty()) {
+            throw new IllegalArgumentException("no adapter v" + version);
+        }
+        update("INSERT INTO activations (version, reason, created_at) VALUES (?,?,?)", version, reason, System.currentTimeMillis());
+    }
+
+    /** Returns to the version that served before the current one, and returns that (null: the base model). */
+    public synchronized Integer rollback() {
+        if (stack().isEmpty()) {
+            throw new IllegalStateException("the base model is serving and nothing was activated before it; there is nothing to roll back");
+        }
+        update("INSERT INTO activations (version, reason, created_at) VALUES (NULL, 'rollback', ?)", System.currentTimeMillis());
+        return active();
+    }
+
+    /**
+     * Replays the activation history into a stack (null entries: the base model was activated explicitly):
+     * activations push, rollbacks pop. Versions deleted since are left out, so a rollback never lands on a
+     * version that is gone.
+     */
+    private List<Integer> stack() {
+        Set<Integer> exist = new HashSet<>();
+        list().forEach(v -> exist.add(v.version()));
+        List<Integer> stack = new ArrayList<>();
+        try (PreparedStatement p = db.prepareStatement("SELECT version, reason FROM activations ORDER BY id");
+             ResultSet r = p.executeQuery()) {
+            while (r.next()) {
+                int v = r.getInt(1);
+                Integer version = r.wasNull() ? null : v;
+                if (r.getString(2).equals("rollback")) {
+                    if (!stack.isEmpty()) {
+                        stack.remove(stack.size() - 1);
+                    }
+                } else {
+                    stack.add(version);
+                }
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
+        }
+        stack.removeIf(v -> v != null && !exist.contains(v));
+        return stack;
+    }
+
+    private int nextVersion() {
+        try (PreparedStatement p = db.prepareStatement("SELECT COALESCE(MAX(version), 0) + 1 FROM adapters");
+             ResultSet r = p.executeQuery()) {
+            r.next();
+            int next = r.getInt(1);
+            // never reuse the number of a file left on disk
+            while (Files.exists(dir.resolve("v" + next + ".gguf"))) {
+                next++;
+            }
+            return next;
+        } catch (SQLException e) {
+            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
+        }
+    }
+
+    /** Deletes files no row names (and temporary files); drops rows whose file is gone. */
+    private synchronized void reconcile() {
+        Set<String> named = new HashSet<>();
+        for (Version v : list()) {
+            if (Files.isRegularFile(file(v))) {
+                named.add(v.file());
+            } else {
+                System.err.println("steer: adapter v" + v.version() + " has no file " + file(v) + "; dropping it from the registry");
+                update("DELETE FROM adapters WHERE version = ?", v.version());
+            }
+        }
+        try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
+            for (Path f : files) {
+                if (!named.contains(f.getFileName().toString()) && Files.isRegularFile(f)) {
+                    System.err.println("steer: deleting " + f + ", an adapter file no registry version owns (an interrupted job)");
+                    Files.delete(f);
+                }
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the adapter directory " + dir, e);
+        }
+    }
+
+    private void update(String sql, Object... args) {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) {
+                p.setObject(i + 1, args[i]);
+            }
+            p.executeUpdate();
+        } catch (SQLException e) {
+            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
+        }
+    }
+
+    private List<Version> query(String sql, List<Object> args) {
+        List<Version> out = new ArrayList<>();
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.size(); i++) {
+                p.setObject(i + 1, args.get(i));
+            }
+            try (ResultSet r = p.executeQuery()) {
+                while (r.next()) {
+                    out.add(new Version(r.getInt("version"), r.getString("base_model"), r.getString("base_sha256"),
+                            r.getString("file"), r.getString("job_id"), strings(r.getString("steer_ids")),
+                            strings(r.getString("held_out_ids")), GSON.fromJson(r.getString("hyperparameters"), JsonObject.class),
+                            GSON.fromJson(r.getString("metrics"), JsonObject.class), r.getString("gate"), r.getLong("created_at")));
+                }
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
+        }
+        return out;
+    }
+
+    private static List<String> strings(String json) {
+        return List.of(GSON.fromJson(json, String[].class));
+    }
+
+    @Override
+    public synchronized void close() {
+        try {
+            db.close();
+        } catch (SQLException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+}

@@ -1,0 +1,204 @@
+package dev.steer.adapters;
+
+import dev.steer.engine.Engine;
+import dev.steer.llama.LoraAdapter;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.function.Function;
+
+/**
+ * Which adapter a request generates with, and hot-swapping the active one.
+ *
+ * <p>Model names: {@code <base>} follows the active version (what a plain OpenAI client gets); {@code <base>@v3}
+ * pins version 3; {@code <base>@base} pins the base model with no adapter. Activation loads the new adapter (on the
+ * decode thread, between two steps: the only stall serving sees), then switches new requests to it; generations
+ * already running finish on the adapter they started with, and the engine frees an old adapter after its last user.
+ */
+public final class ServedAdapters {
+    /** Adapters kept loaded besides the active one (pinned versions); the least recently used beyond that are freed. */
+    static final int MAX_LOADED = 4;
+    private static final String BASE = "base";
+
+    /**
+     * What a model name selects: the name to report, the name that pins exactly this choice, the version (null: the
+     * base model) and its loaded adapter.
+     */
+    public record Selection(String model, String pinned, Integer version, LoraAdapter adapter) {}
+
+    /** The name is not this server's model or one of its adapter versions. */
+    public static final class UnknownModelException extends RuntimeException {
+        UnknownModelException(String message) {
+            super(message);
+        }
+    }
+
+    private final Engine engine;
+    private final AdapterRegistry registry;
+    private final String baseModel;
+    private final String baseSha256;
+    private final Map<Integer, LoraAdapter> loaded = new LinkedHashMap<>(8, 0.75f, true);  // access order: LRU
+    private Integer active;
+
+    /** Serves what the registry says is active; an adapter that cannot be loaded leaves the base serving. */
+    public ServedAdapters(Engine engine, AdapterRegistry registry, String baseModel, String baseSha256) {
+        this.engine = engine;
+        this.registry = registry;
+        this.baseModel = baseModel;
+        this.baseSha256 = baseSha256;
+        Integer want = registry.active();
+        if (want != null) {
+            try {
+                loaded.put(want, load(want));
+                active = want;
+            } catch (RuntimeException e) {
+                System.err.println("steer: cannot serve adapter v" + want + " (" + e.getMessage() + "); serving the base model");
+                registry.activate(null, "v" + want + " could not be loaded");
+            }
+        }
+    }
+
+    public String baseModel() {
+        return baseModel;
+    }
+
+    public synchronized Integer active() {
+        return active;
+    }
+
+    /** The model names a client may use: the base, then every version. */
+    public List<String> modelNames() {
+        List<String> out = new ArrayList<>();
+        out.add(baseModel);
+        registry.list().forEach(v -> out.add(baseModel + "@" + v.id()));
+        return out;
+    }
+
+    /**
+     * Resolves {@code model} and runs {@code submit} with it, atomically with respect to retiring adapters: what
+     * {@code submit} hands to the engine cannot be freed under it.
+     */
+    public synchronized <T> T submit(String model, Function<Selection, T> submit) {
+        return submit.apply(select(model));
+    }
+
+    private Selection select(String model) {
+        if (model == null || model.equals(baseModel)) {
+            return active == null ? new Selection(baseModel, baseModel + "@" + BASE, null, null)
+                    : new Selection(baseModel + "@v" + active, baseModel + "@v" + active, active, loaded.get(active));
+        }
+        if (!model.startsWith(baseModel + "@")) {
+            throw new UnknownModelException("The model '" + model + "' does not exist; this server serves '" + baseModel
+                    + "' and its adapter versions ('" + baseModel + "@v1', ...).");
+        }
+        String v = model.substring(baseModel.length() + 1);
+        if (v.equals(BASE)) {
+            return new Selection(model, model, null, null);
+        }
+        int version = parseVersion(v);
+        if (version < 0 || registry.get(version).isEmpty()) {
+            throw new UnknownModelException("The model '" + model + "' does not exist: no adapter version '" + v + "'.");
+        }
+        LoraAdapter a = loaded.get(version);
+        if (a == null) {
+            a = load(version);  // a pinned version not in memory: rare, so loading under the lock is acceptable
+            loaded.put(version, a);
+            evict();
+        }
+        return new Selection(model, model, version, a);
+    }
+
+    /** Makes {@code version} (null: the base model) serve new requests; returns the previous one. */
+    public Integer activate(Integer version, String reason) {
+        // Load outside the lock: requests keep being admitted while the file is read.
+        LoraAdapter fresh = version != null && !isLoaded(version) ? load(version) : null;
+        synchronized (this) {
+            keep(version, fresh);
+            registry.activate(version, reason);
+            Integer previous = active;
+            active = version;
+            evict();
+            return previous;
+        }
+    }
+
+    /** Rolls back to the version that served before the active one; returns the version now serving. */
+    public Integer rollback() {
+        Integer to;
+        synchronized (this) {
+            to = registry.rollback();
+        }
+        LoraAdapter fresh = to != null && !isLoaded(to) ? load(to) : null;
+        synchronized (this) {
+            keep(to, fresh);
+            active = to;
+            evict();
+            return to;
+        }
+    }
+
+    private synchronized boolean isLoaded(int version) {
+        return loaded.containsKey(version);
+    }
+
+    private void keep(Integer version, LoraAdapter fresh) {
+        if (fresh != null && loaded.putIfAbsent(version, fresh) != null) {
+            engine.retire(fresh);  // loaded by someone else meanwhile
+        }
+    }
+
+    /** Deletes a version that is not serving; the engine frees it after its last pinned generation. */
+    public synchronized void delete(int version) {
+        registry.delete(version);
+        LoraAdapter a = loaded.remove(version);
+        if (a != null) {
+            engine.retire(a);
+        }
+    }
+
+    private void evict() {
+        int budget = MAX_LOADED + (active == null ? 0 : 1);
+        for (Iterator<Map.Entry<Integer, LoraAdapter>> it = loaded.entrySet().iterator(); it.hasNext() && loaded.size() > budget; ) {
+            Map.Entry<Integer, LoraAdapter> e = it.next();
+            if (!e.getKey().equals(active)) {
+                it.remove();
+                engine.retire(e.getValue());
+            }
+        }
+    }
+
+    private LoraAdapter load(int version) {
+        AdapterRegistry.Version v = registry.get(version).orElseThrow(() -> new UnknownModelException("no adapter version v" + version));
+        if (!v.baseSha256().equals(baseSha256)) {
+            throw new IllegalStateException("adapter v" + version + " was trained on another base model (sha256 " + v.baseSha256() + ")");
+        }
+        try {
+            return engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v))).get();
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while loading adapter v" + version);
+        }
+    }
+
+    private static int parseVersion(String v) {
+        if (v.length() < 2 || v.charAt(0) != 'v') {
+            return -1;
+        }
+        try {
+            return Integer.parseInt(v.substring(1));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
+    }
+
+    /** Frees every adapter; only after the engine is closed. */
+    public synchronized void closeAll() {
+        loaded.values().forEach(LoraAdapter::close);
+        loaded.clear();
+    }
+}

@@ -1,0 +1,264 @@
+package dev.steer.http;
+
+import com.google.gson.JsonArray;
+import com.google.gson.JsonElement;
+import com.google.gson.JsonObject;
+import dev.steer.llama.LoraTrainer;
+import dev.steer.train.EvalGate;
+import dev.steer.train.Hyperparameters;
+import dev.steer.train.JobProgress;
+import dev.steer.train.JobRunner;
+import dev.steer.train.JobSpec;
+import dev.steer.train.JobStore;
+import dev.steer.train.Json;
+import io.javalin.http.Context;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.util.ArrayList;
+import java.util.List;
+
+/** /v1/fine_tuning/jobs: train an adapter over recorded steers, follow it, cancel it. Shaped like OpenAI's API. */
+final class FineTuningRoutes {
+    private final JobRunner runner;
+    private final JobStore jobs;
+    private final String baseModel;
+
+    FineTuningRoutes(JobRunner runner, JobStore jobs, String baseModel) {
+        this.runner = runner;
+        this.jobs = jobs;
+        this.baseModel = baseModel;
+    }
+
+    /** POST /v1/fine_tuning/jobs {"model", "method", "hyperparameters", "filters", "eval"}. */
+    void create(Context ctx) {
+        RequestBody b = RequestBody.parse(ctx.body());
+        String model = b.string("model", baseModel);
+        if (!model.equals(baseModel)) {
+            throw ApiError.invalid("model", "Jobs train an adapter for the base model '" + baseModel + "'; got '" + model + "'.");
+        }
+        Hyperparameters.Method method = method(b);
+        JobSpec spec = new JobSpec(baseModel, method, hyperparameters(b.nested("hyperparameters"), method),
+                filters(b.nested("filters")), eval(b.nested("eval")));
+        Respond.json(ctx, 200, json(runner.submit(spec)));
+    }
+
+    void list(Context ctx) {
+        JsonArray data = new JsonArray();
+        jobs.list().forEach(j -> data.add(json(j)));
+        JsonObject o = new JsonObject();
+        o.addProperty("object", "list");
+        o.add("data", data);
+        o.addProperty("has_more", false);
+        Respond.json(ctx, 200, o);
+    }
+
+    void get(Context ctx) {
+        Respond.json(ctx, 200, json(job(ctx)));
+    }
+
+    /** POST .../cancel: a queued job is cancelled at once, a running one at its next step. */
+    void cancel(Context ctx) {
+        JobStore.Job j = job(ctx);
+        if (!runner.cancel(j.id())) {
+            throw new ApiError(400, "invalid_request_error", "Job " + j.id() + " has already " + j.status().json() + ".", "id", "job_finished");
+        }
+        JsonObject o = json(jobs.get(j.id()).orElseThrow());
+        if (o.get("status").getAsString().equals("running")) {
+            o.addProperty("status", "cancelling");
+        }
+        Respond.json(ctx, 200, o);
+    }
+
+    /**
+     * GET .../events: the job's events, newest first, as OpenAI lists them; with {@code ?stream=true} or
+     * {@code Accept: text/event-stream}, an SSE stream that follows the job live (oldest first) until it ends.
+     */
+    void events(Context ctx) throws IOException, InterruptedException {
+        JobStore.Job j = job(ctx);
+        boolean stream = "true".equals(ctx.queryParam("stream"))
+                || (ctx.header("Accept") != null && ctx.header("Accept").contains("text/event-stream"));
+        if (!stream) {
+            List<JsonElement> all = new ArrayList<>(events(j));
+            java.util.Collections.reverse(all);
+            JsonArray data = new JsonArray();
+            all.forEach(data::add);
+            JsonObject o = new JsonObject();
+            o.addProperty("object", "list");
+            o.add("data", data);
+            o.addProperty("has_more", false);
+            Respond.json(ctx, 200, o);
+            return;
+        }
+        OutputStream out = Respond.startEvents(ctx);
+        try {
+            JobProgress p = waitForProgress(j);
+            if (p == null) {
+                for (JsonElement e : events(jobs.get(j.id()).orElseThrow())) {
+                    Respond.send(out, e);
+                }
+            } else {
+                int sent = 0;
+                while (true) {
+                    boolean finished = p.finished();
+                    List<JsonObject> next = p.await(sent, 1000);
+                    for (JsonObject e : next) {
+                        Respond.send(out, e);
+                    }
+                    sent += next.size();
+                    if (finished && next.isEmpty()) {
+                        break;
+                    }
+                    if (next.isEmpty()) {
+                        Respond.write(out, ": keep-alive\n\n");  // also finds out when the client has gone
+                    }
+                }
+            }
+            Respond.write(out, "data: [DONE]\n\n");
+        } catch (IOException clientGone) {
+            // nothing to stop: the job runs on without followers
+        }
+    }
+
+    /** A queued job has no progress yet: wait for it to start (or end). Null if it ran before this server started. */
+    private JobProgress waitForProgress(JobStore.Job j) throws InterruptedException {
+        while (true) {
+            JobProgress p = runner.progress(j.id());
+            if (p != null) {
+                return p;
+            }
+            JobStore.Job now = jobs.get(j.id()).orElseThrow();
+            if (now.status().finished() || now.status() == JobStore.Status.RUNNING) {
+                p = runner.progress(j.id());
+                return p;
+            }
+            Thread.sleep(100);
+        }
+    }
+
+    private List<JsonElement> events(JobStore.Job j) {
+        JobProgress p = runner.progress(j.id());
+        List<JsonElement> out = new ArrayList<>();
+        if (p != null) {
+            out.addAll(p.events());
+        } else if (j.result() != null && j.result().has("events")) {
+            j.result().getAsJsonArray("events").forEach(out::add);
+        } else if (j.status() == JobStore.Status.FAILED && j.error() != null) {
+            JsonObject e = new JsonObject();
+            e.addProperty("object", "fine_tuning.job.event");
+            e.addProperty("id", "ftevent-" + j.id() + "-error");
+            e.addProperty("created_at", (j.finishedAt() == null ? j.createdAt() : j.finishedAt()) / 1000);
+            e.addProperty("level", "error");
+            e.addProperty("message", "Job failed: " + j.error());
+            e.addProperty("type", "message");
+            out.add(e);
+        }
+        return out;
+    }
+
+    private JobStore.Job job(Context ctx) {
+        String id = ctx.pathParam("id");
+        return jobs.get(id).orElseThrow(() -> new ApiError(404, "invalid_request_error", "No fine-tuning job '" + id + "'.", "id", "job_not_found"));
+    }
+
+    private JsonObject json(JobStore.Job j) {
+        JsonObject o = new JsonObject();
+        o.addProperty("object", "fine_tuning.job");
+        o.addProperty("id", j.id());
+        o.addProperty("model", j.spec().model());
+        o.addProperty("method", j.spec().method().name);
+        o.addProperty("created_at", j.createdAt() / 1000);
+        o.addProperty("finished_at", j.finishedAt() == null ? null : j.finishedAt() / 1000);
+        o.addProperty("status", j.status().json());
+        o.addProperty("fine_tuned_model", j.adapterVersion() == null ? null : j.spec().model() + "@v" + j.adapterVersion());
+        o.addProperty("adapter_version", j.adapterVersion() == null ? null : "v" + j.adapterVersion());
+        if (j.error() != null) {
+            JsonObject e = new JsonObject();
+            e.addProperty("message", j.error());
+            e.add("code", null);
+            e.add("param", null);
+            o.add("error", e);
+        } else {
+            o.add("error", null);
+        }
+        o.add("hyperparameters", Json.tree(j.spec().hyperparameters()));
+        o.add("filters", Json.tree(j.spec().filters()));
+        o.add("eval_settings", Json.tree(j.spec().eval()));
+        JobProgress p = runner.progress(j.id());
+        JsonObject counters = p != null && !j.status().finished() ? p.snapshot() : j.result();
+        if (counters != null) {
+            for (String k : List.of("step", "total_steps", "epoch", "trained_tokens", "tokens_per_second", "eta_seconds", "loss_curve", "eval")) {
+                if (counters.has(k)) {
+                    o.add(k, counters.get(k));
+                }
+            }
+        }
+        return o;
+    }
+
+    private static Hyperparameters.Method method(RequestBody b) {
+        String m;
+        JsonElement raw = b.raw("method");
+        if (raw != null && raw.isJsonObject()) {
+            // OpenAI's shape: {"type": "supervised" | "dpo"}
+            String type = b.nested("method").string("type", "supervised");
+            m = switch (type) {
+                case "supervised" -> "sft";
+                case "dpo" -> "dpo";
+                default -> type;
+            };
+        } else {
+            m = b.string("method", "sft");
+        }
+        try {
+            return Hyperparameters.Method.parse(m);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("method", "'method' must be one of sft, dpo, sft+dpo.");
+        }
+    }
+
+    private static Hyperparameters hyperparameters(RequestBody h, Hyperparameters.Method method) {
+        Hyperparameters d = Hyperparameters.defaults(method);
+        List<String> targets = h.has("target_modules") ? h.strings("target_modules", 16) : d.targetModules();
+        if (targets.isEmpty() || !LoraTrainer.ALL_TARGETS.containsAll(targets)) {
+            throw ApiError.invalid("hyperparameters.target_modules", "'hyperparameters.target_modules' must be a non-empty subset of " + LoraTrainer.ALL_TARGETS + ".");
+        }
+        return new Hyperparameters(
+                (int) auto(h, "n_epochs", d.nEpochs(), 1, 100),
+                (int) auto(h, "batch_size", d.batchSize(), 1, 64),
+                (float) h.number("learning_rate", d.learningRate(), 1e-7, 1),
+                (int) h.integer("warmup_steps", d.warmupSteps(), 0, 100_000),
+                (float) h.number("weight_decay", d.weightDecay(), 0, 1),
+                (int) h.integer("lora_rank", d.loraRank(), 1, 256),
+                (float) h.number("lora_alpha", d.loraAlpha(), 1e-3, 1e4),
+                List.copyOf(targets),
+                (float) h.number("beta", d.beta(), 1e-3, 100),
+                (float) h.number("nll_weight", d.nllWeight(), 0, 100),
+                (float) h.number("dpo_weight", d.dpoWeight(), 0, 100),
+                h.number("validation_split", d.validationSplit(), 0, 0.9),
+                (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE));
+    }
+
+    /** An integer, or "auto" (OpenAI's word for the default). */
+    private static long auto(RequestBody h, String name, long fallback, long min, long max) {
+        JsonElement e = h.raw(name);
+        if (e != null && e.isJsonPrimitive() && e.getAsJsonPrimitive().isString() && e.getAsString().equals("auto")) {
+            return fallback;
+        }
+        return h.integer(name, fallback, min, max);
+    }
+
+    private static JobSpec.Filters filters(RequestBody f) {
+        return new JobSpec.Filters(f.string("session_id", null), f.string("tag", null),
+                f.has("since") ? f.integer("since", 0, 0, Long.MAX_VALUE) : null,
+                f.has("until") ? f.integer("until", 0, 0, Long.MAX_VALUE) : null);
+    }
+
+    private static EvalGate.Settings eval(RequestBody e) {
+        EvalGate.Settings d = EvalGate.Settings.defaults();
+        String canary = e.string("canary", d.canary());
+        if (canary.isBlank()) {
+            throw ApiError.invalid("eval.canary", "'eval.canary' must be a non-empty text.");
+        }
+        return new EvalGate.Settings(e.number("max_drift", d.maxDrift(), 0, 1000), e.bool("auto_activate", d.autoActivate()), canary);
+    }
+}

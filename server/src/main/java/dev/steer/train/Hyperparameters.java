@@ -1,0 +1,57 @@
+package dev.steer.train;
+
+import dev.steer.llama.LoraTrainer;
+import java.util.List;
+
+/**
+ * How a job trains. Names follow OpenAI's fine-tuning API where it has one ({@code n_epochs}, {@code batch_size},
+ * {@code learning_rate}, {@code beta}); the LoRA ones follow PEFT ({@code lora_rank}, {@code lora_alpha},
+ * {@code target_modules}).
+ *
+ * @param nllWeight       α: weight of the masked cross-entropy on the corrections
+ * @param dpoWeight       weight of the span-DPO term (0 for method sft)
+ * @param warmupSteps     linear warm-up of the learning rate; after it, cosine decay to a tenth
+ * @param validationSplit fraction of the steers held out for the eval gate (at least one when there are two or more)
+ */
+public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
+                              int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
+                              float dpoWeight, double validationSplit, int seed) {
+    public enum Method {
+        SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
+
+        public final String name;
+
+        Method(String name) {
+            this.name = name;
+        }
+
+        public static Method parse(String s) {
+            for (Method m : values()) {
+                if (m.name.equals(s)) {
+                    return m;
+                }
+            }
+            throw new IllegalArgumentException("method must be one of sft, dpo, sft+dpo");
+        }
+    }
+
+    /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
+    public static Hyperparameters defaults(Method m) {
+        return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1);
+    }
+
+    public LoraTrainer.Weights weights() {
+        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta);
+    }
+
+    /** The learning rate of step {@code step} (0-based) of {@code total}: linear warm-up, then cosine decay to lr/10. */
+    public float learningRateAt(int step, int total) {
+        int warmup = warmupSteps >= 0 ? warmupSteps : total / 10;
+        if (step < warmup) {
+            return learningRate * (step + 1) / (warmup + 1);
+        }
+        double progress = total - warmup <= 1 ? 0 : (double) (step - warmup) / (total - warmup - 1);
+        return (float) (learningRate * (0.1 + 0.9 * 0.5 * (1 + Math.cos(Math.PI * progress))));
+    }
+}
