@@ -17,6 +17,8 @@ struct trainer::graph {
     ggml_tensor * rows_c = nullptr, * labels_c = nullptr;  // chosen span: hidden rows and one-hot next tokens
     ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
     ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
+    ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
+    bool placeholder_rejected = false;                     // the rejected span is a stand-in (see build)
     ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * logits_all = nullptr;
     std::vector<int32_t> tokens, positions, seq;
     std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
@@ -68,7 +70,17 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     }
     auto g = std::make_unique<graph>();
     // Pack: sequence 0 = context + chosen; sequence 1 = context + rejected (only when there is one).
-    const bool with_rejected = !e.rejected.empty();
+    //
+    // Training graphs must all have the same nodes: ggml-opt keeps its gradient accumulators and AdamW moments by
+    // node position, from the first graph it saw. So in training an example without a rejected span gets a
+    // one-token stand-in, and its preference term is switched off by an input (dpo_on = 0) instead of left out.
+    bool with_rejected = !e.rejected.empty();
+    const std::vector<int32_t> stand_in = { e.chosen.empty() ? 0 : e.chosen[0] };
+    if (!with_rejected && for_training && w.dpo > 0) {
+        with_rejected = true;
+        g->placeholder_rejected = true;
+    }
+    const std::vector<int32_t> & rejected = g->placeholder_rejected ? stand_in : e.rejected;
     auto pack = [&](const std::vector<int32_t> & span, int32_t seq, std::vector<int32_t> & rows, std::vector<int32_t> & next) {
         const int32_t base = (int32_t) g->tokens.size();
         for (size_t i = 0; i < e.context.size(); i++) {
@@ -88,7 +100,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     };
     pack(e.chosen, 0, g->span_c, g->next_c);
     if (with_rejected) {
-        pack(e.rejected, 1, g->span_r, g->next_r);
+        pack(rejected, 1, g->span_r, g->next_r);
     }
     g->T = (int) g->tokens.size();
     if (g->T > model_.n_ctx_orig && model_.n_ctx_orig > 0) {
@@ -135,8 +147,11 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         if (w.dpo > 0) {
             g->ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
             ggml_set_input(g->ref_delta);
+            g->dpo_on = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->dpo_on);
             ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, g->logp_c, g->logp_r), w.beta), g->ref_delta);
-            loss = ggml_add(ctx, loss, ggml_scale(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), w.dpo));  // -log sigmoid(z)
+            ggml_tensor * dpo = ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), g->dpo_on);  // -log sigmoid(z)
+            loss = ggml_add(ctx, loss, ggml_scale(ctx, dpo, w.dpo));
         }
         ggml_set_output(g->logp_r);
         ggml_build_forward_expand(g->gf, g->logp_r);
@@ -185,8 +200,10 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
     set_span(g.rows_c, g.labels_c, g.span_c, g.next_c);
     set_span(g.rows_r, g.labels_r, g.span_r, g.next_r);
     if (g.ref_delta) {
-        const float d = w.beta * (ref.logp_chosen - ref.logp_rejected);
+        const float d = g.placeholder_rejected ? 0.0f : w.beta * (ref.logp_chosen - ref.logp_rejected);
         ggml_backend_tensor_set(g.ref_delta, &d, 0, sizeof d);
+        const float on = g.placeholder_rejected ? 0.0f : 1.0f;
+        ggml_backend_tensor_set(g.dpo_on, &on, 0, sizeof on);
     }
 }
 
@@ -263,8 +280,22 @@ float trainer::run_optimizer(ggml_opt_context_t opt, const std::vector<example> 
         auto g = build(batch[i], w, true, true, 1.0f / (float) batch.size());
         ggml_opt_prepare_alloc(opt, g->ctx, g->gf, g->in.tokens, g->loss);
         ggml_opt_alloc(opt, true);
+        // The last example's graph also takes the optimizer step. Its gradient accumulators are zeroed after it:
+        // ggml-opt resets them only for static graphs (ours are rebuilt per example), so without this every step
+        // would add in the gradients of all the steps before it.
+        std::vector<ggml_tensor *> accs;
+        if (i + 1 == batch.size()) {
+            for (ggml_tensor * p : lora_->params()) {
+                if (ggml_tensor * acc = ggml_opt_grad_acc(opt, p)) {
+                    accs.push_back(acc);
+                }
+            }
+        }
         set_inputs(*g, batch[i], refs[i], w);
         ggml_opt_eval(opt, nullptr);
+        for (ggml_tensor * acc : accs) {
+            ggml_backend_tensor_memset(acc, 0, 0, ggml_nbytes(acc));
+        }
         total += scalar(g->loss) * (double) batch.size();
     }
     return (float) (total / (double) batch.size());
