@@ -83,7 +83,7 @@ public final class Main implements Callable<Integer> {
     long maxRequestBytes;
 
     @Option(names = "--data-dir", defaultValue = "${env:STEER_DATA_DIR}",
-            description = "Where steers, jobs and adapter versions are kept (STEER_DATA_DIR; default ~/.local/share/steer).")
+            description = "Where steers, jobs and adapter versions are kept (STEER_DATA_DIR; default: beside --steer-db, else ~/.local/share/steer).")
     Path dataDir;
 
     @Option(names = "--steer-db", defaultValue = "${env:STEER_DB}",
@@ -114,7 +114,9 @@ public final class Main implements Callable<Integer> {
         int nThreads = threads > 0 ? threads : cores;
         String template = chatTemplateFile == null ? null : Files.readString(chatTemplateFile);
         List<String> origins = cors == null ? List.of() : cors.stream().map(String::trim).filter(s -> !s.isEmpty()).toList();
-        Path data = dataDir != null ? dataDir : Path.of(System.getProperty("user.home"), ".local", "share", "steer");
+        Path data = dataDir != null ? dataDir
+                : steerDb != null ? steerDb.toAbsolutePath().getParent()
+                : Path.of(System.getProperty("user.home"), ".local", "share", "steer");
         Server server = new Server(llama, new Server.Config(Fingerprint.sha256(path), steerDb != null ? steerDb : data.resolve("steers.db"),
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),

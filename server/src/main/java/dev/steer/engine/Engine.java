@@ -203,7 +203,9 @@ public final class Engine implements AutoCloseable {
         Batch batch = context.newBatch();
         while (running) {
             for (Runnable t; (t = tasks.poll()) != null; ) {
+                long t0 = System.nanoTime();
                 t.run();
+                stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
             }
             admitWaiting();
             dropCancelled();

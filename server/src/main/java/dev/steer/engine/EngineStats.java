@@ -21,6 +21,8 @@ public final class EngineStats {
     public final AtomicLong generationDecodeTokens = new AtomicLong();
     /** times the context's LoRA adapter changed between two decodes */
     public final AtomicLong adapterSwitches = new AtomicLong();
+    /** the longest task run on the decode thread between two steps (loading an adapter), nanoseconds: a stall */
+    public final AtomicLong longestTaskNanos = new AtomicLong();
     /** gauges */
     public final AtomicLong queued = new AtomicLong();
     public final AtomicLong active = new AtomicLong();
