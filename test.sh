@@ -18,7 +18,7 @@ mvn -B verify
 if [ -n "${STEER_TEST_GEMMA:-}" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_GEMMA" --port "$port" \
-    > server/target/smoke.log 2>&1 &
+    --data-dir server/target/smoke-data > server/target/smoke.log 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT
   for _ in $(seq 1 60); do
