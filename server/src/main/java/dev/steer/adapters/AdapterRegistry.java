@@ -205,34 +205,14 @@ public final class AdapterRegistry implements AutoCloseable {
     }
 
     private void update(String sql, Object... args) {
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.length; i++) {
-                p.setObject(i + 1, args[i]);
-            }
-            p.executeUpdate();
-        } catch (SQLException e) {
-            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
-        }
+        Database.update(db, sql, args);
     }
 
     private List<Version> query(String sql, List<Object> args) {
-        List<Version> out = new ArrayList<>();
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.size(); i++) {
-                p.setObject(i + 1, args.get(i));
-            }
-            try (ResultSet r = p.executeQuery()) {
-                while (r.next()) {
-                    out.add(new Version(r.getInt("version"), r.getString("base_model"), r.getString("base_sha256"),
-                            r.getString("file"), r.getString("job_id"), strings(r.getString("steer_ids")),
-                            strings(r.getString("held_out_ids")), GSON.fromJson(r.getString("hyperparameters"), JsonObject.class),
-                            GSON.fromJson(r.getString("metrics"), JsonObject.class), r.getString("gate"), r.getLong("created_at")));
-                }
-            }
-        } catch (SQLException e) {
-            throw new IllegalStateException("adapter registry: " + e.getMessage(), e);
-        }
-        return out;
+        return Database.query(db, sql, args, r -> new Version(r.getInt("version"), r.getString("base_model"),
+                r.getString("base_sha256"), r.getString("file"), r.getString("job_id"), strings(r.getString("steer_ids")),
+                strings(r.getString("held_out_ids")), GSON.fromJson(r.getString("hyperparameters"), JsonObject.class),
+                GSON.fromJson(r.getString("metrics"), JsonObject.class), r.getString("gate"), r.getLong("created_at")));
     }
 
     private static List<String> strings(String json) {
@@ -241,10 +221,6 @@ public final class AdapterRegistry implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        try {
-            db.close();
-        } catch (SQLException e) {
-            throw new IllegalStateException(e);
-        }
+        Database.close(db);
     }
 }

@@ -8,9 +8,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
+import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The server's one SQLite file (steers, training jobs, adapter versions). WAL with synchronous=FULL: a committed
@@ -70,6 +73,49 @@ public final class Database {
                     db.setAutoCommit(true);
                 }
             }
+        }
+    }
+
+    /** Reads one row of a result. */
+    @FunctionalInterface
+    public interface Row<T> {
+        T read(ResultSet r) throws SQLException;
+    }
+
+    /** Runs an INSERT/UPDATE/DELETE with positional arguments; returns the rows changed. */
+    public static int update(Connection db, String sql, Object... args) {
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.length; i++) {
+                p.setObject(i + 1, args[i]);
+            }
+            return p.executeUpdate();
+        } catch (SQLException e) {
+            throw new IllegalStateException("database: " + e.getMessage(), e);
+        }
+    }
+
+    public static <T> List<T> query(Connection db, String sql, List<?> args, Row<T> row) {
+        List<T> out = new ArrayList<>();
+        try (PreparedStatement p = db.prepareStatement(sql)) {
+            for (int i = 0; i < args.size(); i++) {
+                p.setObject(i + 1, args.get(i));
+            }
+            try (ResultSet r = p.executeQuery()) {
+                while (r.next()) {
+                    out.add(row.read(r));
+                }
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("database: " + e.getMessage(), e);
+        }
+        return out;
+    }
+
+    public static void close(Connection db) {
+        try {
+            db.close();
+        } catch (SQLException e) {
+            throw new IllegalStateException(e);
         }
     }
 

@@ -145,31 +145,11 @@ public final class SteerStore implements AutoCloseable {
     }
 
     private int update(String sql, Object... args) {
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.length; i++) {
-                p.setObject(i + 1, args[i]);
-            }
-            return p.executeUpdate();
-        } catch (SQLException e) {
-            throw new IllegalStateException("steer store: " + e.getMessage(), e);
-        }
+        return Database.update(db, sql, args);
     }
 
     private List<SteerRecord> query(String sql, List<Object> args) {
-        List<SteerRecord> out = new ArrayList<>();
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.size(); i++) {
-                p.setObject(i + 1, args.get(i));
-            }
-            try (ResultSet r = p.executeQuery()) {
-                while (r.next()) {
-                    out.add(read(r));
-                }
-            }
-        } catch (SQLException e) {
-            throw new IllegalStateException("steer store: " + e.getMessage(), e);
-        }
-        return out;
+        return Database.query(db, sql, args, this::read);
     }
 
     private SteerRecord read(ResultSet r) throws SQLException {
@@ -205,10 +185,6 @@ public final class SteerStore implements AutoCloseable {
 
     @Override
     public synchronized void close() {
-        try {
-            db.close();
-        } catch (SQLException e) {
-            throw new IllegalStateException(e);
-        }
+        Database.close(db);
     }
 }

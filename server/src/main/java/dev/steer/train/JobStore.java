@@ -5,10 +5,8 @@ import com.google.gson.JsonObject;
 import dev.steer.db.Database;
 import java.nio.file.Path;
 import java.sql.Connection;
-import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 
@@ -91,52 +89,32 @@ public final class JobStore implements AutoCloseable {
     }
 
     private int update(String sql, Object... args) {
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.length; i++) {
-                p.setObject(i + 1, args[i]);
-            }
-            return p.executeUpdate();
-        } catch (SQLException e) {
-            throw new IllegalStateException("job store: " + e.getMessage(), e);
-        }
+        return Database.update(db, sql, args);
     }
 
     private List<Job> query(String sql, Object... args) {
-        List<Job> out = new ArrayList<>();
-        try (PreparedStatement p = db.prepareStatement(sql)) {
-            for (int i = 0; i < args.length; i++) {
-                p.setObject(i + 1, args[i]);
-            }
-            try (ResultSet r = p.executeQuery()) {
-                while (r.next()) {
-                    JobSpec spec = new JobSpec(r.getString("model"), Hyperparameters.Method.parse(r.getString("method")),
-                            GSON.fromJson(r.getString("hyperparameters"), Hyperparameters.class),
-                            GSON.fromJson(r.getString("filters"), JobSpec.Filters.class),
-                            GSON.fromJson(r.getString("eval"), EvalGate.Settings.class));
-                    int v = r.getInt("adapter_version");
-                    Integer version = r.wasNull() ? null : v;
-                    long started = r.getLong("started_at");
-                    Long startedAt = r.wasNull() ? null : started;
-                    long finished = r.getLong("finished_at");
-                    Long finishedAt = r.wasNull() ? null : finished;
-                    String result = r.getString("result");
-                    out.add(new Job(r.getString("id"), spec, Status.valueOf(r.getString("status").toUpperCase()),
-                            r.getString("error"), version, result == null ? null : GSON.fromJson(result, JsonObject.class),
-                            r.getLong("created_at"), startedAt, finishedAt));
-                }
-            }
-        } catch (SQLException e) {
-            throw new IllegalStateException("job store: " + e.getMessage(), e);
-        }
-        return out;
+        return Database.query(db, sql, List.of(args), JobStore::read);
+    }
+
+    private static Job read(ResultSet r) throws SQLException {
+        JobSpec spec = new JobSpec(r.getString("model"), Hyperparameters.Method.parse(r.getString("method")),
+                GSON.fromJson(r.getString("hyperparameters"), Hyperparameters.class),
+                GSON.fromJson(r.getString("filters"), JobSpec.Filters.class),
+                GSON.fromJson(r.getString("eval"), EvalGate.Settings.class));
+        int v = r.getInt("adapter_version");
+        Integer version = r.wasNull() ? null : v;
+        long started = r.getLong("started_at");
+        Long startedAt = r.wasNull() ? null : started;
+        long finished = r.getLong("finished_at");
+        Long finishedAt = r.wasNull() ? null : finished;
+        String result = r.getString("result");
+        return new Job(r.getString("id"), spec, Status.valueOf(r.getString("status").toUpperCase()),
+                r.getString("error"), version, result == null ? null : GSON.fromJson(result, JsonObject.class),
+                r.getLong("created_at"), startedAt, finishedAt);
     }
 
     @Override
     public synchronized void close() {
-        try {
-            db.close();
-        } catch (SQLException e) {
-            throw new IllegalStateException(e);
-        }
+        Database.close(db);
     }
 }
