@@ -41,6 +41,8 @@ def main():
     p.add_argument("--gpu-layers", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--max-drift", type=float, default=100.0)
+    p.add_argument("--learning-rate", type=float, default=5e-4)
+    p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--out")
     a = p.parse_args()
@@ -71,7 +73,8 @@ def main():
 
         t0 = time.perf_counter()
         job = json.loads(request(port, "POST", "/v1/fine_tuning/jobs", {
-            "method": "sft+dpo", "hyperparameters": {"n_epochs": 1, "batch_size": a.batch_size, "learning_rate": 0.002},
+            "method": "sft+dpo", "hyperparameters": {"n_epochs": a.epochs, "batch_size": a.batch_size,
+                                                      "learning_rate": a.learning_rate},
             "eval": {"max_drift": a.max_drift}}))
         while True:
             j = json.loads(request(port, "GET", f"/v1/fine_tuning/jobs/{job['id']}"))
@@ -85,7 +88,8 @@ def main():
         result = {
             "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores",
             "model": os.path.basename(a.model), "steers": a.steers, "threads": a.threads, "train_threads": a.train_threads,
-            "gpu_layers": a.gpu_layers, "batch_size": a.batch_size, "epochs": 1, "method": "sft+dpo",
+            "gpu_layers": a.gpu_layers, "batch_size": a.batch_size, "epochs": a.epochs, "learning_rate": a.learning_rate,
+            "method": "sft+dpo",
             "recording_steers_s": round(steering_s, 1),
             "job_status": j["status"], "active_after": active,
             "steer_to_serving_s": round(latency, 1),

@@ -110,10 +110,10 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
 }
 
 // One AdamW step over a batch; examples as parallel arrays. Returns the mean loss before the step.
-JNIEXPORT jfloat JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
+JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
         JNIEnv * env, jclass, jlong h, jobjectArray contexts, jobjectArray chosens, jobjectArray rejecteds,
-        jfloatArray refs, jfloat nll, jfloat dpo, jfloat beta, jfloat lr, jfloat wd) {
-    return guarded(env, (jfloat) 0, [&] {
+        jfloatArray refs, jfloat nll, jfloat dpo, jfloat beta, jfloat lr, jfloat wd, jfloat max_grad_norm) {
+    return guarded(env, (jfloatArray) nullptr, [&] {
         const jsize n = env->GetArrayLength(contexts);
         if (env->GetArrayLength(chosens) != n || env->GetArrayLength(rejecteds) != n || env->GetArrayLength(refs) != 2 * n) {
             throw bad_argument("one context, chosen, rejected and two reference log-probs per example");
@@ -135,7 +135,9 @@ JNIEXPORT jfloat JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
             rs.push_back(reference{r[2 * i], r[2 * i + 1]});
         }
         try {
-            return (jfloat) trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta), lr, wd);
+            const auto r = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta), lr, wd, max_grad_norm);
+            const float out[2] = {r.loss, r.grad_norm};
+            return to_jfloats(env, out, 2);
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
         }

@@ -67,11 +67,17 @@ model_view read_model_view(const llama_model * model) {
     for (const auto & [name, t] : llama_internal_get_tensor_map(model)) {
         v.weights[name] = t;
     }
-    // The backward pass reads the weights with ops (OUT_PROD) that CPU-repacked buffers do not support:
-    // refuse here rather than let ggml abort the process mid-step.
+    // The backward pass reads the weights with ops (OUT_PROD) that CPU-repacked buffers do not support, and that
+    // ggml runs (with native/patches/0003) for F32, F16, BF16 and the block-quantized types only: refuse anything
+    // else here rather than let ggml abort the process mid-step.
     for (const auto & [name, t] : v.weights) {
         if (t->buffer != nullptr && std::string(ggml_backend_buffer_name(t->buffer)).find("REPACK") != std::string::npos) {
             throw std::invalid_argument("weight '" + name + "' is repacked for CPU serving; load the model without weight repacking to train");
+        }
+        const bool trainable = t->type == GGML_TYPE_F32 || t->type == GGML_TYPE_F16 || t->type == GGML_TYPE_BF16 ||
+                               (ggml_is_quantized(t->type) && ggml_get_type_traits(t->type)->to_float != nullptr);
+        if (!trainable) {
+            throw std::invalid_argument("weight '" + name + "' has type " + ggml_type_name(t->type) + ", which the trainer cannot backpropagate through");
         }
     }
     return v;

@@ -2,6 +2,7 @@
 
 #include "ggml-cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -31,26 +32,45 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
     if (n_threads < 1) {
         throw std::invalid_argument("threads must be >= 1");
     }
-    backend_ = ggml_backend_cpu_init();
-    ggml_backend_cpu_set_n_threads(backend_, n_threads);
-    sched_ = ggml_backend_sched_new(&backend_, nullptr, 1, GRAPH_SIZE, false, true);
-    lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backend_);
+    // Train where the weights are: a GPU device if serving offloaded them there, and the CPU for the rest (the
+    // scheduler wants the CPU last). The LoRA tensors and optimizer state live on the first of them.
+    std::vector<ggml_backend_dev_t> devices;
+    for (const auto & [name, w] : model_.weights) {
+        if (w->buffer == nullptr) {
+            continue;
+        }
+        ggml_backend_dev_t dev = ggml_backend_buft_get_device(ggml_backend_buffer_get_type(w->buffer));
+        if (dev != nullptr && ggml_backend_dev_type(dev) != GGML_BACKEND_DEVICE_TYPE_CPU &&
+            std::find(devices.begin(), devices.end(), dev) == devices.end()) {
+            devices.push_back(dev);
+        }
+    }
+    for (ggml_backend_dev_t dev : devices) {
+        ggml_backend_t b = ggml_backend_dev_init(dev, nullptr);
+        if (b == nullptr) {
+            for (ggml_backend_t x : backends_) {
+                ggml_backend_free(x);
+            }
+            throw std::runtime_error(std::string("could not start a backend on ") + ggml_backend_dev_name(dev));
+        }
+        backends_.push_back(b);
+    }
+    ggml_backend_t cpu = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(cpu, n_threads);
+    backends_.push_back(cpu);
+    sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), GRAPH_SIZE, false, true);
+    lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backends_.front());
     lora_->init(seed);
-    opt_params_ = ggml_opt_get_default_optimizer_params(nullptr);
-    ggml_opt_params op = ggml_opt_default_params(sched_, GGML_OPT_LOSS_TYPE_SUM);
-    op.optimizer = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
-    op.get_opt_pars = ggml_opt_get_constant_optimizer_params;
-    op.get_opt_pars_ud = &opt_params_;
-    op.opt_period = 1;
-    opt_ = ggml_opt_init(op);
-    opt_period_ = 1;
+    opt_ = std::make_unique<adamw>(lora_->params(), backends_.front());
 }
 
 trainer::~trainer() {
-    ggml_opt_free(opt_);
+    opt_.reset();
     lora_.reset();
     ggml_backend_sched_free(sched_);
-    ggml_backend_free(backend_);
+    for (ggml_backend_t b : backends_) {
+        ggml_backend_free(b);
+    }
 }
 
 static void check_tokens(const model_view & m, const std::vector<int32_t> & t, const char * what) {
@@ -71,9 +91,9 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     auto g = std::make_unique<graph>();
     // Pack: sequence 0 = context + chosen; sequence 1 = context + rejected (only when there is one).
     //
-    // Training graphs must all have the same nodes: ggml-opt keeps its gradient accumulators and AdamW moments by
-    // node position, from the first graph it saw. So in training an example without a rejected span gets a
-    // one-token stand-in, and its preference term is switched off by an input (dpo_on = 0) instead of left out.
+    // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
+    // switched off by an input (dpo_on = 0): every training graph of a job then has the same shape, so the
+    // scheduler's buffers sized by the first one fit all the others.
     bool with_rejected = !e.rejected.empty();
     const std::vector<int32_t> stand_in = { e.chosen.empty() ? 0 : e.chosen[0] };
     if (!with_rejected && for_training && w.dpo > 0) {
@@ -112,7 +132,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     ggml_context * ctx = g->ctx;
     g->gf = ggml_new_graph_custom(ctx, GRAPH_SIZE, for_training);
     if (use_lora) {
-        // The parameters come first, in a fixed order: ggml-opt keeps gradients and moments by node position.
+        // The parameters come first, in a fixed order (A then B per target, layers in order).
         for (ggml_tensor * p : lora_->params()) {
             ggml_build_forward_expand(g->gf, p);
         }
@@ -272,108 +292,63 @@ reference trainer::reference_logps(const example & e) {
     return reference{ev.logp_chosen, ev.logp_rejected};
 }
 
-float trainer::run_optimizer(ggml_opt_context_t opt, const std::vector<example> & batch, const std::vector<reference> & refs,
-                             const loss_weights & w) {
-    double total = 0;
-    for (size_t i = 0; i < batch.size(); i++) {
-        // Each example adds loss/batch to the accumulated gradient; ggml-opt steps after the last one.
-        auto g = build(batch[i], w, true, true, 1.0f / (float) batch.size());
-        ggml_opt_prepare_alloc(opt, g->ctx, g->gf, g->in.tokens, g->loss);
-        ggml_opt_alloc(opt, true);
-        // The last example's graph also takes the optimizer step. Its gradient accumulators are zeroed after it:
-        // ggml-opt resets them only for static graphs (ours are rebuilt per example), so without this every step
-        // would add in the gradients of all the steps before it.
-        std::vector<ggml_tensor *> accs;
-        if (i + 1 == batch.size()) {
-            for (ggml_tensor * p : lora_->params()) {
-                if (ggml_tensor * acc = ggml_opt_grad_acc(opt, p)) {
-                    accs.push_back(acc);
-                }
-            }
-        }
-        set_inputs(*g, batch[i], refs[i], w);
-        ggml_opt_eval(opt, nullptr);
-        for (ggml_tensor * acc : accs) {
-            ggml_backend_tensor_memset(acc, 0, 0, ggml_nbytes(acc));
-        }
-        total += scalar(g->loss) * (double) batch.size();
-    }
-    return (float) (total / (double) batch.size());
-}
-
-std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {
-    ggml_tensor * p = lora_->param(tensor);
-    // Backpropagation by hand (ggml-opt only exposes the optimizer graph's accumulators): one gradient accumulator
-    // per parameter, the loss seeded with 1, then forward + backward.
-    auto g = build(e, w, true, true, 1.0f);
+float trainer::backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
+    auto g = build(e, w, true, true, loss_scale);
+    ggml_set_loss(g->loss);
+    // The gradient of each LoRA tensor is added in place into its accumulator; backpropagation starts from the
+    // loss's accumulator, which holds 1.
     const int n_nodes = ggml_graph_n_nodes(g->gf);
-    ggml_init_params ip = { (size_t) (n_nodes + 1) * ggml_tensor_overhead(), nullptr, true };
-    ggml_context * ctx_acc = ggml_init(ip);
     std::vector<ggml_tensor *> accs(n_nodes, nullptr);
     for (int i = 0; i < n_nodes; i++) {
         ggml_tensor * node = ggml_graph_node(g->gf, i);
         if (node->flags & GGML_TENSOR_FLAG_PARAM) {
-            accs[i] = ggml_new_tensor(ctx_acc, GGML_TYPE_F32, GGML_MAX_DIMS, node->ne);
+            accs[i] = opt_->grad_of(node);
+        } else if (node == g->loss) {
+            accs[i] = opt_->loss_seed();
         }
     }
-    ggml_set_loss(g->loss);
-    for (int i = 0; i < n_nodes; i++) {
-        if (ggml_graph_node(g->gf, i) == g->loss) {
-            accs[i] = ggml_new_tensor_1d(ctx_acc, GGML_TYPE_F32, 1);
-        }
-    }
-    ggml_backend_buffer_t acc_buf = ggml_backend_alloc_ctx_tensors(ctx_acc, backend_);
-    std::vector<float> grad;
-    try {
-        ggml_build_backward_expand(g->ctx, g->gf, accs.data());
-        ggml_backend_sched_reset(sched_);
-        if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-            throw std::runtime_error("could not allocate the backward graph");
-        }
-        set_inputs(*g, e, ref, w);
-        ggml_graph_reset(g->gf);  // zero the gradients, seed d loss / d loss = 1
-        ggml_backend_sched_graph_compute(sched_, g->gf);
-        ggml_tensor * acc = ggml_graph_get_grad_acc(g->gf, p);
-        if (acc == nullptr) {
-            throw std::runtime_error("no gradient reaches " + tensor);
-        }
-        grad.resize(ggml_nelements(p));
-        ggml_backend_tensor_get(acc, grad.data(), 0, grad.size() * sizeof(float));
-    } catch (...) {
-        ggml_backend_sched_reset(sched_);
-        ggml_backend_buffer_free(acc_buf);
-        ggml_free(ctx_acc);
-        throw;
-    }
+    ggml_build_backward_expand(g->ctx, g->gf, accs.data());
     ggml_backend_sched_reset(sched_);
-    ggml_backend_buffer_free(acc_buf);
-    ggml_free(ctx_acc);
+    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
+        throw std::runtime_error("could not allocate the backward graph");
+    }
+    set_inputs(*g, e, ref, w);
+    if (ggml_backend_sched_graph_compute(sched_, g->gf) != GGML_STATUS_SUCCESS) {
+        ggml_backend_sched_reset(sched_);
+        throw std::runtime_error("the backward graph failed");
+    }
+    const float loss = scalar(g->loss);
+    ggml_backend_sched_reset(sched_);
+    return loss;
+}
+
+std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {
+    ggml_tensor * acc = opt_->grad_of(lora_->param(tensor));
+    opt_->zero_grads();
+    backward(e, w, ref, 1.0f);
+    std::vector<float> grad(ggml_nelements(acc));
+    ggml_backend_tensor_get(acc, grad.data(), 0, grad.size() * sizeof(float));
+    opt_->zero_grads();
     return grad;
 }
 
-float trainer::step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
-                    float learning_rate, float weight_decay) {
+trainer::step_result trainer::step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
+                                   float learning_rate, float weight_decay, float max_grad_norm) {
     if (batch.empty() || refs.size() != batch.size()) {
         throw std::invalid_argument("a step needs examples, each with its reference");
     }
-    if (!std::isfinite(learning_rate) || learning_rate <= 0 || !std::isfinite(weight_decay) || weight_decay < 0) {
-        throw std::invalid_argument("learning rate must be > 0 and weight decay >= 0");
+    if (!std::isfinite(learning_rate) || learning_rate <= 0 || !std::isfinite(weight_decay) || weight_decay < 0 ||
+        weight_decay > 1 || !std::isfinite(max_grad_norm) || max_grad_norm < 0) {
+        throw std::invalid_argument("learning rate must be > 0, weight decay in [0, 1] and max grad norm >= 0");
     }
-    opt_params_.adamw.alpha = learning_rate;
-    opt_params_.adamw.wd = weight_decay;
-    // Gradient accumulation over the batch: ggml-opt steps every opt_period evaluations. A new batch size needs a
-    // new optimizer context, which restarts AdamW's moments; keep batches the same size to avoid that.
-    if ((int32_t) batch.size() != opt_period_) {
-        ggml_opt_free(opt_);
-        ggml_opt_params op = ggml_opt_default_params(sched_, GGML_OPT_LOSS_TYPE_SUM);
-        op.optimizer = GGML_OPT_OPTIMIZER_TYPE_ADAMW;
-        op.get_opt_pars = ggml_opt_get_constant_optimizer_params;
-        op.get_opt_pars_ud = &opt_params_;
-        op.opt_period = (int32_t) batch.size();
-        opt_ = ggml_opt_init(op);
-        opt_period_ = (int32_t) batch.size();
+    // Each example adds the gradient of loss / batch size: the accumulators end up with the batch mean's gradient.
+    opt_->zero_grads();
+    step_result r;
+    for (size_t i = 0; i < batch.size(); i++) {
+        r.loss += backward(batch[i], w, refs[i], 1.0f / (float) batch.size());
     }
-    return run_optimizer(opt_, batch, refs, w);
+    r.grad_norm = opt_->step(sched_, learning_rate, weight_decay, max_grad_norm);
+    return r;
 }
 
 }  // namespace steer::train

@@ -5,12 +5,11 @@
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
 //
 // where p_ref is the same weights with the adapter off, computed once per example. Chosen and rejected are packed
-// into one graph as two sequences that share nothing (block-diagonal causal mask). AdamW via ggml-opt.
+// into one graph as two sequences that share nothing (block-diagonal causal mask). AdamW with clipping (adamw.h).
 #pragma once
 
+#include "adamw.h"
 #include "graphs.h"
-
-#include "ggml-opt.h"
 
 #include <cstdint>
 #include <memory>
@@ -56,24 +55,29 @@ class trainer {
     // d loss / d (one LoRA tensor), by backpropagation, for gradient checks.
     std::vector<float> gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor);
 
-    // One AdamW step on the mean loss of a batch (gradients accumulated over its examples). Returns the mean loss.
-    float step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
-               float learning_rate, float weight_decay);
+    struct step_result {
+        float loss = 0;       // mean loss of the batch, before the step
+        float grad_norm = 0;  // global norm of the batch's gradient, before clipping
+    };
+
+    // One AdamW step on the mean loss of a batch (gradients accumulated over its examples), the gradient first
+    // clipped to max_grad_norm (<= 0: no clipping).
+    step_result step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
+                     float learning_rate, float weight_decay, float max_grad_norm);
 
   private:
     struct graph;
     std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale);
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
-    float run_optimizer(ggml_opt_context_t opt, const std::vector<example> & batch, const std::vector<reference> & refs,
-                        const loss_weights & w);
+    // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
+    float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
 
     model_view model_;
-    ggml_backend_t backend_ = nullptr;
+    // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.
+    std::vector<ggml_backend_t> backends_;
     ggml_backend_sched_t sched_ = nullptr;
     std::unique_ptr<lora_set> lora_;
-    ggml_opt_context_t opt_ = nullptr;
-    int32_t opt_period_ = 0;
-    ggml_opt_optimizer_params opt_params_{};
+    std::unique_ptr<adamw> opt_;
 };
 
 }  // namespace steer::train

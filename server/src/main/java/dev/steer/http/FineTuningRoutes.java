@@ -228,6 +228,7 @@ final class FineTuningRoutes {
                 (float) h.number("learning_rate", d.learningRate(), 1e-7, 1),
                 (int) h.integer("warmup_steps", d.warmupSteps(), 0, 100_000),
                 (float) h.number("weight_decay", d.weightDecay(), 0, 1),
+                (float) h.number("max_grad_norm", d.maxGradNorm(), 0, 1e6),
                 (int) h.integer("lora_rank", d.loraRank(), 1, 256),
                 (float) h.number("lora_alpha", d.loraAlpha(), 1e-3, 1e4),
                 List.copyOf(targets),

@@ -65,8 +65,19 @@ public final class LoraTrainer extends NativeHandle {
                 w.nll(), w.dpo(), w.beta(), tensor.getBytes(StandardCharsets.UTF_8));
     }
 
-    /** One AdamW step on the batch's mean loss; returns that loss (before the step). */
+    /** AdamW settings of one step; {@code maxGradNorm} clips the batch's gradient to that global norm (0: off). */
+    public record Optimizer(float learningRate, float weightDecay, float maxGradNorm) {}
+
+    /** The batch's mean loss and its gradient's global norm, both before the step (the norm before clipping). */
+    public record StepResult(float loss, float gradNorm) {}
+
+    /** One AdamW step on the batch's mean loss, without clipping; returns that loss (before the step). */
     public float step(List<Example> batch, List<Reference> refs, Weights w, float learningRate, float weightDecay) {
+        return step(batch, refs, w, new Optimizer(learningRate, weightDecay, 0f)).loss();
+    }
+
+    /** One AdamW step on the batch's mean loss (gradients accumulated over its examples, then clipped). */
+    public StepResult step(List<Example> batch, List<Reference> refs, Weights w, Optimizer o) {
         int n = batch.size();
         int[][] ctx = new int[n][], chosen = new int[n][], rejected = new int[n][];
         float[] r = new float[2 * n];
@@ -77,7 +88,8 @@ public final class LoraTrainer extends NativeHandle {
             r[2 * i] = refs.get(i).logpChosen();
             r[2 * i + 1] = refs.get(i).logpRejected();
         }
-        return nativeStep(handle(), ctx, chosen, rejected, r, w.nll(), w.dpo(), w.beta(), learningRate, weightDecay);
+        float[] out = nativeStep(handle(), ctx, chosen, rejected, r, w.nll(), w.dpo(), w.beta(), o.learningRate(), o.weightDecay(), o.maxGradNorm());
+        return new StepResult(out[0], out[1]);
     }
 
     public float[] tensor(String name) {
@@ -113,8 +125,8 @@ public final class LoraTrainer extends NativeHandle {
     private static native float[] nativeGradient(long h, int[] context, int[] chosen, int[] rejected, float refC, float refR,
                                                  float nll, float dpo, float beta, byte[] tensor);
 
-    private static native float nativeStep(long h, int[][] contexts, int[][] chosen, int[][] rejected, float[] refs,
-                                           float nll, float dpo, float beta, float lr, float wd);
+    private static native float[] nativeStep(long h, int[][] contexts, int[][] chosen, int[][] rejected, float[] refs,
+                                             float nll, float dpo, float beta, float lr, float wd, float maxGradNorm);
 
     private static native float[] nativeGetTensor(long h, byte[] name);
 

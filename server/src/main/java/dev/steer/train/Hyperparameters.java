@@ -11,10 +11,11 @@ import java.util.List;
  * @param nllWeight       α: weight of the masked cross-entropy on the corrections
  * @param dpoWeight       weight of the span-DPO term (0 for method sft)
  * @param warmupSteps     linear warm-up of the learning rate; after it, cosine decay to a tenth
+ * @param maxGradNorm     the batch's gradient is scaled down to this global norm when it is larger (0: no clipping)
  * @param validationSplit fraction of the steers held out for the eval gate (at least one when there are two or more)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
-                              int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
+                              float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
@@ -37,8 +38,13 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
 
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
-        return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
+        return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1);
+    }
+
+    /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
+    public LoraTrainer.Optimizer optimizerAt(int step, int total) {
+        return new LoraTrainer.Optimizer(learningRateAt(step, total), weightDecay, maxGradNorm);
     }
 
     public LoraTrainer.Weights weights() {

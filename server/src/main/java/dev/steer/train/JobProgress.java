@@ -27,7 +27,7 @@ public final class JobProgress {
     }
 
     /** After each optimizer step. */
-    public synchronized void stepped(int step, int totalSteps, int epoch, float loss, float lr, long tokens, double tokensPerSecond, double etaSeconds) {
+    public synchronized void stepped(int step, int totalSteps, int epoch, float loss, float gradNorm, float lr, long tokens, double tokensPerSecond, double etaSeconds) {
         this.step = step;
         this.totalSteps = totalSteps;
         this.epoch = epoch;
@@ -43,6 +43,7 @@ public final class JobProgress {
         data.addProperty("total_steps", totalSteps);
         data.addProperty("epoch", epoch);
         data.addProperty("train_loss", loss);
+        data.addProperty("grad_norm", gradNorm);
         data.addProperty("learning_rate", lr);
         data.addProperty("tokens_per_second", Math.round(tokensPerSecond * 10) / 10.0);
         data.addProperty("eta_seconds", Math.round(etaSeconds * 10) / 10.0);

@@ -167,16 +167,17 @@ public final class JobRunner implements AutoCloseable {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
                     }
-                    float lr = h.learningRateAt(step, total);
-                    float loss = t.step(b.stream().map(TrainingSet.Item::example).toList(), b.stream().map(refs::get).toList(),
-                            w, lr, h.weightDecay());
-                    if (!Float.isFinite(loss)) {
-                        throw new IllegalStateException("the loss became " + loss + " at step " + (step + 1) + "; lower the learning rate");
+                    LoraTrainer.Optimizer o = h.optimizerAt(step, total);
+                    LoraTrainer.StepResult r = t.step(b.stream().map(TrainingSet.Item::example).toList(),
+                            b.stream().map(refs::get).toList(), w, o);
+                    if (!Float.isFinite(r.loss()) || !Float.isFinite(r.gradNorm())) {
+                        throw new IllegalStateException("the loss became " + r.loss() + " (gradient norm " + r.gradNorm()
+                                + ") at step " + (step + 1) + "; lower the learning rate");
                     }
                     step++;
                     tokens += TrainingSet.tokens(b);
                     double seconds = (System.nanoTime() - t0) / 1e9;
-                    p.stepped(step, total, epoch, loss, lr, tokens, tokens / seconds, seconds / step * (total - step));
+                    p.stepped(step, total, epoch, r.loss(), r.gradNorm(), o.learningRate(), tokens, tokens / seconds, seconds / step * (total - step));
                 }
             }
             t.save(file);

@@ -294,6 +294,67 @@ class LoraTrainerTest {
     }
 
     @Test
+    void clippingScalesEachStepsGradientDownToTheBound() {
+        LoraTrainer.Example a = example();
+        LoraTrainer.Example b = new LoraTrainer.Example(a.context(), model.tokenize(" other words", false, false), new int[0]);
+        List<LoraTrainer.Example> steps = List.of(a, b, a);
+        LoraTrainer.Reference none = new LoraTrainer.Reference(0, 0);
+        LoraTrainer.Weights sft = LoraTrainer.Weights.sftOnly();
+        List<String> names = List.of("blk.0.attn_k.weight.lora_b", "blk.0.attn_v.weight.lora_b", "blk.1.ffn_down.weight.lora_b");
+        float bound = 1e-3f;
+        float[] norms = new float[steps.size()];
+        float[][] clipped = new float[names.size()][], rescaled = new float[names.size()][], unclipped = new float[names.size()][];
+        try (LoraTrainer t = trainer(8)) {
+            // The reported norm is the global norm of the batch's gradient, every LoRA tensor included.
+            double squares = 0;
+            for (int layer = 0; layer < 2; layer++) {
+                for (String target : LoraTrainer.ALL_TARGETS) {
+                    for (String ab : List.of("lora_a", "lora_b")) {
+                        for (float g : t.gradient(a, none, sft, "blk." + layer + "." + target + ".weight." + ab)) {
+                            squares += (double) g * g;
+                        }
+                    }
+                }
+            }
+            for (int i = 0; i < steps.size(); i++) {
+                norms[i] = t.step(List.of(steps.get(i)), List.of(none), sft, new LoraTrainer.Optimizer(1e-2f, 0f, bound)).gradNorm();
+                assertTrue(norms[i] > 10 * bound, "the bound clips: norm " + norms[i]);
+            }
+            assertEquals(Math.sqrt(squares), norms[0], 1e-4 * norms[0], "norm of the first step's gradient");
+            for (int i = 0; i < names.size(); i++) {
+                clipped[i] = t.tensor(names.get(i));
+            }
+        }
+        // Clipping is scaling each step's gradient by bound / norm, so it equals training without clipping on a loss
+        // scaled by that factor (the loss is linear in its weight), step by step.
+        try (LoraTrainer t = trainer(8)) {
+            for (int i = 0; i < steps.size(); i++) {
+                t.step(List.of(steps.get(i)), List.of(none), new LoraTrainer.Weights(bound / norms[i], 0f, 0.1f), new LoraTrainer.Optimizer(1e-2f, 0f, 0f));
+            }
+            for (int i = 0; i < names.size(); i++) {
+                rescaled[i] = t.tensor(names.get(i));
+            }
+        }
+        try (LoraTrainer t = trainer(8)) {
+            for (LoraTrainer.Example e : steps) {
+                t.step(List.of(e), List.of(none), sft, new LoraTrainer.Optimizer(1e-2f, 0f, 0f));
+            }
+            for (int i = 0; i < names.size(); i++) {
+                unclipped[i] = t.tensor(names.get(i));
+            }
+        }
+        double same = 0, different = 0;
+        for (int i = 0; i < names.size(); i++) {
+            same = Math.max(same, maxDiff(clipped[i], rescaled[i]));
+            different = Math.max(different, maxDiff(clipped[i], unclipped[i]));
+        }
+        System.err.printf("clipping: step norms %s; clipped vs rescaled loss max |diff| %.2e, vs unclipped %.2e%n",
+                Arrays.toString(norms), same, different);
+        assertTrue(same < 1e-6, "clipped training equals the rescaled loss's, max |diff| = " + same);
+        assertTrue(different > 1e-5, "and differs from unclipped training, max |diff| = " + different);
+    }
+
+    @Test
     void badInputsAreRefused() {
         assertThrows(IllegalArgumentException.class, () -> LoraTrainer.create(model, List.of("attn_z"), 4, 8f, 1, 1));
         assertThrows(IllegalArgumentException.class, () -> LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 0, 8f, 1, 1));

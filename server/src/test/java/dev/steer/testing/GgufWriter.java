@@ -14,19 +14,96 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Writes GGUF v3 files (the format llama.cpp loads): metadata key/values, then F32 tensors. Enough for test models
- * and test adapters; see ggml's docs/gguf.md for the layout.
+ * Writes GGUF v3 files (the format llama.cpp loads): metadata key/values, then tensors in F32, or their 2-D
+ * weights in F16, BF16 or Q8_0 (see {@link #weights}). Enough for test models and test adapters; see ggml's
+ * docs/gguf.md for the layout.
  */
 public final class GgufWriter {
     private static final int ALIGNMENT = 32;
     // GGUF metadata value types
     private static final int UINT32 = 4, INT32 = 5, FLOAT32 = 6, BOOL = 7, STRING = 8, ARRAY = 9;
-    private static final int GGML_TYPE_F32 = 0;
 
-    private record Tensor(String name, long[] shape, float[] data) {}
+    /** How 2-D weight tensors are stored: ggml's type id, and bytes per block of {@code blockSize} values. */
+    public enum WeightType {
+        F32(0, 1, 4), F16(1, 1, 2), BF16(30, 1, 2), Q8_0(8, 32, 34);
+
+        final int ggmlType, blockSize, blockBytes;
+
+        WeightType(int ggmlType, int blockSize, int blockBytes) {
+            this.ggmlType = ggmlType;
+            this.blockSize = blockSize;
+            this.blockBytes = blockBytes;
+        }
+
+        byte[] encode(float[] x) {
+            ByteBuffer b = ByteBuffer.allocate(x.length / blockSize * blockBytes).order(ByteOrder.LITTLE_ENDIAN);
+            switch (this) {
+                case F32 -> b.asFloatBuffer().put(x);
+                case F16 -> { for (float v : x) b.putShort(Float.floatToFloat16(v)); }
+                case BF16 -> { for (float v : x) b.putShort(toBf16(v)); }
+                case Q8_0 -> {
+                    // ggml's quantize_row_q8_0_ref: a scale d = max|x| / 127 per block of 32 (stored as F16), then
+                    // each value as round(x / d) in a signed byte
+                    for (int i = 0; i < x.length; i += 32) {
+                        float amax = 0;
+                        for (int j = 0; j < 32; j++) {
+                            amax = Math.max(amax, Math.abs(x[i + j]));
+                        }
+                        float d = amax / 127f;
+                        float id = d != 0 ? 1f / d : 0f;
+                        b.putShort(Float.floatToFloat16(d));
+                        for (int j = 0; j < 32; j++) {
+                            b.put((byte) Math.round(x[i + j] * id));
+                        }
+                    }
+                }
+            }
+            return b.array();
+        }
+
+        /** The values a model stored in this type holds: what ggml dequantizes {@link #encode}'s bytes to. */
+        public float[] roundTrip(float[] x) {
+            ByteBuffer b = ByteBuffer.wrap(encode(x)).order(ByteOrder.LITTLE_ENDIAN);
+            float[] y = new float[x.length];
+            switch (this) {
+                case F32 -> b.asFloatBuffer().get(y);
+                case F16 -> { for (int i = 0; i < y.length; i++) y[i] = Float.float16ToFloat(b.getShort()); }
+                case BF16 -> { for (int i = 0; i < y.length; i++) y[i] = Float.intBitsToFloat((b.getShort() & 0xffff) << 16); }
+                case Q8_0 -> {
+                    for (int i = 0; i < y.length; i += 32) {
+                        float d = Float.float16ToFloat(b.getShort());
+                        for (int j = 0; j < 32; j++) {
+                            y[i + j] = b.get() * d;
+                        }
+                    }
+                }
+            }
+            return y;
+        }
+
+        private static short toBf16(float v) {
+            int bits = Float.floatToRawIntBits(v);
+            return (short) ((bits + 0x7fff + ((bits >> 16) & 1)) >>> 16);  // round to nearest even
+        }
+    }
+
+    private record Tensor(String name, long[] shape, float[] data, WeightType type) {}
 
     private final Map<String, Object> kv = new LinkedHashMap<>();
     private final List<Tensor> tensors = new ArrayList<>();
+    private WeightType weightType = WeightType.F32;
+    private boolean roundOnly;
+
+    /**
+     * Stores the 2-D {@code *.weight} tensors added after this call in {@code type} (rows must hold whole blocks);
+     * with {@code roundOnly}, stores them in F32 but holding exactly the values {@code type} would (a reference
+     * model for comparisons).
+     */
+    public GgufWriter weights(WeightType type, boolean roundOnly) {
+        this.weightType = type;
+        this.roundOnly = roundOnly;
+        return this;
+    }
 
     public GgufWriter put(String key, Object value) {
         kv.put(key, value);
@@ -42,7 +119,14 @@ public final class GgufWriter {
         if (n != data.length) {
             throw new IllegalArgumentException(name + ": shape has " + n + " elements, data " + data.length);
         }
-        tensors.add(new Tensor(name, shape, data));
+        boolean weight = name.endsWith(".weight") && shape.length == 2 && shape[0] % weightType.blockSize == 0;
+        if (!weight || weightType == WeightType.F32) {
+            tensors.add(new Tensor(name, shape, data, WeightType.F32));
+        } else if (roundOnly) {
+            tensors.add(new Tensor(name, shape, weightType.roundTrip(data), WeightType.F32));
+        } else {
+            tensors.add(new Tensor(name, shape, data, weightType));
+        }
         return this;
     }
 
@@ -65,15 +149,13 @@ public final class GgufWriter {
                 for (long d : t.shape()) {
                     s.u64(d);
                 }
-                s.u32(GGML_TYPE_F32);
+                s.u32(t.type().ggmlType);
                 s.u64(offset);
-                offset = align(offset + 4L * t.data().length);
+                offset = align(offset + (long) t.data().length / t.type().blockSize * t.type().blockBytes);
             }
             s.pad();
             for (Tensor t : tensors) {
-                ByteBuffer b = ByteBuffer.allocate(4 * t.data().length).order(ByteOrder.LITTLE_ENDIAN);
-                b.asFloatBuffer().put(t.data());
-                s.bytes(b.array());
+                s.bytes(t.type().encode(t.data()));
                 s.pad();
             }
         }

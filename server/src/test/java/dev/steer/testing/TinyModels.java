@@ -99,10 +99,16 @@ public final class TinyModels {
      * RMS norms; its head size {@code headDim} need not be embd/heads).
      */
     public static Path writeDecoder(Path file, String arch, Shape shape, int headDim, long seed) {
+        return writeDecoder(file, arch, shape, headDim, seed, GgufWriter.WeightType.F32, false);
+    }
+
+    /** The same model with its 2-D weights stored as {@code type} (or, with {@code roundOnly}, F32 holding its values). */
+    public static Path writeDecoder(Path file, String arch, Shape shape, int headDim, long seed, GgufWriter.WeightType type, boolean roundOnly) {
         Vocab v = vocab();
         int nVocab = v.tokens().length;
         Random rnd = new Random(seed);
         GgufWriter w = new GgufWriter()
+                .weights(type, roundOnly)
                 .put("general.architecture", arch)
                 .put("general.name", "steer-tiny-" + arch)
                 .put(arch + ".context_length", shape.contextLength())

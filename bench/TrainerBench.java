@@ -1,0 +1,94 @@
+import dev.steer.llama.Batch;
+import dev.steer.llama.LlamaContext;
+import dev.steer.llama.LlamaModel;
+import dev.steer.llama.LoraTrainer;
+import dev.steer.llama.NativeLibrary;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * Training throughput and peak memory of Steer's LoRA trainer, the half of {@code trainer_bench.py} that runs in
+ * the JVM. A single-file program over the packaged jar:
+ *
+ * <pre>java --enable-native-access=ALL-UNNAMED -cp server/target/steer-server.jar bench/TrainerBench.java \
+ *     MODEL SEQ_LEN SPAN BATCH STEPS RANK THREADS GPU_LAYERS METHOD</pre>
+ *
+ * First the serving footprint: the model and a serving context shaped like the server's default (8192 tokens, 4
+ * sequences), after one decode so that the mmap'd weights are resident. Then a trainer over the same weights runs
+ * STEPS AdamW steps (after one warm-up step) on BATCH random examples of SEQ_LEN tokens whose last SPAN tokens carry
+ * the loss (METHOD sft) or also a rejected span of SPAN tokens for the preference term (METHOD sft+dpo). Prints
+ * one JSON object: tokens/s over the timed steps, resident memory of serving alone and the process peak.
+ */
+public class TrainerBench {
+    public static void main(String[] args) throws Exception {
+        Path modelPath = Path.of(args[0]);
+        int seqLen = Integer.parseInt(args[1]), span = Integer.parseInt(args[2]), batchSize = Integer.parseInt(args[3]);
+        int steps = Integer.parseInt(args[4]), rank = Integer.parseInt(args[5]), threads = Integer.parseInt(args[6]);
+        int gpuLayers = Integer.parseInt(args[7]);
+        boolean dpo = args[8].equals("sft+dpo");
+        NativeLibrary.load();
+        try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
+             LlamaContext serving = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(8192)
+                     .withSequences(4).withThreads(threads).withUnifiedKvCache(false))) {
+            Random random = new Random(1);
+            int vocab = model.vocabSize();
+            // Serving footprint: weights paged in by a decode, KV cache and compute buffers allocated.
+            Batch b = serving.newBatch();
+            for (int i = 0; i < 64; i++) {
+                b.add(1000 + random.nextInt(vocab - 2000), i, 0, i == 63);
+            }
+            serving.decode(b);
+            long servingRss = status("VmRSS");
+
+            List<LoraTrainer.Example> batch = new ArrayList<>();
+            for (int i = 0; i < batchSize; i++) {
+                batch.add(new LoraTrainer.Example(tokens(random, vocab, seqLen - span), tokens(random, vocab, span),
+                        dpo ? tokens(random, vocab, span) : new int[0]));
+            }
+            LoraTrainer.Weights w = dpo ? new LoraTrainer.Weights(1f, 1f, 0.1f) : LoraTrainer.Weights.sftOnly();
+            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, threads)) {
+                // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
+                long t0 = System.nanoTime();
+                List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();
+                double referenceSeconds = (System.nanoTime() - t0) / 1e9;
+                float first = trainer.step(batch, refs, w, 1e-4f, 0f);  // warm-up: graph allocation, first touches
+                long start = System.nanoTime();
+                float last = first;
+                for (int s = 0; s < steps; s++) {
+                    last = trainer.step(batch, refs, w, 1e-4f, 0f);
+                }
+                double seconds = (System.nanoTime() - start) / 1e9;
+                long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
+                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
+                                + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
+                                + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
+                                + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f}%n",
+                        args[8], seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
+                        tokensPerStep * steps / seconds, referenceSeconds, first, last,
+                        servingRss / 1024.0, status("VmHWM") / 1024.0);
+            }
+        }
+    }
+
+    private static int[] tokens(Random random, int vocab, int n) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = 1000 + random.nextInt(vocab - 2000);  // clear of the special tokens at the start of the vocabulary
+        }
+        return t;
+    }
+
+    /** A /proc/self/status field in KiB (VmRSS: resident now, VmHWM: the process's peak). */
+    private static long status(String field) throws Exception {
+        for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+            if (line.startsWith(field + ":")) {
+                return Long.parseLong(line.replaceAll("[^0-9]", ""));
+            }
+        }
+        throw new IllegalStateException("no " + field + " in /proc/self/status");
+    }
+}

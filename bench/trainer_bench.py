@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""LoRA training throughput and peak memory: Steer's trainer vs PyTorch + PEFT, same shape, rank, targets, sequence
+length and batch, run one after the other on the same machine.
+
+Steer trains on the GGUF file as served (quantized base, weights shared with a serving context); PEFT trains a
+float32 model of the same shape (bench/peft_trainer_bench.py). Both run masked SFT with the loss on the last SPAN
+tokens. Steer's sft+dpo (a rejected span of SPAN tokens besides) is measured too, as the jobs train it.
+
+  python3 bench/trainer_bench.py --model M.gguf --python ~/.cache/steer/bench-venv/bin/python --threads 2 \
+      --out bench/results/trainer-cpu-gemma3-270m.json
+"""
+import argparse, json, os, platform, subprocess, sys
+
+
+def run_json(cmd):
+    print("+", " ".join(cmd), file=sys.stderr, flush=True)
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--model", required=True)
+    p.add_argument("--steer-jar", default="server/target/steer-server.jar")
+    p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
+    p.add_argument("--python", default=sys.executable, help="a Python with torch, transformers, peft and gguf")
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--span", type=int, default=16)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--gpu-layers", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="PyTorch device (cuda on the GPU machine)")
+    p.add_argument("--out")
+    a = p.parse_args()
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    shape = [str(a.seq_len), str(a.span), str(a.batch), str(a.steps), str(a.rank), str(a.threads)]
+    steer = [a.java, "--enable-native-access=ALL-UNNAMED", "-cp", a.steer_jar, os.path.join(here, "TrainerBench.java"),
+             a.model, *shape, str(a.gpu_layers)]
+    peft = [a.python, os.path.join(here, "peft_trainer_bench.py"), "--model", a.model, "--seq-len", str(a.seq_len),
+            "--span", str(a.span), "--batch", str(a.batch), "--steps", str(a.steps), "--rank", str(a.rank),
+            "--threads", str(a.threads), "--device", a.device]
+    runs = {
+        "steer_sft": run_json(steer + ["sft"]),
+        "steer_sft_dpo": run_json(steer + ["sft+dpo"]),
+        "peft_all_logits": run_json(peft + ["--logits", "all"]),
+        "peft_span_logits": run_json(peft + ["--logits", "span"]),
+    }
+    s = runs["steer_sft"]
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "model": os.path.basename(a.model),
+        "settings": {"seq_len": a.seq_len, "span": a.span, "batch": a.batch, "steps": a.steps, "rank": a.rank,
+                     "alpha": 2 * a.rank, "targets": "q,k,v,o,gate,up,down", "threads": a.threads,
+                     "gpu_layers": a.gpu_layers, "torch_device": a.device},
+        "runs": runs,
+        "ratios": {
+            "steer_vs_peft_all_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_all_logits"]["tokens_per_second"], 3),
+            "steer_vs_peft_span_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
+            "steer_peak_vs_serving_memory": round(s["peak_rss_mib"] / s["serving_rss_mib"], 3),
+            "steer_sft_dpo_peak_vs_serving_memory": round(runs["steer_sft_dpo"]["peak_rss_mib"] / runs["steer_sft_dpo"]["serving_rss_mib"], 3),
+        },
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
