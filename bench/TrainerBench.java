@@ -15,13 +15,15 @@ import java.util.Random;
  * the JVM. A single-file program over the packaged jar:
  *
  * <pre>java --enable-native-access=ALL-UNNAMED -cp server/target/steer-server.jar bench/TrainerBench.java \
- *     MODEL SEQ_LEN SPAN BATCH STEPS RANK THREADS GPU_LAYERS METHOD</pre>
+ *     MODEL SEQ_LEN SPAN BATCH STEPS RANK THREADS GPU_LAYERS METHOD [TRAIN_THREADS]</pre>
  *
  * First the serving footprint: the model and a serving context shaped like the server's default (8192 tokens, 4
  * sequences), after one decode so that the mmap'd weights are resident. Then a trainer over the same weights runs
  * STEPS AdamW steps (after one warm-up step) on BATCH random examples of SEQ_LEN tokens whose last SPAN tokens carry
  * the loss (METHOD sft) or also a rejected span of SPAN tokens for the preference term (METHOD sft+dpo). Prints
- * one JSON object: tokens/s over the timed steps, resident memory of serving alone and the process peak.
+ * one JSON object: tokens/s over the timed steps, resident memory of serving alone and the process peak. Last,
+ * serving beside training: the latency of single-token decode steps on the serving context (THREADS threads), alone
+ * and while the trainer (TRAIN_THREADS threads, default THREADS) runs steps on another thread of the same process.
  */
 public class TrainerBench {
     public static void main(String[] args) throws Exception {
@@ -30,6 +32,7 @@ public class TrainerBench {
         int steps = Integer.parseInt(args[4]), rank = Integer.parseInt(args[5]), threads = Integer.parseInt(args[6]);
         int gpuLayers = Integer.parseInt(args[7]);
         boolean dpo = args[8].equals("sft+dpo");
+        int trainThreads = args.length > 9 ? Integer.parseInt(args[9]) : threads;
         NativeLibrary.load();
         try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
              LlamaContext serving = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(8192)
@@ -50,7 +53,7 @@ public class TrainerBench {
                         dpo ? tokens(random, vocab, span) : new int[0]));
             }
             LoraTrainer.Weights w = dpo ? new LoraTrainer.Weights(1f, 1f, 0.1f) : LoraTrainer.Weights.sftOnly();
-            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, threads)) {
+            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, trainThreads)) {
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
                 List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();
@@ -62,16 +65,57 @@ public class TrainerBench {
                     last = trainer.step(batch, refs, w, 1e-4f, 0f);
                 }
                 double seconds = (System.nanoTime() - start) / 1e9;
+                long peak = status("VmHWM");
+
+                // Serving beside training: decode latency alone, then while a training step runs.
+                double[] idle = decodeMillis(serving, 64, 32, random, vocab);
+                java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
+                java.util.concurrent.CountDownLatch stepping = new java.util.concurrent.CountDownLatch(1);
+                Thread training = new Thread(() -> {
+                    while (!stop.get()) {
+                        stepping.countDown();
+                        trainer.step(batch, refs, w, 1e-4f, 0f);
+                    }
+                });
+                training.start();
+                stepping.await();
+                Thread.sleep(500);  // into the step's forward pass
+                double[] busy = decodeMillis(serving, 96, 32, random, vocab);
+                stop.set(true);
+                training.join();
                 long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
                 System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
                                 + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
                                 + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
-                                + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f}%n",
+                                + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"train_threads\": %d, "
+                                + "\"decode_ms_alone_p50\": %.1f, \"decode_ms_alone_max\": %.1f, "
+                                + "\"decode_ms_while_training_p50\": %.1f, \"decode_ms_while_training_max\": %.1f}%n",
                         args[8], seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
                         tokensPerStep * steps / seconds, referenceSeconds, first, last,
-                        servingRss / 1024.0, status("VmHWM") / 1024.0);
+                        servingRss / 1024.0, peak / 1024.0, trainThreads,
+                        percentile(idle, 0.5), percentile(idle, 1.0), percentile(busy, 0.5), percentile(busy, 1.0));
             }
         }
+    }
+
+    /** Milliseconds of each of n single-token decode steps of sequence 0, from position pos on. */
+    private static double[] decodeMillis(LlamaContext ctx, int pos, int n, Random random, int vocab) {
+        Batch b = ctx.newBatch();
+        double[] ms = new double[n];
+        for (int i = 0; i < n; i++) {
+            b.clear();
+            b.add(1000 + random.nextInt(vocab - 2000), pos + i, 0, true);
+            long t = System.nanoTime();
+            ctx.decode(b);
+            ms[i] = (System.nanoTime() - t) / 1e6;
+        }
+        return ms;
+    }
+
+    private static double percentile(double[] values, double q) {
+        double[] v = values.clone();
+        java.util.Arrays.sort(v);
+        return v[(int) Math.min(v.length - 1, Math.round(q * (v.length - 1)))];
     }
 
     private static int[] tokens(Random random, int vocab, int n) {

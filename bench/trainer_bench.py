@@ -30,6 +30,7 @@ def main():
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--train-threads", type=int, default=0, help="trainer threads (default: --threads)")
     p.add_argument("--gpu-layers", type=int, default=0)
     p.add_argument("--device", default="cpu", help="PyTorch device (cuda on the GPU machine)")
     p.add_argument("--out")
@@ -39,12 +40,13 @@ def main():
     shape = [str(a.seq_len), str(a.span), str(a.batch), str(a.steps), str(a.rank), str(a.threads)]
     steer = [a.java, "--enable-native-access=ALL-UNNAMED", "-cp", a.steer_jar, os.path.join(here, "TrainerBench.java"),
              a.model, *shape, str(a.gpu_layers)]
+    train_threads = str(a.train_threads or a.threads)
     peft = [a.python, os.path.join(here, "peft_trainer_bench.py"), "--model", a.model, "--seq-len", str(a.seq_len),
             "--span", str(a.span), "--batch", str(a.batch), "--steps", str(a.steps), "--rank", str(a.rank),
             "--threads", str(a.threads), "--device", a.device]
     runs = {
-        "steer_sft": run_json(steer + ["sft"]),
-        "steer_sft_dpo": run_json(steer + ["sft+dpo"]),
+        "steer_sft": run_json(steer + ["sft", train_threads]),
+        "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads]),
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
     }
@@ -54,13 +56,15 @@ def main():
         "model": os.path.basename(a.model),
         "settings": {"seq_len": a.seq_len, "span": a.span, "batch": a.batch, "steps": a.steps, "rank": a.rank,
                      "alpha": 2 * a.rank, "targets": "q,k,v,o,gate,up,down", "threads": a.threads,
-                     "gpu_layers": a.gpu_layers, "torch_device": a.device},
+                     "train_threads": int(train_threads), "gpu_layers": a.gpu_layers, "torch_device": a.device},
         "runs": runs,
         "ratios": {
             "steer_vs_peft_all_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_all_logits"]["tokens_per_second"], 3),
             "steer_vs_peft_span_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
             "steer_peak_vs_serving_memory": round(s["peak_rss_mib"] / s["serving_rss_mib"], 3),
             "steer_sft_dpo_peak_vs_serving_memory": round(runs["steer_sft_dpo"]["peak_rss_mib"] / runs["steer_sft_dpo"]["serving_rss_mib"], 3),
+            "peft_all_logits_peak_vs_steer_peak_memory": round(runs["peft_all_logits"]["peak_rss_mib"] / s["peak_rss_mib"], 3),
+            "decode_p50_while_training_vs_alone": round(s["decode_ms_while_training_p50"] / s["decode_ms_alone_p50"], 3),
         },
     }
     text = json.dumps(result, indent=2)
