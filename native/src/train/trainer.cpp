@@ -48,29 +48,41 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
     for (ggml_backend_dev_t dev : devices) {
         ggml_backend_t b = ggml_backend_dev_init(dev, nullptr);
         if (b == nullptr) {
-            for (ggml_backend_t x : backends_) {
-                ggml_backend_free(x);
-            }
+            release();
             throw std::runtime_error(std::string("could not start a backend on ") + ggml_backend_dev_name(dev));
         }
         backends_.push_back(b);
     }
-    ggml_backend_t cpu = ggml_backend_cpu_init();
-    ggml_backend_cpu_set_n_threads(cpu, n_threads);
-    backends_.push_back(cpu);
-    sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), GRAPH_SIZE, false, true);
-    lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backends_.front());
-    lora_->init(seed);
-    opt_ = std::make_unique<adamw>(lora_->params(), backends_.front());
+    // A constructor that throws runs no destructor: free what was made (bad rank, alpha or targets throw here).
+    try {
+        ggml_backend_t cpu = ggml_backend_cpu_init();
+        ggml_backend_cpu_set_n_threads(cpu, n_threads);
+        backends_.push_back(cpu);
+        sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), GRAPH_SIZE, false, true);
+        lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backends_.front());
+        lora_->init(seed);
+        opt_ = std::make_unique<adamw>(lora_->params(), backends_.front());
+    } catch (...) {
+        release();
+        throw;
+    }
 }
 
 trainer::~trainer() {
+    release();
+}
+
+void trainer::release() {
     opt_.reset();
     lora_.reset();
-    ggml_backend_sched_free(sched_);
+    if (sched_ != nullptr) {
+        ggml_backend_sched_free(sched_);
+        sched_ = nullptr;
+    }
     for (ggml_backend_t b : backends_) {
         ggml_backend_free(b);
     }
+    backends_.clear();
 }
 
 static void check_tokens(const model_view & m, const std::vector<int32_t> & t, const char * what) {

@@ -69,6 +69,8 @@ class trainer {
     struct graph;
     std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale);
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
+    void release();  // frees what the constructor made (also when it throws)
+
     // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
 
