@@ -24,7 +24,10 @@ import org.junit.jupiter.api.Test;
  */
 class SteerLoopTest {
     static final String CORRECTION = "the steer is in";
-    static final List<String> PROMPTS = List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story");
+    // Each prompt is steered twice: the held-out steer is drawn at random (steer ids are random), and every prompt
+    // asked afterwards must still have a steer in the training part.
+    static final List<String> PROMPTS = List.of("hello world", "tell me a story", "what is the time",
+            "hello world", "tell me a story", "what is the time");
 
     static String chatBody(String model, String user, boolean stream, int maxTokens) {
         return "{\"model\":\"" + model + "\",\"stream\":" + stream + ",\"temperature\":0,\"ignore_eos\":true,\"max_tokens\":" + maxTokens
