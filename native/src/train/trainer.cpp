@@ -9,6 +9,7 @@
 namespace steer::train {
 
 static const int GRAPH_SIZE = 1 << 15;
+static const int32_t SHARED = -1;  // sequence id of the packed context, which both spans see
 
 struct trainer::graph {
     ggml_context * ctx = nullptr;
@@ -21,7 +22,7 @@ struct trainer::graph {
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
     bool placeholder_rejected = false;                     // the rejected span is a stand-in (see build)
     ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * logits_all = nullptr;
-    std::vector<int32_t> tokens, positions, seq;
+    std::vector<int32_t> tokens, positions, seq;           // seq: SHARED (context), 0 (chosen) or 1 (rejected)
     std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
 
     ~graph() { ggml_free(ctx); }
@@ -101,8 +102,6 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         throw std::invalid_argument("an example needs a context and a chosen span");
     }
     auto g = std::make_unique<graph>();
-    // Pack: sequence 0 = context + chosen; sequence 1 = context + rejected (only when there is one).
-    //
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same shape, so the
     // scheduler's buffers sized by the first one fit all the others.
@@ -113,29 +112,35 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         g->placeholder_rejected = true;
     }
     const std::vector<int32_t> & rejected = g->placeholder_rejected ? stand_in : e.rejected;
-    auto pack = [&](const std::vector<int32_t> & span, int32_t seq, std::vector<int32_t> & rows, std::vector<int32_t> & next) {
-        const int32_t base = (int32_t) g->tokens.size();
-        for (size_t i = 0; i < e.context.size(); i++) {
-            g->tokens.push_back(e.context[i]);
-            g->positions.push_back((int32_t) i);
+    // The context is packed once and both spans follow it: [context | chosen | rejected]. Each span's positions
+    // continue from the end of the context, and the mask lets a span see the context and itself but never the other
+    // span (a two-branch tree), so each span is computed exactly as if it followed the context alone, while the
+    // context's tokens are computed once instead of twice.
+    const int32_t n_ctx = (int32_t) e.context.size();
+    auto append = [&](const std::vector<int32_t> & t, int32_t first_pos, int32_t seq) {
+        for (size_t i = 0; i < t.size(); i++) {
+            g->tokens.push_back(t[i]);
+            g->positions.push_back(first_pos + (int32_t) i);
             g->seq.push_back(seq);
         }
+    };
+    // The rows whose next token is span[i]: the context's last row for the first, then the span's own rows.
+    auto span_rows = [&](const std::vector<int32_t> & span, int32_t start, std::vector<int32_t> & rows, std::vector<int32_t> & next) {
         for (size_t i = 0; i < span.size(); i++) {
-            g->tokens.push_back(span[i]);
-            g->positions.push_back((int32_t) (e.context.size() + i));
-            g->seq.push_back(seq);
-        }
-        for (size_t i = 0; i < span.size(); i++) {
-            rows.push_back(base + (int32_t) (e.context.size() + i) - 1);  // the position that predicts span[i]
+            rows.push_back(i == 0 ? n_ctx - 1 : start + (int32_t) i - 1);
             next.push_back(span[i]);
         }
     };
-    pack(e.chosen, 0, g->span_c, g->next_c);
+    append(e.context, 0, SHARED);
+    span_rows(e.chosen, (int32_t) g->tokens.size(), g->span_c, g->next_c);
+    append(e.chosen, n_ctx, 0);
     if (with_rejected) {
-        pack(rejected, 1, g->span_r, g->next_r);
+        span_rows(rejected, (int32_t) g->tokens.size(), g->span_r, g->next_r);
+        append(rejected, n_ctx, 1);
     }
     g->T = (int) g->tokens.size();
-    if (g->T > model_.n_ctx_orig && model_.n_ctx_orig > 0) {
+    const size_t longest = n_ctx + std::max(e.chosen.size(), with_rejected ? rejected.size() : 0);
+    if (model_.n_ctx_orig > 0 && longest > (size_t) model_.n_ctx_orig) {
         throw std::invalid_argument("the example is longer than the model's trained context");
     }
 
@@ -203,7 +208,8 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
     std::vector<float> mask((size_t) T * T);
     for (int q = 0; q < T; q++) {
         for (int k = 0; k < T; k++) {
-            mask[(size_t) q * T + k] = (g.seq[k] == g.seq[q] && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
+            const bool same_branch = g.seq[k] == g.seq[q] || g.seq[k] == SHARED;
+            mask[(size_t) q * T + k] = (same_branch && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
         }
     }
     ggml_backend_tensor_set(g.in.mask, mask.data(), 0, mask.size() * sizeof(float));

@@ -4,8 +4,9 @@
 //   L = alpha_nll * CE(chosen | context)                                  masked: only the chosen tokens count
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
 //
-// where p_ref is the same weights with the adapter off, computed once per example. Chosen and rejected are packed
-// into one graph as two sequences that share nothing (block-diagonal causal mask). AdamW with clipping (adamw.h).
+// where p_ref is the same weights with the adapter off, computed once per example. One graph holds the context once
+// and both spans after it; the mask keeps the spans apart (each sees the context and itself). AdamW with clipping
+// (adamw.h).
 #pragma once
 
 #include "adamw.h"

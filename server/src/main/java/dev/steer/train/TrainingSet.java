@@ -76,12 +76,12 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         return out;
     }
 
-    /** Tokens one training pass over the batch reads (both packed sequences). */
+    /** Tokens one training pass over the batch computes: the context once, then the chosen and rejected spans. */
     public static int tokens(List<Item> batch) {
         int n = 0;
         for (Item i : batch) {
             LoraTrainer.Example e = i.example();
-            n += e.context().length + e.chosen().length + (e.rejected().length == 0 ? 0 : e.context().length + e.rejected().length);
+            n += e.context().length + e.chosen().length + e.rejected().length;  // the context is computed once for both spans
         }
         return n;
     }

@@ -237,6 +237,31 @@ class LoraTrainerTest {
     }
 
     @Test
+    void eachSpanIsScoredAsIfItAloneFollowedTheContext() {
+        // One graph packs the context once and both spans after it; the mask must keep the spans from seeing each
+        // other. Scored alone (as a chosen span with nothing beside it), each span's log-probability is the same.
+        LoraTrainer.Example e = example();
+        int[] longer = concat(e.rejected(), model.tokenize(" and then some more words", false, false));
+        var packed = new LoraTrainer.Example(e.context(), e.chosen(), longer);
+        var chosenAlone = new LoraTrainer.Example(e.context(), e.chosen(), new int[0]);
+        var rejectedAlone = new LoraTrainer.Example(e.context(), longer, new int[0]);
+        try (LoraTrainer t = trainer(6)) {
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+            for (int s = 0; s < 3; s++) {  // a few steps, so the adapter is not zero
+                t.step(List.of(packed), List.of(t.reference(packed)), w, 1e-2f, 0f);
+            }
+            LoraTrainer.Reference base = t.reference(packed);
+            LoraTrainer.Evaluation adapted = t.evaluate(packed, base, w);
+            assertEquals(t.reference(chosenAlone).logpChosen(), base.logpChosen(), 1e-5);
+            assertEquals(t.reference(rejectedAlone).logpChosen(), base.logpRejected(), 1e-5);
+            float alone = t.evaluate(rejectedAlone, t.reference(rejectedAlone), LoraTrainer.Weights.sftOnly()).logpChosen();
+            assertEquals(alone, adapted.logpRejected(), 1e-5);
+            assertEquals(t.evaluate(chosenAlone, t.reference(chosenAlone), LoraTrainer.Weights.sftOnly()).logpChosen(), adapted.logpChosen(), 1e-5);
+            assertTrue(Math.abs(alone - base.logpRejected()) > 1e-3, "the adapter changed the scores: " + alone + " vs " + base.logpRejected());
+        }
+    }
+
+    @Test
     void aWrittenAdapterReproducesTheTrainingGraphInServing() {
         LoraTrainer.Example e = example();
         Path file = TestModels.dir().resolve("trained-adapter.gguf");
