@@ -7,6 +7,8 @@
 
 #include "lora.h"
 
+#include <vector>
+
 namespace steer::train {
 
 struct packed_inputs {
@@ -16,12 +18,25 @@ struct packed_inputs {
     ggml_tensor * mask_swa;   // the same within the sliding window (models with sliding-window layers), else null
 };
 
-// Hidden states after the final norm, [n_embd, T], for the model's architecture. lora may be null (the base model).
-ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T);
+// One architecture family's forward, in the pieces activation checkpointing cuts it into: the embeddings, then one
+// transformer block at a time (x_l -> x_{l+1}). The final RMS norm is the same for every family.
+struct family {
+    ggml_tensor * (*embed)(ggml_context * ctx, const model_view & m, const packed_inputs & in);
+    ggml_tensor * (*layer)(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T, int il, ggml_tensor * x);
+};
+const family & family_of(const model_view & m);
 
-// One graph builder per architecture family.
-ggml_tensor * llama_hidden(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T);
-ggml_tensor * gemma3_hidden(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T);
+// Hidden states after the final norm, [n_embd, T], for the model's architecture. lora may be null (the base model).
+// layer_inputs, when given, receives x_0 .. x_{n_layer}: each block's input, then the last block's output.
+ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
+                            std::vector<ggml_tensor *> * layer_inputs = nullptr);
+ggml_tensor * final_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x);
+
+// The families: llama (llama, qwen2, qwen3) and gemma3.
+ggml_tensor * llama_embed(ggml_context * ctx, const model_view & m, const packed_inputs & in);
+ggml_tensor * llama_layer(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T, int il, ggml_tensor * x);
+ggml_tensor * gemma3_embed(ggml_context * ctx, const model_view & m, const packed_inputs & in);
+ggml_tensor * gemma3_layer(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T, int il, ggml_tensor * x);
 
 // Logits for the given hidden rows, [n_vocab, rows]: the LM head (output.weight, or the tied embeddings).
 ggml_tensor * lm_logits(ggml_context * ctx, const model_view & m, ggml_tensor * hidden_rows);
