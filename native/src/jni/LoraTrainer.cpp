@@ -55,6 +55,10 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeFree(JNIEnv * env,
     guarded_void(env, [&] { delete trainer_of(h); });
 }
 
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(JNIEnv * env, jclass, jlong h, jboolean on) {
+    guarded_void(env, [&] { trainer_of(h)->set_checkpointing(on == JNI_TRUE); });
+}
+
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeLogits(JNIEnv * env, jclass, jlong h, jintArray tokens, jboolean use_lora) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {

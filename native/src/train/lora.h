@@ -2,6 +2,8 @@
 // Shapes in ggml order, as llama.cpp's adapter loader expects: W = [n_in, n_out], A = [n_in, rank], B = [rank, n_out].
 #pragma once
 
+#include <algorithm>
+
 #include "model_view.h"
 
 #include "ggml-backend.h"
@@ -35,6 +37,7 @@ class lora_set {
 
     // Parameter tensors in a fixed order (A then B per target, layers in order): the order the graph visits them.
     const std::vector<ggml_tensor *> & params() const { return params_; }
+    bool owns(const ggml_tensor * t) const { return std::find(params_.begin(), params_.end(), t) != params_.end(); }
     ggml_tensor * param(const std::string & tensor_name) const;  // "blk.0.attn_q.weight.lora_a"; throws if unknown
 
     // Writes a GGUF adapter llama_adapter_lora_init loads; to a temporary file renamed into place (atomic).

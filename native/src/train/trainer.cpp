@@ -22,6 +22,8 @@ struct trainer::graph {
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
     bool placeholder_rejected = false;                     // the rejected span is a stand-in (see build)
     ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * logits_all = nullptr;
+    ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
+    std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
     std::vector<int32_t> tokens, positions, seq;           // seq: SHARED (context), 0 (chosen) or 1 (rejected)
     std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
 
@@ -94,7 +96,8 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
     }
 }
 
-std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale) {
+std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
+                                                body b) {
     check_tokens(model_, e.context, "context");
     check_tokens(model_, e.chosen, "chosen");
     check_tokens(model_, e.rejected, "rejected");
@@ -148,23 +151,29 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     g->ctx = ggml_init(ip);
     ggml_context * ctx = g->ctx;
     g->gf = ggml_new_graph_custom(ctx, GRAPH_SIZE, for_training);
-    if (use_lora) {
-        // The parameters come first, in a fixed order (A then B per target, layers in order).
-        for (ggml_tensor * p : lora_->params()) {
-            ggml_build_forward_expand(g->gf, p);
+    ggml_tensor * hidden = nullptr;
+    if (b == body::given) {
+        // The head of a checkpointed backward: the last block's output is an input whose gradient we want.
+        g->last_block_out = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_embd, g->T);
+        ggml_set_input(g->last_block_out);
+        ggml_set_param(g->last_block_out);
+        hidden = final_norm(ctx, model_, g->last_block_out);
+    } else {
+        if (use_lora) {
+            // The parameters come first, in a fixed order (A then B per target, layers in order).
+            for (ggml_tensor * p : lora_->params()) {
+                ggml_build_forward_expand(g->gf, p);
+            }
+        }
+        g->in = attention_inputs(ctx, g->T);
+        g->in.tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
+        ggml_set_input(g->in.tokens);
+        hidden = hidden_states(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T,
+                               b == body::blocks_keeping_inputs ? &g->layer_inputs : nullptr);
+        for (ggml_tensor * x : g->layer_inputs) {
+            ggml_set_output(x);  // the checkpoints outlive the graph's other activations
         }
     }
-    g->in.tokens    = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
-    g->in.positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
-    g->in.mask      = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, g->T, g->T);
-    ggml_set_input(g->in.tokens);
-    ggml_set_input(g->in.positions);
-    ggml_set_input(g->in.mask);
-    if (model_.n_swa > 0) {
-        g->in.mask_swa = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, g->T, g->T);
-        ggml_set_input(g->in.mask_swa);
-    }
-    ggml_tensor * hidden = hidden_states(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T);
 
     // Cross-entropy over a span: the LM head runs only on the rows that predict it (a 262k vocabulary is costly).
     auto span_ce = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t, ggml_tensor ** labels_t) {
@@ -201,10 +210,22 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     return g;
 }
 
-void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+packed_inputs trainer::attention_inputs(ggml_context * ctx, int T) const {
+    packed_inputs in{};
+    in.positions = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, T);
+    in.mask      = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, T, T);
+    ggml_set_input(in.positions);
+    ggml_set_input(in.mask);
+    if (model_.n_swa > 0) {
+        in.mask_swa = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, T, T);
+        ggml_set_input(in.mask_swa);
+    }
+    return in;
+}
+
+void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) const {
     const int T = g.T;
-    ggml_backend_tensor_set(g.in.tokens, g.tokens.data(), 0, T * sizeof(int32_t));
-    ggml_backend_tensor_set(g.in.positions, g.positions.data(), 0, T * sizeof(int32_t));
+    ggml_backend_tensor_set(in.positions, g.positions.data(), 0, T * sizeof(int32_t));
     std::vector<float> mask((size_t) T * T);
     for (int q = 0; q < T; q++) {
         for (int k = 0; k < T; k++) {
@@ -212,8 +233,11 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
             mask[(size_t) q * T + k] = (same_branch && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
         }
     }
-    ggml_backend_tensor_set(g.in.mask, mask.data(), 0, mask.size() * sizeof(float));
-    if (g.in.mask_swa) {
+    // A graph of one block uses one of the two masks; the other was never allocated.
+    if (in.mask->buffer) {
+        ggml_backend_tensor_set(in.mask, mask.data(), 0, mask.size() * sizeof(float));
+    }
+    if (in.mask_swa && in.mask_swa->buffer) {
         // sliding-window layers also hide keys n_swa or more positions back (as llama.cpp's is_masked_swa)
         for (int q = 0; q < T; q++) {
             for (int k = 0; k < T; k++) {
@@ -222,7 +246,14 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
                 }
             }
         }
-        ggml_backend_tensor_set(g.in.mask_swa, mask.data(), 0, mask.size() * sizeof(float));
+        ggml_backend_tensor_set(in.mask_swa, mask.data(), 0, mask.size() * sizeof(float));
+    }
+}
+
+void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+    if (g.in.tokens) {
+        ggml_backend_tensor_set(g.in.tokens, g.tokens.data(), 0, g.T * sizeof(int32_t));
+        set_attention_inputs(g, g.in);
     }
     auto set_span = [&](ggml_tensor * rows_t, ggml_tensor * labels_t, const std::vector<int32_t> & rows, const std::vector<int32_t> & next) {
         if (rows_t == nullptr) {
@@ -266,16 +297,9 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
     g.ctx = ggml_init(ip);
     g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, false);
+    g.in = attention_inputs(g.ctx, g.T);
     g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
-    g.in.positions = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
-    g.in.mask = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, g.T, g.T);
     ggml_set_input(g.in.tokens);
-    ggml_set_input(g.in.positions);
-    ggml_set_input(g.in.mask);
-    if (model_.n_swa > 0) {
-        g.in.mask_swa = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, g.T, g.T);
-        ggml_set_input(g.in.mask_swa);
-    }
     g.logits_all = lm_logits(g.ctx, model_, hidden_states(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T));
     ggml_set_output(g.logits_all);
     ggml_build_forward_expand(g.gf, g.logits_all);
@@ -291,7 +315,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 }
 
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
-    auto g = build(e, w, use_lora, false, 1.0f);
+    auto g = build(e, w, use_lora, false, 1.0f, body::blocks);
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
         throw std::runtime_error("could not allocate the evaluation graph");
@@ -310,34 +334,123 @@ reference trainer::reference_logps(const example & e) {
     return reference{ev.logp_chosen, ev.logp_rejected};
 }
 
-float trainer::backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
-    auto g = build(e, w, true, true, loss_scale);
-    ggml_set_loss(g->loss);
-    // The gradient of each LoRA tensor is added in place into its accumulator; backpropagation starts from the
-    // loss's accumulator, which holds 1.
-    const int n_nodes = ggml_graph_n_nodes(g->gf);
+// Which nodes' gradients go where: the LoRA tensors' into the optimizer's accumulators, the loss's from the seed 1.
+void trainer::expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss) {
+    ggml_set_loss(loss);
+    const int n_nodes = ggml_graph_n_nodes(gf);
     std::vector<ggml_tensor *> accs(n_nodes, nullptr);
     for (int i = 0; i < n_nodes; i++) {
-        ggml_tensor * node = ggml_graph_node(g->gf, i);
-        if (node->flags & GGML_TENSOR_FLAG_PARAM) {
+        ggml_tensor * node = ggml_graph_node(gf, i);
+        if ((node->flags & GGML_TENSOR_FLAG_PARAM) && lora_->owns(node)) {
             accs[i] = opt_->grad_of(node);
-        } else if (node == g->loss) {
+        } else if (node == loss) {
             accs[i] = opt_->loss_seed();
         }
     }
-    ggml_build_backward_expand(g->ctx, g->gf, accs.data());
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-        throw std::runtime_error("could not allocate the backward graph");
-    }
-    set_inputs(*g, e, ref, w);
-    if (ggml_backend_sched_graph_compute(sched_, g->gf) != GGML_STATUS_SUCCESS) {
+    ggml_build_backward_expand(ctx, gf, accs.data());
+}
+
+void trainer::compute(ggml_cgraph * gf, const char * what) {
+    if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
         ggml_backend_sched_reset(sched_);
-        throw std::runtime_error("the backward graph failed");
+        throw std::runtime_error(std::string("the ") + what + " graph failed");
     }
+}
+
+void trainer::allocate(ggml_cgraph * gf, const char * what) {
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, gf)) {
+        throw std::runtime_error(std::string("could not allocate the ") + what + " graph");
+    }
+}
+
+float trainer::backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
+    if (checkpointing_) {
+        return backward_checkpointed(e, w, ref, loss_scale);
+    }
+    auto g = build(e, w, true, true, loss_scale, body::blocks);
+    expand_backward(g->ctx, g->gf, g->loss);
+    allocate(g->gf, "backward");
+    set_inputs(*g, e, ref, w);
+    compute(g->gf, "backward");
     const float loss = scalar(g->loss);
     ggml_backend_sched_reset(sched_);
     return loss;
+}
+
+// Activation checkpointing: the backward above keeps every block's activations alive until the backward pass uses
+// them (for Gemma 3 270M and 256 tokens, ~400 MB). Here a forward pass keeps only each block's input; then the
+// head's backward gives the gradient of the last block's output, and each block, from the last, is computed again
+// from its input and backpropagated alone, handing the gradient of its input to the block before. One more
+// forward pass in exchange for one block's activations at a time.
+float trainer::backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
+    const int L = model_.n_layer;
+    std::vector<std::vector<float>> xs(L + 1);
+    {
+        auto g = build(e, w, true, true, loss_scale, body::blocks_keeping_inputs);
+        allocate(g->gf, "checkpointing forward");
+        set_inputs(*g, e, ref, w);
+        compute(g->gf, "checkpointing forward");
+        for (int l = 0; l <= L; l++) {
+            xs[l].resize(ggml_nelements(g->layer_inputs[l]));
+            ggml_backend_tensor_get(g->layer_inputs[l], xs[l].data(), 0, ggml_nbytes(g->layer_inputs[l]));
+        }
+        ggml_backend_sched_reset(sched_);
+    }
+    auto head = build(e, w, true, true, loss_scale, body::given);
+    expand_backward(head->ctx, head->gf, head->loss);
+    ggml_tensor * grad_t = ggml_graph_get_grad(head->gf, head->last_block_out);
+    ggml_set_output(grad_t);
+    allocate(head->gf, "head backward");
+    set_inputs(*head, e, ref, w);
+    ggml_backend_tensor_set(head->last_block_out, xs[L].data(), 0, xs[L].size() * sizeof(float));
+    compute(head->gf, "head backward");
+    const float loss = scalar(head->loss);
+    std::vector<float> grad(xs[L].size());
+    ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
+    ggml_backend_sched_reset(sched_);
+    for (int il = L - 1; il >= 0; il--) {
+        grad = block_backward(*head, il, xs[il], grad);
+    }
+    return loss;
+}
+
+// One block computed again from its input x, with d loss / d output given: adds its LoRA tensors' gradients into
+// the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
+std::vector<float> trainer::block_backward(const graph & packing, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
+    const int T = packing.T;
+    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
+    graph g;  // owns the context
+    g.ctx = ggml_init(ip);
+    g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, true);
+    packed_inputs in = attention_inputs(g.ctx, T);
+    ggml_tensor * x_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
+    ggml_set_input(x_t);
+    if (il > 0) {
+        ggml_set_param(x_t);  // its gradient goes to the block before
+    }
+    ggml_tensor * grad_out_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
+    ggml_set_input(grad_out_t);
+    ggml_tensor * out = family_of(model_).layer(g.ctx, model_, lora_.get(), in, T, il, x_t);
+    ggml_tensor * seed = ggml_sum(g.ctx, ggml_mul(g.ctx, out, grad_out_t));
+    ggml_build_forward_expand(g.gf, seed);
+    expand_backward(g.ctx, g.gf, seed);
+    ggml_tensor * grad_x = il > 0 ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
+    if (grad_x) {
+        ggml_set_output(grad_x);
+    }
+    allocate(g.gf, "block backward");
+    set_attention_inputs(packing, in);
+    ggml_backend_tensor_set(x_t, x.data(), 0, x.size() * sizeof(float));
+    ggml_backend_tensor_set(grad_out_t, grad_out.data(), 0, grad_out.size() * sizeof(float));
+    compute(g.gf, "block backward");
+    std::vector<float> grad_in;
+    if (grad_x) {
+        grad_in.resize(x.size());
+        ggml_backend_tensor_get(grad_x, grad_in.data(), 0, grad_in.size() * sizeof(float));
+    }
+    ggml_backend_sched_reset(sched_);
+    return grad_in;
 }
 
 std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {

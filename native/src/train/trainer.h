@@ -66,14 +66,29 @@ class trainer {
     step_result step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
                      float learning_rate, float weight_decay, float max_grad_norm);
 
+    // Activation checkpointing for the backward passes (off by default): keep only each block's input and compute
+    // the blocks again during the backward pass. Much less memory, one more forward pass; the same gradients.
+    void set_checkpointing(bool on) { checkpointing_ = on; }
+
   private:
     struct graph;
-    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale);
+    // What a loss graph computes before the final norm: every block from the tokens; the same, keeping each
+    // block's input as an output (the checkpoints); or nothing, the last block's output being an input.
+    enum class body { blocks, blocks_keeping_inputs, given };
+    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b);
+    packed_inputs attention_inputs(ggml_context * ctx, int T) const;
+    void set_attention_inputs(const graph & packing, const packed_inputs & in) const;
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
     void release();  // frees what the constructor made (also when it throws)
 
+    void expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss);
+    void allocate(ggml_cgraph * gf, const char * what);
+    void compute(ggml_cgraph * gf, const char * what);
+
     // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
+    float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
+    std::vector<float> block_backward(const graph & packing, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
 
     model_view model_;
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.
@@ -81,6 +96,7 @@ class trainer {
     ggml_backend_sched_t sched_ = nullptr;
     std::unique_ptr<lora_set> lora_;
     std::unique_ptr<adamw> opt_;
+    bool checkpointing_ = false;
 };
 
 }  // namespace steer::train

@@ -236,7 +236,8 @@ final class FineTuningRoutes {
                 (float) h.number("nll_weight", d.nllWeight(), 0, 100),
                 (float) h.number("dpo_weight", d.dpoWeight(), 0, 100),
                 h.number("validation_split", d.validationSplit(), 0, 0.9),
-                (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE));
+                (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE),
+                h.bool("activation_checkpointing", d.activationCheckpointing()));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

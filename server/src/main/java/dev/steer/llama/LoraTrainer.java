@@ -44,6 +44,16 @@ public final class LoraTrainer extends NativeHandle {
         return new LoraTrainer(model, nativeCreate(model.handle(), t, rank, alpha, seed, threads));
     }
 
+    /**
+     * Activation checkpointing (off at first): the backward pass keeps only each transformer block's input and
+     * computes the blocks again as it goes, so training needs far less memory, for one more forward pass. The
+     * gradients are the same.
+     */
+    public LoraTrainer checkpointing(boolean on) {
+        nativeSetCheckpointing(handle(), on);
+        return this;
+    }
+
     /** Logits of every position of {@code tokens} from the training graph, [tokens.length * vocab]. */
     public float[] logits(int[] tokens, boolean withAdapter) {
         return nativeLogits(handle(), tokens, withAdapter);
@@ -114,6 +124,8 @@ public final class LoraTrainer extends NativeHandle {
     private static native long nativeCreate(long model, byte[][] targets, int rank, float alpha, int seed, int threads);
 
     private static native void nativeFree(long h);
+
+    private static native void nativeSetCheckpointing(long h, boolean on);
 
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 

@@ -13,10 +13,12 @@ import java.util.List;
  * @param warmupSteps     linear warm-up of the learning rate; after it, cosine decay to a tenth
  * @param maxGradNorm     the batch's gradient is scaled down to this global norm when it is larger (0: no clipping)
  * @param validationSplit fraction of the steers held out for the eval gate (at least one when there are two or more)
+ * @param activationCheckpointing recompute each transformer block in the backward pass instead of keeping its
+ *                        activations: far less memory for one more forward pass, the same gradients
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
-                              float dpoWeight, double validationSplit, int seed) {
+                              float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -39,7 +41,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */

@@ -18,8 +18,8 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * The whole loop through HTTP only, on the tiny model: stream, steer several times, start a fine-tuning job, follow
- * its events, see the adapter activated, and the same prompts now answer with the correction; rollback restores
+ * The whole loop through HTTP only, on the tiny model: stream, steer several times, start a fine-tuning job (with
+ * activation checkpointing; GemmaSteerLoopTest trains without), follow its events, see the adapter activated, and the same prompts now answer with the correction; rollback restores
  * the base model's output exactly.
  */
 class SteerLoopTest {
@@ -83,8 +83,10 @@ class SteerLoopTest {
 
             JsonObject job = json(s.post("/v1/fine_tuning/jobs", """
                     {"model": "tiny", "method": "sft+dpo",
-                     "hyperparameters": {"n_epochs": 30, "batch_size": 2, "learning_rate": 0.005, "lora_rank": 8, "lora_alpha": 16}}"""));
+                     "hyperparameters": {"n_epochs": 30, "batch_size": 2, "learning_rate": 0.005, "lora_rank": 8, "lora_alpha": 16,
+                                         "activation_checkpointing": true}}"""));
             assertEquals("fine_tuning.job", job.get("object").getAsString());
+            assertTrue(job.getAsJsonObject("hyperparameters").get("activation_checkpointing").getAsBoolean(), job.toString());
             String jobId = job.get("id").getAsString();
             List<JsonObject> events = follow(s, jobId);
             long metrics = events.stream().filter(e -> e.get("type").getAsString().equals("metrics")).count();
