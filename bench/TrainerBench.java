@@ -55,8 +55,8 @@ public class TrainerBench {
                         dpo ? tokens(random, vocab, span) : new int[0]));
             }
             LoraTrainer.Weights w = dpo ? new LoraTrainer.Weights(1f, 1f, 0.1f) : LoraTrainer.Weights.sftOnly();
-            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, trainThreads)
-                    .checkpointing(checkpointing)) {
+            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, trainThreads)) {
+                trainer.checkpointing(checkpointing);
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
                 List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();

@@ -25,6 +25,7 @@ struct trainer::graph {
     ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
     std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
     std::vector<int32_t> tokens, positions, seq;           // seq: SHARED (context), 0 (chosen) or 1 (rejected)
+    std::vector<float> mask, mask_swa;                     // [T, T] each, from positions and seq (make_masks)
     std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
 
     ~graph() { ggml_free(ctx); }
@@ -106,8 +107,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     }
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
-    // switched off by an input (dpo_on = 0): every training graph of a job then has the same shape, so the
-    // scheduler's buffers sized by the first one fit all the others.
+    // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
     bool with_rejected = !e.rejected.empty();
     const std::vector<int32_t> stand_in = { e.chosen.empty() ? 0 : e.chosen[0] };
     if (!with_rejected && for_training && w.dpo > 0) {
@@ -146,6 +146,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     if (model_.n_ctx_orig > 0 && longest > (size_t) model_.n_ctx_orig) {
         throw std::invalid_argument("the example is longer than the model's trained context");
     }
+    make_masks(*g);
 
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     g->ctx = ggml_init(ip);
@@ -170,8 +171,13 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         ggml_set_input(g->in.tokens);
         hidden = hidden_states(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T,
                                b == body::blocks_keeping_inputs ? &g->layer_inputs : nullptr);
-        for (ggml_tensor * x : g->layer_inputs) {
-            ggml_set_output(x);  // the checkpoints outlive the graph's other activations
+        if (b == body::blocks_keeping_inputs) {
+            // The checkpoints outlive the graph's other activations; the loss is left to the head's graph.
+            for (ggml_tensor * x : g->layer_inputs) {
+                ggml_set_output(x);
+                ggml_build_forward_expand(g->gf, x);
+            }
+            return g;
         }
     }
 
@@ -223,30 +229,38 @@ packed_inputs trainer::attention_inputs(ggml_context * ctx, int T) const {
     return in;
 }
 
-void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) const {
+// Which keys each query row may see: same branch (or the shared context) and not later; sliding-window layers
+// also hide keys n_swa or more positions back (as llama.cpp's is_masked_swa). Built once per example: every block
+// graph of a checkpointed backward uploads the same ones.
+void trainer::make_masks(graph & g) const {
     const int T = g.T;
-    ggml_backend_tensor_set(in.positions, g.positions.data(), 0, T * sizeof(int32_t));
-    std::vector<float> mask((size_t) T * T);
+    g.mask.assign((size_t) T * T, 0.0f);
     for (int q = 0; q < T; q++) {
         for (int k = 0; k < T; k++) {
             const bool same_branch = g.seq[k] == g.seq[q] || g.seq[k] == SHARED;
-            mask[(size_t) q * T + k] = (same_branch && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
+            g.mask[(size_t) q * T + k] = (same_branch && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
         }
     }
-    // A graph of one block uses one of the two masks; the other was never allocated.
-    if (in.mask->buffer) {
-        ggml_backend_tensor_set(in.mask, mask.data(), 0, mask.size() * sizeof(float));
-    }
-    if (in.mask_swa && in.mask_swa->buffer) {
-        // sliding-window layers also hide keys n_swa or more positions back (as llama.cpp's is_masked_swa)
+    if (model_.n_swa > 0) {
+        g.mask_swa = g.mask;
         for (int q = 0; q < T; q++) {
             for (int k = 0; k < T; k++) {
                 if (g.positions[q] - g.positions[k] >= model_.n_swa) {
-                    mask[(size_t) q * T + k] = -INFINITY;
+                    g.mask_swa[(size_t) q * T + k] = -INFINITY;
                 }
             }
         }
-        ggml_backend_tensor_set(in.mask_swa, mask.data(), 0, mask.size() * sizeof(float));
+    }
+}
+
+void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) const {
+    ggml_backend_tensor_set(in.positions, g.positions.data(), 0, g.T * sizeof(int32_t));
+    // A graph of one block uses one of the two masks; the other was never allocated.
+    if (in.mask->buffer) {
+        ggml_backend_tensor_set(in.mask, g.mask.data(), 0, g.mask.size() * sizeof(float));
+    }
+    if (in.mask_swa && in.mask_swa->buffer) {
+        ggml_backend_tensor_set(in.mask_swa, g.mask_swa.data(), 0, g.mask_swa.size() * sizeof(float));
     }
 }
 
@@ -297,6 +311,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
     g.ctx = ggml_init(ip);
     g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, false);
+    make_masks(g);
     g.in = attention_inputs(g.ctx, g.T);
     g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
     ggml_set_input(g.in.tokens);
@@ -308,7 +323,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
         throw std::runtime_error("could not allocate the forward graph");
     }
     set_inputs(g, example{}, reference{}, loss_weights{});
-    ggml_backend_sched_graph_compute(sched_, g.gf);
+    compute(g.gf, "forward");
     std::vector<float> out(ggml_nelements(g.logits_all));
     ggml_backend_tensor_get(g.logits_all, out.data(), 0, out.size() * sizeof(float));
     return out;
@@ -321,7 +336,7 @@ evaluation trainer::evaluate(const example & e, const loss_weights & w, const re
         throw std::runtime_error("could not allocate the evaluation graph");
     }
     set_inputs(*g, e, ref, w);
-    ggml_backend_sched_graph_compute(sched_, g->gf);
+    compute(g->gf, "evaluation");
     evaluation ev;
     ev.loss = scalar(g->loss);
     ev.logp_chosen = scalar(g->logp_c);
@@ -400,6 +415,9 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     auto head = build(e, w, true, true, loss_scale, body::given);
     expand_backward(head->ctx, head->gf, head->loss);
     ggml_tensor * grad_t = ggml_graph_get_grad(head->gf, head->last_block_out);
+    if (grad_t == nullptr) {
+        throw std::runtime_error("the loss does not depend on the last block's output");
+    }
     ggml_set_output(grad_t);
     allocate(head->gf, "head backward");
     set_inputs(*head, e, ref, w);
@@ -419,6 +437,9 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
 // the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
 std::vector<float> trainer::block_backward(const graph & packing, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
     const int T = packing.T;
+    if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
+        throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
+    }
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     graph g;  // owns the context
     g.ctx = ggml_init(ip);
@@ -436,6 +457,9 @@ std::vector<float> trainer::block_backward(const graph & packing, int il, const 
     ggml_build_forward_expand(g.gf, seed);
     expand_backward(g.ctx, g.gf, seed);
     ggml_tensor * grad_x = il > 0 ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
+    if (il > 0 && grad_x == nullptr) {
+        throw std::runtime_error("block " + std::to_string(il) + "'s output does not depend on its input");
+    }
     if (grad_x) {
         ggml_set_output(grad_x);
     }

@@ -77,6 +77,7 @@ class trainer {
     enum class body { blocks, blocks_keeping_inputs, given };
     std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
+    void make_masks(graph & g) const;
     void set_attention_inputs(const graph & packing, const packed_inputs & in) const;
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
     void release();  // frees what the constructor made (also when it throws)

@@ -152,8 +152,8 @@ public final class JobRunner implements AutoCloseable {
                 set.train().size(), set.heldOut().size(), total, batch));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
-        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), threads)
-                .checkpointing(h.activationCheckpointing())) {
+        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), threads)) {
+            t.checkpointing(h.activationCheckpointing());
             LoraTrainer.Weights w = h.weights();
             Map<TrainingSet.Item, LoraTrainer.Reference> refs = new HashMap<>();
             for (TrainingSet.Item i : set.train()) {

@@ -66,7 +66,8 @@ class ActivationCheckpointingTest {
     void theSameGradientsAndStepsAsKeepingEveryActivation(String arch) {
         try (LlamaModel m = LlamaModel.load(model(arch), TestModels.params());
              LoraTrainer plain = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 2);
-             LoraTrainer ckpt = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 2).checkpointing(true)) {
+             LoraTrainer ckpt = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 2)) {
+            ckpt.checkpointing(true);
             List<String> names = tensorNames(m.info().layers());
             perturb(plain, names);
             perturb(ckpt, names);

@@ -236,28 +236,39 @@ class LoraTrainerTest {
         }
     }
 
-    @Test
-    void eachSpanIsScoredAsIfItAloneFollowedTheContext() {
+    /** On the tiny llama and on Gemma 3 (a sliding window of 4, shorter than the context: both masks count). */
+    @org.junit.jupiter.params.ParameterizedTest
+    @org.junit.jupiter.params.provider.ValueSource(strings = {"llama", "gemma3"})
+    void eachSpanIsScoredAsIfItAloneFollowedTheContext(String arch) {
         // One graph packs the context once and both spans after it; the mask must keep the spans from seeing each
         // other. Scored alone (as a chosen span with nothing beside it), each span's log-probability is the same.
-        LoraTrainer.Example e = example();
-        int[] longer = concat(e.rejected(), model.tokenize(" and then some more words", false, false));
-        var packed = new LoraTrainer.Example(e.context(), e.chosen(), longer);
-        var chosenAlone = new LoraTrainer.Example(e.context(), e.chosen(), new int[0]);
-        var rejectedAlone = new LoraTrainer.Example(e.context(), longer, new int[0]);
-        try (LoraTrainer t = trainer(6)) {
+        LlamaModel m = arch.equals("llama") ? model
+                : LlamaModel.load(dev.steer.testing.TinyModels.writeGemma3(TestModels.dir().resolve("tiny-gemma3-spans.gguf"), 4, 13), TestModels.params());
+        try (LoraTrainer t = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 6, 2)) {
+            int[] context = m.tokenize("hello world, the model is", true, false);
+            int[] chosen = m.tokenize(" the steer", false, false);
+            int[] longer = m.tokenize(" a token in and then some more words", false, false);
+            var packed = new LoraTrainer.Example(context, chosen, longer);
+            var chosenAlone = new LoraTrainer.Example(context, chosen, new int[0]);
+            var rejectedAlone = new LoraTrainer.Example(context, longer, new int[0]);
             LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
             for (int s = 0; s < 3; s++) {  // a few steps, so the adapter is not zero
                 t.step(List.of(packed), List.of(t.reference(packed)), w, 1e-2f, 0f);
             }
             LoraTrainer.Reference base = t.reference(packed);
             LoraTrainer.Evaluation adapted = t.evaluate(packed, base, w);
-            assertEquals(t.reference(chosenAlone).logpChosen(), base.logpChosen(), 1e-5);
-            assertEquals(t.reference(rejectedAlone).logpChosen(), base.logpRejected(), 1e-5);
+            // Equal up to float rounding (the packed rows sum more masked-out zeros): 1e-6 relative.
+            assertEquals(t.reference(chosenAlone).logpChosen(), base.logpChosen(), 1e-6 * Math.abs(base.logpChosen()) + 1e-5);
+            assertEquals(t.reference(rejectedAlone).logpChosen(), base.logpRejected(), 1e-6 * Math.abs(base.logpRejected()) + 1e-5);
             float alone = t.evaluate(rejectedAlone, t.reference(rejectedAlone), LoraTrainer.Weights.sftOnly()).logpChosen();
-            assertEquals(alone, adapted.logpRejected(), 1e-5);
-            assertEquals(t.evaluate(chosenAlone, t.reference(chosenAlone), LoraTrainer.Weights.sftOnly()).logpChosen(), adapted.logpChosen(), 1e-5);
+            assertEquals(alone, adapted.logpRejected(), 1e-6 * Math.abs(alone) + 1e-5);
+            float chosenScore = t.evaluate(chosenAlone, t.reference(chosenAlone), LoraTrainer.Weights.sftOnly()).logpChosen();
+            assertEquals(chosenScore, adapted.logpChosen(), 1e-6 * Math.abs(chosenScore) + 1e-5);
             assertTrue(Math.abs(alone - base.logpRejected()) > 1e-3, "the adapter changed the scores: " + alone + " vs " + base.logpRejected());
+        } finally {
+            if (m != model) {
+                m.close();
+            }
         }
     }
 
