@@ -13,21 +13,41 @@ using steer::train::trainer;
 
 static trainer * trainer_of(jlong h) { return from_handle<trainer>(h, "trainer"); }
 
-static example to_example(JNIEnv * env, jintArray context, jintArray chosen, jintArray rejected) {
+static example to_example(JNIEnv * env, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected) {
     example e;
-    e.context = to_ints(env, context);
-    e.chosen = to_ints(env, chosen);
+    e.tokens = to_ints(env, tokens);
+    if (roles == nullptr || env->GetArrayLength(roles) != (jsize) e.tokens.size()) {
+        throw bad_argument("an example needs one role per token");
+    }
+    e.roles.resize(e.tokens.size());
+    env->GetByteArrayRegion(roles, 0, (jsize) e.roles.size(), reinterpret_cast<jbyte *>(e.roles.data()));
+    e.fork = fork;
     if (rejected != nullptr) {
         e.rejected = to_ints(env, rejected);
     }
     return e;
 }
 
-static loss_weights to_weights(jfloat nll, jfloat dpo, jfloat beta) {
-    if (!std::isfinite(nll) || !std::isfinite(dpo) || !std::isfinite(beta) || nll < 0 || dpo < 0 || beta <= 0) {
-        throw bad_argument("loss weights must be finite, nll and dpo >= 0, beta > 0");
+static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy) {
+    reference r{ref_c, ref_r, {}, {}, keep_entropy};
+    if (keep_ids != nullptr) {
+        r.keep_ids = to_ints(env, keep_ids);
     }
-    return loss_weights{nll, dpo, beta};
+    if (keep_probs != nullptr) {
+        r.keep_probs.resize(env->GetArrayLength(keep_probs));
+        env->GetFloatArrayRegion(keep_probs, 0, (jsize) r.keep_probs.size(), r.keep_probs.data());
+    }
+    if (r.keep_ids.size() != r.keep_probs.size() || !std::isfinite(keep_entropy)) {
+        throw bad_argument("a reference needs as many keep ids as keep probabilities, and a finite entropy");
+    }
+    return r;
+}
+
+static loss_weights to_weights(jfloat nll, jfloat dpo, jfloat beta, jfloat kl) {
+    if (!std::isfinite(nll) || !std::isfinite(dpo) || !std::isfinite(beta) || !std::isfinite(kl) || nll < 0 || dpo < 0 || beta <= 0 || kl < 0) {
+        throw bad_argument("loss weights must be finite, nll, dpo and kl >= 0, beta > 0");
+    }
+    return loss_weights{nll, dpo, beta, kl};
 }
 
 extern "C" {
@@ -70,29 +90,36 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeLogits(JNIE
     });
 }
 
-// [logp_chosen, logp_rejected] under the base model.
+// Under the base model: [logp_chosen, logp_rejected, keep_entropy, keep_probs (rows * K)..., keep_ids (rows * K, as
+// floats: token ids are exact in a float below 2^24)...].
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeReference(
-        JNIEnv * env, jclass, jlong h, jintArray context, jintArray chosen, jintArray rejected) {
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
-            reference r = trainer_of(h)->reference_logps(to_example(env, context, chosen, rejected));
-            float v[2] = {r.logp_chosen, r.logp_rejected};
-            return to_jfloats(env, v, 2);
+            reference r = trainer_of(h)->reference_logps(to_example(env, tokens, roles, fork, rejected));
+            std::vector<float> v = {r.logp_chosen, r.logp_rejected, r.keep_entropy};
+            v.insert(v.end(), r.keep_probs.begin(), r.keep_probs.end());
+            for (int32_t id : r.keep_ids) {
+                v.push_back((float) id);
+            }
+            return to_jfloats(env, v.data(), v.size());
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
         }
     });
 }
 
-// [loss, logp_chosen, logp_rejected] with the adapter on.
+// [loss, logp_chosen, logp_rejected, kl] with the adapter on.
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
-        JNIEnv * env, jclass, jlong h, jintArray context, jintArray chosen, jintArray rejected,
-        jfloat ref_c, jfloat ref_r, jfloat nll, jfloat dpo, jfloat beta) {
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
+        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
+        jfloat nll, jfloat dpo, jfloat beta, jfloat kl) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
-            auto ev = trainer_of(h)->evaluate(to_example(env, context, chosen, rejected), to_weights(nll, dpo, beta), reference{ref_c, ref_r}, true);
-            float v[3] = {ev.loss, ev.logp_chosen, ev.logp_rejected};
-            return to_jfloats(env, v, 3);
+            auto ev = trainer_of(h)->evaluate(to_example(env, tokens, roles, fork, rejected), to_weights(nll, dpo, beta, kl),
+                                              to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), true);
+            float v[4] = {ev.loss, ev.logp_chosen, ev.logp_rejected, ev.kl};
+            return to_jfloats(env, v, 4);
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
         }
@@ -100,12 +127,13 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
 }
 
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
-        JNIEnv * env, jclass, jlong h, jintArray context, jintArray chosen, jintArray rejected,
-        jfloat ref_c, jfloat ref_r, jfloat nll, jfloat dpo, jfloat beta, jbyteArray tensor) {
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
+        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
+        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jbyteArray tensor) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
-            auto g = trainer_of(h)->gradient(to_example(env, context, chosen, rejected), to_weights(nll, dpo, beta),
-                                             reference{ref_c, ref_r}, to_string(env, tensor));
+            auto g = trainer_of(h)->gradient(to_example(env, tokens, roles, fork, rejected), to_weights(nll, dpo, beta, kl),
+                                             to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), to_string(env, tensor));
             return to_jfloats(env, g.data(), g.size());
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
@@ -113,34 +141,42 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
     });
 }
 
-// One AdamW step over a batch; examples as parallel arrays. Returns the mean loss before the step.
+// One AdamW step over a batch; examples and references as parallel arrays. Returns [mean loss, gradient norm].
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
-        JNIEnv * env, jclass, jlong h, jobjectArray contexts, jobjectArray chosens, jobjectArray rejecteds,
-        jfloatArray refs, jfloat nll, jfloat dpo, jfloat beta, jfloat lr, jfloat wd, jfloat max_grad_norm) {
+        JNIEnv * env, jclass, jlong h, jobjectArray tokens, jobjectArray roles, jintArray forks, jobjectArray rejecteds,
+        jfloatArray refs, jobjectArray keep_ids, jobjectArray keep_probs, jfloatArray keep_entropy,
+        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jfloat lr, jfloat wd, jfloat max_grad_norm) {
     return guarded(env, (jfloatArray) nullptr, [&] {
-        const jsize n = env->GetArrayLength(contexts);
-        if (env->GetArrayLength(chosens) != n || env->GetArrayLength(rejecteds) != n || env->GetArrayLength(refs) != 2 * n) {
-            throw bad_argument("one context, chosen, rejected and two reference log-probs per example");
+        const jsize n = env->GetArrayLength(tokens);
+        if (env->GetArrayLength(roles) != n || env->GetArrayLength(forks) != n || env->GetArrayLength(rejecteds) != n
+            || env->GetArrayLength(refs) != 2 * n || env->GetArrayLength(keep_ids) != n || env->GetArrayLength(keep_probs) != n
+            || env->GetArrayLength(keep_entropy) != n) {
+            throw bad_argument("one example (tokens, roles, fork, rejected) and one reference per batch entry");
         }
-        std::vector<float> r((size_t) 2 * n);
+        std::vector<float> r((size_t) 2 * n), ent(n);
+        std::vector<jint> fk(n);
         env->GetFloatArrayRegion(refs, 0, 2 * n, r.data());
+        env->GetFloatArrayRegion(keep_entropy, 0, n, ent.data());
+        env->GetIntArrayRegion(forks, 0, n, fk.data());
         std::vector<example> batch;
         std::vector<reference> rs;
         for (jsize i = 0; i < n; i++) {
-            auto c = (jintArray) env->GetObjectArrayElement(contexts, i);
-            auto ch = (jintArray) env->GetObjectArrayElement(chosens, i);
+            auto t = (jintArray) env->GetObjectArrayElement(tokens, i);
+            auto ro = (jbyteArray) env->GetObjectArrayElement(roles, i);
             auto rj = (jintArray) env->GetObjectArrayElement(rejecteds, i);
-            batch.push_back(to_example(env, c, ch, rj));
-            env->DeleteLocalRef(c);
-            env->DeleteLocalRef(ch);
-            if (rj != nullptr) {
-                env->DeleteLocalRef(rj);
+            auto ki = (jintArray) env->GetObjectArrayElement(keep_ids, i);
+            auto kp = (jfloatArray) env->GetObjectArrayElement(keep_probs, i);
+            batch.push_back(to_example(env, t, ro, fk[i], rj));
+            rs.push_back(to_reference(env, r[2 * i], r[2 * i + 1], ki, kp, ent[i]));
+            for (jobject o : {(jobject) t, (jobject) ro, (jobject) rj, (jobject) ki, (jobject) kp}) {
+                if (o != nullptr) {
+                    env->DeleteLocalRef(o);
+                }
             }
-            rs.push_back(reference{r[2 * i], r[2 * i + 1]});
         }
         try {
-            const auto r = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta), lr, wd, max_grad_norm);
-            const float out[2] = {r.loss, r.grad_norm};
+            const auto res = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta, kl), lr, wd, max_grad_norm);
+            const float out[2] = {res.loss, res.grad_norm};
             return to_jfloats(env, out, 2);
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());

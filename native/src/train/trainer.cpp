@@ -9,24 +9,24 @@
 namespace steer::train {
 
 static const int GRAPH_SIZE = 1 << 15;
-static const int32_t SHARED = -1;  // sequence id of the packed context, which both spans see
-
 struct trainer::graph {
     ggml_context * ctx = nullptr;
     ggml_cgraph * gf = nullptr;
     packed_inputs in{};
+    packing p;                                             // tokens, positions, branches and which rows learn what
     int T = 0;
-    ggml_tensor * rows_c = nullptr, * labels_c = nullptr;  // chosen span: hidden rows and one-hot next tokens
+    ggml_tensor * rows_l = nullptr, * labels_l = nullptr;  // learn rows and their one-hot next tokens
+    ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
+    ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
     ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
     ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
-    bool placeholder_rejected = false;                     // the rejected span is a stand-in (see build)
-    ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * logits_all = nullptr;
+    ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * kl = nullptr;
+    ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
+    ggml_tensor * logits_all = nullptr;
     ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
     std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
-    std::vector<int32_t> tokens, positions, seq;           // seq: SHARED (context), 0 (chosen) or 1 (rejected)
-    std::vector<float> mask, mask_swa;                     // [T, T] each, from positions and seq (make_masks)
-    std::vector<int32_t> span_c, next_c, span_r, next_r;   // rows whose next token is in the span, and those tokens
+    std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
 
     ~graph() { ggml_free(ctx); }
 };
@@ -98,55 +98,23 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
 }
 
 std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
-                                                body b) {
-    check_tokens(model_, e.context, "context");
-    check_tokens(model_, e.chosen, "chosen");
+                                                body b, bool keep_logits) {
+    check_tokens(model_, e.tokens, "tokens");
     check_tokens(model_, e.rejected, "rejected");
-    if (e.context.empty() || e.chosen.empty()) {
-        throw std::invalid_argument("an example needs a context and a chosen span");
-    }
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    bool with_rejected = !e.rejected.empty();
-    const std::vector<int32_t> stand_in = { e.chosen.empty() ? 0 : e.chosen[0] };
-    if (!with_rejected && for_training && w.dpo > 0) {
-        with_rejected = true;
-        g->placeholder_rejected = true;
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0);
+    const packing & p = g->p;
+    const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
+    if (p.learn_rows.empty() && !with_kl && !keep_logits) {
+        throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
     }
-    const std::vector<int32_t> & rejected = g->placeholder_rejected ? stand_in : e.rejected;
-    // The context is packed once and both spans follow it: [context | chosen | rejected]. Each span's positions
-    // continue from the end of the context, and the mask lets a span see the context and itself but never the other
-    // span (a two-branch tree), so each span is computed exactly as if it followed the context alone, while the
-    // context's tokens are computed once instead of twice.
-    const int32_t n_ctx = (int32_t) e.context.size();
-    auto append = [&](const std::vector<int32_t> & t, int32_t first_pos, int32_t seq) {
-        for (size_t i = 0; i < t.size(); i++) {
-            g->tokens.push_back(t[i]);
-            g->positions.push_back(first_pos + (int32_t) i);
-            g->seq.push_back(seq);
-        }
-    };
-    // The rows whose next token is span[i]: the context's last row for the first, then the span's own rows.
-    auto span_rows = [&](const std::vector<int32_t> & span, int32_t start, std::vector<int32_t> & rows, std::vector<int32_t> & next) {
-        for (size_t i = 0; i < span.size(); i++) {
-            rows.push_back(i == 0 ? n_ctx - 1 : start + (int32_t) i - 1);
-            next.push_back(span[i]);
-        }
-    };
-    append(e.context, 0, SHARED);
-    span_rows(e.chosen, (int32_t) g->tokens.size(), g->span_c, g->next_c);
-    append(e.chosen, n_ctx, 0);
-    if (with_rejected) {
-        span_rows(rejected, (int32_t) g->tokens.size(), g->span_r, g->next_r);
-        append(rejected, n_ctx, 1);
-    }
-    g->T = (int) g->tokens.size();
-    const size_t longest = n_ctx + std::max(e.chosen.size(), with_rejected ? rejected.size() : 0);
-    if (model_.n_ctx_orig > 0 && longest > (size_t) model_.n_ctx_orig) {
+    g->T = p.T;
+    if (model_.n_ctx_orig > 0 && p.longest > model_.n_ctx_orig) {
         throw std::invalid_argument("the example is longer than the model's trained context");
     }
-    make_masks(*g);
+    make_masks(p, model_.n_swa, g->mask, g->mask_swa);
 
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     g->ctx = ggml_init(ip);
@@ -162,8 +130,8 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     } else {
         if (use_lora) {
             // The parameters come first, in a fixed order (A then B per target, layers in order).
-            for (ggml_tensor * p : lora_->params()) {
-                ggml_build_forward_expand(g->gf, p);
+            for (ggml_tensor * param : lora_->params()) {
+                ggml_build_forward_expand(g->gf, param);
             }
         }
         g->in = attention_inputs(ctx, g->T);
@@ -181,38 +149,65 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
         }
     }
 
-    // Cross-entropy over a span: the LM head runs only on the rows that predict it (a 262k vocabulary is costly).
-    auto span_ce = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t, ggml_tensor ** labels_t) {
+    // The LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is a
+    // cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
+    // reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
+    auto rows_logits = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t) {
         *rows_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) rows.size());
-        *labels_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_vocab, (int64_t) rows.size());
         ggml_set_input(*rows_t);
-        ggml_set_input(*labels_t);
-        ggml_tensor * logits = lm_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
-        return ggml_cross_entropy_loss(ctx, logits, *labels_t);  // mean over the rows
+        return lm_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
     };
-    ggml_tensor * ce_c = span_ce(g->span_c, &g->rows_c, &g->labels_c);
-    g->logp_c = ggml_scale(ctx, ce_c, -(float) g->span_c.size());  // sum of log p(chosen token)
-    ggml_tensor * loss = ggml_scale(ctx, ce_c, w.nll);
-    if (with_rejected) {
-        ggml_tensor * ce_r = span_ce(g->span_r, &g->rows_r, &g->labels_r);
-        g->logp_r = ggml_scale(ctx, ce_r, -(float) g->span_r.size());
-        if (w.dpo > 0) {
+    auto labels = [&](size_t rows, ggml_tensor ** labels_t) {
+        *labels_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_vocab, (int64_t) rows);
+        ggml_set_input(*labels_t);
+        return *labels_t;
+    };
+    ggml_tensor * loss = nullptr;
+    auto add = [&](ggml_tensor * term) { loss = loss == nullptr ? term : ggml_add(ctx, loss, term); };
+    if (!p.learn_rows.empty()) {
+        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, rows_logits(p.learn_rows, &g->rows_l), labels(p.learn_rows.size(), &g->labels_l));
+        g->logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
+        add(ggml_scale(ctx, ce_l, w.nll));
+    }
+    if (with_kl || keep_logits) {
+        ggml_tensor * logits_k = rows_logits(p.keep_rows, &g->rows_k);
+        if (keep_logits) {
+            g->keep_logits = logits_k;
+            ggml_set_output(logits_k);
+            ggml_build_forward_expand(g->gf, logits_k);
+        }
+        if (with_kl) {
+            g->keep_entropy = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->keep_entropy);
+            g->kl = ggml_sub(ctx, ggml_cross_entropy_loss(ctx, logits_k, labels(p.keep_rows.size(), &g->labels_k)), g->keep_entropy);
+            add(ggml_scale(ctx, g->kl, w.kl));
+        }
+    }
+    if (!p.rej_rows.empty()) {
+        ggml_tensor * ce_r = ggml_cross_entropy_loss(ctx, rows_logits(p.rej_rows, &g->rows_r), labels(p.rej_rows.size(), &g->labels_r));
+        g->logp_r = ggml_scale(ctx, ce_r, -(float) p.rej_rows.size());
+        if (w.dpo > 0 && g->logp_c != nullptr) {
             g->ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
             ggml_set_input(g->ref_delta);
             g->dpo_on = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
             ggml_set_input(g->dpo_on);
             ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, g->logp_c, g->logp_r), w.beta), g->ref_delta);
-            ggml_tensor * dpo = ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), g->dpo_on);  // -log sigmoid(z)
-            loss = ggml_add(ctx, loss, ggml_scale(ctx, dpo, w.dpo));
+            add(ggml_scale(ctx, ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), g->dpo_on), w.dpo));  // -log sigmoid(z)
         }
         ggml_set_output(g->logp_r);
         ggml_build_forward_expand(g->gf, g->logp_r);
     }
-    g->loss = ggml_scale(ctx, loss, loss_scale);
-    ggml_set_output(g->logp_c);
-    ggml_set_output(g->loss);
-    ggml_build_forward_expand(g->gf, g->logp_c);
-    ggml_build_forward_expand(g->gf, g->loss);
+    for (ggml_tensor * t : { g->logp_c, g->kl }) {
+        if (t != nullptr) {
+            ggml_set_output(t);
+            ggml_build_forward_expand(g->gf, t);
+        }
+    }
+    if (loss != nullptr) {
+        g->loss = ggml_scale(ctx, loss, loss_scale);
+        ggml_set_output(g->loss);
+        ggml_build_forward_expand(g->gf, g->loss);
+    }
     return g;
 }
 
@@ -229,32 +224,8 @@ packed_inputs trainer::attention_inputs(ggml_context * ctx, int T) const {
     return in;
 }
 
-// Which keys each query row may see: same branch (or the shared context) and not later; sliding-window layers
-// also hide keys n_swa or more positions back (as llama.cpp's is_masked_swa). Built once per example: every block
-// graph of a checkpointed backward uploads the same ones.
-void trainer::make_masks(graph & g) const {
-    const int T = g.T;
-    g.mask.assign((size_t) T * T, 0.0f);
-    for (int q = 0; q < T; q++) {
-        for (int k = 0; k < T; k++) {
-            const bool same_branch = g.seq[k] == g.seq[q] || g.seq[k] == SHARED;
-            g.mask[(size_t) q * T + k] = (same_branch && g.positions[k] <= g.positions[q]) ? 0.0f : -INFINITY;
-        }
-    }
-    if (model_.n_swa > 0) {
-        g.mask_swa = g.mask;
-        for (int q = 0; q < T; q++) {
-            for (int k = 0; k < T; k++) {
-                if (g.positions[q] - g.positions[k] >= model_.n_swa) {
-                    g.mask_swa[(size_t) q * T + k] = -INFINITY;
-                }
-            }
-        }
-    }
-}
-
 void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) const {
-    ggml_backend_tensor_set(in.positions, g.positions.data(), 0, g.T * sizeof(int32_t));
+    ggml_backend_tensor_set(in.positions, g.p.positions.data(), 0, g.T * sizeof(int32_t));
     // A graph of one block uses one of the two masks; the other was never allocated.
     if (in.mask->buffer) {
         ggml_backend_tensor_set(in.mask, g.mask.data(), 0, g.mask.size() * sizeof(float));
@@ -265,27 +236,52 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
 }
 
 void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+    const packing & p = g.p;
     if (g.in.tokens) {
-        ggml_backend_tensor_set(g.in.tokens, g.tokens.data(), 0, g.T * sizeof(int32_t));
+        ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
         set_attention_inputs(g, g.in);
     }
-    auto set_span = [&](ggml_tensor * rows_t, ggml_tensor * labels_t, const std::vector<int32_t> & rows, const std::vector<int32_t> & next) {
-        if (rows_t == nullptr) {
+    auto set_rows = [&](ggml_tensor * rows_t, const std::vector<int32_t> & rows) {
+        if (rows_t != nullptr) {
+            ggml_backend_tensor_set(rows_t, rows.data(), 0, rows.size() * sizeof(int32_t));
+        }
+    };
+    auto set_onehot = [&](ggml_tensor * labels_t, const std::vector<int32_t> & next) {
+        if (labels_t == nullptr) {
             return;
         }
-        ggml_backend_tensor_set(rows_t, rows.data(), 0, rows.size() * sizeof(int32_t));
-        std::vector<float> onehot((size_t) model_.n_vocab * rows.size(), 0.0f);
-        for (size_t i = 0; i < rows.size(); i++) {
+        std::vector<float> onehot((size_t) model_.n_vocab * next.size(), 0.0f);
+        for (size_t i = 0; i < next.size(); i++) {
             onehot[i * model_.n_vocab + next[i]] = 1.0f;
         }
         ggml_backend_tensor_set(labels_t, onehot.data(), 0, onehot.size() * sizeof(float));
     };
-    set_span(g.rows_c, g.labels_c, g.span_c, g.next_c);
-    set_span(g.rows_r, g.labels_r, g.span_r, g.next_r);
+    set_rows(g.rows_l, p.learn_rows);
+    set_onehot(g.labels_l, p.learn_next);
+    set_rows(g.rows_r, p.rej_rows);
+    set_onehot(g.labels_r, p.rej_next);
+    set_rows(g.rows_k, p.keep_rows);
+    if (g.labels_k != nullptr) {
+        const size_t K = REFERENCE_TOP_K, n = p.keep_rows.size();
+        if (ref.keep_ids.size() != n * K || ref.keep_probs.size() != n * K) {
+            throw std::invalid_argument("the reference holds " + std::to_string(ref.keep_ids.size() / K) + " keep rows; the example has "
+                                        + std::to_string(n) + " (compute the reference of this example)");
+        }
+        std::vector<float> soft((size_t) model_.n_vocab * n, 0.0f);
+        for (size_t i = 0; i < n * K; i++) {
+            const int32_t id = ref.keep_ids[i];
+            if (id < 0 || id >= model_.n_vocab || !std::isfinite(ref.keep_probs[i]) || ref.keep_probs[i] < 0) {
+                throw std::invalid_argument("the reference holds a token outside the vocabulary or a bad probability");
+            }
+            soft[(i / K) * model_.n_vocab + id] += ref.keep_probs[i];
+        }
+        ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
+        ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
+    }
     if (g.ref_delta) {
-        const float d = g.placeholder_rejected ? 0.0f : w.beta * (ref.logp_chosen - ref.logp_rejected);
+        const float d = p.placeholder_rejected ? 0.0f : w.beta * (ref.logp_chosen - ref.logp_rejected);
         ggml_backend_tensor_set(g.ref_delta, &d, 0, sizeof d);
-        const float on = g.placeholder_rejected ? 0.0f : 1.0f;
+        const float on = p.placeholder_rejected ? 0.0f : 1.0f;
         ggml_backend_tensor_set(g.dpo_on, &on, 0, sizeof on);
     }
 }
@@ -303,15 +299,16 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     }
     graph g;
     g.T = (int) tokens.size();
-    g.tokens = tokens;
+    g.p.T = g.T;
+    g.p.tokens = tokens;
     for (int i = 0; i < g.T; i++) {
-        g.positions.push_back(i);
-        g.seq.push_back(0);
+        g.p.positions.push_back(i);
+        g.p.seq.push_back(0);
     }
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
     g.ctx = ggml_init(ip);
     g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, false);
-    make_masks(g);
+    make_masks(g.p, model_.n_swa, g.mask, g.mask_swa);
     g.in = attention_inputs(g.ctx, g.T);
     g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
     ggml_set_input(g.in.tokens);
@@ -338,15 +335,54 @@ evaluation trainer::evaluate(const example & e, const loss_weights & w, const re
     set_inputs(*g, e, ref, w);
     compute(g->gf, "evaluation");
     evaluation ev;
-    ev.loss = scalar(g->loss);
-    ev.logp_chosen = scalar(g->logp_c);
+    ev.loss = g->loss ? scalar(g->loss) : 0.0f;
+    ev.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;
     ev.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
+    ev.kl = g->kl ? scalar(g->kl) : 0.0f;
     return ev;
 }
 
+// The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).
 reference trainer::reference_logps(const example & e) {
-    evaluation ev = evaluate(e, loss_weights{}, reference{}, false);
-    return reference{ev.logp_chosen, ev.logp_rejected};
+    auto g = build(e, loss_weights{}, false, false, 1.0f, body::blocks, true);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
+        throw std::runtime_error("could not allocate the reference graph");
+    }
+    set_inputs(*g, e, reference{}, loss_weights{});
+    compute(g->gf, "reference");
+    reference r;
+    r.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;
+    r.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
+    const size_t n = g->p.keep_rows.size(), V = model_.n_vocab, K = std::min<size_t>(REFERENCE_TOP_K, V);
+    if (n > 0) {
+        std::vector<float> logits(n * V);
+        ggml_backend_tensor_get(g->keep_logits, logits.data(), 0, logits.size() * sizeof(float));
+        ggml_backend_sched_reset(sched_);
+        r.keep_ids.assign(n * REFERENCE_TOP_K, 0);
+        r.keep_probs.assign(n * REFERENCE_TOP_K, 0.0f);
+        std::vector<int32_t> order(V);
+        double entropy = 0;
+        for (size_t i = 0; i < n; i++) {
+            const float * row = logits.data() + i * V;
+            for (size_t v = 0; v < V; v++) {
+                order[v] = (int32_t) v;
+            }
+            std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+            double z = 0;
+            for (size_t k = 0; k < K; k++) {
+                z += std::exp((double) row[order[k]] - row[order[0]]);
+            }
+            for (size_t k = 0; k < K; k++) {
+                const double q = std::exp((double) row[order[k]] - row[order[0]]) / z;
+                r.keep_ids[i * REFERENCE_TOP_K + k] = order[k];
+                r.keep_probs[i * REFERENCE_TOP_K + k] = (float) q;
+                entropy -= q > 0 ? q * std::log(q) : 0.0;
+            }
+        }
+        r.keep_entropy = (float) (entropy / n);
+    }
+    return r;
 }
 
 // Which nodes' gradients go where: the LoRA tensors' into the optimizer's accumulators, the loss's from the seed 1.
@@ -384,6 +420,9 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
         return backward_checkpointed(e, w, ref, loss_scale);
     }
     auto g = build(e, w, true, true, loss_scale, body::blocks);
+    if (g->loss == nullptr) {
+        throw std::invalid_argument("the example has no loss term to train on");
+    }
     expand_backward(g->ctx, g->gf, g->loss);
     allocate(g->gf, "backward");
     set_inputs(*g, e, ref, w);
@@ -413,6 +452,9 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
         ggml_backend_sched_reset(sched_);
     }
     auto head = build(e, w, true, true, loss_scale, body::given);
+    if (head->loss == nullptr) {
+        throw std::invalid_argument("the example has no loss term to train on");
+    }
     expand_backward(head->ctx, head->gf, head->loss);
     ggml_tensor * grad_t = ggml_graph_get_grad(head->gf, head->last_block_out);
     if (grad_t == nullptr) {
@@ -435,8 +477,8 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
 
 // One block computed again from its input x, with d loss / d output given: adds its LoRA tensors' gradients into
 // the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
-std::vector<float> trainer::block_backward(const graph & packing, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
-    const int T = packing.T;
+std::vector<float> trainer::block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
+    const int T = packed.T;
     if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
         throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
     }
@@ -464,7 +506,7 @@ std::vector<float> trainer::block_backward(const graph & packing, int il, const 
         ggml_set_output(grad_x);
     }
     allocate(g.gf, "block backward");
-    set_attention_inputs(packing, in);
+    set_attention_inputs(packed, in);
     ggml_backend_tensor_set(x_t, x.data(), 0, x.size() * sizeof(float));
     ggml_backend_tensor_set(grad_out_t, grad_out.data(), 0, grad_out.size() * sizeof(float));
     compute(g.gf, "block backward");

@@ -1,16 +1,20 @@
-// Trains a LoRA adapter on steers. One example = a context (prompt + the output kept before the fork), the
-// correction (chosen) and, for the preference term, what the model had generated instead (rejected). The loss:
+// Trains a LoRA adapter on steers. One example is an answer as the person left it (packing.h): prompt, approved
+// text ("keep"), corrections ("learn"), and optionally the model's rejected continuation at the last fork. The loss:
 //
-//   L = alpha_nll * CE(chosen | context)                                  masked: only the chosen tokens count
+//   L = alpha_nll * mean CE(learn tokens)                                 imitate the corrections
+//     + kappa     * mean KL(p_ref || p) over the keep rows                 stay the base model where the person approved
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
 //
-// where p_ref is the same weights with the adapter off, computed once per example. One graph holds the context once
-// and both spans after it; the mask keeps the spans apart (each sees the context and itself). AdamW with clipping
-// (adamw.h).
+// where p_ref is the same weights with the adapter off, computed once per example (reference_logps), "chosen" is
+// every learn token of the example and "rejected" the rejected branch. The KL term is computed as a soft-label
+// cross-entropy toward p_ref's top REFERENCE_TOP_K tokens (renormalized) minus their entropy: the same gradient as
+// the KL, and 0 when the adapter agrees with the base. One graph holds the answer once and the rejected branch
+// beside it; the mask keeps them apart. AdamW with clipping (adamw.h).
 #pragma once
 
 #include "adamw.h"
 #include "graphs.h"
+#include "packing.h"
 
 #include <cstdint>
 #include <memory>
@@ -18,22 +22,30 @@
 
 namespace steer::train {
 
-struct example {
-    std::vector<int32_t> context, chosen, rejected;
-};
+// How many of the base model's most likely tokens a keep row's reference holds (renormalized to sum to 1): the
+// rest of a small instruction model's next-token mass is tiny, and 64 rows of ids and probabilities per kept token
+// keep a job's references in a few MB instead of a vocabulary-wide row per token.
+inline constexpr int REFERENCE_TOP_K = 64;
 
 struct loss_weights {
-    float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per chosen token, mean)
+    float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per learn token, mean)
     float dpo = 0.0f;   // lambda: weight of the span-DPO term; 0 turns it off
     float beta = 0.1f;
+    float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
 };
 
 struct reference {
     float logp_chosen = 0, logp_rejected = 0;
+    // Per keep row, in order: the base model's REFERENCE_TOP_K most likely next tokens and their renormalized
+    // probabilities ([keep rows * K] each), and the mean entropy of those distributions.
+    std::vector<int32_t> keep_ids;
+    std::vector<float> keep_probs;
+    float keep_entropy = 0;
 };
 
 struct evaluation {
     float loss = 0, logp_chosen = 0, logp_rejected = 0;
+    float kl = 0;  // mean KL(base || adapter) over the keep rows (0 without keep rows or without a reference)
 };
 
 class trainer {
@@ -47,7 +59,8 @@ class trainer {
     // Logits of every position of one sequence, [T * n_vocab], with or without the adapter.
     std::vector<float> logits(const std::vector<int32_t> & tokens, bool use_lora);
 
-    // Summed log-probabilities of chosen and rejected under the base model (adapter off).
+    // Summed log-probabilities of chosen and rejected under the base model (adapter off), and its distributions on
+    // the keep rows.
     reference reference_logps(const example & e);
 
     // The loss and log-probabilities of one example, forward only.
@@ -75,10 +88,11 @@ class trainer {
     // What a loss graph computes before the final norm: every block from the tokens; the same, keeping each
     // block's input as an output (the checkpoints); or nothing, the last block's output being an input.
     enum class body { blocks, blocks_keeping_inputs, given };
-    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b);
+    // keep_logits: also output the keep rows' logits (to compute a reference from).
+    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b,
+                                 bool keep_logits = false);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
-    void make_masks(graph & g) const;
-    void set_attention_inputs(const graph & packing, const packed_inputs & in) const;
+    void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
     void release();  // frees what the constructor made (also when it throws)
 
@@ -89,7 +103,7 @@ class trainer {
     // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
-    std::vector<float> block_backward(const graph & packing, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
+    std::vector<float> block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
 
     model_view model_;
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.

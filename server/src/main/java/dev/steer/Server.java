@@ -46,7 +46,7 @@ public final class Server implements AutoCloseable {
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
         served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256());
         jobs = JobStore.open(c.database());
-        training = new JobRunner(jobs, steers, adapters, served, model, c.modelSha256(), c.trainThreads());
+        training = new JobRunner(jobs, steers, adapters, served, engine, templates, c.modelSha256(), c.trainThreads());
         api = ApiServer.start(c.api(), new ApiServer.Services(engine, templates, sessions, steers, served, adapters, jobs, training));
     }
 

@@ -87,6 +87,11 @@ public final class AdapterRegistry implements AutoCloseable {
         return get(version).orElseThrow();
     }
 
+    /** Stores the gate's verdict and the job's metrics of a version registered before its check ran. */
+    public synchronized void setResult(int version, JsonObject metrics, String gate) {
+        update("UPDATE adapters SET metrics = ?, gate = ? WHERE version = ?", GSON.toJson(metrics), gate, version);
+    }
+
     public synchronized List<Version> list() {
         return query("SELECT * FROM adapters ORDER BY version", List.of());
     }

@@ -21,7 +21,8 @@ import java.util.function.Function;
 public final class ServedAdapters {
     /** Adapters kept loaded besides the active one (pinned versions); the least recently used beyond that are freed. */
     static final int MAX_LOADED = 4;
-    private static final String BASE = "base";
+    /** The version name that pins the base model alone ({@code model@base}). */
+    public static final String BASE = "base";
 
     /**
      * What a model name selects: the name to report, the name that pins exactly this choice, the version (null: the

@@ -237,7 +237,9 @@ final class FineTuningRoutes {
                 (float) h.number("dpo_weight", d.dpoWeight(), 0, 100),
                 h.number("validation_split", d.validationSplit(), 0, 0.9),
                 (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE),
-                h.bool("activation_checkpointing", d.activationCheckpointing()));
+                h.bool("activation_checkpointing", d.activationCheckpointing()),
+                (float) h.number("kl_weight", d.klWeight(), 0, 1000),
+                (int) h.integer("replay", d.replay(), 0, 1000));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */
@@ -261,6 +263,7 @@ final class FineTuningRoutes {
         if (canary.isBlank()) {
             throw ApiError.invalid("eval.canary", "'eval.canary' must be a non-empty text.");
         }
-        return new EvalGate.Settings(e.number("max_drift", d.maxDrift(), 0, 1000), e.bool("auto_activate", d.autoActivate()), canary);
+        return new EvalGate.Settings(e.number("max_drift", d.maxDrift(), 0, 1000), e.bool("auto_activate", d.autoActivate()), canary,
+                e.number("max_changed", d.maxChanged(), 0, 1), e.number("max_degenerate", d.maxDegenerate(), 0, 1));
     }
 }

@@ -6,29 +6,103 @@ import java.util.List;
 
 /**
  * Trains a LoRA adapter for a loaded model with our own ggml training graph (native/src/train), reading the very
- * weights serving uses. Parameters: LoRA A/B on the chosen targets only. One example = context, the chosen span
- * (a correction) and optionally the rejected span (what the model generated instead); see {@link Weights} for the
- * loss. Not thread-safe.
+ * weights serving uses. Parameters: LoRA A/B on the chosen targets only. One example = an answer as the person left
+ * it, each token marked as prompt, approved text or correction, and optionally the rejected span (what the model
+ * generated instead); see {@link Example} and {@link Weights} for the loss. Not thread-safe.
  */
 public final class LoraTrainer extends NativeHandle {
     public static final List<String> ALL_TARGETS = List.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
 
-    /** One training example; {@code rejected} may be empty (no preference term then). */
-    public record Example(int[] context, int[] chosen, int[] rejected) {}
+    /** What the row predicting a token learns (see {@link Example}). */
+    public static final byte NONE = 0, KEEP = 1, LEARN = 2;
 
     /**
-     * loss = nll * mean CE(chosen | context) + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
+     * One training example: an answer as the person left it. {@code tokens} is the prompt, then the answer (the
+     * model's text the person approved, their corrections, the continuations they let run); {@code roles} says per
+     * token what the row predicting it learns: {@link #NONE} (the prompt), {@link #KEEP} (approved text: stay the base
+     * model there, by the KL term) or {@link #LEARN} (a correction: imitate it). {@code rejected} (may be empty) is
+     * what the model had generated at {@code fork}, the index in {@code tokens} of the last correction's first
+     * token; it is compared with the corrections by the preference term. {@code fork} is -1 without a rejected span.
      */
-    public record Weights(float nll, float dpo, float beta) {
-        public static Weights sftOnly() {
-            return new Weights(1f, 0f, 0.1f);
+    public record Example(int[] tokens, byte[] roles, int fork, int[] rejected) {
+        public Example {
+            if (roles.length != tokens.length) {
+                throw new IllegalArgumentException("one role per token");
+            }
+        }
+
+        /** The single-steer form: context (nothing learned there), then the correction, then what was rejected. */
+        public Example(int[] context, int[] chosen, int[] rejected) {
+            this(concat(context, chosen), roles(context.length, chosen.length), rejected.length > 0 ? context.length : -1, rejected);
+        }
+
+        /** The tokens before the fork (all of them without one). */
+        public int[] context() {
+            return java.util.Arrays.copyOf(tokens, fork >= 0 ? fork : tokens.length);
+        }
+
+        /** The tokens from the fork on (the last correction and what follows it); empty without a fork. */
+        public int[] chosen() {
+            return fork >= 0 ? java.util.Arrays.copyOfRange(tokens, fork, tokens.length) : new int[0];
+        }
+
+        /** How many tokens carry a role. */
+        public int count(byte role) {
+            int n = 0;
+            for (int i = 1; i < roles.length; i++) {
+                n += roles[i] == role ? 1 : 0;
+            }
+            return n;
+        }
+
+        private static byte[] roles(int context, int chosen) {
+            byte[] r = new byte[context + chosen];
+            java.util.Arrays.fill(r, context, context + chosen, LEARN);
+            return r;
+        }
+
+        private static int[] concat(int[] a, int[] b) {
+            int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+            System.arraycopy(b, 0, out, a.length, b.length);
+            return out;
         }
     }
 
-    /** Summed log-probabilities of the spans under the base model (adapter off). */
-    public record Reference(float logpChosen, float logpRejected) {}
+    /**
+     * loss = nll * mean CE(learn tokens) + kl * mean KL(base || adapter) over the keep rows
+     *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
+     */
+    public record Weights(float nll, float dpo, float beta, float kl) {
+        public Weights(float nll, float dpo, float beta) {
+            this(nll, dpo, beta, 0f);
+        }
 
-    public record Evaluation(float loss, float logpChosen, float logpRejected) {}
+        public static Weights sftOnly() {
+            return new Weights(1f, 0f, 0.1f, 0f);
+        }
+    }
+
+    /** How many of the base's most likely next tokens a keep row's reference holds (native REFERENCE_TOP_K). */
+    public static final int REFERENCE_TOP_K = 64;
+
+    /**
+     * The base model (adapter off) on one example: summed log-probabilities of the learn tokens and of the rejected
+     * span, and on each keep row its {@link #REFERENCE_TOP_K} most likely next tokens with their renormalized
+     * probabilities ([keep rows * K]) and their mean entropy: what the KL term pulls the adapter toward.
+     */
+    public record Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy) {
+        public Reference(float logpChosen, float logpRejected) {
+            this(logpChosen, logpRejected, new int[0], new float[0], 0f);
+        }
+
+        /** The same without the keep rows' distributions (a preference-only reference is small). */
+        public Reference spansOnly() {
+            return new Reference(logpChosen, logpRejected);
+        }
+    }
+
+    /** @param kl mean KL(base || adapter) over the keep rows (0 when the weights have no KL term) */
+    public record Evaluation(float loss, float logpChosen, float logpRejected, float kl) {}
 
     private final LlamaModel model;
 
@@ -60,19 +134,25 @@ public final class LoraTrainer extends NativeHandle {
     }
 
     public Reference reference(Example e) {
-        float[] r = nativeReference(handle(), e.context(), e.chosen(), e.rejected());
-        return new Reference(r[0], r[1]);
+        float[] r = nativeReference(handle(), e.tokens(), e.roles(), e.fork(), e.rejected());
+        int n = (r.length - 3) / 2;
+        int[] ids = new int[n];
+        for (int i = 0; i < n; i++) {
+            ids[i] = (int) r[3 + n + i];
+        }
+        return new Reference(r[0], r[1], ids, java.util.Arrays.copyOfRange(r, 3, 3 + n), r[2]);
     }
 
     public Evaluation evaluate(Example e, Reference ref, Weights w) {
-        float[] r = nativeEvaluate(handle(), e.context(), e.chosen(), e.rejected(), ref.logpChosen(), ref.logpRejected(), w.nll(), w.dpo(), w.beta());
-        return new Evaluation(r[0], r[1], r[2]);
+        float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl());
+        return new Evaluation(r[0], r[1], r[2], r[3]);
     }
 
     /** d loss / d tensor, e.g. "blk.0.attn_k.weight.lora_a". */
     public float[] gradient(Example e, Reference ref, Weights w, String tensor) {
-        return nativeGradient(handle(), e.context(), e.chosen(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
-                w.nll(), w.dpo(), w.beta(), tensor.getBytes(StandardCharsets.UTF_8));
+        return nativeGradient(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl(), tensor.getBytes(StandardCharsets.UTF_8));
     }
 
     /** AdamW settings of one step; {@code maxGradNorm} clips the batch's gradient to that global norm (0: off). */
@@ -89,16 +169,26 @@ public final class LoraTrainer extends NativeHandle {
     /** One AdamW step on the batch's mean loss (gradients accumulated over its examples, then clipped). */
     public StepResult step(List<Example> batch, List<Reference> refs, Weights w, Optimizer o) {
         int n = batch.size();
-        int[][] ctx = new int[n][], chosen = new int[n][], rejected = new int[n][];
-        float[] r = new float[2 * n];
+        int[][] tokens = new int[n][], rejected = new int[n][], keepIds = new int[n][];
+        byte[][] roles = new byte[n][];
+        float[][] keepProbs = new float[n][];
+        int[] forks = new int[n];
+        float[] r = new float[2 * n], entropy = new float[n];
         for (int i = 0; i < n; i++) {
-            ctx[i] = batch.get(i).context();
-            chosen[i] = batch.get(i).chosen();
-            rejected[i] = batch.get(i).rejected();
-            r[2 * i] = refs.get(i).logpChosen();
-            r[2 * i + 1] = refs.get(i).logpRejected();
+            Example e = batch.get(i);
+            Reference ref = refs.get(i);
+            tokens[i] = e.tokens();
+            roles[i] = e.roles();
+            forks[i] = e.fork();
+            rejected[i] = e.rejected();
+            r[2 * i] = ref.logpChosen();
+            r[2 * i + 1] = ref.logpRejected();
+            keepIds[i] = ref.keepIds();
+            keepProbs[i] = ref.keepProbs();
+            entropy[i] = ref.keepEntropy();
         }
-        float[] out = nativeStep(handle(), ctx, chosen, rejected, r, w.nll(), w.dpo(), w.beta(), o.learningRate(), o.weightDecay(), o.maxGradNorm());
+        float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, w.nll(), w.dpo(), w.beta(), w.kl(),
+                o.learningRate(), o.weightDecay(), o.maxGradNorm());
         return new StepResult(out[0], out[1]);
     }
 
@@ -129,16 +219,18 @@ public final class LoraTrainer extends NativeHandle {
 
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 
-    private static native float[] nativeReference(long h, int[] context, int[] chosen, int[] rejected);
+    private static native float[] nativeReference(long h, int[] tokens, byte[] roles, int fork, int[] rejected);
 
-    private static native float[] nativeEvaluate(long h, int[] context, int[] chosen, int[] rejected, float refC, float refR,
-                                                 float nll, float dpo, float beta);
+    private static native float[] nativeEvaluate(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float nll, float dpo, float beta, float kl);
 
-    private static native float[] nativeGradient(long h, int[] context, int[] chosen, int[] rejected, float refC, float refR,
-                                                 float nll, float dpo, float beta, byte[] tensor);
+    private static native float[] nativeGradient(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float nll, float dpo, float beta, float kl,
+                                                 byte[] tensor);
 
-    private static native float[] nativeStep(long h, int[][] contexts, int[][] chosen, int[][] rejected, float[] refs,
-                                             float nll, float dpo, float beta, float lr, float wd, float maxGradNorm);
+    private static native float[] nativeStep(long h, int[][] tokens, byte[][] roles, int[] forks, int[][] rejected, float[] refs,
+                                             int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float nll, float dpo, float beta,
+                                             float kl, float lr, float wd, float maxGradNorm);
 
     private static native float[] nativeGetTensor(long h, byte[] name);
 

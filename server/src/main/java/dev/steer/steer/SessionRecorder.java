@@ -23,6 +23,7 @@ public final class SessionRecorder implements GenerationListener {
     private final LlamaModel model;
     private final GenerationListener downstream;
     private final Consumer<SteerRecord> onRecorded;
+    private int endToken = -1;  // the end-of-generation token the model ended with, if it did
 
     /** @param onRecorded told of each stored steer, before any continuation token reaches {@code downstream} */
     public SessionRecorder(Session session, SteerStore store, LlamaModel model, GenerationListener downstream,
@@ -36,8 +37,12 @@ public final class SessionRecorder implements GenerationListener {
 
     @Override
     public void onToken(TokenEvent e) {
-        if (e.token() != TokenEvent.NO_TOKEN && !model.isEndOfGeneration(e.token())) {
-            session.generated(e.token());
+        if (e.token() != TokenEvent.NO_TOKEN) {
+            if (model.isEndOfGeneration(e.token())) {
+                endToken = e.token();
+            } else {
+                session.generated(e.token());
+            }
         }
         downstream.onToken(e);
     }
@@ -47,6 +52,7 @@ public final class SessionRecorder implements GenerationListener {
         long now = System.currentTimeMillis();
         String id = "steer-" + UUID.randomUUID().toString().replace("-", "");
         closeContinuation(session.continuation());
+        endToken = -1;
         List<SteerRecord.TokenLogprob> fork = new ArrayList<>();
         for (int i = 0; i < e.forkTop().size(); i++) {
             fork.add(new SteerRecord.TokenLogprob(e.forkTop().tokens()[i], e.forkTop().logprobs()[i]));
@@ -63,7 +69,13 @@ public final class SessionRecorder implements GenerationListener {
 
     @Override
     public void onFinish(FinishReason reason, Usage usage) {
-        closeContinuation(session.continuation());
+        // A continuation the model ended itself keeps its end token: training then learns where the answer ends.
+        int[] c = session.continuation();
+        if (endToken >= 0) {
+            c = java.util.Arrays.copyOf(c, c.length + 1);
+            c[c.length - 1] = endToken;
+        }
+        closeContinuation(c);
         session.finished(System.currentTimeMillis());
         downstream.onFinish(reason, usage);
     }

@@ -1,19 +1,29 @@
 package dev.steer.train;
 
+import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
- * Decides whether a freshly trained adapter may serve: base model vs adapter on the held-out steers, and on a fixed
- * canary text that no steer touched.
+ * Decides whether a freshly trained adapter may serve, by how it scores and by how it behaves, base model vs
+ * adapter, on what the job did not train on.
  *
- * <ul>
- *   <li>mean NLL of the corrections (per token, lower is better);
- *   <li>preference accuracy: how often log p(correction) > log p(rejected continuation) at the fork;
- *   <li>drift: relative change of the canary's perplexity (the adapter should not damage what it was not taught).
- * </ul>
- * The adapter passes when it lowers the held-out NLL, does not lower the preference accuracy, and keeps the drift
- * within the bound. Without held-out steers there is nothing to judge by, and the verdict is "skipped".
+ * <p>Scores (teacher-forced): the held-out corrections' mean NLL per token; preference accuracy (log p(correction)
+ * > log p(rejected) at the fork); the canary text's perplexity; the mean KL(base || adapter) per token over the
+ * probes' base answers.
+ *
+ * <p>Behaviour (greedy generation through the serving engine, {@link Greedy}): the <em>correction rate</em>, how
+ * often the adapter's continuation from a held-out fork begins with the person's correction; and on probe prompts
+ * nobody steered, how many answers <em>changed</em> (first 40 characters differ from the base model's) and how
+ * many are <em>degenerate</em> ({@link Degenerate}: loops, repeated phrases), also counted on the held-out
+ * continuations. The teacher-forced canary is blind to loops; these are not.
+ *
+ * <p>The adapter passes when the held-out NLL falls, the preference accuracy does not, the correction rate rises
+ * above the base's, no more answers are degenerate than the base's (plus {@code maxDegenerate}), at most
+ * {@code maxChanged} of the probe answers changed, and the canary drifts at most {@code maxDrift}. Without held-out
+ * steers the verdict is "skipped".
  */
 public final class EvalGate {
     /** A short, ordinary paragraph: its perplexity should not move when a few steers are learned. */
@@ -21,27 +31,55 @@ public final class EvalGate {
             + "Visitors may borrow up to five books at a time, and each loan lasts three weeks. Quiet rooms on the "
             + "second floor can be reserved at the front desk.";
 
+    /** Characters of an answer compared to call it changed (the start is what a reader sees first). */
+    static final int CHANGED_PREFIX = 40;
+    /** Tokens generated from a held-out fork: enough for the correction and a loop to show. */
+    static final int FORK_TOKENS = 48;
+    /** Tokens of the correction the continuation must begin with to count (the whole correction when shorter). */
+    static final int CORRECTION_PREFIX = 6;
+
     /**
-     * @param maxDrift     largest accepted relative increase of the canary's perplexity (0.1: +10%)
-     * @param autoActivate activate the adapter when it passes
+     * @param maxDrift      largest accepted relative increase of the canary's perplexity (0.1: +10%)
+     * @param autoActivate  activate the adapter when it passes
+     * @param maxChanged    largest accepted fraction of probe answers that changed
+     * @param maxDegenerate largest accepted rise of the fraction of degenerate answers over the base model's
      */
-    public record Settings(double maxDrift, boolean autoActivate, String canary) {
+    public record Settings(double maxDrift, boolean autoActivate, String canary, double maxChanged, double maxDegenerate) {
+        public Settings(double maxDrift, boolean autoActivate, String canary) {
+            this(maxDrift, autoActivate, canary, defaults().maxChanged(), defaults().maxDegenerate());
+        }
+
         public static Settings defaults() {
-            return new Settings(0.1, true, DEFAULT_CANARY);
+            return new Settings(0.1, true, DEFAULT_CANARY, 0.25, 0.0);
         }
     }
 
+    /** What the gate measured; {@code examples} shows a few answers before and after. */
     public record Report(int heldOut, double baseNll, double adapterNll, int preferencePairs, double basePreferenceAccuracy,
                          double adapterPreferenceAccuracy, double canaryBasePerplexity, double canaryAdapterPerplexity,
-                         double drift, double maxDrift, String verdict, String reason) {
+                         double drift, double maxDrift, int forks, double baseCorrectionRate, double adapterCorrectionRate,
+                         int probes, double probesChanged, double probeKl, int answers, double baseDegenerate,
+                         double adapterDegenerate, double maxChanged, double maxDegenerate, List<Example> examples,
+                         String verdict, String reason) {
         public boolean passed() {
             return verdict.equals("passed");
         }
     }
 
+    /** One prompt's answer before (base) and after (adapter). */
+    public record Example(String kind, String prompt, String base, String adapter) {}
+
+    /** A probe prompt nobody steered and the base model's answer to it, with that answer's reference (KL). */
+    record Probe(String prompt, int[] promptTokens, int[] baseAnswer, LoraTrainer.Example example, LoraTrainer.Reference reference) {}
+
     private EvalGate() {}
 
-    public static Report evaluate(LoraTrainer trainer, List<TrainingSet.Item> heldOut, int[] canary, Settings s) {
+    /**
+     * @param adapterModel the model name that serves the new adapter ({@code base@vN}), for greedy generation
+     * @param baseModel    the name that serves the base model alone ({@code base@base})
+     */
+    static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
+                           List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s) {
         LoraTrainer.Weights w = LoraTrainer.Weights.sftOnly();
         double nllBase = 0, nllAdapter = 0;
         int tokens = 0, pairs = 0, winsBase = 0, winsAdapter = 0;
@@ -51,7 +89,7 @@ public final class EvalGate {
             LoraTrainer.Evaluation adapter = trainer.evaluate(e, base, w);
             nllBase -= base.logpChosen();
             nllAdapter -= adapter.logpChosen();
-            tokens += e.chosen().length;
+            tokens += e.count(LoraTrainer.LEARN);
             if (e.rejected().length > 0) {
                 pairs++;
                 winsBase += base.logpChosen() > base.logpRejected() ? 1 : 0;
@@ -60,35 +98,101 @@ public final class EvalGate {
         }
         double pplBase = Double.NaN, pplAdapter = Double.NaN, drift = 0;
         if (canary.length >= 2) {
-            LoraTrainer.Example c = new LoraTrainer.Example(new int[] {canary[0]}, java.util.Arrays.copyOfRange(canary, 1, canary.length), new int[0]);
+            LoraTrainer.Example c = new LoraTrainer.Example(new int[] {canary[0]}, Arrays.copyOfRange(canary, 1, canary.length), new int[0]);
             LoraTrainer.Reference base = trainer.reference(c);
             LoraTrainer.Evaluation adapter = trainer.evaluate(c, base, w);
             pplBase = Math.exp(-base.logpChosen() / (canary.length - 1));
             pplAdapter = Math.exp(-adapter.logpChosen() / (canary.length - 1));
             drift = pplAdapter / pplBase - 1;
         }
+        double kl = 0;
+        for (Probe p : probes) {
+            kl += trainer.evaluate(p.example(), p.reference(), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
+        }
+        double probeKl = probes.isEmpty() ? Double.NaN : kl / probes.size();
+
+        // Behaviour: the held-out forks and the probes, base and adapter, greedy.
+        List<TrainingSet.Fork> forks = heldOut.stream().flatMap(i -> i.forks().stream()).toList();
+        List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
+        List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
+        List<int[]> forkAdapter = greedy.answers(adapterModel, forkContexts, FORK_TOKENS);
+        List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), FORK_TOKENS);
+        int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changed = 0;
+        List<Example> examples = new ArrayList<>();
+        for (int i = 0; i < forks.size(); i++) {
+            int[] want = forks.get(i).correction();
+            corrBase += begins(forkBase.get(i), want) ? 1 : 0;
+            corrAdapter += begins(forkAdapter.get(i), want) ? 1 : 0;
+            String b = text(model, forkBase.get(i)), a = text(model, forkAdapter.get(i));
+            degBase += Degenerate.is(b) ? 1 : 0;
+            degAdapter += Degenerate.is(a) ? 1 : 0;
+            if (examples.size() < 3) {
+                examples.add(new Example("held-out fork (correction: " + text(model, want) + ")", tail(text(model, forks.get(i).context())), b, a));
+            }
+        }
+        for (int i = 0; i < probes.size(); i++) {
+            String b = text(model, probes.get(i).baseAnswer()), a = text(model, probeAdapter.get(i));
+            degBase += Degenerate.is(b) ? 1 : 0;
+            degAdapter += Degenerate.is(a) ? 1 : 0;
+            boolean differs = !prefix(b).equals(prefix(a));
+            changed += differs ? 1 : 0;
+            if (differs && examples.size() < 6) {
+                examples.add(new Example("probe (changed)", probes.get(i).prompt(), b, a));
+            }
+        }
+        int answers = forks.size() + probes.size();
+        double rateBase = forks.isEmpty() ? Double.NaN : (double) corrBase / forks.size();
+        double rateAdapter = forks.isEmpty() ? Double.NaN : (double) corrAdapter / forks.size();
+        double changedFrac = probes.isEmpty() ? 0 : (double) changed / probes.size();
+        double dBase = answers == 0 ? 0 : (double) degBase / answers, dAdapter = answers == 0 ? 0 : (double) degAdapter / answers;
+
         double baseNll = tokens == 0 ? Double.NaN : nllBase / tokens;
         double adapterNll = tokens == 0 ? Double.NaN : nllAdapter / tokens;
         double accBase = pairs == 0 ? Double.NaN : (double) winsBase / pairs;
         double accAdapter = pairs == 0 ? Double.NaN : (double) winsAdapter / pairs;
-        String verdict, reason;
+        String verdict = "failed", reason;
         if (heldOut.isEmpty()) {
             verdict = "skipped";
-            reason = "no held-out steers (two or more steers are needed for a split)";
+            reason = "no held-out steers (two or more answers with steers are needed for a split)";
         } else if (!(adapterNll < baseNll)) {
-            verdict = "failed";
             reason = String.format("held-out correction NLL did not improve (%.4f -> %.4f)", baseNll, adapterNll);
         } else if (pairs > 0 && accAdapter < accBase) {
-            verdict = "failed";
             reason = String.format("preference accuracy fell (%.3f -> %.3f)", accBase, accAdapter);
+        } else if (!(rateAdapter > rateBase)) {
+            reason = String.format("the held-out correction rate did not rise (%.2f -> %.2f): the adapter does not say the corrections", rateBase, rateAdapter);
+        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9) {
+            reason = String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model",
+                    degAdapter, answers, degBase);
+        } else if (changedFrac > s.maxChanged() + 1e-9) {
+            reason = String.format("%d of %d answers to prompts nobody steered changed (allowed: %.0f%%)", changed, probes.size(), 100 * s.maxChanged());
         } else if (drift > s.maxDrift()) {
-            verdict = "failed";
             reason = String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * drift, 100 * s.maxDrift());
         } else {
             verdict = "passed";
-            reason = String.format("held-out NLL %.4f -> %.4f, canary drift %+.1f%%", baseNll, adapterNll, 100 * drift);
+            reason = String.format("held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed; canary drift %+.1f%%",
+                    rateBase, rateAdapter, baseNll, adapterNll, changed, probes.size(), 100 * drift);
         }
-        return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift,
-                s.maxDrift(), verdict, reason);
+        return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
+                forks.size(), rateBase, rateAdapter, probes.size(), changedFrac, probeKl, answers, dBase, dAdapter,
+                s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason);
+    }
+
+    /** Does {@code answer} begin with the correction's first {@link #CORRECTION_PREFIX} tokens? */
+    static boolean begins(int[] answer, int[] correction) {
+        int n = Math.min(CORRECTION_PREFIX, correction.length);
+        return answer.length >= n && Arrays.equals(answer, 0, n, correction, 0, n);
+    }
+
+    private static String prefix(String s) {
+        String t = s.strip();
+        return t.length() <= CHANGED_PREFIX ? t : t.substring(0, CHANGED_PREFIX);
+    }
+
+    private static String text(LlamaModel model, int[] tokens) {
+        return model.detokenize(tokens, true, false);
+    }
+
+    private static String tail(String s) {
+        return s.length() <= 160 ? s : "…" + s.substring(s.length() - 160);
     }
 }

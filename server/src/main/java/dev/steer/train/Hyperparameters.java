@@ -15,10 +15,15 @@ import java.util.List;
  * @param validationSplit fraction of the steers held out for the eval gate (at least one when there are two or more)
  * @param activationCheckpointing recompute each transformer block in the backward pass instead of keeping its
  *                        activations: far less memory for one more forward pass, the same gradients
+ * @param klWeight        κ: weight of the preservation term, KL(base || adapter) per token on the text the person
+ *                        approved (kept output, continuations) and on the replay answers (0 turns it off)
+ * @param replay          how many of the built-in replay prompts' base answers train beside the steers, under the
+ *                        KL term only (0: none)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
-                              float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing) {
+                              float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
+                              float klWeight, int replay) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -38,10 +43,14 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
         }
     }
 
+    /** The preservation term's default weight and replay size (chosen by bench/efficacy; docs/training.md). */
+    public static final float DEFAULT_KL_WEIGHT = 1f;
+    public static final int DEFAULT_REPLAY = 16;
+
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -50,7 +59,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     }
 
     public LoraTrainer.Weights weights() {
-        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta);
+        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight);
     }
 
     /** The learning rate of step {@code step} (0-based) of {@code total}: linear warm-up, then cosine decay to lr/10. */

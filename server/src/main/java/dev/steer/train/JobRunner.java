@@ -4,6 +4,8 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.ServedAdapters;
+import dev.steer.engine.Engine;
+import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.steer.SteerRecord;
@@ -11,7 +13,8 @@ import dev.steer.steer.SteerStore;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.HashMap;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -33,6 +36,8 @@ public final class JobRunner implements AutoCloseable {
     private final AdapterRegistry registry;
     private final ServedAdapters served;
     private final LlamaModel model;
+    private final ChatTemplates templates;
+    private final Greedy greedy;
     private final String baseSha256;
     private final int threads;
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
@@ -42,13 +47,15 @@ public final class JobRunner implements AutoCloseable {
     private volatile boolean open = true;
 
     /** @param threads CPU threads for training, kept apart from serving's */
-    public JobRunner(JobStore jobs, SteerStore steers, AdapterRegistry registry, ServedAdapters served, LlamaModel model,
-                     String baseSha256, int threads) {
+    public JobRunner(JobStore jobs, SteerStore steers, AdapterRegistry registry, ServedAdapters served, Engine engine,
+                     ChatTemplates templates, String baseSha256, int threads) {
         this.jobs = jobs;
         this.steers = steers;
         this.registry = registry;
         this.served = served;
-        this.model = model;
+        this.model = engine.model();
+        this.templates = templates;
+        this.greedy = new Greedy(engine, served);
         this.baseSha256 = baseSha256;
         this.threads = threads;
         int lost = jobs.failInterrupted();
@@ -136,6 +143,9 @@ public final class JobRunner implements AutoCloseable {
         }
     }
 
+    /** One training example and its base-model reference (what the KL and preference terms compare against). */
+    private record Example(LoraTrainer.Example example, LoraTrainer.Reference reference) {}
+
     private void run(JobStore.Job job, JobProgress p) throws IOException {
         JobSpec spec = job.spec();
         Hyperparameters h = spec.hyperparameters();
@@ -145,55 +155,90 @@ public final class JobRunner implements AutoCloseable {
         if (set.train().isEmpty()) {
             throw new IllegalArgumentException("no steers with a correction match the job's filters (" + records.size() + " records matched)");
         }
-        int batch = Math.min(h.batchSize(), set.train().size());
-        int perEpoch = (set.train().size() + batch - 1) / batch;
+        long t0 = System.nanoTime();
+        String base = spec.model() + "@" + ServedAdapters.BASE;
+        // The replay set: the base model's own answers to ordinary prompts nobody steered, kept under the KL term;
+        // the probes (other prompts) are the gate's. Both answered greedily by the serving engine, on the base.
+        boolean kl = h.klWeight() > 0;
+        List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, Math.min(h.replay(), ReplayPrompts.REPLAY.size())) : List.of();
+        List<int[]> replayTokens = ReplayPrompts.render(model, templates, replayPrompts);
+        List<int[]> replayAnswers = greedy.answers(base, replayTokens, EvalGate.FORK_TOKENS);
+        List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
+        List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.FORK_TOKENS);
+        int steps0 = set.train().size() + replayPrompts.size();
+        int batch = Math.min(h.batchSize(), steps0);
+        int perEpoch = (steps0 + batch - 1) / batch;
         int total = perEpoch * h.nEpochs();
-        p.message("info", String.format("Training on %d steers (%d held out), %d steps of batch %d.",
-                set.train().size(), set.heldOut().size(), total, batch));
+        p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; loss: %s.",
+                set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
+                replayPrompts.size(), total, batch, lossTerms(h)));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
+        AdapterRegistry.Version v = null;
         try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), threads)) {
             t.checkpointing(h.activationCheckpointing());
             LoraTrainer.Weights w = h.weights();
-            Map<TrainingSet.Item, LoraTrainer.Reference> refs = new HashMap<>();
+            List<Example> examples = new ArrayList<>();
             for (TrainingSet.Item i : set.train()) {
-                // The preference term compares against the base model; without it no reference is needed.
-                refs.put(i, w.dpo() > 0 ? t.reference(i.example()) : new LoraTrainer.Reference(0, 0));
+                LoraTrainer.Example e = kl ? i.example() : withoutKeep(i.example());
+                // References only for the terms that use them: the preference term's span log-probs, the KL's keep rows.
+                examples.add(new Example(e, kl || w.dpo() > 0 ? t.reference(e) : new LoraTrainer.Reference(0, 0)));
+            }
+            for (int i = 0; i < replayPrompts.size(); i++) {
+                LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
+                if (e != null) {
+                    examples.add(new Example(e, t.reference(e)));
+                }
             }
             Random order = new Random(h.seed());
-            long tokens = 0, t0 = System.nanoTime();
+            long tokens = 0, tTrain = System.nanoTime();
             int step = 0;
             for (int epoch = 1; epoch <= h.nEpochs(); epoch++) {
-                for (List<TrainingSet.Item> b : TrainingSet.batches(set.train(), batch, order)) {
+                for (List<Example> b : TrainingSet.batches(examples, batch, x -> x.example().tokens().length, order)) {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
                     }
                     LoraTrainer.Optimizer o = h.optimizerAt(step, total);
-                    LoraTrainer.StepResult r = t.step(b.stream().map(TrainingSet.Item::example).toList(),
-                            b.stream().map(refs::get).toList(), w, o);
+                    List<LoraTrainer.Example> exs = b.stream().map(Example::example).toList();
+                    LoraTrainer.StepResult r = t.step(exs, b.stream().map(Example::reference).toList(), w, o);
                     if (!Float.isFinite(r.loss()) || !Float.isFinite(r.gradNorm())) {
                         throw new IllegalStateException("the loss became " + r.loss() + " (gradient norm " + r.gradNorm()
                                 + ") at step " + (step + 1) + "; lower the learning rate");
                     }
                     step++;
-                    tokens += TrainingSet.tokens(b);
-                    double seconds = (System.nanoTime() - t0) / 1e9;
+                    tokens += TrainingSet.tokens(exs);
+                    double seconds = (System.nanoTime() - tTrain) / 1e9;
                     p.stepped(step, total, epoch, r.loss(), r.gradNorm(), o.learningRate(), tokens, tokens / seconds, seconds / step * (total - step));
                 }
             }
             t.save(file);
-            report = EvalGate.evaluate(t, set.heldOut(), model.tokenize(spec.eval().canary(), true, false), spec.eval());
+            // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
+            v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
+                    set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
+                    set.heldOut().stream().flatMap(i -> i.steerIds().stream()).toList(),
+                    Json.tree(h), new JsonObject(), "pending"));
+            List<EvalGate.Probe> probes = new ArrayList<>();
+            for (int i = 0; i < probeTokens.size(); i++) {
+                LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
+                if (e != null) {
+                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, t.reference(e)));
+                }
+            }
+            p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
+            report = EvalGate.evaluate(t, model, greedy, base, spec.model() + "@" + v.id(), set.heldOut(), probes,
+                    model.tokenize(spec.eval().canary(), true, false), spec.eval());
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
+            if (v != null) {
+                registry.setResult(v.version(), new JsonObject(), "error");  // registered, never checked: it stays inactive
+            }
             throw e;
         }
         p.message(report.passed() ? "info" : "warn", "Eval gate " + report.verdict() + ": " + report.reason());
         JsonObject metrics = result(p, report);
         metrics.remove("events");
-        AdapterRegistry.Version v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
-                set.train().stream().map(TrainingSet.Item::steerId).toList(),
-                set.heldOut().stream().map(TrainingSet.Item::steerId).toList(),
-                Json.tree(h), metrics, report.verdict()));
+        metrics.addProperty("job_seconds", (System.nanoTime() - t0) / 1e9);
+        registry.setResult(v.version(), metrics, report.verdict());
         String name = spec.model() + "@" + v.id();
         if (report.passed() && spec.eval().autoActivate()) {
             served.activate(v.version(), "job " + job.id() + " passed the eval gate");
@@ -202,6 +247,42 @@ public final class JobRunner implements AutoCloseable {
             p.finish("info", "Adapter " + name + " is registered; not activated (" + (report.passed() ? "auto_activate is off" : report.reason()) + ").");
         }
         jobs.finish(job.id(), JobStore.Status.SUCCEEDED, null, v.version(), result(p, report));
+    }
+
+    private static String lossTerms(Hyperparameters h) {
+        List<String> terms = new ArrayList<>();
+        if (h.nllWeight() > 0) {
+            terms.add(h.nllWeight() + " x cross-entropy on the corrections");
+        }
+        if (h.klWeight() > 0) {
+            terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers");
+        }
+        if (h.dpoWeight() > 0) {
+            terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
+        }
+        return String.join(" + ", terms);
+    }
+
+    /** A prompt and the base model's answer, the answer kept under the KL term; null for an empty answer. */
+    static LoraTrainer.Example replayExample(int[] prompt, int[] answer) {
+        if (answer.length == 0) {
+            return null;
+        }
+        int[] tokens = TrainingSet.concat(prompt, answer);
+        byte[] roles = new byte[tokens.length];
+        Arrays.fill(roles, prompt.length, tokens.length, LoraTrainer.KEEP);
+        return new LoraTrainer.Example(tokens, roles, -1, new int[0]);
+    }
+
+    /** The example with nothing kept (a job without the KL term: only the corrections' rows are computed at the head). */
+    private static LoraTrainer.Example withoutKeep(LoraTrainer.Example e) {
+        byte[] roles = e.roles().clone();
+        for (int i = 0; i < roles.length; i++) {
+            if (roles[i] == LoraTrainer.KEEP) {
+                roles[i] = LoraTrainer.NONE;
+            }
+        }
+        return new LoraTrainer.Example(e.tokens(), roles, e.fork(), e.rejected());
     }
 
     /** What the store keeps of a finished job: counters, loss curve, eval report, events. */

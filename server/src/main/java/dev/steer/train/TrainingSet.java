@@ -6,32 +6,49 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 /**
  * Steer records turned into training examples, split into a training part and a held-out part for the gate.
  *
- * <p>One steer = context (prompt + accepted output), chosen (the correction) and rejected (what the model had
- * generated past the fork). Where the correction and the rejected output begin with the same tokens, those tokens
- * are agreed on, not corrected: they move into the context. The rejected span is then cut to the chosen span's
- * length, so the preference compares the two continuations where they differ and over comparable lengths.
- * Stops without a correction ("rejection") teach nothing to imitate, and are left out.
+ * <p>One <em>answer</em> becomes one example: the steers of one completion that build on each other (each later
+ * fork lies after the earlier correction) are packed into one token sequence, the answer as the person left it:
+ * the prompt (nothing learned), the model's text the person kept before each fork and the continuation they let
+ * run after the last correction, its end token included ({@link LoraTrainer#KEEP}: stay the base model there),
+ * and each correction ({@link LoraTrainer#LEARN}: imitate it). Where a correction and the rejected output begin
+ * with the same tokens, those tokens were agreed on, not corrected: they are kept, not learned. The rejected
+ * output of the last fork, cut to that correction's length, is the preference term's other side. Stops without
+ * a correction ("rejection") teach nothing to imitate and are left out.
+ *
+ * <p>The split is by answer (steers of one answer are never on both sides), seeded, so the same steers and seed
+ * give the same split.
  */
 public record TrainingSet(List<Item> train, List<Item> heldOut) {
-    public record Item(String steerId, LoraTrainer.Example example) {}
+    /**
+     * @param steerIds the steers packed into this example, in order
+     * @param forks    each steer's own fork, for the gate's correction rate
+     */
+    public record Item(List<String> steerIds, LoraTrainer.Example example, List<Fork> forks) {
+        /** The first steer's id (items are sorted by it for a reproducible split). */
+        public String steerId() {
+            return steerIds.get(0);
+        }
+    }
+
+    /** One steer as the gate replays it: from {@code context}, does the model now say {@code correction}? */
+    public record Fork(String steerId, int[] context, int[] correction) {}
 
     public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed) {
         List<Item> items = new ArrayList<>();
-        for (SteerRecord r : records) {
-            if (r.kind().equals("steer")) {
-                LoraTrainer.Example e = example(r);
-                if (e != null) {
-                    items.add(new Item(r.id(), e));
-                }
+        for (List<SteerRecord> answer : answers(records)) {
+            Item i = item(answer);
+            if (i != null) {
+                items.add(i);
             }
         }
-        // A seeded shuffle over the ids (sorted first), so the same steers and seed give the same split.
         items.sort(Comparator.comparing(Item::steerId));
         Collections.shuffle(items, new Random(seed));
         int held = 0;
@@ -41,30 +58,86 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         return new TrainingSet(List.copyOf(items.subList(held, items.size())), List.copyOf(items.subList(0, held)));
     }
 
-    static LoraTrainer.Example example(SteerRecord r) {
-        int[] correction = r.correctionTokens();
-        int[] rejected = r.rejectedTokens();
-        int common = 0;
-        while (common < correction.length && common < rejected.length && correction[common] == rejected[common]) {
-            common++;
+    /**
+     * The steers grouped into answers: per session, in the order they were made, a steer joins the answer before
+     * it when its context (prompt + kept output) starts with that answer's last context + correction, i.e. it
+     * forks later in the text the person left. A steer that cut back into an earlier correction starts its own.
+     */
+    static List<List<SteerRecord>> answers(List<SteerRecord> records) {
+        Map<String, List<SteerRecord>> bySession = new LinkedHashMap<>();
+        records.stream()
+                .filter(r -> r.kind().equals("steer") && r.correctionTokens() != null && r.correctionTokens().length > 0)
+                .sorted(Comparator.comparingLong(SteerRecord::createdAt).thenComparing(SteerRecord::id))
+                .forEach(r -> bySession.computeIfAbsent(r.sessionId(), k -> new ArrayList<>()).add(r));
+        List<List<SteerRecord>> out = new ArrayList<>();
+        for (List<SteerRecord> steers : bySession.values()) {
+            List<List<SteerRecord>> open = new ArrayList<>();
+            for (SteerRecord r : steers) {
+                int[] ctx = concat(r.promptTokens(), r.acceptedTokens());
+                List<SteerRecord> joined = null;
+                for (List<SteerRecord> a : open) {
+                    SteerRecord last = a.get(a.size() - 1);
+                    if (startsWith(ctx, concat(last.promptTokens(), last.acceptedTokens(), last.correctionTokens()))) {
+                        joined = a;
+                        break;
+                    }
+                }
+                if (joined == null) {
+                    joined = new ArrayList<>();
+                    open.add(joined);
+                    out.add(joined);
+                }
+                joined.add(r);
+            }
         }
-        if (common == correction.length) {
-            return null;  // the correction only repeats what the model said: nothing to learn
+        return out;
+    }
+
+    /** One answer's example, or null when none of its corrections differs from what the model had said. */
+    static Item item(List<SteerRecord> answer) {
+        SteerRecord last = answer.get(answer.size() - 1);
+        int[] cont = last.continuationTokens() == null ? new int[0] : last.continuationTokens();
+        int[] tokens = concat(last.promptTokens(), last.acceptedTokens(), last.correctionTokens(), cont);
+        byte[] roles = new byte[tokens.length];
+        Arrays.fill(roles, last.promptTokens().length, roles.length, LoraTrainer.KEEP);
+        List<Fork> forks = new ArrayList<>();
+        List<String> ids = new ArrayList<>();
+        int fork = -1;
+        int[] rejected = new int[0];
+        for (SteerRecord r : answer) {
+            int[] correction = r.correctionTokens();
+            int[] rej = r.rejectedTokens();
+            int common = 0;
+            while (common < correction.length && common < rej.length && correction[common] == rej[common]) {
+                common++;
+            }
+            ids.add(r.id());
+            if (common == correction.length) {
+                continue;  // the correction only repeats what the model said: nothing to learn
+            }
+            int start = r.promptTokens().length + r.acceptedTokens().length;
+            Arrays.fill(roles, start + common, start + correction.length, LoraTrainer.LEARN);
+            fork = start + common;
+            int[] chosen = Arrays.copyOfRange(correction, common, correction.length);
+            rejected = Arrays.copyOf(Arrays.copyOfRange(rej, common, rej.length), Math.min(rej.length - common, chosen.length));
+            forks.add(new Fork(r.id(), Arrays.copyOf(tokens, fork), chosen));
         }
-        int[] context = concat(r.promptTokens(), r.acceptedTokens(), Arrays.copyOf(correction, common));
-        int[] chosen = Arrays.copyOfRange(correction, common, correction.length);
-        int[] rest = Arrays.copyOfRange(rejected, common, rejected.length);
-        int[] cut = Arrays.copyOf(rest, Math.min(rest.length, chosen.length));
-        return new LoraTrainer.Example(context, chosen, cut);
+        if (forks.isEmpty()) {
+            return null;
+        }
+        if (rejected.length == 0) {
+            fork = -1;
+        }
+        return new Item(List.copyOf(ids), new LoraTrainer.Example(tokens, roles, fork, rejected), List.copyOf(forks));
     }
 
     /** Batches of {@code size} examples of similar length (sorted by length, so little of a batch is padding in time). */
-    public static List<List<Item>> batches(List<Item> items, int size, Random shuffle) {
-        List<Item> sorted = new ArrayList<>(items);
-        sorted.sort(Comparator.comparingInt(i -> i.example().context().length + i.example().chosen().length));
-        List<List<Item>> out = new ArrayList<>();
+    public static <T> List<List<T>> batches(List<T> items, int size, java.util.function.ToIntFunction<T> length, Random shuffle) {
+        List<T> sorted = new ArrayList<>(items);
+        sorted.sort(Comparator.comparingInt(length));
+        List<List<T>> out = new ArrayList<>();
         for (int i = 0; i < sorted.size(); i += size) {
-            List<Item> b = new ArrayList<>(sorted.subList(i, Math.min(sorted.size(), i + size)));
+            List<T> b = new ArrayList<>(sorted.subList(i, Math.min(sorted.size(), i + size)));
             // Every batch has the same size: AdamW's state belongs to one accumulation period, so the short last
             // batch is filled with examples from the start.
             for (int j = 0; b.size() < size; j++) {
@@ -76,17 +149,20 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         return out;
     }
 
-    /** Tokens one training pass over the batch computes: the context once, then the chosen and rejected spans. */
-    public static int tokens(List<Item> batch) {
+    /** Tokens one training pass over the examples computes: each answer once, then its rejected span. */
+    public static int tokens(List<LoraTrainer.Example> batch) {
         int n = 0;
-        for (Item i : batch) {
-            LoraTrainer.Example e = i.example();
-            n += e.context().length + e.chosen().length + e.rejected().length;  // the context is computed once for both spans
+        for (LoraTrainer.Example e : batch) {
+            n += e.tokens().length + e.rejected().length;
         }
         return n;
     }
 
-    private static int[] concat(int[]... parts) {
+    static boolean startsWith(int[] a, int[] prefix) {
+        return a.length >= prefix.length && Arrays.equals(a, 0, prefix.length, prefix, 0, prefix.length);
+    }
+
+    static int[] concat(int[]... parts) {
         int n = 0;
         for (int[] p : parts) {
             n += p.length;

@@ -1,0 +1,102 @@
+package dev.steer.train;
+
+import dev.steer.adapters.ServedAdapters;
+import dev.steer.engine.Engine;
+import dev.steer.engine.FinishReason;
+import dev.steer.engine.GenerationListener;
+import dev.steer.engine.GenerationRequest;
+import dev.steer.engine.QueueFullException;
+import dev.steer.engine.TokenEvent;
+import dev.steer.engine.Usage;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Greedy answers through the serving engine, under a model name ({@code base@base}, {@code base@v3}): how a job
+ * gets the base model's answers for its replay set and how the gate sees what an adapter would say. Running them
+ * on the engine (its KV cache, batched with live traffic) costs a fraction of what the trainer's full forward per
+ * token would. Answers hold every token the model produced, its end-of-generation token included.
+ */
+final class Greedy {
+    private static final long TIMEOUT_SECONDS = 300;
+
+    private final Engine engine;
+    private final ServedAdapters served;
+
+    Greedy(Engine engine, ServedAdapters served) {
+        this.engine = engine;
+        this.served = served;
+    }
+
+    /** Greedy continuations of each prompt, {@code maxTokens} at most, decoded up to the engine's parallelism at a time. */
+    List<int[]> answers(String model, List<int[]> prompts, int maxTokens) {
+        List<int[]> out = new ArrayList<>();
+        int window = Math.max(1, engine.config().parallel());
+        for (int i = 0; i < prompts.size(); i += window) {
+            List<CompletableFuture<int[]>> running = new ArrayList<>();
+            for (int[] p : prompts.subList(i, Math.min(prompts.size(), i + window))) {
+                running.add(submit(model, p, maxTokens));
+            }
+            for (CompletableFuture<int[]> f : running) {
+                try {
+                    out.add(f.get(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while generating");
+                } catch (ExecutionException e) {
+                    throw new IllegalStateException("generation failed: " + e.getCause().getMessage(), e.getCause());
+                } catch (TimeoutException e) {
+                    throw new IllegalStateException("a greedy answer took longer than " + TIMEOUT_SECONDS + " s");
+                }
+            }
+        }
+        return out;
+    }
+
+    private CompletableFuture<int[]> submit(String model, int[] prompt, int maxTokens) {
+        CompletableFuture<int[]> done = new CompletableFuture<>();
+        List<Integer> tokens = new ArrayList<>();
+        GenerationListener l = new GenerationListener() {
+            @Override
+            public void onToken(TokenEvent e) {
+                if (e.token() != TokenEvent.NO_TOKEN) {
+                    tokens.add(e.token());
+                }
+            }
+
+            @Override
+            public void onFinish(FinishReason reason, Usage usage) {
+                done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
+            }
+
+            @Override
+            public void onError(RuntimeException error) {
+                done.completeExceptionally(error);
+            }
+        };
+        int len = Math.min(maxTokens, engine.contextPerSequence() - prompt.length - 1);
+        if (len < 1) {
+            return CompletableFuture.completedFuture(new int[0]);
+        }
+        for (int attempt = 0; ; attempt++) {
+            try {
+                served.submit(model, sel -> engine.submit(GenerationRequest.greedy(prompt, len).withAdapter(sel.adapter()), l));
+                return done;
+            } catch (QueueFullException e) {
+                if (attempt >= 600) {
+                    throw e;
+                }
+                try {
+                    Thread.sleep(100);  // live traffic fills the queue; wait for room (bounded: a minute)
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw e;
+                }
+            }
+        }
+    }
+}
