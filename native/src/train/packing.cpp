@@ -1,12 +1,13 @@
 #include "packing.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
 namespace steer::train {
 
-packing pack(const example & e, bool stand_in_rejected) {
+packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
     const int32_t n = (int32_t) e.tokens.size();
     if (n < 2) {
         throw std::invalid_argument("an example needs at least two tokens");
@@ -20,10 +21,23 @@ packing pack(const example & e, bool stand_in_rejected) {
     if (!e.rejected.empty() && e.fork < 1) {
         throw std::invalid_argument("a rejected span needs a fork");
     }
+    for (uint8_t r : e.roles) {
+        if (r > (uint8_t) role::learn) {
+            throw std::invalid_argument("role " + std::to_string(r) + " is not none (0), keep (1) or learn (2)");
+        }
+    }
     packing p;
     const bool branch = !e.rejected.empty() || stand_in_rejected;
     const int32_t fork = e.fork >= 1 ? e.fork : n;  // a stand-in without a fork branches off the end
-    for (int32_t i = 0; i < n; i++) {
+    // The answer is computed up to the last token a term reads (its row is the one before it), and to the fork.
+    int32_t used = branch ? fork : 1;
+    for (int32_t i = 1; i < n; i++) {
+        if ((role) e.roles[i] == role::learn || ((role) e.roles[i] == role::keep && with_keep)) {
+            used = std::max(used, i);
+        }
+    }
+    const int32_t trunk = std::min(n, used + 1);
+    for (int32_t i = 0; i < trunk; i++) {
         p.tokens.push_back(e.tokens[i]);
         p.positions.push_back(i);
         p.seq.push_back(branch && i >= fork ? 0 : SHARED);
@@ -32,12 +46,16 @@ packing pack(const example & e, bool stand_in_rejected) {
         }
         switch ((role) e.roles[i]) {
             case role::none: break;
-            case role::keep: p.keep_rows.push_back(i - 1); p.keep_next.push_back(e.tokens[i]); break;
+            case role::keep:
+                if (with_keep) {
+                    p.keep_rows.push_back(i - 1);
+                    p.keep_next.push_back(e.tokens[i]);
+                }
+                break;
             case role::learn: p.learn_rows.push_back(i - 1); p.learn_next.push_back(e.tokens[i]); break;
-            default: throw std::invalid_argument("role " + std::to_string(e.roles[i]) + " is not none (0), keep (1) or learn (2)");
         }
     }
-    p.longest = n;
+    p.longest = trunk;
     if (branch) {
         p.placeholder_rejected = e.rejected.empty();
         const std::vector<int32_t> stand_in = { e.tokens[fork - 1] };

@@ -43,8 +43,9 @@ struct packing {
 // Checks the example's shape (throws std::invalid_argument) and packs it: [tokens | rejected], the rejected
 // positions continuing from the fork. With `stand_in_rejected`, an example without a rejected branch gets a
 // one-token stand-in (its preference term is switched off by an input), so every training graph of a job has the
-// same loss terms.
-packing pack(const example & e, bool stand_in_rejected);
+// same loss terms. Without `with_keep` the keep rows are not wanted (no KL term): they are left out, and so are the
+// answer's tokens after the last row a term reads (causal attention: they change nothing before them).
+packing pack(const example & e, bool stand_in_rejected, bool with_keep = true);
 
 // Which keys each query row may see ([T, T], 0 or -inf): the same branch (or the shared part) and not later
 // positions; with n_swa > 0, mask_swa also hides keys n_swa or more positions back (llama.cpp's is_masked_swa).

@@ -104,7 +104,7 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0);
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits);
     const packing & p = g->p;
     const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
     if (p.learn_rows.empty() && !with_kl && !keep_logits) {

@@ -122,8 +122,9 @@ public final class Main implements Callable<Integer> {
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
                 new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes)));
         Integer active = server.served.active();
-        System.err.printf("steer: serving %s (%s%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
-                llama.info().description(), active == null ? "" : ", adapter v" + active, host, server.port(), parallel,
+        // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
+        System.err.printf("steer: serving %s (%s, %s parameters%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
+                llama.info().architecture(), humanCount(llama.info().parameterCount()), active == null ? "" : ", adapter v" + active, host, server.port(), parallel,
                 server.engine.contextPerSequence());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -146,5 +147,13 @@ public final class Main implements Callable<Integer> {
 
     public static void main(String[] args) {
         System.exit(new CommandLine(new Main()).execute(args));
+    }
+
+    /** 134515008 -> "135M", 1235814400 -> "1.24B". */
+    static String humanCount(long n) {
+        if (n >= 1_000_000_000L) {
+            return String.format(java.util.Locale.ROOT, "%.3gB", n / 1e9);
+        }
+        return n >= 1_000_000 ? Math.round(n / 1e6) + "M" : n >= 1000 ? Math.round(n / 1e3) + "K" : Long.toString(n);
     }
 }

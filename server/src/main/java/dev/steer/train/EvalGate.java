@@ -150,31 +150,51 @@ public final class EvalGate {
         double adapterNll = tokens == 0 ? Double.NaN : nllAdapter / tokens;
         double accBase = pairs == 0 ? Double.NaN : (double) winsBase / pairs;
         double accAdapter = pairs == 0 ? Double.NaN : (double) winsAdapter / pairs;
-        String verdict = "failed", reason;
-        if (heldOut.isEmpty()) {
-            verdict = "skipped";
-            reason = "no held-out steers (two or more answers with steers are needed for a split)";
-        } else if (!(adapterNll < baseNll)) {
-            reason = String.format("held-out correction NLL did not improve (%.4f -> %.4f)", baseNll, adapterNll);
-        } else if (pairs > 0 && accAdapter < accBase) {
-            reason = String.format("preference accuracy fell (%.3f -> %.3f)", accBase, accAdapter);
-        } else if (!(rateAdapter > rateBase)) {
-            reason = String.format("the held-out correction rate did not rise (%.2f -> %.2f): the adapter does not say the corrections", rateBase, rateAdapter);
-        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9) {
-            reason = String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model",
-                    degAdapter, answers, degBase);
-        } else if (changedFrac > s.maxChanged() + 1e-9) {
-            reason = String.format("%d of %d answers to prompts nobody steered changed (allowed: %.0f%%)", changed, probes.size(), 100 * s.maxChanged());
-        } else if (drift > s.maxDrift()) {
-            reason = String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * drift, 100 * s.maxDrift());
-        } else {
-            verdict = "passed";
-            reason = String.format("held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed; canary drift %+.1f%%",
-                    rateBase, rateAdapter, baseNll, adapterNll, changed, probes.size(), 100 * drift);
-        }
+        Measured m = new Measured(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, drift, forks.size(), rateBase, rateAdapter,
+                probes.size(), changed, answers, degBase, degAdapter);
+        String[] decision = decide(m, s);
+        String verdict = decision[0], reason = decision[1];
         return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
                 forks.size(), rateBase, rateAdapter, probes.size(), changedFrac, probeKl, answers, dBase, dAdapter,
                 s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason);
+    }
+
+    /** What the verdict is decided on (counts, not fractions, where the message names them). */
+    record Measured(int heldOut, double baseNll, double adapterNll, int pairs, double baseAccuracy, double adapterAccuracy, double drift,
+                    int forks, double baseCorrectionRate, double adapterCorrectionRate, int probes, int changed, int answers,
+                    int baseDegenerate, int adapterDegenerate) {}
+
+    /** The verdict ("passed", "failed" or "skipped") and why: the first bound the adapter breaks, in the order below. */
+    static String[] decide(Measured m, Settings s) {
+        double dBase = m.answers() == 0 ? 0 : (double) m.baseDegenerate() / m.answers();
+        double dAdapter = m.answers() == 0 ? 0 : (double) m.adapterDegenerate() / m.answers();
+        double changed = m.probes() == 0 ? 0 : (double) m.changed() / m.probes();
+        if (m.heldOut() == 0) {
+            return new String[] {"skipped", "no held-out steers (two or more answers with steers are needed for a split)"};
+        } else if (!(m.adapterNll() < m.baseNll())) {
+            return failed(String.format("held-out correction NLL did not improve (%.4f -> %.4f)", m.baseNll(), m.adapterNll()));
+        } else if (m.pairs() > 0 && m.adapterAccuracy() < m.baseAccuracy()) {
+            return failed(String.format("preference accuracy fell (%.3f -> %.3f)", m.baseAccuracy(), m.adapterAccuracy()));
+        } else if (m.forks() > 0 && !(m.adapterCorrectionRate() > m.baseCorrectionRate())) {
+            return failed(String.format("the held-out correction rate did not rise (%.2f -> %.2f): the adapter does not say the corrections",
+                    m.baseCorrectionRate(), m.adapterCorrectionRate()));
+        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9) {
+            return failed(String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model",
+                    m.adapterDegenerate(), m.answers(), m.baseDegenerate()));
+        } else if (changed > s.maxChanged() + 1e-9) {
+            return failed(String.format("%d of %d answers to prompts nobody steered changed (allowed: %.0f%%)", m.changed(), m.probes(),
+                    100 * s.maxChanged()));
+        } else if (m.drift() > s.maxDrift()) {
+            return failed(String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * m.drift(), 100 * s.maxDrift()));
+        }
+        return new String[] {"passed", String.format(
+                "held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed; %d degenerate answers (base %d); canary drift %+.1f%%",
+                m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseNll(), m.adapterNll(), m.changed(), m.probes(), m.adapterDegenerate(),
+                m.baseDegenerate(), 100 * m.drift())};
+    }
+
+    private static String[] failed(String reason) {
+        return new String[] {"failed", reason};
     }
 
     /** Does {@code answer} begin with the correction's first {@link #CORRECTION_PREFIX} tokens? */

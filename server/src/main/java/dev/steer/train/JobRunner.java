@@ -180,7 +180,7 @@ public final class JobRunner implements AutoCloseable {
             LoraTrainer.Weights w = h.weights();
             List<Example> examples = new ArrayList<>();
             for (TrainingSet.Item i : set.train()) {
-                LoraTrainer.Example e = kl ? i.example() : withoutKeep(i.example());
+                LoraTrainer.Example e = i.example();  // without a KL weight the trainer leaves its keep rows out
                 // References only for the terms that use them: the preference term's span log-probs, the KL's keep rows.
                 examples.add(new Example(e, kl || w.dpo() > 0 ? t.reference(e) : new LoraTrainer.Reference(0, 0)));
             }
@@ -272,17 +272,6 @@ public final class JobRunner implements AutoCloseable {
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, prompt.length, tokens.length, LoraTrainer.KEEP);
         return new LoraTrainer.Example(tokens, roles, -1, new int[0]);
-    }
-
-    /** The example with nothing kept (a job without the KL term: only the corrections' rows are computed at the head). */
-    private static LoraTrainer.Example withoutKeep(LoraTrainer.Example e) {
-        byte[] roles = e.roles().clone();
-        for (int i = 0; i < roles.length; i++) {
-            if (roles[i] == LoraTrainer.KEEP) {
-                roles[i] = LoraTrainer.NONE;
-            }
-        }
-        return new LoraTrainer.Example(e.tokens(), roles, e.fork(), e.rejected());
     }
 
     /** What the store keeps of a finished job: counters, loss curve, eval report, events. */

@@ -56,9 +56,18 @@ public final class TestModels {
      * null when neither names an existing file.
      */
     public static Path gemmaOrNull() {
-        String p = System.getProperty("steer.test.gemma");
+        return realModel("steer.test.gemma", "STEER_TEST_GEMMA");
+    }
+
+    /** SmolLM2-135M-Instruct Q4_1 (models/fetch-smollm2.sh), the default real model, or null when not fetched. */
+    public static Path smolLm2OrNull() {
+        return realModel("steer.test.smollm2", "STEER_TEST_SMOLLM2");
+    }
+
+    private static Path realModel(String property, String env) {
+        String p = System.getProperty(property);
         if (p == null || p.isBlank() || p.startsWith("${")) {
-            p = System.getenv("STEER_TEST_GEMMA");
+            p = System.getenv(env);
         }
         return p != null && !p.isBlank() && Files.isRegularFile(Path.of(p)) ? Path.of(p) : null;
     }

@@ -1,0 +1,127 @@
+package dev.steer.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.steer.llama.LlamaModel;
+import dev.steer.testing.TestModels;
+import dev.steer.testing.TestServer;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Learning from steers on the real default model, SmolLM2-135M-Instruct, through HTTP, at a small scale: a person
+ * teaches one habit (how-to answers open with "Quick answer:") by steering finished answers at their start; the
+ * default job must give an adapter the gate passes, that follows the habit on how-to questions it never saw, and
+ * that leaves unrelated answers as they were. Then a job without the preservation term at a high learning rate
+ * collapses the model (the kind of adapter the issue measured), and the gate must refuse it.
+ */
+class SmolLm2LearningTest {
+    static final String HABIT = "Quick answer:";
+    static final List<String> TRAIN = List.of(
+            "How do I make a cup of tea?", "How do I tie a tie?", "How do I boil pasta?", "How do I clean a window?",
+            "How do I plant a tree?", "How do I fix a flat bike tire?", "How do I write a good email?",
+            "How do I learn to swim?", "How do I bake bread?", "How do I save money each month?");
+    static final List<String> HELD_OUT = List.of(
+            "How do I make a paper airplane?", "How do I wash a car?", "How do I start running?", "How do I cook rice?");
+    static final List<String> UNRELATED = List.of(
+            "What is the capital of Italy?", "Translate 'dog' into French.", "What is 9 times 6?", "Write a haiku about snow.",
+            "Who wrote Romeo and Juliet?", "What color is the sky on a clear day?", "Name a fruit that is yellow.",
+            "What is the opposite of cold?");
+
+    @Test
+    @Timeout(value = 20, unit = TimeUnit.MINUTES)
+    void theDefaultJobLearnsAHabitAndTheGateRefusesACollapse() throws Exception {
+        Path smol = TestModels.smolLm2OrNull();
+        Assumptions.assumeTrue(smol != null, "SmolLM2-135M-Instruct not available: run `bash models/fetch-smollm2.sh` (test.sh does)");
+        try (LlamaModel m = LlamaModel.load(smol, new LlamaModel.Params(TestModels.params().gpuLayers(), true, false));
+             TestServer s = new TestServer(m, "smol-sha", "smol", 4, null, Files.createTempDirectory("steer-smol-learning"))) {
+            List<String> unrelatedBase = new ArrayList<>();
+            for (String p : UNRELATED) {
+                unrelatedBase.add(answer(s, "smol", p));
+            }
+            for (String p : HELD_OUT) {
+                assertFalse(answer(s, "smol", p).startsWith(HABIT), "the base model does not have the habit: " + p);
+            }
+            // The person reads each finished answer and steers it at its start; the model goes on after the correction.
+            for (String p : TRAIN) {
+                String body = s.post("/v1/chat/completions", chat(p, true)).body();
+                String first = body.lines().filter(l -> l.startsWith("data: {")).findFirst().orElseThrow();
+                String id = JsonParser.parseString(first.substring(6)).getAsJsonObject().get("id").getAsString();
+                var r = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + HABIT + "\",\"max_tokens\":40}");
+                assertEquals(200, r.statusCode(), r.body());
+            }
+
+            long t0 = System.nanoTime();
+            JsonObject job = runJob(s, "{}");
+            double seconds = (System.nanoTime() - t0) / 1e9;
+            JsonObject eval = job.getAsJsonObject("eval");
+            System.err.printf("SmolLM2 default job: %.1f s, eval %s%n", seconds, eval);
+            assertEquals("passed", eval.get("verdict").getAsString(), eval.toString());
+            assertEquals("v1", JsonParser.parseString(s.get("/v1/adapters").body()).getAsJsonObject().get("active").getAsString());
+            int follows = 0;
+            for (String p : HELD_OUT) {
+                String a = answer(s, "smol", p);
+                System.err.println("held out: " + p + " -> " + a);
+                follows += a.startsWith(HABIT) ? 1 : 0;
+            }
+            assertTrue(follows >= HELD_OUT.size() - 1, follows + " of " + HELD_OUT.size() + " held-out how-to answers open with the habit");
+            int unchanged = 0;
+            for (int i = 0; i < UNRELATED.size(); i++) {
+                String a = answer(s, "smol", UNRELATED.get(i));
+                System.err.println("unrelated: " + UNRELATED.get(i) + " -> " + a);
+                unchanged += prefix(a).equals(prefix(unrelatedBase.get(i))) ? 1 : 0;
+                assertFalse(a.startsWith(HABIT), "the habit leaked into an unrelated answer: " + a);
+            }
+            assertTrue(unchanged >= UNRELATED.size() - 1, unchanged + " of " + UNRELATED.size() + " unrelated answers unchanged");
+
+            // The broken kind: no preservation, a high learning rate, many steps. It learns the corrections (NLL
+            // falls) and says them everywhere; the gate sees it in what the model generates and refuses.
+            JsonObject collapse = runJob(s, "{\"hyperparameters\": {\"kl_weight\": 0, \"replay\": 0, \"learning_rate\": 0.002, \"n_epochs\": 12}}");
+            JsonObject bad = collapse.getAsJsonObject("eval");
+            System.err.printf("SmolLM2 collapse job: eval %s%n", bad);
+            assertTrue(bad.get("adapter_nll").getAsDouble() < bad.get("base_nll").getAsDouble(), "it did learn the corrections: " + bad);
+            assertTrue(bad.get("probes_changed").getAsDouble() > 0.25 || bad.get("adapter_degenerate").getAsDouble() > bad.get("base_degenerate").getAsDouble(),
+                    "the collapse shows in generated answers: " + bad);
+            assertEquals("failed", bad.get("verdict").getAsString(), bad.toString());
+            assertEquals("v1", JsonParser.parseString(s.get("/v1/adapters").body()).getAsJsonObject().get("active").getAsString(),
+                    "the refused adapter does not serve");
+        }
+    }
+
+    static JsonObject runJob(TestServer s, String body) throws Exception {
+        var created = s.post("/v1/fine_tuning/jobs", body);
+        assertEquals(200, created.statusCode(), created.body());
+        String jobId = JsonParser.parseString(created.body()).getAsJsonObject().get("id").getAsString();
+        SteerLoopTest.follow(s, jobId);
+        JsonObject job = JsonParser.parseString(s.get("/v1/fine_tuning/jobs/" + jobId).body()).getAsJsonObject();
+        assertEquals("succeeded", job.get("status").getAsString(), job.toString());
+        return job;
+    }
+
+    static String chat(String prompt, boolean stream) {
+        return "{\"stream\":" + stream + ",\"temperature\":0,\"max_tokens\":40,\"messages\":[{\"role\":\"user\",\"content\":\"" + prompt + "\"}]}";
+    }
+
+    static String answer(TestServer s, String model, String prompt) throws Exception {
+        String body = "{\"model\":\"" + model + "\"," + chat(prompt, false).substring(1);
+        var r = s.post("/v1/chat/completions", body);
+        assertEquals(200, r.statusCode(), r.body());
+        return JsonParser.parseString(r.body()).getAsJsonObject().getAsJsonArray("choices").get(0).getAsJsonObject()
+                .getAsJsonObject("message").get("content").getAsString();
+    }
+
+    private static String prefix(String s) {
+        String t = s.strip();
+        return t.length() <= 40 ? t : t.substring(0, 40);
+    }
+}
