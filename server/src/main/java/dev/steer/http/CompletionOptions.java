@@ -1,8 +1,11 @@
 package dev.steer.http;
 
+import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import dev.steer.engine.Engine;
 import dev.steer.engine.GenerationRequest;
+import dev.steer.llama.GrammarLimits;
 import dev.steer.llama.Grammars;
 import dev.steer.llama.LlamaSampler;
 import java.util.ArrayList;
@@ -12,11 +15,13 @@ import java.util.List;
  * The request fields chat and text completions share (sampling, length, stops, log-probs, structured output),
  * read and validated once.
  *
- * @param maxTokens   0: until the per-request context is full
- * @param topLogprobs -1: no log-probs
+ * @param maxTokens    0: until the per-request context is full
+ * @param topLogprobs  -1: no log-probs
+ * @param grammarParam the request field the grammar came from ({@code grammar} or {@code response_format.json_schema}),
+ *                     for errors about it; null without a grammar
  */
 record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<String> stop, int topLogprobs,
-                         boolean ignoreEos, boolean stream, boolean includeUsage) {
+                         boolean ignoreEos, boolean stream, boolean includeUsage, String grammarParam) {
 
     static CompletionOptions read(RequestBody b, boolean chat) {
         if (b.integer("n", 1, 1, Integer.MAX_VALUE) != 1) {
@@ -54,9 +59,9 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
 
         LlamaSampler.Params sampling = new LlamaSampler.Params(temperature, topK, topP, minP, lastN, repeat, frequency,
                 presence, seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0]);
-        String grammar = grammar(b);
+        Grammar grammar = grammar(b);
         if (grammar != null) {
-            sampling = sampling.withGrammar(grammar);
+            sampling = sampling.withGrammar(grammar.gbnf());
         }
         boolean stream = b.bool("stream", false);
         JsonObject streamOptions = b.object("stream_options");
@@ -69,11 +74,20 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
             includeUsage = v.getAsBoolean();
         }
         return new CompletionOptions(sampling, (int) maxTokens, stop, topLogprobs, b.bool("ignore_eos", false),
-                stream, includeUsage);
+                stream, includeUsage, grammar == null ? null : grammar.param());
     }
 
-    /** GBNF from {@code grammar} (our extension) or {@code response_format} (json_object / json_schema), or null. */
-    private static String grammar(RequestBody b) {
+    private static final String SCHEMA_PARAM = "response_format.json_schema";
+
+    /** A request's grammar and the field it came from. */
+    private record Grammar(String gbnf, String param) {}
+
+    /**
+     * GBNF from {@code grammar} (our extension) or {@code response_format} (json_object / json_schema), and the field
+     * it came from; or null. Grammars and schemas are untrusted: both are checked against {@link GrammarLimits} here,
+     * before llama.cpp parses them (a 400 naming the limit otherwise).
+     */
+    private static Grammar grammar(RequestBody b) {
         String grammar = b.string("grammar", null);
         JsonObject format = b.object("response_format");
         String type = format == null ? "text" : stringField(format, "type", "response_format.type");
@@ -83,27 +97,45 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         if (!type.equals("text") && grammar != null) {
             throw ApiError.invalid("grammar", "Use either 'grammar' or a structured 'response_format', not both.");
         }
-        String schema = switch (type) {
+        JsonElement schema = switch (type) {
             case "text" -> null;
-            case "json_object" -> "{\"type\": \"object\"}";
+            case "json_object" -> JsonParser.parseString("{\"type\": \"object\"}");
             case "json_schema" -> {
                 var js = format.get("json_schema");
                 if (js == null || !js.isJsonObject() || !js.getAsJsonObject().has("schema")
                         || !js.getAsJsonObject().get("schema").isJsonObject()) {
-                    throw ApiError.invalid("response_format.json_schema", "'json_schema' must be an object with a 'schema' object.");
+                    throw ApiError.invalid(SCHEMA_PARAM, "'json_schema' must be an object with a 'schema' object.");
                 }
-                yield js.getAsJsonObject().get("schema").toString();
+                yield js.getAsJsonObject().get("schema");
             }
             default -> throw ApiError.invalid("response_format.type",
                     "'response_format.type' must be 'text', 'json_object' or 'json_schema'.");
         };
         if (schema == null) {
-            return grammar;
+            if (grammar == null) {
+                return null;
+            }
+            withinLimits(grammar, "grammar", "");
+            return new Grammar(grammar, "grammar");
         }
+        String gbnf;
         try {
-            return Grammars.fromJsonSchema(schema);
+            GrammarLimits.checkJsonSchema(schema);  // before the converter recurses through it
+            gbnf = Grammars.fromJsonSchema(schema.toString());
+        } catch (GrammarLimits.Violation e) {
+            throw new ApiError(400, "invalid_request_error", e.getMessage(), SCHEMA_PARAM, e.code());
         } catch (IllegalArgumentException e) {
-            throw ApiError.invalid("response_format.json_schema", e.getMessage());
+            throw ApiError.invalid(SCHEMA_PARAM, e.getMessage());
+        }
+        withinLimits(gbnf, SCHEMA_PARAM, "The grammar generated from the JSON schema is refused: ");
+        return new Grammar(gbnf, SCHEMA_PARAM);
+    }
+
+    private static void withinLimits(String gbnf, String param, String prefix) {
+        try {
+            GrammarLimits.check(gbnf);
+        } catch (GrammarLimits.Violation e) {
+            throw new ApiError(400, "invalid_request_error", prefix + e.getMessage(), param, e.code());
         }
     }
 

@@ -9,6 +9,7 @@ import dev.steer.engine.GenerationListener;
 import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.QueueFullException;
 import dev.steer.llama.ChatTemplates;
+import dev.steer.llama.GrammarLimits;
 import dev.steer.llama.LlamaSampler;
 import dev.steer.steer.Session;
 import dev.steer.steer.SessionRecorder;
@@ -68,7 +69,7 @@ final class Completions {
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
-        checkGrammar(request);
+        checkGrammar(request, options.grammarParam());
         // Every chat completion is a steerable session, named by its completion id.
         EventStream events = new EventStream();
         Started started = submit(model, request, sel -> new SessionRecorder(
@@ -100,20 +101,25 @@ final class Completions {
         int[] tokens = engine.model().tokenize(prompt, true, true);
         String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(tokens, List.of(), engine);
-        checkGrammar(request);
+        checkGrammar(request, options.grammarParam());
         EventStream events = new EventStream();
         Started started = submit(model, request, sel -> events);
         respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
                 new ResponseShape.Text(id, started.selection().model(), engine.model()));
     }
 
-    /** Parses the grammar here, so a bad one is the client's 400 and not a failure inside the engine. */
-    private void checkGrammar(GenerationRequest request) {
+    /**
+     * Parses the grammar here (with llama.cpp, after {@link CompletionOptions} checked it against the limits), so a bad
+     * one is the client's 400 and not a failure inside the engine. {@code param}: the field it came from.
+     */
+    private void checkGrammar(GenerationRequest request, String param) {
         if (request.sampling().grammar() != null) {
             try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
                 // valid
+            } catch (GrammarLimits.Violation e) {
+                throw new ApiError(400, "invalid_request_error", e.getMessage(), param, e.code());
             } catch (IllegalArgumentException e) {
-                throw ApiError.invalid("grammar", e.getMessage());
+                throw ApiError.invalid(param, e.getMessage());
             }
         }
     }

@@ -54,7 +54,19 @@ public final class LlamaSampler extends NativeHandle {
         model.retain();
     }
 
+    /**
+     * A sampler for these parameters. A grammar is untrusted input: it is checked against {@link GrammarLimits} before
+     * llama.cpp parses it (a {@link GrammarLimits.Violation}, an IllegalArgumentException, if it is not within them).
+     */
     public static LlamaSampler create(LlamaModel model, Params p) {
+        if (p.grammar() != null) {
+            GrammarLimits.check(p.grammar());
+        }
+        return createUnchecked(model, p);
+    }
+
+    /** Without the grammar checks: for tests that compare them with llama.cpp's own parser. */
+    static LlamaSampler createUnchecked(LlamaModel model, Params p) {
         byte[] grammar = p.grammar() == null ? null : p.grammar().getBytes(StandardCharsets.UTF_8);
         byte[][] patterns = null;
         int[] tokens = null;
