@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test: unit tests on tiny generated models, end-to-end tests on the real
-# Gemma 3 270M (fetched once into ~/.cache/steer; they skip, saying so, only if it cannot be fetched), and a smoke
-# test of the packaged server jar. CI (.ci/run) runs exactly this.
+# Builds everything and runs every test: unit tests on tiny generated models, end-to-end tests on the real models
+# SmolLM2-135M-Instruct (the default) and Gemma 3 270M (fetched once into ~/.cache/steer; they skip, saying so, only
+# if they cannot be fetched), and a smoke test of the packaged server jar. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/java-home.sh
 
+if STEER_TEST_SMOLLM2=$(bash models/fetch-smollm2.sh); then
+  export STEER_TEST_SMOLLM2
+else
+  echo "WARNING: could not fetch SmolLM2-135M-Instruct; its end-to-end tests will be skipped" >&2
+fi
 if STEER_TEST_GEMMA=$(bash models/fetch-gemma3-270m.sh); then
   export STEER_TEST_GEMMA
 else
@@ -15,9 +20,9 @@ fi
 mvn -B verify
 
 # The packaged jar starts and answers /health.
-if [ -n "${STEER_TEST_GEMMA:-}" ]; then
+if [ -n "${STEER_TEST_SMOLLM2:-}" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_GEMMA" --port "$port" \
+  java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_SMOLLM2" --port "$port" \
     --data-dir server/target/smoke-data > server/target/smoke.log 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT

@@ -267,13 +267,23 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
             throw std::invalid_argument("the reference holds " + std::to_string(ref.keep_ids.size() / K) + " keep rows; the example has "
                                         + std::to_string(n) + " (compute the reference of this example)");
         }
-        std::vector<float> soft((size_t) model_.n_vocab * n, 0.0f);
-        for (size_t i = 0; i < n * K; i++) {
-            const int32_t id = ref.keep_ids[i];
-            if (id < 0 || id >= model_.n_vocab || !std::isfinite(ref.keep_probs[i]) || ref.keep_probs[i] < 0) {
-                throw std::invalid_argument("the reference holds a token outside the vocabulary or a bad probability");
+        const size_t V = model_.n_vocab, top = std::min(K, V);
+        std::vector<float> soft(V * n, 0.0f);
+        for (size_t r = 0; r < n; r++) {
+            double mass = 0;
+            for (size_t k = 0; k < top; k++) {
+                const float q = ref.keep_probs[r * K + k];
+                if (ref.keep_ids[r * K + k] < 0 || ref.keep_ids[r * K + k] >= model_.n_vocab || !std::isfinite(q) || q < 0) {
+                    throw std::invalid_argument("the reference holds a token outside the vocabulary or a bad probability");
+                }
+                mass += q;
             }
-            soft[(i / K) * model_.n_vocab + id] += ref.keep_probs[i];
+            // The mass outside the top tokens, spread evenly: the labels sum to 1 (what the cross-entropy's backward assumes).
+            const float rest = top < V ? (float) std::max(0.0, 1.0 - mass) / (float) (V - top) : 0.0f;
+            std::fill(soft.begin() + r * V, soft.begin() + (r + 1) * V, rest);
+            for (size_t k = 0; k < top; k++) {
+                soft[r * V + ref.keep_ids[r * K + k]] = ref.keep_probs[r * K + k];
+            }
         }
         ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
         ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
@@ -369,15 +379,21 @@ reference trainer::reference_logps(const example & e) {
                 order[v] = (int32_t) v;
             }
             std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
-            double z = 0;
-            for (size_t k = 0; k < K; k++) {
-                z += std::exp((double) row[order[k]] - row[order[0]]);
+            double z = 0;  // the softmax over the whole vocabulary
+            for (size_t v = 0; v < V; v++) {
+                z += std::exp((double) row[v] - row[order[0]]);
             }
+            double mass = 0;
             for (size_t k = 0; k < K; k++) {
                 const double q = std::exp((double) row[order[k]] - row[order[0]]) / z;
                 r.keep_ids[i * REFERENCE_TOP_K + k] = order[k];
                 r.keep_probs[i * REFERENCE_TOP_K + k] = (float) q;
                 entropy -= q > 0 ? q * std::log(q) : 0.0;
+                mass += q;
+            }
+            if (K < V) {  // the even spread of the rest over the other V - K tokens
+                const double rest = std::max(0.0, 1.0 - mass), u = rest / (double) (V - K);
+                entropy -= u > 0 ? rest * std::log(u) : 0.0;
             }
         }
         r.keep_entropy = (float) (entropy / n);

@@ -7,8 +7,8 @@
 //
 // where p_ref is the same weights with the adapter off, computed once per example (reference_logps), "chosen" is
 // every learn token of the example and "rejected" the rejected branch. The KL term is computed as a soft-label
-// cross-entropy toward p_ref's top REFERENCE_TOP_K tokens (renormalized) minus their entropy: the same gradient as
-// the KL, and 0 when the adapter agrees with the base. One graph holds the answer once and the rejected branch
+// cross-entropy toward p_ref (its top REFERENCE_TOP_K tokens exactly, the rest spread evenly) minus that target's
+// entropy: the same gradient as the KL. One graph holds the answer once and the rejected branch
 // beside it; the mask keeps them apart. AdamW with clipping (adamw.h).
 #pragma once
 
@@ -22,10 +22,12 @@
 
 namespace steer::train {
 
-// How many of the base model's most likely tokens a keep row's reference holds (renormalized to sum to 1): the
-// rest of a small instruction model's next-token mass is tiny, and 64 rows of ids and probabilities per kept token
-// keep a job's references in a few MB instead of a vocabulary-wide row per token.
-inline constexpr int REFERENCE_TOP_K = 64;
+// How many of the base model's most likely tokens a keep row's reference holds, with their exact probabilities; the
+// rest of the mass (small for an instruction model) is spread evenly over the other tokens. So the target equals
+// the base on every token that can matter and the term's gradient there is exactly 0 at the base (renormalizing
+// the top tokens instead pushed every kept row to sharpen, which changed answers nobody taught). 256 ids and
+// probabilities per kept token keep a job's references in MBs instead of a vocabulary-wide row per token.
+inline constexpr int REFERENCE_TOP_K = 256;
 
 struct loss_weights {
     float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per learn token, mean)
@@ -36,8 +38,9 @@ struct loss_weights {
 
 struct reference {
     float logp_chosen = 0, logp_rejected = 0;
-    // Per keep row, in order: the base model's REFERENCE_TOP_K most likely next tokens and their renormalized
-    // probabilities ([keep rows * K] each), and the mean entropy of those distributions.
+    // Per keep row, in order: the base model's REFERENCE_TOP_K most likely next tokens and their probabilities
+    // ([keep rows * K] each; the rest of each row's mass goes evenly to the other tokens), and the mean entropy
+    // of those target distributions.
     std::vector<int32_t> keep_ids;
     std::vector<float> keep_probs;
     float keep_entropy = 0;

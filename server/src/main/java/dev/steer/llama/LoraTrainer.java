@@ -83,12 +83,13 @@ public final class LoraTrainer extends NativeHandle {
     }
 
     /** How many of the base's most likely next tokens a keep row's reference holds (native REFERENCE_TOP_K). */
-    public static final int REFERENCE_TOP_K = 64;
+    public static final int REFERENCE_TOP_K = 256;
 
     /**
      * The base model (adapter off) on one example: summed log-probabilities of the learn tokens and of the rejected
-     * span, and on each keep row its {@link #REFERENCE_TOP_K} most likely next tokens with their renormalized
-     * probabilities ([keep rows * K]) and their mean entropy: what the KL term pulls the adapter toward.
+     * span, and on each keep row its {@link #REFERENCE_TOP_K} most likely next tokens with their probabilities
+     * ([keep rows * K]; the rest of a row's mass counts as spread evenly over the other tokens) and the mean
+     * entropy of those targets: what the KL term pulls the adapter toward.
      */
     public record Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy) {
         public Reference(float logpChosen, float logpRejected) {

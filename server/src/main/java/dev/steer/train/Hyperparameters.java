@@ -44,7 +44,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     }
 
     /** The preservation term's default weight and replay size (chosen by bench/efficacy; docs/training.md). */
-    public static final float DEFAULT_KL_WEIGHT = 1f;
+    public static final float DEFAULT_KL_WEIGHT = 5f;
     public static final int DEFAULT_REPLAY = 16;
 
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */

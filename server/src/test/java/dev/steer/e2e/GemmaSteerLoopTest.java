@@ -48,7 +48,7 @@ class GemmaSteerLoopTest {
             }
             long t0 = System.nanoTime();
             var created = s.post("/v1/fine_tuning/jobs", """
-                    {"method": "sft+dpo", "hyperparameters": {"n_epochs": 2, "batch_size": 2, "learning_rate": 0.002, "beta": 0.5},
+                    {"method": "sft+dpo", "hyperparameters": {"n_epochs": 2, "batch_size": 2, "learning_rate": 0.002, "beta": 0.5, "replay": 0},
                      "eval": {"auto_activate": true}}""");
             assertEquals(200, created.statusCode(), created.body());
             String jobId = JsonParser.parseString(created.body()).getAsJsonObject().get("id").getAsString();

@@ -94,14 +94,14 @@ class PreservationTermTest {
                 Arrays.sort(order, (a, b) -> Double.compare(lp[b], lp[a]));
                 double mass = 0;
                 for (int k = 0; k < K; k++) {
-                    mass += Math.exp(lp[order[k]]);
-                }
-                for (int k = 0; k < K; k++) {
                     assertEquals(lp[ref.keepIds()[r * K + k]], lp[order[k]], 1e-5, "row " + r + " rank " + k + ": one of the top tokens");
-                    double q = Math.exp(lp[order[k]]) / mass;
-                    assertEquals(q, ref.keepProbs()[r * K + k], 1e-5, "row " + r + " rank " + k + ": renormalized probability");
+                    double q = Math.exp(lp[order[k]]);
+                    assertEquals(q, ref.keepProbs()[r * K + k], 1e-6, "row " + r + " rank " + k + ": the base's probability");
                     entropy -= q * Math.log(q);
+                    mass += q;
                 }
+                double u = (1 - mass) / (vocab - K);  // the rest, spread evenly
+                entropy -= (1 - mass) * Math.log(u);
             }
             assertEquals(entropy / keepRows.size(), ref.keepEntropy(), 1e-4);
         }
@@ -114,13 +114,8 @@ class PreservationTermTest {
         for (int row : learn) {
             ce -= logSoftmax(logits, row)[e.tokens()[row + 1]];
         }
-        int K = LoraTrainer.REFERENCE_TOP_K;
         for (int r = 0; r < keep.size(); r++) {
-            double[] lp = logSoftmax(logits, keep.get(r));
-            for (int k = 0; k < K; k++) {
-                double q = ref.keepProbs()[r * K + k];
-                kl += q * (Math.log(q) - lp[ref.keepIds()[r * K + k]]);
-            }
+            kl += klOfRow(ref, r, logSoftmax(logits, keep.get(r)));
         }
         return new double[] {learn.isEmpty() ? 0 : ce / learn.size(), keep.isEmpty() ? 0 : kl / keep.size()};
     }
@@ -151,25 +146,38 @@ class PreservationTermTest {
         }
     }
 
+    /** KL(target || p) of one keep row: the reference's top tokens exactly, the rest of its mass spread evenly. */
+    private double klOfRow(LoraTrainer.Reference ref, int r, double[] lp) {
+        int K = LoraTrainer.REFERENCE_TOP_K;
+        double[] target = new double[vocab];
+        double mass = 0;
+        for (int k = 0; k < K; k++) {
+            mass += ref.keepProbs()[r * K + k];
+        }
+        java.util.Arrays.fill(target, (1 - mass) / (vocab - K));
+        for (int k = 0; k < K; k++) {
+            target[ref.keepIds()[r * K + k]] = ref.keepProbs()[r * K + k];
+        }
+        double kl = 0;
+        for (int v = 0; v < vocab; v++) {
+            kl += target[v] > 0 ? target[v] * (Math.log(target[v]) - lp[v]) : 0;
+        }
+        return kl;
+    }
+
     @Test
-    void theAdapterOffScoresNoKlButTheTruncationRest() {
+    void withTheAdapterOffOnlyTheSpreadOfTheRestScores() {
         LoraTrainer.Example e = example();
         try (LoraTrainer t = trainer(1)) {
             LoraTrainer.Reference ref = t.reference(e);
-            // B = 0: the adapter is the base; what is left is the mass the top-K reference leaves out (-log of the
-            // top-K share, averaged), never negative.
+            // B = 0: the adapter is the base. The top tokens match exactly; what is left is the evenly spread rest
+            // against the base's own tail, and the gradient on the top tokens is 0.
             float kl = t.evaluate(e, ref, new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
             float[] base = t.logits(e.tokens(), false);
             double expected = 0;
             List<Integer> keep = rows(e, LoraTrainer.KEEP);
-            int K = LoraTrainer.REFERENCE_TOP_K;
             for (int r = 0; r < keep.size(); r++) {
-                double[] lp = logSoftmax(base, keep.get(r));
-                double mass = 0;
-                for (int k = 0; k < K; k++) {
-                    mass += Math.exp(lp[ref.keepIds()[r * K + k]]);
-                }
-                expected -= Math.log(mass);
+                expected += klOfRow(ref, r, logSoftmax(base, keep.get(r)));
             }
             assertEquals(expected / keep.size(), kl, 1e-4);
         }

@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Does learning from steers work? A scripted person steers a running Steer server, trains on its steers, and
+measures what the adapter learned — over HTTP only, Python stdlib only.
+
+Phases (--phases, any of record,train,eval; default all three):
+
+  record  for each family's train prompts: a greedy streamed answer; as soon as the text so far breaks the family's
+          rule, POST /v1/chat/completions/{id}/steer {"at_char", "text"} while the same SSE stream goes on; further
+          violations are steered too (at most --max-steers per answer); a rule only visible at the end (a sign-off)
+          is steered after the stream ended, the steer's own response streaming the continuation. Every steer is
+          tagged [family, run_tag].
+  train   one POST /v1/fine_tuning/jobs per variant, on the steers tagged run_tag, eval.auto_activate false;
+          polled until it ends (bounded); its time, status, adapter version and gate report are kept.
+  eval    for MODEL@base and each variant's MODEL@vN (pinned, even when the gate refused it): greedy answers to the
+          held-out prompts (never trained on) and to unrelated prompts; per family the compliance, the steers the
+          scripted person still needs (live; those steers are tagged eval-<run_tag> and excluded from training),
+          the marker's leakage out of scope, how many unrelated answers changed, and the degenerate rate.
+
+The results go to one JSON file (--out; read back first, so phases can run in separate invocations with one
+--run-tag) and a Markdown summary on stdout.
+
+  python3 bench/efficacy/efficacy.py --url http://127.0.0.1:18181 --run-tag r1 --out bench/results/efficacy.json
+  python3 bench/efficacy/efficacy.py ... --phases record --limit-train 3            # a quick small recording
+  python3 bench/efficacy/efficacy.py ... --phases train,eval --variants variants.json
+"""
+import argparse
+import collections
+import http.client
+import importlib.util
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Deadline(Exception):
+    pass
+
+
+class ApiProblem(Exception):
+    """The server answered something the API documents otherwise, or an error status."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# HTTP
+
+class Client:
+    def __init__(self, url, timeout, deadline):
+        u = urllib.parse.urlparse(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.timeout = timeout
+        self.deadline = deadline
+        self.problems = []   # API problems noticed, kept for the report
+
+    def check_deadline(self):
+        if time.time() > self.deadline:
+            raise Deadline("the run's --deadline passed")
+
+    def _open(self, method, path, body, timeout=None):
+        self.check_deadline()
+        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+        data = None if body is None else json.dumps(body)
+        c.request(method, path, data, {"Content-Type": "application/json"} if data is not None else {})
+        return c, c.getresponse()
+
+    def call(self, method, path, body=None, ok=(200,)):
+        """JSON request -> (status, parsed body or text)."""
+        c, r = self._open(method, path, body)
+        try:
+            raw = r.read()
+        finally:
+            c.close()
+        try:
+            obj = json.loads(raw) if raw else None
+        except ValueError:
+            obj = raw.decode("utf-8", "replace")
+        if ok and r.status not in ok:
+            raise ApiProblem(f"{method} {path} -> {r.status}: {str(obj)[:400]}")
+        return r.status, obj
+
+    def json(self, method, path, body=None):
+        return self.call(method, path, body)[1]
+
+    def open_stream(self, method, path, body):
+        """A request whose answer may be SSE: (connection, response); the caller reads and closes."""
+        return self._open(method, path, body)
+
+    def note(self, kind, **detail):
+        detail["kind"] = kind
+        self.problems.append(detail)
+        print(f"  ! {kind}: {json.dumps(detail)[:300]}", file=sys.stderr)
+
+
+def sse_events(resp):
+    """The JSON events of an SSE response, up to data: [DONE] (or the end of the body)."""
+    while True:
+        line = resp.readline()
+        if not line:
+            return
+        line = line.decode("utf-8", "replace").rstrip("\r\n")
+        if not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            yield json.loads(data)
+        except ValueError:
+            continue
+
+
+def utf16_len(s):
+    """Java counts a String's length in UTF-16 units: at_char is one of those, not a Python code point index."""
+    return len(s.encode("utf-16-le")) // 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the scripted person
+
+def person(cli, a, model, prompt, fam, tags, exclude=False):
+    """Stream an answer and steer every violation of `fam`'s rule (at most a.max_steers). Returns what happened."""
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
+            "temperature": 0, "max_tokens": a.max_tokens, "seed": a.seed}
+    t0 = time.time()
+    conn, resp = cli.open_stream("POST", "/v1/chat/completions", body)
+    if resp.status != 200:
+        raise ApiProblem(f"POST /v1/chat/completions -> {resp.status}: {resp.read()[:300]!r}")
+    cid, text, finish = None, "", None
+    first_text = None           # the answer before any steer, when it ended unsteered
+    steers = []                 # {"id", "at_char", "correction", "after_end"}
+    sent = 0
+    pending = None              # the steer sent and not yet seen in a stream: (kept text, correction)
+    error = None
+    try:
+        while True:
+            for ev in sse_events(resp):
+                if time.time() - t0 > a.answer_timeout:
+                    raise Deadline(f"answer took over {a.answer_timeout} s")
+                cid = cid or ev.get("id")
+                st = ev.get("steer")
+                if st:
+                    if pending is not None:
+                        want = pending[0] + pending[1]
+                        if st.get("content") != want:
+                            cli.note("steer_content_mismatch", prompt=prompt, expected=want, got=st.get("content"))
+                        pending = None
+                    text = st.get("content") or ""
+                    if st.get("id") and all(s.get("id") != st["id"] for s in steers):
+                        if steers and steers[-1].get("id") is None:
+                            steers[-1]["id"] = st["id"]
+                        else:
+                            steers.append({"id": st["id"]})
+                    continue
+                for ch in ev.get("choices") or []:
+                    if pending is None:
+                        text += (ch.get("delta") or {}).get("content") or ""
+                    if ch.get("finish_reason"):
+                        finish = ch["finish_reason"]
+                if pending is not None or sent >= a.max_steers:
+                    continue
+                idx = fam.first_violation(text, False)
+                if idx is None or not fam.ready(text, idx, False):
+                    continue
+                new = steer(cli, a, cid, text, idx, fam, steers)
+                sent += 1
+                if new is None:       # refused: stop steering this answer
+                    sent = a.max_steers
+                    continue
+                pending = (text[:idx], steers[-1]["correction"])
+                if new is not True:   # it had finished meanwhile: the steer's own response streams the continuation
+                    for _ in sse_events(resp):
+                        pass
+                    conn.close()
+                    conn, resp = new
+                    break
+            else:
+                # this stream ended
+                if pending is not None:
+                    cli.note("steer_chunk_missing", prompt=prompt, id=cid, sent=steers[-1])
+                    pending = None
+                if sent == 0 and first_text is None:
+                    first_text = text
+                if sent >= a.max_steers:
+                    break
+                idx = fam.first_violation(text, True)
+                if idx is None:
+                    break
+                new = steer(cli, a, cid, text, idx, fam, steers, after_end=True)
+                sent += 1
+                if new is None:
+                    break
+                if new is True:
+                    cli.note("steer_after_end_not_streamed", prompt=prompt, id=cid)
+                    break
+                conn.close()
+                conn, resp = new
+                pending = (text[:idx], steers[-1]["correction"])
+                finish = None
+                continue
+            # (break out of the for: switched to a new stream)
+            continue
+    except (Deadline, OSError, ApiProblem, http.client.HTTPException) as e:
+        if isinstance(e, Deadline) and time.time() > cli.deadline:
+            raise
+        error = f"{type(e).__name__}: {e}"
+        cli.note("answer_error", prompt=prompt, error=error)
+    finally:
+        conn.close()
+    ids = [s["id"] for s in steers if s.get("id")]
+    for sid in ids:
+        try:
+            cli.json("POST", f"/v1/steers/{sid}/tags", {"tags": tags})
+            if exclude:
+                cli.json("POST", f"/v1/steers/{sid}/exclude", {"excluded": True})
+        except ApiProblem as e:
+            cli.note("tag_failed", steer=sid, error=str(e))
+    final_violation = fam.first_violation(text, True)
+    return {"prompt": prompt, "id": cid, "text": text, "unsteered": first_text, "finish_reason": finish,
+            "steers": steers, "n_steers": len(steers), "complied": final_violation is None and error is None,
+            "error": error, "seconds": round(time.time() - t0, 2)}
+
+
+def steer(cli, a, cid, text, idx, fam, steers, after_end=False):
+    """POST the steer. True: applied live (JSON answer); (conn, resp): an SSE continuation; None: refused."""
+    correction = fam.correction(text, idx)
+    body = {"at_char": utf16_len(text[:idx]), "text": correction}
+    if fam.steer_max_tokens:
+        body["max_tokens"] = fam.steer_max_tokens
+    rec = {"id": None, "at_char": idx, "correction": correction, "after_end": after_end,
+           "removed_seen": text[idx:]}
+    steers.append(rec)
+    for attempt in range(3):
+        conn, resp = cli.open_stream("POST", f"/v1/chat/completions/{cid}/steer", body)
+        ctype = resp.getheader("Content-Type") or ""
+        if resp.status == 200 and "text/event-stream" in ctype:
+            if not after_end:
+                rec["raced_end"] = True   # finished before the steer reached it
+            return conn, resp
+        raw = resp.read()
+        conn.close()
+        if resp.status == 200:
+            try:
+                r = json.loads(raw)
+            except ValueError:
+                r = {}
+            rec["id"] = r.get("id")
+            if after_end:
+                cli.note("steer_after_end_answered_json", id=cid, body=body)
+            kept = r.get("accepted")
+            if kept is not None and r.get("correction") is not None and kept + r["correction"] != text[:idx] + correction:
+                cli.note("steer_record_mismatch", id=cid, expected=text[:idx] + correction,
+                         got=kept + r["correction"])
+            return True
+        if resp.status == 409 and attempt < 2:
+            time.sleep(0.2)
+            continue
+        cli.note("steer_refused", id=cid, status=resp.status, body=body, answer=raw[:300].decode("utf-8", "replace"))
+        steers.pop()
+        return None
+    return None
+
+
+def plain_answer(cli, a, model, prompt):
+    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
+            "max_tokens": a.max_tokens, "seed": a.seed}
+    try:
+        r = cli.json("POST", "/v1/chat/completions", body)
+        ch = r["choices"][0]
+        return {"text": ch["message"].get("content") or "", "finish_reason": ch.get("finish_reason"),
+                "served_by": r.get("model")}
+    except (ApiProblem, OSError, http.client.HTTPException, KeyError) as e:
+        cli.note("answer_error", prompt=prompt, model=model, error=str(e))
+        return {"text": "", "finish_reason": None, "error": str(e)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# metrics
+
+def degenerate(text):
+    """Why an answer looks degenerate (empty, a word 4-gram 3+ times, a line repeated), or None.
+
+    A 4-gram, not a 3-gram: ingredient lists say "1 cup of" five times in 96 tokens without looping."""
+    if not text.strip():
+        return "empty"
+    words = re.findall(r"\w+", text.lower())
+    grams = collections.Counter(zip(words, words[1:], words[2:], words[3:]))
+    if grams:
+        g, n = grams.most_common(1)[0]
+        if n >= 3:
+            return f"4-gram '{' '.join(g)}' x{n}"
+    lines = [l.strip() for l in text.splitlines() if len(l.strip()) >= 8]
+    if lines:
+        l, n = collections.Counter(lines).most_common(1)[0]
+        if n >= 2:
+            return f"line repeated x{n}"
+    return None
+
+
+def frac(xs):
+    xs = list(xs)
+    return round(sum(1 for x in xs if x) / len(xs), 3) if xs else None
+
+
+def mean(xs):
+    xs = list(xs)
+    return round(sum(xs) / len(xs), 3) if xs else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# phases
+
+def phase_record(cli, a, model, fams, res):
+    rec = res.setdefault("record", {}).setdefault(a.run_tag, {"families": {}})
+    t0 = time.time()
+    for fam in fams:
+        prompts = fam.train[:a.limit_train] if a.limit_train else fam.train
+        rows = []
+        for i, p in enumerate(prompts):
+            r = person(cli, a, model + "@base", p, fam, [fam.name, a.run_tag])
+            rows.append(r)
+            print(f"[record {fam.name} {i + 1}/{len(prompts)}] {r['n_steers']} steers, complied={r['complied']}: "
+                  f"{r['text'][:90]!r}", file=sys.stderr)
+        hist = collections.Counter(r["n_steers"] for r in rows)
+        rec["families"][fam.name] = {
+            "answers": len(rows),
+            "steered_answers": sum(1 for r in rows if r["n_steers"]),
+            "steers": sum(r["n_steers"] for r in rows),
+            "steers_per_answer": {str(k): hist[k] for k in sorted(hist)},
+            "after_end_steers": sum(1 for r in rows for s in r["steers"] if s.get("after_end")),
+            "complied_after_steering": frac(r["complied"] for r in rows),
+            "errors": sum(1 for r in rows if r["error"]),
+            "answers_detail": rows,
+        }
+    fam_counts = rec["families"]
+    rec["steers"] = sum(f["steers"] for f in fam_counts.values())
+    rec["answers"] = sum(f["answers"] for f in fam_counts.values())
+    rec["seconds"] = round(time.time() - t0, 1)
+    try:
+        listed = cli.json("GET", "/v1/steers?" + urllib.parse.urlencode({"tag": a.run_tag, "include_excluded": "false"}))
+        rec["steers_listed_by_server"] = len(listed.get("data", []))
+        if rec["steers_listed_by_server"] != rec["steers"] and not a.keep_existing_steers:
+            cli.note("steer_count_mismatch", recorded=rec["steers"], listed=rec["steers_listed_by_server"],
+                     hint="another recording with this --run-tag, or a steer not stored")
+    except ApiProblem as e:
+        cli.note("list_failed", error=str(e))
+
+
+def load_variants(spec):
+    if not spec:
+        return [{"name": "default", "job": {}}]
+    text = open(spec).read() if os.path.exists(spec) else spec
+    v = json.loads(text)
+    return v if isinstance(v, list) else [v]
+
+
+def phase_train(cli, a, model, res):
+    jobs = res.setdefault("jobs", {}).setdefault(a.run_tag, [])
+    for v in load_variants(a.variants):
+        body = dict(v.get("job") or {})
+        body["filters"] = dict(body.get("filters") or {}, tag=a.run_tag)
+        body["eval"] = dict(body.get("eval") or {}, auto_activate=False)
+        t0 = time.time()
+        j = cli.json("POST", "/v1/fine_tuning/jobs", body)
+        print(f"[train {v['name']}] job {j['id']} {j['status']}", file=sys.stderr)
+        last = None
+        while j["status"] not in ("succeeded", "failed", "cancelled"):
+            if time.time() - t0 > a.job_timeout:
+                cli.note("job_timeout", job=j["id"], after_s=a.job_timeout)
+                try:
+                    cli.json("POST", f"/v1/fine_tuning/jobs/{j['id']}/cancel", {})
+                except ApiProblem:
+                    pass
+                break
+            time.sleep(a.poll)
+            j = cli.json("GET", f"/v1/fine_tuning/jobs/{j['id']}")
+            step = (j.get("step"), j.get("total_steps"))
+            if step != last:
+                print(f"[train {v['name']}] {j['status']} step {step[0]}/{step[1]} eta {j.get('eta_seconds')}",
+                      file=sys.stderr)
+                last = step
+        wall = time.time() - t0
+        curve = j.get("loss_curve")
+        jobs.append({
+            "variant": v["name"], "request": body, "job_id": j["id"], "status": j["status"],
+            "wall_s": round(wall, 1),
+            "server_wall_s": (j["finished_at"] - j["created_at"]) if j.get("finished_at") else None,
+            "fine_tuned_model": j.get("fine_tuned_model"), "adapter_version": j.get("adapter_version"),
+            "hyperparameters": j.get("hyperparameters"), "method": j.get("method"),
+            "total_steps": j.get("total_steps"), "trained_tokens": j.get("trained_tokens"),
+            "tokens_per_second": j.get("tokens_per_second"),
+            "loss_first_last": [curve[0], curve[-1]] if isinstance(curve, list) and curve else None,
+            "eval": j.get("eval"), "verdict": (j.get("eval") or {}).get("verdict") if isinstance(j.get("eval"), dict) else None,
+            "error": j.get("error"),
+        })
+        print(f"[train {v['name']}] {j['status']} in {wall:.0f} s -> {j.get('fine_tuned_model')} "
+              f"verdict {jobs[-1]['verdict']}", file=sys.stderr)
+
+
+def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
+    """Answers and metrics of one model id."""
+    out = {"model": model_id, "families": {}}
+    heldout = {f.name: (f.heldout[:a.limit_heldout] if a.limit_heldout else f.heldout) for f in fams}
+    plain = {}
+    for f in fams:
+        plain[f.name] = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in heldout[f.name]]
+        print(f"[eval {model_id}] {f.name}: {len(plain[f.name])} held-out answers", file=sys.stderr)
+    unrel = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in unrelated]
+    print(f"[eval {model_id}] {len(unrel)} unrelated answers", file=sys.stderr)
+    served = {r.get("served_by") for rows in list(plain.values()) + [unrel] for r in rows if r.get("served_by")}
+    if served and served != {model_id}:
+        cli.note("served_by_other_model", asked=model_id, served=sorted(served))
+    for f in fams:
+        rows = plain[f.name]
+        for r in rows:
+            r["violation"] = f.first_violation(r["text"], True)
+            r["degenerate"] = degenerate(r["text"])
+        live = [person(cli, a, model_id, r["prompt"], f, ["eval-" + a.run_tag, f.name], exclude=True) for r in rows]
+        mism = [l["prompt"] for l, r in zip(live, rows) if l["unsteered"] is not None and l["unsteered"] != r["text"]]
+        if mism:
+            cli.note("stream_differs_from_plain", model=model_id, family=f.name, prompts=mism)
+        others = [r for g in fams if g.name != f.name for r in plain[g.name]]
+        base_rows = (base_eval or {}).get("families", {}).get(f.name, {}).get("answers", [])
+        base_by_prompt = {r["prompt"]: r["text"] for r in base_rows}
+        out["families"][f.name] = {
+            "heldout": len(rows),
+            "compliance": frac(r["violation"] is None and not r["degenerate"] for r in rows),
+            "habit_shown": frac(f.shows_marker(r["text"]) for r in rows),
+            "steers_needed_mean": mean(l["n_steers"] if l["complied"] else a.max_steers for l in live),
+            "steers_needed": [l["n_steers"] if l["complied"] else None for l in live],
+            "complied_within_cap": frac(l["complied"] for l in live),
+            "leakage": frac(f.shows_marker(r["text"]) for r in unrel + others),
+            "leakage_unrelated": frac(f.shows_marker(r["text"]) for r in unrel),
+            "leakage_examples": [r["text"][:120] for r in unrel + others if f.shows_marker(r["text"])][:3],
+            "answers": [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"],
+                         "violation": r["violation"], "degenerate": r["degenerate"]} for r in rows],
+            "examples": [{"prompt": r["prompt"], "base": base_by_prompt.get(r["prompt"]), "this": r["text"],
+                          "steered": l["text"], "steers": l["n_steers"]} for r, l in list(zip(rows, live))[:a.examples]],
+        }
+    all_answers = [r for rows in plain.values() for r in rows] + unrel
+    base_unrel = {r["prompt"]: r["text"] for r in (base_eval or {}).get("unrelated", [])}
+    out["unrelated"] = [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"]} for r in unrel]
+    out["unrelated_changed"] = (frac(r["text"][:40] != base_unrel[r["prompt"]][:40] for r in unrel if r["prompt"] in base_unrel)
+                                if base_unrel else 0.0)
+    out["unrelated_examples"] = [{"prompt": r["prompt"], "base": base_unrel.get(r["prompt"]), "this": r["text"]}
+                                 for r in unrel[:a.examples]]
+    out["degenerate_rate"] = frac(degenerate(r["text"]) for r in all_answers)
+    out["degenerate_unrelated"] = frac(degenerate(r["text"]) for r in unrel)
+    out["truncated_rate"] = frac(r["finish_reason"] == "length" for r in all_answers)
+    return out
+
+
+def phase_eval(cli, a, model, fams, all_fams, unrelated, res):
+    ev = res.setdefault("eval", {}).setdefault(a.run_tag, {})
+    targets = [("base", model + "@base")]
+    if a.models:
+        targets += [(m, m if "@" in m else model + "@" + m) for m in a.models.split(",") if m]
+    else:
+        for j in res.get("jobs", {}).get(a.run_tag, []):
+            if j.get("adapter_version"):
+                targets.append((j["variant"], model + "@" + j["adapter_version"]))
+            else:
+                print(f"[eval] variant {j['variant']}: no adapter ({j['status']}), not evaluated", file=sys.stderr)
+    base_eval = None
+    for label, mid in targets:
+        if label == "base" and not a.reeval_base and "base" in ev and ev["base"].get("settings") == settings(a, fams):
+            base_eval = ev["base"]
+            print(f"[eval] base: reusing the stored evaluation", file=sys.stderr)
+            continue
+        t0 = time.time()
+        r = eval_model(cli, a, mid, fams, all_fams, unrelated, base_eval if label != "base" else None)
+        r["label"], r["seconds"], r["settings"] = label, round(time.time() - t0, 1), settings(a, fams)
+        if label == "base":
+            base_eval = r
+            for f in r["families"].values():
+                for e in f["examples"]:
+                    e["base"] = e["this"]
+            r["unrelated_changed"] = 0.0
+        ev[label] = r
+
+
+def phase_rescore(a, fams, res):
+    """Metrics again from the stored answers, with this code's detectors (no server needed)."""
+    by_name = {f.name: f for f in fams}
+    for label, m in res.get("eval", {}).get(a.run_tag, {}).items():
+        fam_rows = {n: f["answers"] for n, f in m["families"].items() if n in by_name}
+        unrel = m.get("unrelated", [])
+        for n, rows in fam_rows.items():
+            f, fm = by_name[n], m["families"][n]
+            for r in rows:
+                r["violation"] = f.first_violation(r["text"], True)
+                r["degenerate"] = degenerate(r["text"])
+            others = [r for g, rs in fam_rows.items() if g != n for r in rs]
+            fm["compliance"] = frac(r["violation"] is None and not r["degenerate"] for r in rows)
+            fm["habit_shown"] = frac(f.shows_marker(r["text"]) for r in rows)
+            fm["leakage"] = frac(f.shows_marker(r["text"]) for r in unrel + others)
+            fm["leakage_unrelated"] = frac(f.shows_marker(r["text"]) for r in unrel)
+        all_answers = [r for rows in fam_rows.values() for r in rows] + unrel
+        m["degenerate_rate"] = frac(degenerate(r["text"]) for r in all_answers)
+        m["degenerate_unrelated"] = frac(degenerate(r["text"]) for r in unrel)
+
+
+def settings(a, fams):
+    return {"max_tokens": a.max_tokens, "seed": a.seed, "max_steers": a.max_steers, "families": [f.name for f in fams],
+            "limit_heldout": a.limit_heldout}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+
+def markdown(res, run_tag):
+    lines = []
+    rec = res.get("record", {}).get(run_tag)
+    if rec:
+        lines += [f"### Recording `{run_tag}`: {rec['answers']} answers, {rec['steers']} steers, {rec['seconds']} s", "",
+                  "| family | answers | steered | steers | per answer | after end | complied after steering |",
+                  "|---|---|---|---|---|---|---|"]
+        for n, f in rec["families"].items():
+            lines.append(f"| {n} | {f['answers']} | {f['steered_answers']} | {f['steers']} | {f['steers_per_answer']} "
+                         f"| {f['after_end_steers']} | {f['complied_after_steering']} |")
+        lines.append("")
+    jobs = res.get("jobs", {}).get(run_tag, [])
+    if jobs:
+        lines += ["### Jobs", "", "| variant | status | wall s | steps | tok/s | model | verdict | held-out NLL base -> adapter | drift |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for j in jobs:
+            e = j.get("eval") or {}
+            nll = f"{e.get('base_nll', e.get('baseNll', '?'))} -> {e.get('adapter_nll', e.get('adapterNll', '?'))}" if e else ""
+            lines.append(f"| {j['variant']} | {j['status']} | {j['wall_s']} | {j.get('total_steps')} | {j.get('tokens_per_second')} "
+                         f"| {j.get('fine_tuned_model')} | {j.get('verdict')} | {nll} | {e.get('drift', '')} |")
+        lines.append("")
+    ev = res.get("eval", {}).get(run_tag, {})
+    if ev:
+        lines += ["### Held-out evaluation (greedy)", "",
+                  "| model | family | compliance | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
+                  "|---|---|---|---|---|---|---|"]
+        for label, m in ev.items():
+            for n, f in m["families"].items():
+                lines.append(f"| {label} | {n} | {f['compliance']} | {f['habit_shown']} | {f['steers_needed_mean']} "
+                             f"| {f['complied_within_cap']} | {f['leakage']} ({f['leakage_unrelated']}) |")
+        lines += ["", "| model | unrelated changed | degenerate | degenerate (unrelated) | truncated |", "|---|---|---|---|---|"]
+        for label, m in ev.items():
+            lines.append(f"| {label} | {m['unrelated_changed']} | {m['degenerate_rate']} | {m['degenerate_unrelated']} "
+                         f"| {m['truncated_rate']} |")
+        lines.append("")
+    probs = res.get("api_problems", {}).get(run_tag)
+    if probs:
+        kinds = collections.Counter(p["kind"] for p in probs)
+        lines += ["API problems noticed: " + ", ".join(f"{k} x{n}" for k, n in kinds.items()), ""]
+    return "\n".join(lines)
+
+
+def machine():
+    u = platform.uname()
+    m = {"uname": " ".join([u.system, u.node, u.release, u.version, u.machine]), "nproc": os.cpu_count()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                m["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        m["gpu"] = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                                  text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        m["gpu"] = None
+    return m
+
+
+def load_families(path):
+    if path is None:
+        path = os.path.join(HERE, "families.py")
+    spec = importlib.util.spec_from_file_location("efficacy_families", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--model", help="the base model id (default: the first of /v1/models without '@')")
+    p.add_argument("--phases", default="record,train,eval", help="record,train,eval; or rescore alone (no server)")
+    p.add_argument("--run-tag", default="efficacy", help="tags this recording's steers; jobs train on it")
+    p.add_argument("--families", help="comma-separated family names (default: all)")
+    p.add_argument("--families-file", help="a module with FAMILIES and UNRELATED (default: families.py here)")
+    p.add_argument("--limit-train", type=int, default=0, help="train prompts per family (0: all)")
+    p.add_argument("--limit-heldout", type=int, default=0, help="held-out prompts per family (0: all)")
+    p.add_argument("--limit-unrelated", type=int, default=0)
+    p.add_argument("--max-tokens", type=int, default=96)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--max-steers", type=int, default=4, help="steers per answer at most")
+    p.add_argument("--variants", help="JSON (or a file of it): [{\"name\", \"job\": {method, hyperparameters, eval}}]")
+    p.add_argument("--models", help="eval these adapter versions (v3,v4 or full ids) instead of the run's jobs'")
+    p.add_argument("--reeval-base", action="store_true", help="evaluate the base again even if stored")
+    p.add_argument("--keep-existing-steers", action="store_true", help="don't warn when the tag already had steers")
+    p.add_argument("--examples", type=int, default=3)
+    p.add_argument("--http-timeout", type=float, default=120, help="seconds per HTTP read")
+    p.add_argument("--answer-timeout", type=float, default=180, help="seconds per scripted answer")
+    p.add_argument("--job-timeout", type=float, default=3600)
+    p.add_argument("--poll", type=float, default=2.0)
+    p.add_argument("--deadline", type=float, default=4 * 3600, help="seconds for the whole run")
+    p.add_argument("--out", help="results JSON (read first if it exists, then updated)")
+    a = p.parse_args()
+
+    mod = load_families(a.families_file)
+    all_fams = mod.FAMILIES
+    fams = [f for f in all_fams if not a.families or f.name in a.families.split(",")]
+    if not fams:
+        sys.exit(f"no family among {a.families}; have {[f.name for f in all_fams]}")
+    if hasattr(mod, "check"):
+        for prob in mod.check():
+            print(f"families: {prob}", file=sys.stderr)
+    unrelated = mod.UNRELATED[:a.limit_unrelated] if a.limit_unrelated else mod.UNRELATED
+
+    if a.phases == "rescore":
+        with open(a.out) as f:
+            res = json.load(f)
+        phase_rescore(a, fams, res)
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+            f.write("\n")
+        print(markdown(res, a.run_tag))
+        return
+    cli = Client(a.url, a.http_timeout, time.time() + a.deadline)
+    model = a.model
+    if not model:
+        ids = [m["id"] for m in cli.json("GET", "/v1/models")["data"]]
+        model = next(i for i in ids if "@" not in i)
+    res = {}
+    if a.out and os.path.exists(a.out):
+        with open(a.out) as f:
+            res = json.load(f)
+    res.update({"bench": "efficacy", "machine": machine(), "url": a.url, "model": model})
+    res.setdefault("families", {}).update({f.name: {"description": f.description, "train": len(f.train),
+                                                    "heldout": len(f.heldout), "marker": f.marker} for f in fams})
+    res["unrelated_prompts"] = len(unrelated)
+    res.setdefault("settings", {})[a.run_tag] = dict(settings(a, fams), limit_train=a.limit_train,
+                                                      phases=a.phases, variants=load_variants(a.variants))
+
+    earlier_problems = res.get("api_problems", {}).get(a.run_tag, [])
+
+    def save():
+        res.setdefault("api_problems", {})[a.run_tag] = earlier_problems + cli.problems
+        if a.out:
+            os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+            tmp = a.out + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(res, f, indent=1)
+                f.write("\n")
+            os.replace(tmp, a.out)
+
+    phases = a.phases.split(",")
+    t0 = time.time()
+    try:
+        if "record" in phases:
+            phase_record(cli, a, model, fams, res)
+            save()
+        if "train" in phases:
+            phase_train(cli, a, model, res)
+            save()
+        if "eval" in phases:
+            phase_eval(cli, a, model, fams, all_fams, unrelated, res)
+    except Deadline as e:
+        print(f"stopped: {e}", file=sys.stderr)
+        res["stopped"] = str(e)
+    finally:
+        res.setdefault("seconds", {})[a.run_tag] = round(time.time() - t0, 1)
+        save()
+    print(markdown(res, a.run_tag))
+
+
+if __name__ == "__main__":
+    main()
