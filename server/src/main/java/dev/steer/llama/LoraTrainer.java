@@ -95,11 +95,6 @@ public final class LoraTrainer extends NativeHandle {
         public Reference(float logpChosen, float logpRejected) {
             this(logpChosen, logpRejected, new int[0], new float[0], 0f);
         }
-
-        /** The same without the keep rows' distributions (a preference-only reference is small). */
-        public Reference spansOnly() {
-            return new Reference(logpChosen, logpRejected);
-        }
     }
 
     /** @param kl mean KL(base || adapter) over the keep rows (0 when the weights have no KL term) */

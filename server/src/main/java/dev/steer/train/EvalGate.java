@@ -45,10 +45,6 @@ public final class EvalGate {
      * @param maxDegenerate largest accepted rise of the fraction of degenerate answers over the base model's
      */
     public record Settings(double maxDrift, boolean autoActivate, String canary, double maxChanged, double maxDegenerate) {
-        public Settings(double maxDrift, boolean autoActivate, String canary) {
-            this(maxDrift, autoActivate, canary, defaults().maxChanged(), defaults().maxDegenerate());
-        }
-
         public static Settings defaults() {
             return new Settings(0.1, true, DEFAULT_CANARY, 0.25, 0.0);
         }

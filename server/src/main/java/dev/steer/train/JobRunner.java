@@ -165,13 +165,20 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> replayAnswers = greedy.answers(base, replayTokens, EvalGate.FORK_TOKENS);
         List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
         List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.FORK_TOKENS);
-        int steps0 = set.train().size() + replayPrompts.size();
-        int batch = Math.min(h.batchSize(), steps0);
-        int perEpoch = (steps0 + batch - 1) / batch;
+        List<LoraTrainer.Example> replay = new ArrayList<>();
+        for (int i = 0; i < replayPrompts.size(); i++) {
+            LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
+            if (e != null) {
+                replay.add(e);
+            }
+        }
+        int count = set.train().size() + replay.size();
+        int batch = Math.min(h.batchSize(), count);
+        int perEpoch = (count + batch - 1) / batch;
         int total = perEpoch * h.nEpochs();
         p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
-                replayPrompts.size(), total, batch, lossTerms(h)));
+                replay.size(), total, batch, lossTerms(h)));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
@@ -184,11 +191,8 @@ public final class JobRunner implements AutoCloseable {
                 // References only for the terms that use them: the preference term's span log-probs, the KL's keep rows.
                 examples.add(new Example(e, kl || w.dpo() > 0 ? t.reference(e) : new LoraTrainer.Reference(0, 0)));
             }
-            for (int i = 0; i < replayPrompts.size(); i++) {
-                LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
-                if (e != null) {
-                    examples.add(new Example(e, t.reference(e)));
-                }
+            for (LoraTrainer.Example e : replay) {
+                examples.add(new Example(e, t.reference(e)));
             }
             Random order = new Random(h.seed());
             long tokens = 0, tTrain = System.nanoTime();
