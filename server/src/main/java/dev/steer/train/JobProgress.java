@@ -50,9 +50,11 @@ public final class JobProgress {
         add("info", String.format("Step %d/%d: training loss=%.4f", step, totalSteps, loss), "metrics", data);
     }
 
-    /** The last event: nothing more will come. */
-    public synchronized void finish(String level, String message) {
-        add(level, message, "message", null);
+    /**
+     * Nothing more will come: event streams end. Called after the job's final state is stored, so a client that
+     * reads the job when its stream ends sees it finished.
+     */
+    public synchronized void end() {
         finished = true;
         notifyAll();
     }

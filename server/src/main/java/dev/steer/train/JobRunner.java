@@ -118,17 +118,18 @@ public final class JobRunner implements AutoCloseable {
                 run(next, p);
             } catch (Cancelled e) {
                 if (open) {
-                    p.finish("warn", "Job cancelled after step " + e.step + ".");
+                    p.message("warn", "Job cancelled after step " + e.step + ".");
                     jobs.finish(next.id(), JobStore.Status.CANCELLED, null, null, result(p, null));
                 } else {
-                    p.finish("error", "The server stopped during the job, after step " + e.step + ".");
+                    p.message("error", "The server stopped during the job, after step " + e.step + ".");
                     jobs.finish(next.id(), JobStore.Status.FAILED, "the server stopped while the job was running", null, result(p, null));
                 }
             } catch (RuntimeException | IOException e) {
                 String why = e.getMessage() == null ? e.getClass().getSimpleName() : e.getMessage();
-                p.finish("error", "Job failed: " + why);
+                p.message("error", "Job failed: " + why);
                 jobs.finish(next.id(), JobStore.Status.FAILED, why, null, result(p, null));
             } finally {
+                p.end();  // after jobs.finish: the final state is stored before any stream ends
                 running = null;
             }
         }
@@ -246,9 +247,9 @@ public final class JobRunner implements AutoCloseable {
         String name = spec.model() + "@" + v.id();
         if (report.passed() && spec.eval().autoActivate()) {
             served.activate(v.version(), "job " + job.id() + " passed the eval gate");
-            p.finish("info", "Adapter " + name + " is serving.");
+            p.message("info", "Adapter " + name + " is serving.");
         } else {
-            p.finish("info", "Adapter " + name + " is registered; not activated (" + (report.passed() ? "auto_activate is off" : report.reason()) + ").");
+            p.message("info", "Adapter " + name + " is registered; not activated (" + (report.passed() ? "auto_activate is off" : report.reason()) + ").");
         }
         jobs.finish(job.id(), JobStore.Status.SUCCEEDED, null, v.version(), result(p, report));
     }
