@@ -133,11 +133,18 @@ public final class AdapterRegistry implements AutoCloseable {
         update("INSERT INTO activations (version, reason, created_at) VALUES (?,?,?)", version, reason, System.currentTimeMillis());
     }
 
-    /** Returns to the version that served before the current one, and returns that (null: the base model). */
-    public synchronized Integer rollback() {
-        if (stack().isEmpty()) {
+    /** The version a {@link #rollback} would return to (null: the base model), without rolling back. */
+    public synchronized Integer rollbackTarget() {
+        List<Integer> stack = stack();
+        if (stack.isEmpty()) {
             throw new IllegalStateException("the base model is serving and nothing was activated before it; there is nothing to roll back");
         }
+        return stack.size() == 1 ? null : stack.get(stack.size() - 2);
+    }
+
+    /** Returns to the version that served before the current one, and returns that (null: the base model). */
+    public synchronized Integer rollback() {
+        rollbackTarget();  // throws when there is nothing to roll back to
         update("INSERT INTO activations (version, reason, created_at) VALUES (NULL, 'rollback', ?)", System.currentTimeMillis());
         return active();
     }

@@ -7,6 +7,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.concurrent.ExecutionException;
 import java.util.function.Function;
 
@@ -128,16 +129,24 @@ public final class ServedAdapters {
 
     /** Rolls back to the version that served before the active one; returns the version now serving. */
     public Integer rollback() {
-        Integer to;
-        synchronized (this) {
-            to = registry.rollback();
-        }
-        LoraAdapter fresh = to != null && !isLoaded(to) ? load(to) : null;
-        synchronized (this) {
-            keep(to, fresh);
-            active = to;
-            evict();
-            return to;
+        // As activate: load first, then write the registry, so a load that fails changes nothing (the database and
+        // what serves never disagree). The target is read again under the lock: an activation in between moves it.
+        while (true) {
+            Integer to = registry.rollbackTarget();
+            LoraAdapter fresh = to != null && !isLoaded(to) ? load(to) : null;
+            synchronized (this) {
+                if (!Objects.equals(registry.rollbackTarget(), to)) {
+                    if (fresh != null) {
+                        engine.retire(fresh);
+                    }
+                    continue;
+                }
+                keep(to, fresh);
+                registry.rollback();
+                active = to;
+                evict();
+                return to;
+            }
         }
     }
 
