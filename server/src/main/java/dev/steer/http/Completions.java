@@ -72,11 +72,21 @@ final class Completions {
         checkGrammar(request, options.grammarParam());
         // Every chat completion is a steerable session, named by its completion id.
         EventStream events = new EventStream();
-        Started started = submit(model, request, sel -> new SessionRecorder(
-                sessions.open(id, served.baseModel(), sel.pinned(), sel.version() == null ? null : "v" + sel.version(), ctx.body(), request),
-                store, engine.model(), events, events::steered));
-        Session session = sessions.get(id).orElseThrow();
-        session.started(started.generation());
+        Session[] session = new Session[1];  // opened once the selection names the adapter, before the engine runs it
+        Started started;
+        try {
+            started = submit(model, request, sel -> {
+                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), sel.version() == null ? null : "v" + sel.version(), ctx.body(), request);
+                session[0].starting();
+                return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
+            });
+        } catch (RuntimeException e) {
+            if (session[0] != null) {
+                session[0].notStarted(System.currentTimeMillis());  // e.g. the queue was full: let it expire
+            }
+            throw e;
+        }
+        session[0].started(started.generation());
         respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
                 new ResponseShape.Chat(id, started.selection().model(), engine.model()));
     }

@@ -151,7 +151,14 @@ final class SteerRoutes {
                 first.ignoreEos(), first.prompt().length, new SteerEvent(at, accepted, rejected, correction, null), null);
         EventStream events = new EventStream();
         // The continuation generates with the adapter the completion started with, whatever serves by default now.
-        Completions.Started g = completions.submit(session.pinnedModel, next, sel -> new SessionRecorder(session, store, model(), events, events::steered));
+        session.starting();
+        Completions.Started g;
+        try {
+            g = completions.submit(session.pinnedModel, next, sel -> new SessionRecorder(session, store, model(), events, events::steered));
+        } catch (RuntimeException e) {
+            session.notStarted(System.currentTimeMillis());
+            throw e;
+        }
         session.started(g.generation());
         Completions.respond(ctx, true, false, events, g.generation(), new ResponseShape.Chat(session.id, g.selection().model(), model()));
     }

@@ -50,9 +50,30 @@ public final class Session {
         return live;
     }
 
-    public synchronized void started(Generation g) {
-        live = g;
+    /**
+     * A generation is about to be submitted for this session: from now on it is not expired, until that generation
+     * finishes ({@link #finished}) or fails to start ({@link #notStarted}). Call it before submitting: the
+     * generation may finish before the submit returns.
+     */
+    public synchronized void starting() {
+        live = null;
         finishedAt = 0;
+    }
+
+    /**
+     * The generation submitted since {@link #starting}. One that already finished (it can, before the submit
+     * returns) stays finished: marking it live again would keep the session from ever expiring.
+     */
+    public synchronized void started(Generation g) {
+        if (finishedAt == 0) {
+            live = g;
+        }
+    }
+
+    /** The submit after {@link #starting} failed (e.g. a full queue): nothing runs; the session expires as usual. */
+    public synchronized void notStarted(long now) {
+        live = null;
+        finishedAt = now;
     }
 
     synchronized void generated(int token) {
