@@ -11,9 +11,10 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * Steer records as training data for other tools, one JSON object per line. A steer says: after this context, the
- * correction (and what followed it) is preferred over what the model had generated. Rejections (stops without a
- * correction) have no preferred side and are left out of every format.
+ * Steer records as training data for other tools, one JSON object per line, each the pair a Steer job trains
+ * ({@link SteerPair}): after the context, the correction is preferred over what the model had generated there
+ * (cut to the correction's length). Rejections (stops without a correction) have no preferred side and are left
+ * out of every format.
  */
 public final class Exports {
     private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
@@ -39,8 +40,8 @@ public final class Exports {
     public static String jsonl(List<SteerRecord> records, Format format, LlamaModel model) {
         StringBuilder out = new StringBuilder();
         for (SteerRecord r : records) {
-            if (!r.kind().equals("steer")) {
-                continue;
+            if (!r.kind().equals("steer") || !SteerPair.of(r).teaches()) {
+                continue;  // a rejection, or a correction that only repeats the model: no preferred side
             }
             out.append(GSON.toJson(line(r, format, model))).append('\n');
         }
@@ -48,26 +49,32 @@ public final class Exports {
     }
 
     static JsonObject line(SteerRecord r, Format format, LlamaModel model) {
-        String context = model.detokenize(r.promptTokens(), false, true) + r.acceptedText();
-        String chosen = r.correctionText() + (r.continuationText() == null ? "" : r.continuationText());
+        SteerPair pair = SteerPair.of(r);
+        String keptText = model.detokenize(pair.kept(), false, false);
+        String context = model.detokenize(pair.prompt(), false, true) + keptText;
+        String chosen = model.detokenize(pair.chosen(), false, false);
+        String rejectedText = model.detokenize(pair.rejected(), false, false);
+        // The SFT tools have no preservation term: the continuation the person let run goes into the completion,
+        // so the model learns to go on after the correction (Steer's own jobs keep it under the KL term instead).
+        String completion = chosen + model.detokenize(pair.continuation(), false, false);
         JsonObject o = new JsonObject();
         switch (format) {
             case TRL_DPO -> {
                 o.addProperty("prompt", context);
                 o.addProperty("chosen", chosen);
-                o.addProperty("rejected", r.rejectedText());
+                o.addProperty("rejected", rejectedText);
             }
             case TRL_SFT -> {
                 o.addProperty("prompt", context);
-                o.addProperty("completion", chosen);
+                o.addProperty("completion", completion);
             }
             case OPENAI_SFT -> {
                 JsonArray messages = messages(r);
-                String kept = prefill(r) + r.acceptedText();
+                String kept = prefill(r) + keptText;
                 if (!kept.isEmpty()) {
                     messages.add(assistant(kept, 0));
                 }
-                messages.add(assistant(chosen, 1));
+                messages.add(assistant(completion, 1));
                 o.add("messages", messages);
             }
             case OPENAI_DPO -> {
@@ -75,10 +82,10 @@ public final class Exports {
                 input.add("messages", messages(r));
                 o.add("input", input);
                 JsonArray preferred = new JsonArray();
-                String kept = prefill(r) + r.acceptedText();
+                String kept = prefill(r) + keptText;
                 preferred.add(assistant(kept + chosen, -1));
                 JsonArray rejected = new JsonArray();
-                rejected.add(assistant(kept + r.rejectedText(), -1));
+                rejected.add(assistant(kept + rejectedText, -1));
                 o.add("preferred_output", preferred);
                 o.add("non_preferred_output", rejected);
             }

@@ -1,6 +1,7 @@
 package dev.steer.train;
 
 import dev.steer.llama.LoraTrainer;
+import dev.steer.steer.SteerPair;
 import dev.steer.steer.SteerRecord;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -18,10 +19,10 @@ import java.util.Random;
  * fork lies after the earlier correction) are packed into one token sequence, the answer as the person left it:
  * the prompt (nothing learned), the model's text the person kept before each fork and the continuation they let
  * run after the last correction, its end token included ({@link LoraTrainer#KEEP}: stay the base model there),
- * and each correction ({@link LoraTrainer#LEARN}: imitate it). Where a correction and the rejected output begin
- * with the same tokens, those tokens were agreed on, not corrected: they are kept, not learned. The rejected
- * output of the last fork, cut to that correction's length, is the preference term's other side. Stops without
- * a correction ("rejection") teach nothing to imitate and are left out.
+ * and each correction ({@link LoraTrainer#LEARN}: imitate it). What a steer teaches is {@link SteerPair} (the
+ * exports use the same): tokens a correction shares with the rejected output at its start are kept, not learned;
+ * the rejected output of the last fork, cut to that correction's length, is the preference term's other side.
+ * Stops without a correction ("rejection") teach nothing to imitate and are left out.
  *
  * <p>The split is by answer (steers of one answer are never on both sides), seeded, so the same steers and seed
  * give the same split.
@@ -40,6 +41,14 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
 
     /** One steer as the gate replays it: from {@code context}, does the model now say {@code correction}? */
     public record Fork(String steerId, int[] context, int[] correction) {}
+
+    /**
+     * Tokens of the continuation after an answer's last correction that train (under the KL term). The first
+     * tokens after a correction are where an adapter that only learned the correction starts to loop ("in short,
+     * in short, ..."), so they teach how to go on; the rest of an answer costs training time (the continuation
+     * was half of a steered answer's tokens) for rows the base model's own answers in the replay set already keep.
+     */
+    static final int CONTINUATION_KEPT = 24;
 
     public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed) {
         List<Item> items = new ArrayList<>();
@@ -97,6 +106,7 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
     static Item item(List<SteerRecord> answer) {
         SteerRecord last = answer.get(answer.size() - 1);
         int[] cont = last.continuationTokens() == null ? new int[0] : last.continuationTokens();
+        cont = Arrays.copyOf(cont, Math.min(cont.length, CONTINUATION_KEPT));
         int[] tokens = concat(last.promptTokens(), last.acceptedTokens(), last.correctionTokens(), cont);
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, last.promptTokens().length, roles.length, LoraTrainer.KEEP);
@@ -105,22 +115,15 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         int fork = -1;
         int[] rejected = new int[0];
         for (SteerRecord r : answer) {
-            int[] correction = r.correctionTokens();
-            int[] rej = r.rejectedTokens();
-            int common = 0;
-            while (common < correction.length && common < rej.length && correction[common] == rej[common]) {
-                common++;
-            }
+            SteerPair pair = SteerPair.of(r);
             ids.add(r.id());
-            if (common == correction.length) {
+            if (!pair.teaches()) {
                 continue;  // the correction only repeats what the model said: nothing to learn
             }
-            int start = r.promptTokens().length + r.acceptedTokens().length;
-            Arrays.fill(roles, start + common, start + correction.length, LoraTrainer.LEARN);
-            fork = start + common;
-            int[] chosen = Arrays.copyOfRange(correction, common, correction.length);
-            rejected = Arrays.copyOf(Arrays.copyOfRange(rej, common, rej.length), Math.min(rej.length - common, chosen.length));
-            forks.add(new Fork(r.id(), Arrays.copyOf(tokens, fork), chosen));
+            fork = pair.fork();
+            Arrays.fill(roles, fork, fork + pair.chosen().length, LoraTrainer.LEARN);
+            rejected = pair.rejected();
+            forks.add(new Fork(r.id(), Arrays.copyOf(tokens, fork), pair.chosen()));
         }
         if (forks.isEmpty()) {
             return null;

@@ -1,0 +1,46 @@
+package dev.steer.steer;
+
+import java.util.Arrays;
+
+/**
+ * What one steer teaches: the one definition Steer's own jobs ({@code train/TrainingSet}) and the exports
+ * ({@link Exports}) both use, so a TRL or OpenAI run on an export trains the pair a Steer job trains.
+ *
+ * <p>After {@code prompt} + {@code kept} (the output the person accepted, and the tokens the correction shares
+ * with what the model had said at the fork: those were agreed on, not corrected), {@code chosen} (the rest of the
+ * correction) is preferred over {@code rejected} (what the model had said there, cut to chosen's length: the two
+ * spans compared are of one length, so the longer side's extra tokens do not decide the preference).
+ * {@code continuation} is what the person then let run: text they approved, never part of the preference (Steer
+ * keeps it under the preservation term).
+ */
+public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, int[] continuation) {
+    public static SteerPair of(SteerRecord r) {
+        int[] correction = r.correctionTokens() == null ? new int[0] : r.correctionTokens();
+        int[] rej = r.rejectedTokens() == null ? new int[0] : r.rejectedTokens();
+        int common = 0;
+        while (common < correction.length && common < rej.length && correction[common] == rej[common]) {
+            common++;
+        }
+        int[] chosen = Arrays.copyOfRange(correction, common, correction.length);
+        int[] kept = concat(r.acceptedTokens(), Arrays.copyOf(correction, common));
+        int[] rejected = Arrays.copyOfRange(rej, common, Math.min(rej.length, common + chosen.length));
+        int[] continuation = r.continuationTokens() == null ? new int[0] : r.continuationTokens();
+        return new SteerPair(r.promptTokens(), kept, chosen, rejected, continuation);
+    }
+
+    /** False when the correction only repeats what the model had said: then it teaches nothing. */
+    public boolean teaches() {
+        return chosen.length > 0;
+    }
+
+    /** Where {@code chosen} begins in prompt + kept + chosen + ... (the fork). */
+    public int fork() {
+        return prompt.length + kept.length;
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+}
