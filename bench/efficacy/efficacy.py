@@ -266,14 +266,23 @@ def steer(cli, a, cid, text, idx, fam, steers, after_end=False):
     return None
 
 
-def plain_answer(cli, a, model, prompt):
+def plain_answer(cli, a, model, prompt, logprobs=False):
+    """A greedy answer; with logprobs, also each of its first LOGPROB_TOKENS tokens with its top-20 alternatives."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
             "max_tokens": a.max_tokens, "seed": a.seed}
+    if logprobs:
+        body.update(logprobs=True, top_logprobs=20)
     try:
         r = cli.json("POST", "/v1/chat/completions", body)
         ch = r["choices"][0]
-        return {"text": ch["message"].get("content") or "", "finish_reason": ch.get("finish_reason"),
-                "served_by": r.get("model")}
+        out = {"text": ch["message"].get("content") or "", "finish_reason": ch.get("finish_reason"),
+               "served_by": r.get("model")}
+        if logprobs:
+            content = (ch.get("logprobs") or {}).get("content") or []
+            out["logprobs"] = [{"token": t["token"], "logprob": t["logprob"],
+                                "top": {x["token"]: x["logprob"] for x in t.get("top_logprobs") or []}}
+                               for t in content[:LOGPROB_TOKENS]]
+        return out
     except (ApiProblem, OSError, http.client.HTTPException, KeyError) as e:
         cli.note("answer_error", prompt=prompt, model=model, error=str(e))
         return {"text": "", "finish_reason": None, "error": str(e)}
@@ -281,6 +290,27 @@ def plain_answer(cli, a, model, prompt):
 
 # ---------------------------------------------------------------------------------------------------------------
 # metrics
+
+# Tokens of an unrelated answer kept with their top-20 log-probabilities: enough to cover its first 40 characters.
+LOGPROB_TOKENS = 32
+# A base model's greedy choice it preferred by less than this (nats) over the token the adapter chose is a near-tie
+# (the server's EvalGate.TIE_MARGIN): on SmolLM2-135M Q4_1 a random adapter too small to learn anything flips such
+# ties in ~20% of answers, so flipping one is not a change the adapter made.
+TIE_MARGIN = 0.5
+
+
+def changed(base, this, chars=40):
+    """"at all" when the first `chars` characters differ; "beyond a tie" when, at the first token where the two
+    answers part, the base preferred its own token by TIE_MARGIN or more over this one's. Returns (at_all, beyond)."""
+    if base["text"][:chars] == this["text"][:chars]:
+        return False, False
+    b_lp, t_lp = base.get("logprobs") or [], this.get("logprobs") or []
+    for b, t in zip(b_lp, t_lp):
+        if b["token"] != t["token"]:
+            others = b["top"].get(t["token"], min(b["top"].values()) if b["top"] else float("-inf"))
+            return True, b["logprob"] - others >= TIE_MARGIN
+    return True, True
+
 
 def degenerate(text):
     """Why an answer looks degenerate (empty, a word 4-gram 3+ times, a line repeated), or None.
@@ -410,7 +440,7 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
     for f in fams:
         plain[f.name] = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in heldout[f.name]]
         print(f"[eval {model_id}] {f.name}: {len(plain[f.name])} held-out answers", file=sys.stderr)
-    unrel = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in unrelated]
+    unrel = [dict(plain_answer(cli, a, model_id, p, logprobs=True), prompt=p) for p in unrelated]
     print(f"[eval {model_id}] {len(unrel)} unrelated answers", file=sys.stderr)
     served = {r.get("served_by") for rows in list(plain.values()) + [unrel] for r in rows if r.get("served_by")}
     if served and served != {model_id}:
@@ -443,12 +473,14 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
                           "steered": l["text"], "steers": l["n_steers"]} for r, l in list(zip(rows, live))[:a.examples]],
         }
     all_answers = [r for rows in plain.values() for r in rows] + unrel
-    base_unrel = {r["prompt"]: r["text"] for r in (base_eval or {}).get("unrelated", [])}
-    out["unrelated"] = [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"]} for r in unrel]
-    out["unrelated_changed"] = (frac(r["text"][:40] != base_unrel[r["prompt"]][:40] for r in unrel if r["prompt"] in base_unrel)
-                                if base_unrel else 0.0)
-    out["unrelated_examples"] = [{"prompt": r["prompt"], "base": base_unrel.get(r["prompt"]), "this": r["text"]}
-                                 for r in unrel[:a.examples]]
+    base_rows = {r["prompt"]: r for r in (base_eval or {}).get("unrelated", [])}
+    out["unrelated"] = [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"],
+                         "logprobs": r.get("logprobs")} for r in unrel]
+    diffs = [changed(base_rows[r["prompt"]], r) for r in unrel if r["prompt"] in base_rows]
+    out["unrelated_changed"] = frac(d[0] for d in diffs) if diffs else 0.0
+    out["unrelated_changed_beyond_ties"] = frac(d[1] for d in diffs) if diffs else 0.0
+    out["unrelated_examples"] = [{"prompt": r["prompt"], "base": base_rows.get(r["prompt"], {}).get("text"), "this": r["text"]}
+                                 for r in unrel if r["prompt"] in base_rows and changed(base_rows[r["prompt"]], r)[0]][:a.examples]
     out["degenerate_rate"] = frac(degenerate(r["text"]) for r in all_answers)
     out["degenerate_unrelated"] = frac(degenerate(r["text"]) for r in unrel)
     out["truncated_rate"] = frac(r["finish_reason"] == "length" for r in all_answers)
@@ -480,7 +512,7 @@ def phase_eval(cli, a, model, fams, all_fams, unrelated, res):
             for f in r["families"].values():
                 for e in f["examples"]:
                     e["base"] = e["this"]
-            r["unrelated_changed"] = 0.0
+            r["unrelated_changed"] = r["unrelated_changed_beyond_ties"] = 0.0
         ev[label] = r
 
 
@@ -543,9 +575,11 @@ def markdown(res, run_tag):
             for n, f in m["families"].items():
                 lines.append(f"| {label} | {n} | {f['compliance']} | {f['habit_shown']} | {f['steers_needed_mean']} "
                              f"| {f['complied_within_cap']} | {f['leakage']} ({f['leakage_unrelated']}) |")
-        lines += ["", "| model | unrelated changed | degenerate | degenerate (unrelated) | truncated |", "|---|---|---|---|---|"]
+        lines += ["", "| model | unrelated changed (first 40 chars) | beyond near-ties | degenerate | degenerate (unrelated) | truncated |",
+                  "|---|---|---|---|---|---|"]
         for label, m in ev.items():
-            lines.append(f"| {label} | {m['unrelated_changed']} | {m['degenerate_rate']} | {m['degenerate_unrelated']} "
+            lines.append(f"| {label} | {m['unrelated_changed']} | {m.get('unrelated_changed_beyond_ties', '-')} "
+                         f"| {m['degenerate_rate']} | {m['degenerate_unrelated']} "
                          f"| {m['truncated_rate']} |")
         lines.append("")
     probs = res.get("api_problems", {}).get(run_tag)

@@ -371,7 +371,7 @@ UNRELATED = [
     "Who wrote Romeo and Juliet?",
     "What color do you get when you mix blue and yellow?",
     "How many days are there in a week?",
-    "What is the boiling point of water in Celsius?",
+    "How many legs does a spider have?",
     "In what year did World War II end?",
     "Write a Python function that returns the square of a number.",
     "Write a SQL query that selects all rows from a table named users.",

@@ -126,6 +126,44 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
     });
 }
 
+// [learn rows, their argmax..., the keep rows' argmax...] with or without the adapter.
+JNIEXPORT jintArray JNICALL Java_dev_steer_llama_LoraTrainer_nativePredict(
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected, jboolean use_lora) {
+    return guarded(env, (jintArray) nullptr, [&] {
+        try {
+            steer::train::predictions p = trainer_of(h)->predict(to_example(env, tokens, roles, fork, rejected), use_lora == JNI_TRUE);
+            std::vector<int32_t> v = {(int32_t) p.learn.size()};
+            v.insert(v.end(), p.learn.begin(), p.learn.end());
+            v.insert(v.end(), p.keep.begin(), p.keep.end());
+            return to_jints(env, v);
+        } catch (const std::invalid_argument & e) {
+            throw bad_argument(e.what());
+        }
+    });
+}
+
+JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeSnapshot(JNIEnv * env, jclass, jlong h) {
+    return guarded(env, (jfloatArray) nullptr, [&] {
+        std::vector<float> v = trainer_of(h)->snapshot();
+        return to_jfloats(env, v.data(), v.size());
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeRestore(JNIEnv * env, jclass, jlong h, jfloatArray values) {
+    guarded_void(env, [&] {
+        if (values == nullptr) {
+            throw bad_argument("a snapshot is needed");
+        }
+        std::vector<float> v(env->GetArrayLength(values));
+        env->GetFloatArrayRegion(values, 0, (jsize) v.size(), v.data());
+        try {
+            trainer_of(h)->restore(v);
+        } catch (const std::invalid_argument & e) {
+            throw bad_argument(e.what());
+        }
+    });
+}
+
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
         jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,

@@ -23,6 +23,7 @@ struct trainer::graph {
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
     ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * kl = nullptr;
     ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
+    ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
     ggml_tensor * logits_all = nullptr;
     ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
     std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
@@ -98,16 +99,16 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
 }
 
 std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
-                                                body b, bool keep_logits) {
+                                                body b, bool keep_logits, bool argmax) {
     check_tokens(model_, e.tokens, "tokens");
     check_tokens(model_, e.rejected, "rejected");
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits);
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits || argmax);
     const packing & p = g->p;
     const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
-    if (p.learn_rows.empty() && !with_kl && !keep_logits) {
+    if (p.learn_rows.empty() && !with_kl && !keep_logits && !argmax) {
         throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
     }
     g->T = p.T;
@@ -164,13 +165,25 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
     };
     ggml_tensor * loss = nullptr;
     auto add = [&](ggml_tensor * term) { loss = loss == nullptr ? term : ggml_add(ctx, loss, term); };
+    auto output_argmax = [&](ggml_tensor * logits, ggml_tensor ** out) {
+        *out = ggml_argmax(ctx, logits);
+        ggml_set_output(*out);
+        ggml_build_forward_expand(g->gf, *out);
+    };
     if (!p.learn_rows.empty()) {
-        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, rows_logits(p.learn_rows, &g->rows_l), labels(p.learn_rows.size(), &g->labels_l));
+        ggml_tensor * logits_l = rows_logits(p.learn_rows, &g->rows_l);
+        if (argmax) {
+            output_argmax(logits_l, &g->learn_argmax);
+        }
+        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &g->labels_l));
         g->logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
     }
-    if (with_kl || keep_logits) {
+    if ((with_kl || keep_logits || argmax) && !p.keep_rows.empty()) {
         ggml_tensor * logits_k = rows_logits(p.keep_rows, &g->rows_k);
+        if (argmax) {
+            output_argmax(logits_k, &g->keep_argmax);
+        }
         if (keep_logits) {
             g->keep_logits = logits_k;
             ggml_set_output(logits_k);
@@ -350,6 +363,52 @@ evaluation trainer::evaluate(const example & e, const loss_weights & w, const re
     ev.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
     ev.kl = g->kl ? scalar(g->kl) : 0.0f;
     return ev;
+}
+
+predictions trainer::predict(const example & e, bool use_lora) {
+    auto g = build(e, loss_weights{}, use_lora, false, 1.0f, body::blocks, false, true);
+    ggml_backend_sched_reset(sched_);
+    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
+        throw std::runtime_error("could not allocate the prediction graph");
+    }
+    set_inputs(*g, e, reference{}, loss_weights{});
+    compute(g->gf, "prediction");
+    predictions out;
+    out.learn.resize(g->p.learn_rows.size());
+    out.keep.resize(g->p.keep_rows.size());
+    if (g->learn_argmax) {
+        ggml_backend_tensor_get(g->learn_argmax, out.learn.data(), 0, out.learn.size() * sizeof(int32_t));
+    }
+    if (g->keep_argmax) {
+        ggml_backend_tensor_get(g->keep_argmax, out.keep.data(), 0, out.keep.size() * sizeof(int32_t));
+    }
+    ggml_backend_sched_reset(sched_);
+    return out;
+}
+
+std::vector<float> trainer::snapshot() const {
+    std::vector<float> v;
+    for (ggml_tensor * t : lora_->params()) {
+        const size_t at = v.size();
+        v.resize(at + ggml_nelements(t));
+        ggml_backend_tensor_get(t, v.data() + at, 0, ggml_nbytes(t));
+    }
+    return v;
+}
+
+void trainer::restore(const std::vector<float> & values) {
+    size_t n = 0;
+    for (ggml_tensor * t : lora_->params()) {
+        n += ggml_nelements(t);
+    }
+    if (values.size() != n) {
+        throw std::invalid_argument("a snapshot holds " + std::to_string(n) + " values, not " + std::to_string(values.size()));
+    }
+    size_t at = 0;
+    for (ggml_tensor * t : lora_->params()) {
+        ggml_backend_tensor_set(t, values.data() + at, 0, ggml_nbytes(t));
+        at += ggml_nelements(t);
+    }
 }
 
 // The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).

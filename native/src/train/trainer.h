@@ -46,6 +46,15 @@ struct reference {
     float keep_entropy = 0;
 };
 
+// What greedy decoding would write at each learn row and each keep row of one example, given the text before it
+// (the argmax of the next-token distribution), in row order. Compared with the example's own next tokens, this is
+// a teacher-forced check of generation: a greedy continuation from a fork begins with the correction exactly when
+// each correction token is the argmax after the ones before it; a base answer stays unchanged exactly when each
+// of its tokens stays the argmax. One forward pass instead of a generation per check.
+struct predictions {
+    std::vector<int32_t> learn, keep;
+};
+
 struct evaluation {
     float loss = 0, logp_chosen = 0, logp_rejected = 0;
     float kl = 0;  // mean KL(base || adapter) over the keep rows (0 without keep rows or without a reference)
@@ -69,6 +78,13 @@ class trainer {
     // The loss and log-probabilities of one example, forward only.
     evaluation evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora);
 
+    // The argmax on the learn and keep rows, with or without the adapter.
+    predictions predict(const example & e, bool use_lora);
+
+    // Every LoRA parameter, in params() order, and back: a job keeps the best checkpoint it has seen this way.
+    std::vector<float> snapshot() const;
+    void restore(const std::vector<float> & values);
+
     // d loss / d (one LoRA tensor), by backpropagation, for gradient checks.
     std::vector<float> gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor);
 
@@ -91,9 +107,10 @@ class trainer {
     // What a loss graph computes before the final norm: every block from the tokens; the same, keeping each
     // block's input as an output (the checkpoints); or nothing, the last block's output being an input.
     enum class body { blocks, blocks_keeping_inputs, given };
-    // keep_logits: also output the keep rows' logits (to compute a reference from).
+    // keep_logits: also output the keep rows' logits (to compute a reference from); argmax: the argmax of the
+    // learn and keep rows (predict).
     std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b,
-                                 bool keep_logits = false);
+                                 bool keep_logits = false, bool argmax = false);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);

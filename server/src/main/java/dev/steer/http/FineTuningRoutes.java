@@ -239,7 +239,8 @@ final class FineTuningRoutes {
                 (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE),
                 h.bool("activation_checkpointing", d.activationCheckpointing()),
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
-                (int) h.integer("replay", d.replay(), 0, 1000));
+                (int) h.integer("replay", d.replay(), 0, 1000),
+                h.bool("early_stopping", d.earlyStopping()));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

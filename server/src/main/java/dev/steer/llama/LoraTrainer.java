@@ -55,6 +55,17 @@ public final class LoraTrainer extends NativeHandle {
             return n;
         }
 
+        /** The tokens that carry a role, in order (what the rows of that role predict). */
+        public int[] tokensOf(byte role) {
+            int[] out = new int[count(role)];
+            for (int i = 1, k = 0; i < roles.length; i++) {
+                if (roles[i] == role) {
+                    out[k++] = tokens[i];
+                }
+            }
+            return out;
+        }
+
         private static byte[] roles(int context, int chosen) {
             byte[] r = new byte[context + chosen];
             java.util.Arrays.fill(r, context, context + chosen, LEARN);
@@ -100,6 +111,14 @@ public final class LoraTrainer extends NativeHandle {
     /** @param kl mean KL(base || adapter) over the keep rows (0 when the weights have no KL term) */
     public record Evaluation(float loss, float logpChosen, float logpRejected, float kl) {}
 
+    /**
+     * What greedy decoding would write at each learn row and each keep row, given the text before it (the argmax),
+     * in token order: compared with {@link Example#tokensOf}, a teacher-forced check of generation in one forward
+     * pass (a greedy continuation from a fork begins with the correction exactly when every correction token is
+     * the argmax after the ones before it).
+     */
+    public record Predictions(int[] learn, int[] keep) {}
+
     private final LlamaModel model;
 
     private LoraTrainer(LlamaModel model, long handle) {
@@ -143,6 +162,20 @@ public final class LoraTrainer extends NativeHandle {
         float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
                 ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl());
         return new Evaluation(r[0], r[1], r[2], r[3]);
+    }
+
+    public Predictions predict(Example e, boolean withAdapter) {
+        int[] r = nativePredict(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), withAdapter);
+        return new Predictions(java.util.Arrays.copyOfRange(r, 1, 1 + r[0]), java.util.Arrays.copyOfRange(r, 1 + r[0], r.length));
+    }
+
+    /** Every LoRA parameter, to {@link #restore} later (a job keeps its best checkpoint this way). */
+    public float[] snapshot() {
+        return nativeSnapshot(handle());
+    }
+
+    public void restore(float[] snapshot) {
+        nativeRestore(handle(), snapshot);
     }
 
     /** d loss / d tensor, e.g. "blk.0.attn_k.weight.lora_a". */
@@ -227,6 +260,12 @@ public final class LoraTrainer extends NativeHandle {
     private static native float[] nativeStep(long h, int[][] tokens, byte[][] roles, int[] forks, int[][] rejected, float[] refs,
                                              int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float nll, float dpo, float beta,
                                              float kl, float lr, float wd, float maxGradNorm);
+
+    private static native int[] nativePredict(long h, int[] tokens, byte[] roles, int fork, int[] rejected, boolean withAdapter);
+
+    private static native float[] nativeSnapshot(long h);
+
+    private static native void nativeRestore(long h, float[] values);
 
     private static native float[] nativeGetTensor(long h, byte[] name);
 

@@ -16,7 +16,9 @@ import java.util.List;
  *
  * <p>Behaviour (greedy generation through the serving engine, {@link Greedy}): the <em>correction rate</em>, how
  * often the adapter's continuation from a held-out fork begins with the person's correction; and on probe prompts
- * nobody steered, how many answers <em>changed</em> (first 40 characters differ from the base model's) and how
+ * nobody steered, how many answers <em>changed</em> (teacher-forced: within the base answer's first 40 characters
+ * the adapter's greedy choice differs, at a step where the base was not near a tie, {@link #changedBeyondTie};
+ * the plain text comparison is reported beside it as {@code probesChangedAtAll}) and how
  * many are <em>degenerate</em> ({@link Degenerate}: loops, repeated phrases), also counted on the held-out
  * continuations. The teacher-forced canary is blind to loops; these are not.
  *
@@ -39,6 +41,15 @@ public final class EvalGate {
     static final int CORRECTION_PREFIX = 6;
 
     /**
+     * A base model's greedy choice it preferred by less than this (nats of log-probability over the token the
+     * adapter chose) is a near-tie, and the adapter flipping it is not a change it made: on SmolLM2-135M Q4_1 a
+     * random adapter far too small to learn anything (LoRA B ~ N(0, 1e-4)) already flips 5 of 24 ordinary answers
+     * within their first 40 characters, every one at a step where the base's top two tokens were within 0.04 nats
+     * (docs/training.md). 0.5 nats: the base preferred its token at least 1.65 times over the adapter's.
+     */
+    static final double TIE_MARGIN = 0.5;
+
+    /**
      * @param maxDrift      largest accepted relative increase of the canary's perplexity (0.1: +10%)
      * @param autoActivate  activate the adapter when it passes
      * @param maxChanged    largest accepted fraction of probe answers that changed
@@ -54,7 +65,7 @@ public final class EvalGate {
     public record Report(int heldOut, double baseNll, double adapterNll, int preferencePairs, double basePreferenceAccuracy,
                          double adapterPreferenceAccuracy, double canaryBasePerplexity, double canaryAdapterPerplexity,
                          double drift, double maxDrift, int forks, double baseCorrectionRate, double adapterCorrectionRate,
-                         int probes, double probesChanged, double probeKl, int answers, double baseDegenerate,
+                         int probes, double probesChanged, double probesChangedAtAll, double probeKl, int answers, double baseDegenerate,
                          double adapterDegenerate, double maxChanged, double maxDegenerate, List<Example> examples,
                          String verdict, String reason) {
         public boolean passed() {
@@ -102,8 +113,11 @@ public final class EvalGate {
             drift = pplAdapter / pplBase - 1;
         }
         double kl = 0;
+        int changed = 0;  // beyond near-ties, teacher-forced on the base answer's first 40 characters
         for (Probe p : probes) {
             kl += trainer.evaluate(p.example(), p.reference(), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
+            int rows = Checkpoints.visiblePrefix(model, p.baseAnswer());
+            changed += changedBeyondTie(trainer.predict(p.example(), true).keep(), p.reference(), rows) ? 1 : 0;
         }
         double probeKl = probes.isEmpty() ? Double.NaN : kl / probes.size();
 
@@ -113,7 +127,7 @@ public final class EvalGate {
         List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
         List<int[]> forkAdapter = greedy.answers(adapterModel, forkContexts, FORK_TOKENS);
         List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), FORK_TOKENS);
-        int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changed = 0;
+        int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0;
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < forks.size(); i++) {
             int[] want = forks.get(i).correction();
@@ -131,7 +145,7 @@ public final class EvalGate {
             degBase += Degenerate.is(b) ? 1 : 0;
             degAdapter += Degenerate.is(a) ? 1 : 0;
             boolean differs = !prefix(b).equals(prefix(a));
-            changed += differs ? 1 : 0;
+            changedAtAll += differs ? 1 : 0;
             if (differs && examples.size() < 6) {
                 examples.add(new Example("probe (changed)", probes.get(i).prompt(), b, a));
             }
@@ -140,6 +154,7 @@ public final class EvalGate {
         double rateBase = forks.isEmpty() ? Double.NaN : (double) corrBase / forks.size();
         double rateAdapter = forks.isEmpty() ? Double.NaN : (double) corrAdapter / forks.size();
         double changedFrac = probes.isEmpty() ? 0 : (double) changed / probes.size();
+        double changedAtAllFrac = probes.isEmpty() ? 0 : (double) changedAtAll / probes.size();
         double dBase = answers == 0 ? 0 : (double) degBase / answers, dAdapter = answers == 0 ? 0 : (double) degAdapter / answers;
 
         double baseNll = tokens == 0 ? Double.NaN : nllBase / tokens;
@@ -151,7 +166,7 @@ public final class EvalGate {
         String[] decision = decide(m, s);
         String verdict = decision[0], reason = decision[1];
         return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
-                forks.size(), rateBase, rateAdapter, probes.size(), changedFrac, probeKl, answers, dBase, dAdapter,
+                forks.size(), rateBase, rateAdapter, probes.size(), changedFrac, changedAtAllFrac, probeKl, answers, dBase, dAdapter,
                 s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason);
     }
 
@@ -178,19 +193,46 @@ public final class EvalGate {
             return failed(String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model",
                     m.adapterDegenerate(), m.answers(), m.baseDegenerate()));
         } else if (changed > s.maxChanged() + 1e-9) {
-            return failed(String.format("%d of %d answers to prompts nobody steered changed (allowed: %.0f%%)", m.changed(), m.probes(),
+            return failed(String.format("%d of %d answers to prompts nobody steered changed beyond near-ties (allowed: %.0f%%)", m.changed(), m.probes(),
                     100 * s.maxChanged()));
         } else if (m.drift() > s.maxDrift()) {
             return failed(String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * m.drift(), 100 * s.maxDrift()));
         }
         return new String[] {"passed", String.format(
-                "held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed; %d degenerate answers (base %d); canary drift %+.1f%%",
+                "held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed beyond near-ties; %d degenerate answers (base %d); canary drift %+.1f%%",
                 m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseNll(), m.adapterNll(), m.changed(), m.probes(), m.adapterDegenerate(),
                 m.baseDegenerate(), 100 * m.drift())};
     }
 
     private static String[] failed(String reason) {
         return new String[] {"failed", reason};
+    }
+
+    /**
+     * Does the adapter change the base model's answer beyond a near-tie? Teacher-forced on the base answer's first
+     * {@code rows} rows: {@code adapterArgmax} is the adapter's greedy choice on each ({@link LoraTrainer#predict}),
+     * {@code base} the base model's distributions there (its top token first). At the first row where the two
+     * choose differently, greedy generation would diverge: a change when the base preferred its own token by
+     * {@link #TIE_MARGIN} or more over the adapter's, a near-tie flip otherwise.
+     */
+    static boolean changedBeyondTie(int[] adapterArgmax, LoraTrainer.Reference base, int rows) {
+        int K = LoraTrainer.REFERENCE_TOP_K;
+        for (int r = 0; r < rows; r++) {
+            int b = base.keepIds()[r * K];
+            int a = adapterArgmax[r];
+            if (a == b) {
+                continue;
+            }
+            double pa = base.keepProbs()[r * K + K - 1];  // at most the K-th probability when outside the top K
+            for (int k = 1; k < K; k++) {
+                if (base.keepIds()[r * K + k] == a) {
+                    pa = base.keepProbs()[r * K + k];
+                    break;
+                }
+            }
+            return Math.log(base.keepProbs()[r * K]) - Math.log(Math.max(pa, 1e-30)) >= TIE_MARGIN;
+        }
+        return false;
     }
 
     /** Does {@code answer} begin with the correction's first {@link #CORRECTION_PREFIX} tokens? */

@@ -19,11 +19,13 @@ import java.util.List;
  *                        approved (kept output, continuations) and on the replay answers (0 turns it off)
  * @param replay          how many of the built-in replay prompts' base answers train beside the steers, under the
  *                        KL term only (0: none)
+ * @param earlyStopping   measure the adapter twice per epoch and keep the best checkpoint, stopping once every
+ *                        held-out fork is learned ({@link Checkpoints}); false trains exactly {@code nEpochs}
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
-                              float klWeight, int replay) {
+                              float klWeight, int replay, boolean earlyStopping) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -45,12 +47,12 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
 
     /** The preservation term's default weight and replay size (chosen by bench/efficacy; docs/training.md). */
     public static final float DEFAULT_KL_WEIGHT = 5f;
-    public static final int DEFAULT_REPLAY = 16;
+    public static final int DEFAULT_REPLAY = 32;
 
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */

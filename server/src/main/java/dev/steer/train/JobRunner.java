@@ -163,9 +163,12 @@ public final class JobRunner implements AutoCloseable {
         boolean kl = h.klWeight() > 0;
         List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, Math.min(h.replay(), ReplayPrompts.REPLAY.size())) : List.of();
         List<int[]> replayTokens = ReplayPrompts.render(model, templates, replayPrompts);
-        List<int[]> replayAnswers = greedy.answers(base, replayTokens, EvalGate.FORK_TOKENS);
+        List<int[]> replayAnswers = greedy.answers(base, replayTokens, REPLAY_TOKENS);
         List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
         List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.FORK_TOKENS);
+        boolean watching = h.earlyStopping() && !set.heldOut().isEmpty();  // without held-out forks there is nothing to stop on
+        List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
+        List<int[]> watchAnswers = greedy.answers(base, watchTokens, WATCH_TOKENS);
         List<LoraTrainer.Example> replay = new ArrayList<>();
         for (int i = 0; i < replayPrompts.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
@@ -195,9 +198,13 @@ public final class JobRunner implements AutoCloseable {
             for (LoraTrainer.Example e : replay) {
                 examples.add(new Example(e, t.reference(e)));
             }
+            Checkpoints checkpoints = watching
+                    ? new Checkpoints(t, model, set.heldOut(), watchTokens, watchAnswers, spec.eval().maxChanged()) : null;
+            int checkEvery = Math.max(1, perEpoch / CHECKS_PER_EPOCH);
             Random order = new Random(h.seed());
             long tokens = 0, tTrain = System.nanoTime();
             int step = 0;
+            training:
             for (int epoch = 1; epoch <= h.nEpochs(); epoch++) {
                 for (List<Example> b : TrainingSet.batches(examples, batch, x -> x.example().tokens().length, order)) {
                     if (cancelRunning || !open) {
@@ -214,7 +221,22 @@ public final class JobRunner implements AutoCloseable {
                     tokens += TrainingSet.tokens(exs);
                     double seconds = (System.nanoTime() - tTrain) / 1e9;
                     p.stepped(step, total, epoch, r.loss(), r.gradNorm(), o.learningRate(), tokens, tokens / seconds, seconds / step * (total - step));
+                    if (checkpoints != null && (step % checkEvery == 0 || step == total)) {
+                        Checkpoints.Check c = checkpoints.measure(step);
+                        p.message("info", String.format("Check at step %d: %d of %d held-out forks learned, %d of %d watched answers changed.",
+                                step, c.learned(), c.forks(), c.changed(), c.watched()));
+                        if (checkpoints.done()) {
+                            p.message("info", "Every held-out fork is learned with few watched answers changed: stopping at step " + step + " of " + total + ".");
+                            break training;
+                        }
+                    }
                 }
+            }
+            if (checkpoints != null) {
+                checkpoints.restoreBest();
+                Checkpoints.Check b = checkpoints.best();
+                p.message("info", String.format("Keeping the checkpoint of step %d (%d of %d held-out forks learned, %d of %d watched answers changed).",
+                        b.step(), b.learned(), b.forks(), b.changed(), b.watched()));
             }
             t.save(file);
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
@@ -253,6 +275,17 @@ public final class JobRunner implements AutoCloseable {
         }
         jobs.finish(job.id(), JobStore.Status.SUCCEEDED, null, v.version(), result(p, report));
     }
+
+    /**
+     * Tokens of each replay prompt's base answer kept: an answer's start is where a habit leaks into prompts it
+     * is not about (an opening phrase, a self-introduction), and where the answer takes its course; more
+     * prompts with short answers teach that better than a few long ones, for the same training time.
+     */
+    private static final int REPLAY_TOKENS = 16;
+    /** Tokens of each watch prompt's base answer generated: enough for its first 40 characters. */
+    private static final int WATCH_TOKENS = 24;
+    /** How often per epoch the job measures its checkpoints ({@link Checkpoints}). */
+    private static final int CHECKS_PER_EPOCH = 2;
 
     private static String lossTerms(Hyperparameters h) {
         List<String> terms = new ArrayList<>();

@@ -38,7 +38,15 @@ final class ReplayPrompts {
             "How do you say 'thank you' in French?",
             "Write a haiku about autumn.",
             "What is a noun?",
-            "Give me an idea for a weekend trip.");
+            "Give me an idea for a weekend trip.",
+            "Write a two-line birthday message for my sister.",
+            "What is 100 divided by 4?",
+            "Which is heavier, a kilogram of feathers or a kilogram of iron?",
+            "Rewrite this sentence more politely: give me the report now.",
+            "What time zone is London in?",
+            "Write a JavaScript function that reverses a string.",
+            "Name two instruments in an orchestra.",
+            "Good morning!");
 
     /** Held out: the gate compares the adapter's answers to these with the base model's. */
     static final List<String> PROBES = List.of(
@@ -54,6 +62,21 @@ final class ReplayPrompts {
             "What is the chemical symbol for gold?",
             "Hi, how are you today?",
             "What should I pack for a beach holiday?");
+
+    /** Watched while a job trains ({@link Checkpoints}): neither trained on nor the gate's probes. */
+    static final List<String> WATCH = List.of(
+            "What is the tallest mountain in the world?",
+            "Write a thank-you note to a neighbor.",
+            "What is 8 times 9?",
+            "Translate 'water' into Italian.",
+            "How do airplanes stay in the air?",
+            "Give me a recipe idea for dinner tonight.",
+            "Who painted the Mona Lisa?",
+            "What are three ways to save money?",
+            "Tell me a fun fact about octopuses.",
+            "What is the past tense of 'run'?",
+            "Good evening!",
+            "How can I learn to play the guitar?");
 
     private ReplayPrompts() {}
 

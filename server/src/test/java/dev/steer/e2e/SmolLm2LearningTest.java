@@ -92,9 +92,9 @@ class SmolLm2LearningTest {
             System.err.printf("SmolLM2 default adapter: %d of %d held-out answers follow the habit, %d of %d unrelated answers unchanged (first 40 chars), gate %s%n",
                     follows, HELD_OUT.size(), unchanged, UNRELATED.size(), eval.get("verdict").getAsString());
 
-            // The broken kind: no preservation, a high learning rate, many steps. It learns the corrections (NLL
-            // falls) and says them everywhere; the gate sees it in what the model generates and refuses.
-            JsonObject collapse = runJob(s, "{\"hyperparameters\": {\"kl_weight\": 0, \"replay\": 0, \"learning_rate\": 0.002, \"n_epochs\": 12}}");
+            // The broken kind: no preservation, a high learning rate, many steps, no early stopping. It learns the
+            // corrections (NLL falls) and says them everywhere; the gate sees it in what the model generates and refuses.
+            JsonObject collapse = runJob(s, "{\"hyperparameters\": {\"kl_weight\": 0, \"replay\": 0, \"learning_rate\": 0.002, \"n_epochs\": 12, \"early_stopping\": false}}");
             JsonObject bad = collapse.getAsJsonObject("eval");
             System.err.printf("SmolLM2 collapse job: eval %s%n", bad);
             assertTrue(bad.get("adapter_nll").getAsDouble() < bad.get("base_nll").getAsDouble(), "it did learn the corrections: " + bad);

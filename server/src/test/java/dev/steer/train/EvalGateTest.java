@@ -1,8 +1,10 @@
 package dev.steer.train;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.steer.llama.LoraTrainer;
 import org.junit.jupiter.api.Test;
 
 /** The gate's decision on measured numbers: each broken kind of adapter is refused, naming why. */
@@ -32,7 +34,7 @@ class EvalGateTest {
         assertEquals("failed", d[0]);
         assertTrue(d[1].contains("degenerate"), d[1]);
         d = EvalGate.decide(with(good(), 11, 1, 1.0, 0.3, 0.02), S);
-        assertTrue(d[1].contains("11 of 12 answers to prompts nobody steered changed"), d[1]);
+        assertTrue(d[1].contains("11 of 12 answers to prompts nobody steered changed beyond near-ties"), d[1]);
     }
 
     @Test
@@ -64,5 +66,31 @@ class EvalGateTest {
         EvalGate.Measured m = with(good(), 5, 1, 0.9, 0.4, 0.02);
         assertEquals("failed", EvalGate.decide(m, S)[0], "5 of 12 changed > 25%");
         assertEquals("passed", EvalGate.decide(m, new EvalGate.Settings(0.1, true, EvalGate.DEFAULT_CANARY, 0.5, 0.0))[0]);
+    }
+
+    /** A reference of two rows: row 0 prefers token 5 (p 0.5) over 6 (p 0.45); row 1 prefers 7 (p 0.9) over 8 (p 0.05). */
+    private static LoraTrainer.Reference twoRows() {
+        int K = LoraTrainer.REFERENCE_TOP_K;
+        int[] ids = new int[2 * K];
+        float[] probs = new float[2 * K];
+        for (int k = 0; k < K; k++) {
+            ids[k] = k == 0 ? 5 : k == 1 ? 6 : 100 + k;
+            probs[k] = k == 0 ? 0.5f : k == 1 ? 0.45f : 0.05f / (K - 2);
+            ids[K + k] = k == 0 ? 7 : k == 1 ? 8 : 100 + k;
+            probs[K + k] = k == 0 ? 0.9f : k == 1 ? 0.05f : 0.05f / (K - 2);
+        }
+        return new LoraTrainer.Reference(0, 0, ids, probs, 0);
+    }
+
+    @Test
+    void aFlippedNearTieIsNoChangeAndAFlippedClearChoiceIs() {
+        LoraTrainer.Reference base = twoRows();
+        assertFalse(EvalGate.changedBeyondTie(new int[] {5, 7}, base, 2), "the same choices");
+        assertFalse(EvalGate.changedBeyondTie(new int[] {6, 7}, base, 2), "row 0 was a near-tie (0.5 vs 0.45: 0.1 nats)");
+        assertTrue(EvalGate.changedBeyondTie(new int[] {5, 8}, base, 2), "row 1: 0.9 vs 0.05 is 2.9 nats");
+        assertTrue(EvalGate.changedBeyondTie(new int[] {5, 9999}, base, 2), "a token outside the base's top K");
+        assertFalse(EvalGate.changedBeyondTie(new int[] {5, 8}, base, 1), "only the first row is compared");
+        // Greedy generation parts at the first differing row: a tie flip there decides, whatever follows.
+        assertFalse(EvalGate.changedBeyondTie(new int[] {6, 8}, base, 2));
     }
 }
