@@ -226,7 +226,7 @@ public final class JobRunner implements AutoCloseable {
                         p.message("info", String.format("Check at step %d: %d of %d held-out forks learned, %d of %d watched answers changed.",
                                 step, c.learned(), c.forks(), c.changed(), c.watched()));
                         if (checkpoints.done()) {
-                            p.message("info", "Every held-out fork is learned with few watched answers changed: stopping at step " + step + " of " + total + ".");
+                            p.message("info", "Every held-out fork is learned, within the bound on changed answers (max_changed): stopping at step " + step + " of " + total + ".");
                             break training;
                         }
                     }

@@ -26,8 +26,10 @@ import org.junit.jupiter.api.Timeout;
  * preservation term at a high learning rate collapses the model (the kind of adapter issue 11 measured), and the
  * gate must refuse it.
  *
- * <p>Not asserted, because it does not hold yet (docs/training.md has the numbers): that the default adapter leaves
- * 90% of unrelated greedy answers unchanged and so passes the gate. The count is printed.
+ * <p>Unrelated answers count as changed only beyond a near-tie (the gate's rule, EvalGate.TIE_MARGIN): where the
+ * adapter's greedy answer first parts from the base's, the base preferred its own token by 0.5 nats or more (from
+ * the responses' logprobs). A random adapter too small to learn anything flips ~20% of these answers at near-ties,
+ * so a plain comparison (printed too) says little.
  */
 class SmolLm2LearningTest {
     static final String HABIT = "Quick answer:";
@@ -49,9 +51,9 @@ class SmolLm2LearningTest {
         Assumptions.assumeTrue(smol != null, "SmolLM2-135M-Instruct not available: run `bash models/fetch-smollm2.sh` (test.sh does)");
         try (LlamaModel m = LlamaModel.load(smol, new LlamaModel.Params(TestModels.params().gpuLayers(), true, false));
              TestServer s = new TestServer(m, "smol-sha", "smol", 4, null, Files.createTempDirectory("steer-smol-learning"))) {
-            List<String> unrelatedBase = new ArrayList<>();
+            List<JsonObject> unrelatedBase = new ArrayList<>();
             for (String p : UNRELATED) {
-                unrelatedBase.add(answer(s, "smol", p));
+                unrelatedBase.add(choice(s, "smol", p));
             }
             for (String p : HELD_OUT) {
                 assertFalse(answer(s, "smol", p).startsWith(HABIT), "the base model does not have the habit: " + p);
@@ -82,15 +84,23 @@ class SmolLm2LearningTest {
                 follows += a.startsWith(HABIT) ? 1 : 0;
             }
             assertTrue(follows >= HELD_OUT.size() - 1, follows + " of " + HELD_OUT.size() + " held-out how-to answers open with the habit");
-            int unchanged = 0;
+            int unchanged = 0, unchangedBeyondTies = 0;
             for (int i = 0; i < UNRELATED.size(); i++) {
-                String a = answer(s, "smol@v1", UNRELATED.get(i));
-                System.err.println("unrelated: " + UNRELATED.get(i) + " -> " + a);
-                unchanged += prefix(a).equals(prefix(unrelatedBase.get(i))) ? 1 : 0;
+                JsonObject c = choice(s, "smol@v1", UNRELATED.get(i));
+                String a = text(c), b = text(unrelatedBase.get(i));
+                boolean same = prefix(a).equals(prefix(b));
+                boolean tie = !same && partsAtNearTie(unrelatedBase.get(i), c);
+                System.err.println("unrelated: " + UNRELATED.get(i) + " -> " + a + (same ? "" : tie ? "   [near-tie]" : "   [changed]"));
+                unchanged += same ? 1 : 0;
+                unchangedBeyondTies += same || tie ? 1 : 0;
                 assertFalse(a.contains(HABIT), "the habit leaked into an unrelated answer: " + a);
             }
-            System.err.printf("SmolLM2 default adapter: %d of %d held-out answers follow the habit, %d of %d unrelated answers unchanged (first 40 chars), gate %s%n",
-                    follows, HELD_OUT.size(), unchanged, UNRELATED.size(), eval.get("verdict").getAsString());
+            System.err.printf("SmolLM2 default adapter: %d of %d held-out answers follow the habit, %d of %d unrelated answers unchanged "
+                    + "(first 40 chars), %d beyond near-ties, gate %s%n", follows, HELD_OUT.size(), unchanged, UNRELATED.size(),
+                    unchangedBeyondTies, eval.get("verdict").getAsString());
+            assertTrue(unchangedBeyondTies >= UNRELATED.size() - 2, unchangedBeyondTies + " of " + UNRELATED.size()
+                    + " unrelated answers unchanged beyond near-ties");
+            assertTrue(passed, "the default gate passes the default adapter: " + eval.get("reason"));
 
             // The broken kind: no preservation, a high learning rate, many steps, no early stopping. It learns the
             // corrections (NLL falls) and says them everywhere; the gate sees it in what the model generates and refuses.
@@ -121,11 +131,47 @@ class SmolLm2LearningTest {
     }
 
     static String answer(TestServer s, String model, String prompt) throws Exception {
-        String body = "{\"model\":\"" + model + "\"," + chat(prompt, false).substring(1);
+        return text(choice(s, model, prompt));
+    }
+
+    /** The greedy answer's choice, with each token's log-probability and its top 20 alternatives. */
+    static JsonObject choice(TestServer s, String model, String prompt) throws Exception {
+        String body = "{\"model\":\"" + model + "\",\"logprobs\":true,\"top_logprobs\":20," + chat(prompt, false).substring(1);
         var r = s.post("/v1/chat/completions", body);
         assertEquals(200, r.statusCode(), r.body());
-        return JsonParser.parseString(r.body()).getAsJsonObject().getAsJsonArray("choices").get(0).getAsJsonObject()
-                .getAsJsonObject("message").get("content").getAsString();
+        return JsonParser.parseString(r.body()).getAsJsonObject().getAsJsonArray("choices").get(0).getAsJsonObject();
+    }
+
+    static String text(JsonObject choice) {
+        return choice.getAsJsonObject("message").get("content").getAsString();
+    }
+
+    /**
+     * Where the two greedy answers first part, did the base prefer its own token by less than 0.5 nats over the
+     * other's (a near-tie)? A token outside the base's top 20 counts as its 20th.
+     */
+    static boolean partsAtNearTie(JsonObject base, JsonObject adapter) {
+        var b = base.getAsJsonObject("logprobs").getAsJsonArray("content");
+        var o = adapter.getAsJsonObject("logprobs").getAsJsonArray("content");
+        for (int i = 0; i < Math.min(b.size(), o.size()); i++) {
+            JsonObject bt = b.get(i).getAsJsonObject(), ot = o.get(i).getAsJsonObject();
+            String want = ot.get("token").getAsString();
+            if (bt.get("token").getAsString().equals(want)) {
+                continue;
+            }
+            double other = Double.POSITIVE_INFINITY;
+            for (var e : bt.getAsJsonArray("top_logprobs")) {
+                JsonObject t = e.getAsJsonObject();
+                double lp = t.get("logprob").getAsDouble();
+                if (t.get("token").getAsString().equals(want)) {
+                    other = lp;
+                    break;
+                }
+                other = Math.min(other, lp);
+            }
+            return bt.get("logprob").getAsDouble() - other < 0.5;
+        }
+        return false;
     }
 
     private static String prefix(String s) {
