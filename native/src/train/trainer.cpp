@@ -367,6 +367,9 @@ evaluation trainer::evaluate(const example & e, const loss_weights & w, const re
 
 predictions trainer::predict(const example & e, bool use_lora) {
     auto g = build(e, loss_weights{}, use_lora, false, 1.0f, body::blocks, false, true);
+    if (g->p.learn_rows.empty() && g->p.keep_rows.empty()) {
+        throw std::invalid_argument("an example to predict needs learn or keep rows");
+    }
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
         throw std::runtime_error("could not allocate the prediction graph");

@@ -16,6 +16,7 @@ import java.sql.SQLException;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 
@@ -144,9 +145,16 @@ public final class AdapterRegistry implements AutoCloseable {
 
     /** Returns to the version that served before the current one, and returns that (null: the base model). */
     public synchronized Integer rollback() {
-        rollbackTarget();  // throws when there is nothing to roll back to
-        update("INSERT INTO activations (version, reason, created_at) VALUES (NULL, 'rollback', ?)", System.currentTimeMillis());
-        return active();
+        Integer target = rollbackTarget();  // throws when there is nothing to roll back to
+        // A rollback row pops the history's last entry, which may name a version deleted since (the stack leaves
+        // those out): pop until what serves is the target, so the answer always equals rollbackTarget's.
+        for (int guard = 0; guard < 10_000; guard++) {
+            update("INSERT INTO activations (version, reason, created_at) VALUES (NULL, 'rollback', ?)", System.currentTimeMillis());
+            if (Objects.equals(active(), target)) {
+                return target;
+            }
+        }
+        throw new IllegalStateException("adapter registry: the activation history does not roll back to v" + target);
     }
 
     /**

@@ -142,7 +142,7 @@ public final class ServedAdapters {
                     continue;
                 }
                 keep(to, fresh);
-                registry.rollback();
+                registry.rollback();  // returns `to`: the target was read under this lock
                 active = to;
                 evict();
                 return to;

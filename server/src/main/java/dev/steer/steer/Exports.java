@@ -50,13 +50,13 @@ public final class Exports {
 
     static JsonObject line(SteerRecord r, Format format, LlamaModel model) {
         SteerPair pair = SteerPair.of(r);
-        String keptText = model.detokenize(pair.kept(), false, false);
+        String keptText = span(model, new int[0], pair.kept());
         String context = model.detokenize(pair.prompt(), false, true) + keptText;
-        String chosen = model.detokenize(pair.chosen(), false, false);
-        String rejectedText = model.detokenize(pair.rejected(), false, false);
+        String chosen = span(model, pair.kept(), pair.chosen());
+        String rejectedText = span(model, pair.kept(), pair.rejected());
         // The SFT tools have no preservation term: the continuation the person let run goes into the completion,
         // so the model learns to go on after the correction (Steer's own jobs keep it under the KL term instead).
-        String completion = chosen + model.detokenize(pair.continuation(), false, false);
+        String completion = chosen + span(model, concat(pair.kept(), pair.chosen()), pair.continuation());
         JsonObject o = new JsonObject();
         switch (format) {
             case TRL_DPO -> {
@@ -92,6 +92,23 @@ public final class Exports {
         }
         o.addProperty("steer_id", r.id());
         return o;
+    }
+
+    /**
+     * The text {@code span} adds after {@code before}: detokenized together, less the text of {@code before} alone.
+     * Detokenizing the span by itself could lose a leading space (SentencePiece vocabularies strip it from a
+     * sequence's first token) or split a character whose bytes straddle the cut.
+     */
+    public static String span(LlamaModel model, int[] before, int[] span) {
+        String head = model.detokenize(before, false, false);
+        String all = model.detokenize(concat(before, span), false, false);
+        return all.startsWith(head) ? all.substring(head.length()) : model.detokenize(span, false, false);
+    }
+
+    private static int[] concat(int[] a, int[] b) {
+        int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     private static JsonArray requestMessages(SteerRecord r) {

@@ -60,6 +60,29 @@ class ServedAdaptersTest {
     }
 
     @Test
+    void rollingBackPastADeletedVersionKeepsServingAndRegistryTogether() throws Exception {
+        LlamaModel model = TestModels.tinyLlama();
+        Path scratch = Files.createDirectories(dir.resolve("scratch"));
+        try (Engine engine = new Engine(model, new Engine.Config(1, 512, 64, 1, 1));
+             AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
+            AdapterRegistry.Version v1 = register(registry, model, scratch, SHA, 1);
+            AdapterRegistry.Version v2 = register(registry, model, scratch, SHA, 2);
+            AdapterRegistry.Version v3 = register(registry, model, scratch, SHA, 3);
+            ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+            served.activate(v1.version(), "test");
+            served.activate(v2.version(), "test");
+            served.activate(v3.version(), "test");
+            served.delete(v2.version());
+            assertEquals(v1.version(), served.rollback());
+            assertEquals(v1.version(), registry.active());
+            assertEquals(null, served.rollback(), "back to the base model, past the deleted v2");
+            assertEquals(null, registry.active());
+            assertEquals(null, served.active());
+            served.closeAll();
+        }
+    }
+
+    @Test
     void anAdapterTrainedOnAnotherBaseIsRefusedAndNothingChanges() throws Exception {
         LlamaModel model = TestModels.tinyLlama();
         Path scratch = Files.createDirectories(dir.resolve("scratch"));

@@ -91,6 +91,14 @@ class PredictTest {
     }
 
     @Test
+    void anExampleWithoutRowsToPredictIsRefusedNotACrash() {
+        int[] tokens = model.tokenize("hello world", true, false);
+        try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
+            assertThrows(IllegalArgumentException.class, () -> t.predict(new LoraTrainer.Example(tokens, new byte[tokens.length], -1, new int[0]), true));
+        }
+    }
+
+    @Test
     void restoreGivesBackTheSnapshotsWeights() {
         LoraTrainer.Example e = example();
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {

@@ -39,14 +39,17 @@ class OnePairTest {
         assertEquals(learned.length, e.rejected().length, "rejected cut to the correction's length");
 
         JsonObject dpo = JsonParser.parseString(Exports.jsonl(List.of(r), Exports.Format.TRL_DPO, model).strip()).getAsJsonObject();
-        assertEquals(model.detokenize(learned, false, false), dpo.get("chosen").getAsString());
-        assertEquals(model.detokenize(e.rejected(), false, false), dpo.get("rejected").getAsString());
+        int[] kept = concat(accepted, shared);
+        assertEquals(Exports.span(model, kept, learned), dpo.get("chosen").getAsString());
+        assertEquals(Exports.span(model, kept, e.rejected()), dpo.get("rejected").getAsString());
+        assertEquals(model.detokenize(concat(kept, learned), false, false),
+                model.detokenize(kept, false, false) + dpo.get("chosen").getAsString(), "the spans read on from the kept text");
         assertEquals(model.detokenize(prompt, false, true) + model.detokenize(concat(accepted, shared), false, false), dpo.get("prompt").getAsString());
         assertEquals(model.detokenize(Arrays.copyOf(e.tokens(), e.fork()), false, true), dpo.get("prompt").getAsString(),
                 "the prompt is the training example's context up to the fork");
 
         JsonObject sft = JsonParser.parseString(Exports.jsonl(List.of(r), Exports.Format.TRL_SFT, model).strip()).getAsJsonObject();
-        assertEquals(dpo.get("chosen").getAsString() + model.detokenize(continuation, false, false), sft.get("completion").getAsString());
+        assertEquals(dpo.get("chosen").getAsString() + Exports.span(model, concat(kept, learned), continuation), sft.get("completion").getAsString());
     }
 
     private static int[] concat(int[] a, int[] b) {
