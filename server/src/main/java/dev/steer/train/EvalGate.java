@@ -37,6 +37,11 @@ public final class EvalGate {
     static final int CHANGED_PREFIX = 40;
     /** Tokens generated from a held-out fork: enough for the correction and a loop to show. */
     static final int FORK_TOKENS = 48;
+    /**
+     * Tokens of each probe answer: loops often start after the first sentences (bench/efficacy saw unrelated
+     * answers of 96 tokens loop 5-6 times in 18 for adapters whose 48-token probe answers did not).
+     */
+    static final int PROBE_TOKENS = 96;
     /** Tokens of the correction the continuation must begin with to count (the whole correction when shorter). */
     static final int CORRECTION_PREFIX = 6;
 
@@ -126,7 +131,7 @@ public final class EvalGate {
         List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
         List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
         List<int[]> forkAdapter = greedy.answers(adapterModel, forkContexts, FORK_TOKENS);
-        List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), FORK_TOKENS);
+        List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), PROBE_TOKENS);
         int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0;
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < forks.size(); i++) {

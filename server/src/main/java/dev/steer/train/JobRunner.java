@@ -165,7 +165,7 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> replayTokens = ReplayPrompts.render(model, templates, replayPrompts);
         List<int[]> replayAnswers = greedy.answers(base, replayTokens, REPLAY_TOKENS);
         List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
-        List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.FORK_TOKENS);
+        List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
         boolean watching = h.earlyStopping() && !set.heldOut().isEmpty();  // without held-out forks there is nothing to stop on
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
         List<int[]> watchAnswers = greedy.answers(base, watchTokens, WATCH_TOKENS);
