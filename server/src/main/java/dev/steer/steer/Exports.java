@@ -56,7 +56,7 @@ public final class Exports {
         String rejectedText = span(model, pair.kept(), pair.rejected());
         // The SFT tools have no preservation term: the continuation the person let run goes into the completion,
         // so the model learns to go on after the correction (Steer's own jobs keep it under the KL term instead).
-        String completion = chosen + span(model, concat(pair.kept(), pair.chosen()), pair.continuation());
+        String completion = chosen + span(model, SteerPair.concat(pair.kept(), pair.chosen()), pair.continuation());
         JsonObject o = new JsonObject();
         switch (format) {
             case TRL_DPO -> {
@@ -101,14 +101,8 @@ public final class Exports {
      */
     public static String span(LlamaModel model, int[] before, int[] span) {
         String head = model.detokenize(before, false, false);
-        String all = model.detokenize(concat(before, span), false, false);
+        String all = model.detokenize(SteerPair.concat(before, span), false, false);
         return all.startsWith(head) ? all.substring(head.length()) : model.detokenize(span, false, false);
-    }
-
-    private static int[] concat(int[] a, int[] b) {
-        int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, out, a.length, b.length);
-        return out;
     }
 
     private static JsonArray requestMessages(SteerRecord r) {

@@ -38,7 +38,7 @@ public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, 
         return prompt.length + kept.length;
     }
 
-    private static int[] concat(int[] a, int[] b) {
+    static int[] concat(int[] a, int[] b) {
         int[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;

@@ -68,7 +68,7 @@ final class Checkpoints {
         }
         for (int i = 0; i < watchPrompts.size(); i++) {
             int[] answer = watchAnswers.get(i);
-            int n = visiblePrefix(model, answer);
+            int n = EvalGate.visiblePrefix(model, answer);
             if (n == 0) {
                 continue;
             }
@@ -182,15 +182,4 @@ final class Checkpoints {
         }
         return out;
     }
-
-    /** How many of the answer's tokens make up its first {@link EvalGate#CHANGED_PREFIX} visible characters. */
-    static int visiblePrefix(LlamaModel model, int[] answer) {
-        for (int n = 1; n <= answer.length; n++) {
-            if (model.detokenize(Arrays.copyOf(answer, n), true, false).strip().length() >= EvalGate.CHANGED_PREFIX) {
-                return n;
-            }
-        }
-        return answer.length;
-    }
-
 }

@@ -121,7 +121,7 @@ public final class EvalGate {
         int changed = 0;  // beyond near-ties, teacher-forced on the base answer's first 40 characters
         for (Probe p : probes) {
             kl += trainer.evaluate(p.example(), p.reference(), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
-            int rows = Checkpoints.visiblePrefix(model, p.baseAnswer());
+            int rows = visiblePrefix(model, p.baseAnswer());
             changed += changedBeyondTie(trainer.predict(p.example(), true).keep(), p.reference(), rows) ? 1 : 0;
         }
         double probeKl = probes.isEmpty() ? Double.NaN : kl / probes.size();
@@ -238,6 +238,16 @@ public final class EvalGate {
             return Math.log(base.keepProbs()[r * K]) - Math.log(Math.max(pa, 1e-30)) >= TIE_MARGIN;
         }
         return false;
+    }
+
+    /** How many of the answer's tokens make up its first {@link #CHANGED_PREFIX} visible characters. */
+    static int visiblePrefix(LlamaModel model, int[] answer) {
+        for (int n = 1; n <= answer.length; n++) {
+            if (model.detokenize(Arrays.copyOf(answer, n), true, false).strip().length() >= CHANGED_PREFIX) {
+                return n;
+            }
+        }
+        return answer.length;
     }
 
     /** Does {@code answer} begin with the correction's first {@link #CORRECTION_PREFIX} tokens? */

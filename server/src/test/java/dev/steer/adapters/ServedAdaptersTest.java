@@ -11,6 +11,8 @@ import dev.steer.testing.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -21,8 +23,26 @@ class ServedAdaptersTest {
     @TempDir
     Path dir;
 
-    private static AdapterRegistry.Version register(AdapterRegistry registry, LlamaModel model, Path scratch, String sha, int seed) {
-        Path file = scratch.resolve("adapter-" + seed + ".gguf");
+    private final LlamaModel model = TestModels.tinyLlama();
+    private Engine engine;
+    private AdapterRegistry registry;
+
+    @BeforeEach
+    void open() throws Exception {
+        Files.createDirectories(dir.resolve("scratch"));
+        engine = new Engine(model, new Engine.Config(1, 512, 64, 1, 1));
+        registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"));
+    }
+
+    @AfterEach
+    void close() {
+        registry.close();
+        engine.close();
+    }
+
+    /** A fresh (untrained) adapter file for the tiny model, registered as trained on the base {@code sha}. */
+    private AdapterRegistry.Version register(String sha, int seed) {
+        Path file = dir.resolve("scratch").resolve("adapter-" + seed + ".gguf");
         try (LoraTrainer t = LoraTrainer.create(model, List.of("attn_q"), 2, 4f, seed, 1)) {
             t.save(file);
         }
@@ -31,70 +51,55 @@ class ServedAdaptersTest {
 
     @Test
     void aRollbackWhoseLoadFailsChangesNothing() throws Exception {
-        LlamaModel model = TestModels.tinyLlama();
-        Path scratch = Files.createDirectories(dir.resolve("scratch"));
-        try (Engine engine = new Engine(model, new Engine.Config(1, 512, 64, 1, 1));
-             AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
-            AdapterRegistry.Version v1 = register(registry, model, scratch, SHA, 1);
-            AdapterRegistry.Version v2 = register(registry, model, scratch, SHA, 2);
-            ServedAdapters first = new ServedAdapters(engine, registry, "tiny", SHA);
-            first.activate(v1.version(), "test");
-            first.activate(v2.version(), "test");
-            first.closeAll();
+        AdapterRegistry.Version v1 = register(SHA, 1);
+        AdapterRegistry.Version v2 = register(SHA, 2);
+        ServedAdapters first = new ServedAdapters(engine, registry, "tiny", SHA);
+        first.activate(v1.version(), "test");
+        first.activate(v2.version(), "test");
+        first.closeAll();
 
-            // As after a restart: only v2 is loaded; v1's file is now unreadable.
-            ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
-            assertEquals(v2.version(), served.active());
-            Files.writeString(registry.file(v1), "not a gguf file");
-            assertThrows(RuntimeException.class, served::rollback);
-            assertEquals(v2.version(), served.active(), "still serving v2");
-            assertEquals(v2.version(), registry.active(), "the registry still says v2");
+        // As after a restart: only v2 is loaded; v1's file is now unreadable.
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        assertEquals(v2.version(), served.active());
+        Files.writeString(registry.file(v1), "not a gguf file");
+        assertThrows(RuntimeException.class, served::rollback);
+        assertEquals(v2.version(), served.active(), "still serving v2");
+        assertEquals(v2.version(), registry.active(), "the registry still says v2");
 
-            // A good file again: the rollback goes through, both agree.
-            Files.delete(registry.file(v1));
-            Files.copy(registry.file(v2), registry.file(v1));
-            assertEquals(v1.version(), served.rollback());
-            assertEquals(v1.version(), registry.active());
-            served.closeAll();
-        }
+        // A good file again: the rollback goes through, both agree.
+        Files.delete(registry.file(v1));
+        Files.copy(registry.file(v2), registry.file(v1));
+        assertEquals(v1.version(), served.rollback());
+        assertEquals(v1.version(), registry.active());
+        served.closeAll();
     }
 
     @Test
     void rollingBackPastADeletedVersionKeepsServingAndRegistryTogether() throws Exception {
-        LlamaModel model = TestModels.tinyLlama();
-        Path scratch = Files.createDirectories(dir.resolve("scratch"));
-        try (Engine engine = new Engine(model, new Engine.Config(1, 512, 64, 1, 1));
-             AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
-            AdapterRegistry.Version v1 = register(registry, model, scratch, SHA, 1);
-            AdapterRegistry.Version v2 = register(registry, model, scratch, SHA, 2);
-            AdapterRegistry.Version v3 = register(registry, model, scratch, SHA, 3);
-            ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
-            served.activate(v1.version(), "test");
-            served.activate(v2.version(), "test");
-            served.activate(v3.version(), "test");
-            served.delete(v2.version());
-            assertEquals(v1.version(), served.rollback());
-            assertEquals(v1.version(), registry.active());
-            assertEquals(null, served.rollback(), "back to the base model, past the deleted v2");
-            assertEquals(null, registry.active());
-            assertEquals(null, served.active());
-            served.closeAll();
-        }
+        AdapterRegistry.Version v1 = register(SHA, 1);
+        AdapterRegistry.Version v2 = register(SHA, 2);
+        AdapterRegistry.Version v3 = register(SHA, 3);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        served.activate(v1.version(), "test");
+        served.activate(v2.version(), "test");
+        served.activate(v3.version(), "test");
+        served.delete(v2.version());
+        assertEquals(v1.version(), served.rollback());
+        assertEquals(v1.version(), registry.active());
+        assertEquals(null, served.rollback(), "back to the base model, past the deleted v2");
+        assertEquals(null, registry.active());
+        assertEquals(null, served.active());
+        served.closeAll();
     }
 
     @Test
     void anAdapterTrainedOnAnotherBaseIsRefusedAndNothingChanges() throws Exception {
-        LlamaModel model = TestModels.tinyLlama();
-        Path scratch = Files.createDirectories(dir.resolve("scratch"));
-        try (Engine engine = new Engine(model, new Engine.Config(1, 512, 64, 1, 1));
-             AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
-            AdapterRegistry.Version other = register(registry, model, scratch, "another-base", 1);
-            ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
-            IllegalStateException e = assertThrows(IllegalStateException.class, () -> served.activate(other.version(), "test"));
-            assertEquals(true, e.getMessage().contains("another base model"), e.getMessage());
-            assertEquals(null, served.active());
-            assertEquals(null, registry.active());
-            served.closeAll();
-        }
+        AdapterRegistry.Version other = register("another-base", 1);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> served.activate(other.version(), "test"));
+        assertEquals(true, e.getMessage().contains("another base model"), e.getMessage());
+        assertEquals(null, served.active());
+        assertEquals(null, registry.active());
+        served.closeAll();
     }
 }
