@@ -24,10 +24,12 @@ public final class ApiServer {
      * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* when not null
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
      * @param maxRequestBytes larger bodies get 413
+     * @param publicMetrics   serve /metrics without the API key (for a scraper that cannot send one)
      */
-    public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes) {
+    public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
+                          boolean publicMetrics) {
         public static Options local(String modelId) {
-            return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20);
+            return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20, false);
         }
     }
 
@@ -65,7 +67,7 @@ public final class ApiServer {
             config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
 
             config.routes.get("/health", ctx -> ctx.json(java.util.Map.of("status", "ok", "model", o.modelId())));
-            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine)));
+            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine, s.sessions())));
             config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(s.served())));
             config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), s.served())));
             config.routes.post("/v1/chat/completions", completions::chat);

@@ -156,7 +156,7 @@ final class SteerRoutes {
         try {
             g = completions.submit(session.pinnedModel, next, sel -> new SessionRecorder(session, store, model(), events, events::steered));
         } catch (RuntimeException e) {
-            session.notStarted(System.currentTimeMillis());
+            session.notStarted(session.now());
             throw e;
         }
         session.started(g.generation());
