@@ -71,6 +71,17 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /**
+     * A steer on a generation that has not produced its first token (queued, or prefilling its prompt): there is
+     * nothing to cut yet. Its own type, so that callers never mistake it for a finished generation and continue
+     * that in a second one.
+     */
+    public static final class NotStartedException extends IllegalStateException {
+        NotStartedException() {
+            super("the completion has not started yet; steer it once it streams");
+        }
+    }
+
     /** A steer waiting for the decode thread. */
     private record SteerCommand(Job job, int at, int[] correction, int maxTokens, CompletableFuture<SteerEvent> done) {}
 
@@ -417,7 +428,11 @@ public final class Engine implements AutoCloseable {
             }
             try {
                 if (s == null) {
-                    throw new IllegalStateException("the generation has finished");
+                    boolean queued;
+                    synchronized (waiting) {
+                        queued = waiting.contains(c.job());
+                    }
+                    throw queued ? new NotStartedException() : new IllegalStateException("the generation has finished");
                 }
                 steer(s, c);
             } catch (RuntimeException e) {
@@ -428,7 +443,10 @@ public final class Engine implements AutoCloseable {
 
     private void steer(Slot s, SteerCommand c) {
         if (s.prefilling()) {
-            throw new IllegalStateException(s.forkInput >= 0 ? "another steer is still being applied" : "the generation has not started yet");
+            if (s.forkInput < 0) {
+                throw new NotStartedException();
+            }
+            throw new IllegalStateException("another steer is still being applied");
         }
         if (c.at() < 0 || c.at() > s.outLength) {
             throw new IllegalArgumentException("'at' must be in [0, " + s.outLength + "], the tokens generated so far");
