@@ -71,17 +71,6 @@ public final class Engine implements AutoCloseable {
         }
     }
 
-    /**
-     * A steer on a generation that has not produced its first token (queued, or prefilling its prompt): there is
-     * nothing to cut yet. Its own type, so that callers never mistake it for a finished generation and continue
-     * that in a second one.
-     */
-    public static final class NotStartedException extends IllegalStateException {
-        NotStartedException() {
-            super("the completion has not started yet; steer it once it streams");
-        }
-    }
-
     /** A steer waiting for the decode thread. */
     private record SteerCommand(Job job, int at, int[] correction, int maxTokens, CompletableFuture<SteerEvent> done) {}
 

@@ -15,6 +15,12 @@ import java.util.List;
  * wrong type or out of range is a 400 naming the field.
  */
 final class RequestBody {
+    /**
+     * Longest integer literal read: a long has 19 digits; 64 characters leave room for a sign, a fraction of zeros and
+     * an exponent, and spare parsing a megabyte of digits.
+     */
+    private static final int MAX_INTEGER_CHARS = 64;
+
     private final JsonObject json;
     private final String prefix;  // "hyperparameters." for a nested object: error messages name the full path
 
@@ -113,12 +119,6 @@ final class RequestBody {
         }
         return v.signum() == 0 ? 0 : v.longValueExact();
     }
-
-    /**
-     * Longest integer literal read: a long has 19 digits; 64 characters leave room for a sign, a fraction of zeros and
-     * an exponent, and spare parsing a megabyte of digits.
-     */
-    private static final int MAX_INTEGER_CHARS = 64;
 
     JsonObject object(String name) {
         if (!has(name)) {

@@ -6,6 +6,7 @@ import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
 import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationRequest;
+import dev.steer.engine.NotStartedException;
 import dev.steer.engine.SteerEvent;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
@@ -118,7 +119,7 @@ final class SteerRoutes {
             if (cause instanceof IllegalArgumentException) {
                 throw ApiError.invalid(cause.getMessage().contains("grammar") ? "text" : "at", cause.getMessage());
             }
-            if (cause instanceof Engine.NotStartedException) {
+            if (cause instanceof NotStartedException) {
                 // Not "finished": continuing it would start a second generation beside the queued one.
                 throw new ApiError(409, "invalid_request_error", cause.getMessage(), null, "steer_not_started");
             }
