@@ -74,6 +74,10 @@ public final class Main implements Callable<Integer> {
             description = "Require 'Authorization: Bearer KEY' on /v1 routes (STEER_API_KEY).")
     String apiKey;
 
+    @Option(names = "--public-metrics", defaultValue = "${env:STEER_PUBLIC_METRICS:-false}",
+            description = "Serve /metrics without the API key (STEER_PUBLIC_METRICS; by default it needs the key when --api-key is set).")
+    boolean publicMetrics;
+
     @Option(names = "--cors", split = ",", defaultValue = "${env:STEER_CORS}",
             description = "Origins allowed to call from browsers, comma-separated, or * (STEER_CORS).")
     List<String> cors;
@@ -120,7 +124,7 @@ public final class Main implements Callable<Integer> {
         Server server = new Server(llama, new Server.Config(Fingerprint.sha256(path), steerDb != null ? steerDb : data.resolve("steers.db"),
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
-                new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes)));
+                new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics)));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
         System.err.printf("steer: serving %s (%s, %s parameters%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,

@@ -11,6 +11,7 @@ import dev.steer.steer.SteerStore;
 import dev.steer.train.JobRunner;
 import dev.steer.train.JobStore;
 import java.nio.file.Path;
+import java.util.function.LongSupplier;
 
 /**
  * One server: every part assembled in data-flow order (engine, steer store, adapters, training jobs, HTTP) and
@@ -39,9 +40,14 @@ public final class Server implements AutoCloseable {
     public final ApiServer api;
 
     public Server(LlamaModel model, Config c) {
+        this(model, c, System::currentTimeMillis);
+    }
+
+    /** @param clock epoch milliseconds that sessions expire by (tests move it instead of sleeping) */
+    public Server(LlamaModel model, Config c, LongSupplier clock) {
         engine = new Engine(model, c.engine());
         templates = ChatTemplates.forModel(model, c.chatTemplate());
-        sessions = new Sessions(c.sessionTtlMillis());
+        sessions = new Sessions(c.sessionTtlMillis(), clock);
         steers = SteerStore.open(c.database());
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
         served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256());

@@ -417,7 +417,11 @@ public final class Engine implements AutoCloseable {
             }
             try {
                 if (s == null) {
-                    throw new IllegalStateException("the generation has finished");
+                    boolean queued;
+                    synchronized (waiting) {
+                        queued = waiting.contains(c.job());
+                    }
+                    throw queued ? new NotStartedException() : new IllegalStateException("the generation has finished");
                 }
                 steer(s, c);
             } catch (RuntimeException e) {
@@ -428,7 +432,10 @@ public final class Engine implements AutoCloseable {
 
     private void steer(Slot s, SteerCommand c) {
         if (s.prefilling()) {
-            throw new IllegalStateException(s.forkInput >= 0 ? "another steer is still being applied" : "the generation has not started yet");
+            if (s.forkInput < 0) {
+                throw new NotStartedException();
+            }
+            throw new IllegalStateException("another steer is still being applied");
         }
         if (c.at() < 0 || c.at() > s.outLength) {
             throw new IllegalArgumentException("'at' must be in [0, " + s.outLength + "], the tokens generated so far");

@@ -17,17 +17,20 @@ import io.javalin.json.JavalinGson;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.util.List;
+import org.eclipse.jetty.http.HttpException;
 
 /** The HTTP API, as a table of routes, and the mapping of every failure to an OpenAI-style error. */
 public final class ApiServer {
     /**
-     * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* when not null
+     * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* (and /metrics) when not null
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
      * @param maxRequestBytes larger bodies get 413
+     * @param publicMetrics   serve /metrics without the API key (for a scraper that cannot send one)
      */
-    public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes) {
+    public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
+                          boolean publicMetrics) {
         public static Options local(String modelId) {
-            return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20);
+            return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20, false);
         }
     }
 
@@ -63,9 +66,14 @@ public final class ApiServer {
             }
 
             config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
+            // The counters tell an outsider how busy the server is and what it serves: behind the key too, unless the
+            // operator opens them for a scraper that cannot send one. /health stays open for liveness probes.
+            if (!o.publicMetrics()) {
+                config.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey()));
+            }
 
             config.routes.get("/health", ctx -> ctx.json(java.util.Map.of("status", "ok", "model", o.modelId())));
-            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine)));
+            config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine, s.sessions())));
             config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(s.served())));
             config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), s.served())));
             config.routes.post("/v1/chat/completions", completions::chat);
@@ -96,6 +104,11 @@ public final class ApiServer {
                 Respond.json(ctx, err.status, err.toJson());
             });
             config.routes.exception(Exception.class, (e, ctx) -> {
+                ApiError unreadable = unreadableRequest(e);
+                if (unreadable != null) {
+                    Respond.json(ctx, unreadable.status, unreadable.toJson());
+                    return;
+                }
                 e.printStackTrace();
                 Respond.json(ctx, 500, ApiError.internal(e.getClass().getSimpleName() + ": " + e.getMessage()).toJson());
             });
@@ -107,6 +120,20 @@ public final class ApiServer {
         });
         app.start(o.host(), o.port());
         return new ApiServer(app);
+    }
+
+    /**
+     * A request Jetty could not read (a malformed chunked body, a body cut short) surfaces where a route reads the
+     * body, as an exception that carries Jetty's own 4xx status. The client's error, not a 500: null for any other.
+     */
+    private static ApiError unreadableRequest(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof HttpException h && h.getCode() >= 400 && h.getCode() < 500) {
+                return new ApiError(h.getCode(), "invalid_request_error", "The request body could not be read: " + t.getMessage() + ".",
+                        null, "invalid_request_body");
+            }
+        }
+        return null;
     }
 
     private static void authorize(Context ctx, String apiKey) {

@@ -82,7 +82,7 @@ final class Completions {
             });
         } catch (RuntimeException e) {
             if (session[0] != null) {
-                session[0].notStarted(System.currentTimeMillis());  // e.g. the queue was full: let it expire
+                session[0].notStarted(session[0].now());  // e.g. the queue was full: let it expire
             }
             throw e;
         }

@@ -19,6 +19,9 @@ import java.util.List;
 
 /** /v1/fine_tuning/jobs: train an adapter over recorded steers, follow it, cancel it. Shaped like OpenAI's API. */
 final class FineTuningRoutes {
+    /** Jobs that may wait to run; more get 429. Each one is minutes of training: a longer queue is a mistake or abuse. */
+    static final int MAX_QUEUED_JOBS = 16;
+
     private final JobRunner runner;
     private final JobStore jobs;
     private final String baseModel;
@@ -39,7 +42,16 @@ final class FineTuningRoutes {
         Hyperparameters.Method method = method(b);
         JobSpec spec = new JobSpec(baseModel, method, hyperparameters(b.nested("hyperparameters"), method),
                 filters(b.nested("filters")), eval(b.nested("eval")));
-        Respond.json(ctx, 200, json(runner.submit(spec)));
+        JobStore.Job job;
+        synchronized (this) {  // count and queue as one step: only this route adds queued jobs
+            long queued = jobs.list().stream().filter(j -> j.status() == JobStore.Status.QUEUED).count();
+            if (queued >= MAX_QUEUED_JOBS) {
+                throw new ApiError(429, "rate_limit_exceeded", queued + " fine-tuning jobs are queued already, the most this server"
+                        + " takes is " + MAX_QUEUED_JOBS + ". Wait for one to start, or cancel one.", null, "too_many_jobs");
+            }
+            job = runner.submit(spec);
+        }
+        Respond.json(ctx, 200, json(job));
     }
 
     void list(Context ctx) {

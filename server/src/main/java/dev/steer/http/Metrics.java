@@ -2,12 +2,13 @@ package dev.steer.http;
 
 import dev.steer.engine.Engine;
 import dev.steer.engine.EngineStats;
+import dev.steer.steer.Sessions;
 
 /** GET /metrics: the engine's counters in Prometheus' text format. */
 final class Metrics {
     private Metrics() {}
 
-    static String render(Engine engine) {
+    static String render(Engine engine, Sessions sessions) {
         EngineStats s = engine.stats();
         StringBuilder out = new StringBuilder();
         counter(out, "steer_requests_total", "Generation requests accepted.", s.requests.get());
@@ -21,6 +22,8 @@ final class Metrics {
         double seconds = s.generationDecodeNanos.get() / 1e9;
         gauge(out, "steer_decode_tokens_per_second", "Generated tokens per second of generation-only decode time.",
                 seconds > 0 ? s.generationDecodeTokens.get() / seconds : 0);
+        // A count that only grows while traffic does not means sessions that never expire (a leak).
+        gauge(out, "steer_sessions", "Steerable sessions held: running, or finished within --session-ttl.", sessions.size());
         gauge(out, "steer_kv_cache_tokens", "Tokens held in the KV cache.", s.kvTokens.get());
         gauge(out, "steer_kv_cache_usage_ratio", "Share of the KV cache in use.",
                 (double) s.kvTokens.get() / (engine.contextPerSequence() * (double) engine.config().parallel()));

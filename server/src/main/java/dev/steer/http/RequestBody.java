@@ -6,6 +6,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
 import com.google.gson.JsonPrimitive;
+import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -14,6 +15,12 @@ import java.util.List;
  * wrong type or out of range is a 400 naming the field.
  */
 final class RequestBody {
+    /**
+     * Longest integer literal read: a long has 19 digits; 64 characters leave room for a sign, a fraction of zeros and
+     * an exponent, and spare parsing a megabyte of digits.
+     */
+    private static final int MAX_INTEGER_CHARS = 64;
+
     private final JsonObject json;
     private final String prefix;  // "hyperparameters." for a nested object: error messages name the full path
 
@@ -92,14 +99,25 @@ final class RequestBody {
         if (!e.isJsonPrimitive() || !e.getAsJsonPrimitive().isNumber()) {
             throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an integer.");
         }
-        double d = e.getAsDouble();
-        if (d != Math.rint(d) || Double.isInfinite(d)) {
+        // Read exactly, as written: through a double, 1e-20000 was 0 and so an integer; Gson's own getAsLong throws
+        // (a 500) for exponents beyond 10,000, and 0e99999 is one.
+        String text = e.getAsJsonPrimitive().getAsString();
+        BigDecimal v;
+        try {
+            v = text.length() <= MAX_INTEGER_CHARS ? new BigDecimal(text) : null;
+        } catch (NumberFormatException tooLarge) {
+            v = null;  // an exponent beyond what BigDecimal holds
+        }
+        if (v == null) {
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an integer between " + min + " and " + max + ".");
+        }
+        if (v.signum() != 0 && v.stripTrailingZeros().scale() > 0) {
             throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be an integer.");
         }
-        if (d < min || d > max) {
-            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be between " + min + " and " + max + ", got " + fmt(d) + ".");
+        if (v.compareTo(BigDecimal.valueOf(min)) < 0 || v.compareTo(BigDecimal.valueOf(max)) > 0) {
+            throw ApiError.invalid(prefix + name, "'" + prefix + name + "' must be between " + min + " and " + max + ", got " + text + ".");
         }
-        return e.getAsLong();
+        return v.signum() == 0 ? 0 : v.longValueExact();
     }
 
     JsonObject object(String name) {

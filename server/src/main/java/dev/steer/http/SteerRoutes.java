@@ -6,6 +6,7 @@ import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
 import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationRequest;
+import dev.steer.engine.NotStartedException;
 import dev.steer.engine.SteerEvent;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
@@ -30,6 +31,9 @@ import java.util.concurrent.TimeoutException;
 final class SteerRoutes {
     /** Longest correction accepted, in tokens: a steer is a short nudge, not a new answer. */
     static final int MAX_CORRECTION_TOKENS = 256;
+    /** Tags one record may carry, and characters per tag: labels to filter by, not a place to store data. */
+    static final int MAX_TAGS = 64;
+    static final int MAX_TAG_CHARS = 64;
 
     private final Engine engine;
     private final Sessions sessions;
@@ -115,6 +119,10 @@ final class SteerRoutes {
             if (cause instanceof IllegalArgumentException) {
                 throw ApiError.invalid(cause.getMessage().contains("grammar") ? "text" : "at", cause.getMessage());
             }
+            if (cause instanceof NotStartedException) {
+                // Not "finished": continuing it would start a second generation beside the queued one.
+                throw new ApiError(409, "invalid_request_error", cause.getMessage(), null, "steer_not_started");
+            }
             if (cause.getMessage() != null && cause.getMessage().contains("finished")) {
                 return null;
             }
@@ -156,7 +164,7 @@ final class SteerRoutes {
         try {
             g = completions.submit(session.pinnedModel, next, sel -> new SessionRecorder(session, store, model(), events, events::steered));
         } catch (RuntimeException e) {
-            session.notStarted(System.currentTimeMillis());
+            session.notStarted(session.now());
             throw e;
         }
         session.started(g.generation());
@@ -207,15 +215,26 @@ final class SteerRoutes {
         Respond.json(ctx, 200, o);
     }
 
-    /** POST /v1/steers/{id}/tags {"tags": ["a", "b"]}: adds tags. */
+    /** POST /v1/steers/{id}/tags {"tags": ["a", "b"]}: adds tags, up to {@link #MAX_TAGS} on the record. */
     void tag(Context ctx) {
-        SteerRecord r = record(ctx);
-        List<String> tags = RequestBody.parse(ctx.body()).strings("tags", 64);
-        if (tags.isEmpty() || tags.stream().anyMatch(t -> t.isBlank() || t.length() > 100)) {
-            throw ApiError.invalid("tags", "'tags' must hold 1 to 64 non-empty tags of at most 100 characters.");
+        record(ctx);
+        List<String> tags = RequestBody.parse(ctx.body()).strings("tags", MAX_TAGS);
+        if (tags.isEmpty() || tags.stream().anyMatch(t -> t.isBlank() || t.length() > MAX_TAG_CHARS)) {
+            throw ApiError.invalid("tags", "'tags' must hold 1 to " + MAX_TAGS + " non-empty tags of at most " + MAX_TAG_CHARS + " characters.");
         }
-        store.addTags(r.id(), new LinkedHashSet<>(tags));
-        Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+        // Counted against what the record holds (or many small requests add tags without end), under the store's
+        // lock so that two requests at once cannot both pass the count.
+        synchronized (store) {
+            SteerRecord r = record(ctx);
+            Set<String> all = new LinkedHashSet<>(r.tags());
+            all.addAll(tags);
+            if (all.size() > MAX_TAGS) {
+                throw new ApiError(400, "invalid_request_error", "A steer may carry at most " + MAX_TAGS + " tags; it has "
+                        + r.tags().size() + " and this would make " + all.size() + ".", "tags", "too_many_tags");
+            }
+            store.addTags(r.id(), all);
+            Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+        }
     }
 
     /** POST /v1/steers/{id}/exclude {"excluded": true|false}: keeps a steer out of (or back in) training. */

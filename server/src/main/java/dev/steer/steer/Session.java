@@ -5,6 +5,7 @@ import dev.steer.engine.GenerationRequest;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.LongSupplier;
 
 /**
  * A chat completion that can be steered: its prompt, its output so far (generated tokens and corrections, in order),
@@ -21,6 +22,7 @@ public final class Session {
     /** the request as first submitted: its prompt ends where the output begins */
     public final GenerationRequest request;
     public final AtomicBoolean steering = new AtomicBoolean();
+    private final LongSupplier clock;
 
     private final List<Integer> out = new ArrayList<>();
     private Generation live;
@@ -28,13 +30,20 @@ public final class Session {
     private String lastSteerId;
     private int continuationFrom;
 
-    Session(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request) {
+    Session(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request,
+            LongSupplier clock) {
         this.id = id;
         this.model = model;
         this.pinnedModel = pinnedModel;
         this.adapterVersion = adapterVersion;
         this.requestJson = requestJson;
         this.request = request;
+        this.clock = clock;
+    }
+
+    /** Now, by the clock the session expires by. */
+    public long now() {
+        return clock.getAsLong();
     }
 
     public int[] prompt() {

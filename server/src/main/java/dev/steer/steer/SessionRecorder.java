@@ -76,13 +76,13 @@ public final class SessionRecorder implements GenerationListener {
             c[c.length - 1] = endToken;
         }
         closeContinuation(c);
-        session.finished(System.currentTimeMillis());
+        session.finished(session.now());
         downstream.onFinish(reason, usage);
     }
 
     @Override
     public void onError(RuntimeException error) {
-        session.finished(System.currentTimeMillis());
+        session.finished(session.now());
         downstream.onError(error);
     }
 

@@ -43,11 +43,20 @@ public final class SteerStore implements AutoCloseable {
         return new SteerStore(Database.connect(file));
     }
 
+    /**
+     * Stores a record. Its request and prompt are stored once per session (the first record of a session brings
+     * them; later ones share them): a session's request never changes, and it can be megabytes.
+     */
     public synchronized void insert(SteerRecord r) {
-        String sql = "INSERT INTO steers (id, session_id, kind, model, adapter_version, request_json, prompt_tokens, at_token,"
+        if (Database.query(db, "SELECT 1 FROM session_requests WHERE session_id = ?", List.of(r.sessionId()), x -> 1).isEmpty()) {
+            // Before the record: a crash in between leaves a request without records, never a record without its request.
+            update("INSERT INTO session_requests (session_id, request_json, prompt_tokens) VALUES (?,?,?)",
+                    r.sessionId(), r.requestJson(), ints(r.promptTokens()));
+        }
+        String sql = "INSERT INTO steers (id, session_id, kind, model, adapter_version, at_token,"
                 + " accepted_tokens, rejected_tokens, correction_tokens, correction_text, accepted_text, rejected_text,"
                 + " fork_top_logprobs, continuation_tokens, continuation_text, excluded, created_at, updated_at)"
-                + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+                + " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
         try (PreparedStatement p = db.prepareStatement(sql)) {
             int i = 1;
             p.setString(i++, r.id());
@@ -55,8 +64,6 @@ public final class SteerStore implements AutoCloseable {
             p.setString(i++, r.kind());
             p.setString(i++, r.model());
             p.setString(i++, r.adapterVersion());
-            p.setString(i++, r.requestJson());
-            p.setString(i++, ints(r.promptTokens()));
             p.setInt(i++, r.at());
             p.setString(i++, ints(r.acceptedTokens()));
             p.setString(i++, ints(r.rejectedTokens()));
@@ -97,18 +104,29 @@ public final class SteerStore implements AutoCloseable {
         return true;
     }
 
+    /** Deletes a record, and its session's request once no record of that session is left. */
     public synchronized boolean delete(String id) {
-        return update("DELETE FROM steers WHERE id = ?", id) > 0;
+        Optional<SteerRecord> r = get(id);
+        if (r.isEmpty()) {
+            return false;
+        }
+        update("DELETE FROM steers WHERE id = ?", id);
+        update("DELETE FROM session_requests WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
+                r.get().sessionId(), r.get().sessionId());
+        return true;
     }
 
+    /** A record with its session's request. */
+    private static final String SELECT = "SELECT * FROM steers JOIN session_requests USING (session_id)";
+
     public synchronized Optional<SteerRecord> get(String id) {
-        List<SteerRecord> r = query("SELECT * FROM steers WHERE id = ?", List.of(id));
+        List<SteerRecord> r = query(SELECT + " WHERE id = ?", List.of(id));
         return r.isEmpty() ? Optional.empty() : Optional.of(r.get(0));
     }
 
     /** Records matching the filter, oldest first. */
     public synchronized List<SteerRecord> list(Filter f) {
-        StringBuilder sql = new StringBuilder("SELECT * FROM steers WHERE 1=1");
+        StringBuilder sql = new StringBuilder(SELECT + " WHERE 1=1");
         List<Object> args = new ArrayList<>();
         if (f.sessionId() != null) {
             sql.append(" AND session_id = ?");

@@ -16,6 +16,7 @@ import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.function.LongSupplier;
 
 /** A live server (engine, stores, training, HTTP API) on a free local port and a fresh data directory, for tests. */
 public final class TestServer implements AutoCloseable {
@@ -33,15 +34,32 @@ public final class TestServer implements AutoCloseable {
     }
 
     public TestServer(LlamaModel model, String modelSha256, String modelId, int parallel, String apiKey, Path dataDir) {
-        this.modelId = modelId;
+        this(model, modelSha256, dataDir, new Engine.Config(parallel, 4096, 256, 2, 16), 60_000, api(modelId, apiKey), System::currentTimeMillis);
+    }
+
+    /**
+     * For a test that needs other limits: its own engine config, session TTL, API options, and the clock sessions
+     * expire by.
+     */
+    public TestServer(LlamaModel model, Engine.Config engine, long sessionTtlMillis, ApiServer.Options api, LongSupplier clock) {
+        this(model, "test-model-sha256", tempDir(), engine, sessionTtlMillis, api, clock);
+    }
+
+    private TestServer(LlamaModel model, String modelSha256, Path dataDir, Engine.Config engine, long sessionTtlMillis,
+                       ApiServer.Options api, LongSupplier clock) {
+        this.modelId = api.modelId();
         this.dataDir = dataDir;
         this.server = new Server(model, new Server.Config(modelSha256, dataDir.resolve("steers.db"), dataDir.resolve("adapters"),
-                60_000, null, 2, new Engine.Config(parallel, 4096, 256, 2, 16),
-                new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024)));
+                sessionTtlMillis, null, 2, engine, api), clock);
         this.engine = server.engine;
         this.templates = server.templates;
         this.store = server.steers;
         this.sessions = server.sessions;
+    }
+
+    /** The API options tests use unless they say otherwise: local, any CORS origin, 64 KiB bodies, /metrics behind the key. */
+    public static ApiServer.Options api(String modelId, String apiKey) {
+        return new ApiServer.Options("127.0.0.1", 0, modelId, apiKey, List.of("*"), 64 * 1024, false);
     }
 
     private static Path tempDir() {

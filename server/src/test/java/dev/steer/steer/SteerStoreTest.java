@@ -1,0 +1,93 @@
+package dev.steer.steer;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.Statement;
+import java.util.List;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** A session's request is stored once for all its records (issue 16, item 7), and databases from before keep theirs. */
+@Timeout(60)
+class SteerStoreTest {
+    private static SteerRecord record(String id, String session, String request, int at) {
+        return new SteerRecord(id, session, "rejection", "m", null, request, new int[] {1, 2, 3}, at, new int[at], new int[0],
+                new int[0], "", "", "", null, null, null, false, Set.of(), 1000 + at, 1000 + at);
+    }
+
+    private static long count(Path db, String sql) throws Exception {
+        try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement();
+             ResultSet r = s.executeQuery(sql)) {
+            return r.getLong(1);
+        }
+    }
+
+    @Test
+    void aSessionsRequestIsStoredOnceAndGoesWithItsLastRecord() throws Exception {
+        Path db = Files.createTempDirectory("steer-store").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db)) {
+            String request = "{\"messages\":[],\"padding\":\"" + "x".repeat(100_000) + "\"}";
+            for (int i = 0; i < 5; i++) {
+                store.insert(record("r" + i, "s1", request, i));
+            }
+            store.insert(record("other", "s2", "{}", 0));
+            assertEquals(2, count(db, "SELECT COUNT(*) FROM session_requests"));
+            assertTrue(count(db, "SELECT SUM(LENGTH(request_json)) FROM session_requests") < 2 * request.length());
+            for (SteerRecord r : store.list(new SteerStore.Filter("s1", null, null, null, null, true))) {
+                assertEquals(request, r.requestJson());
+                assertArrayEquals(new int[] {1, 2, 3}, r.promptTokens());
+            }
+            for (int i = 0; i < 4; i++) {
+                store.delete("r" + i);
+            }
+            assertEquals(request, store.get("r4").orElseThrow().requestJson(), "still there for the last record");
+            store.delete("r4");
+            assertEquals(1, count(db, "SELECT COUNT(*) FROM session_requests"), "a deleted session's request is gone with it");
+        }
+    }
+
+    @Test
+    void recordsWrittenBeforeTheMigrationKeepTheirRequest() throws Exception {
+        Path db = Files.createTempDirectory("steer-store-v2").resolve("steers.db");
+        try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement s = c.createStatement()) {
+            for (String name : List.of("V1__steers.sql", "V2__jobs_adapters.sql")) {
+                for (String stmt : migration(name).split(";")) {
+                    if (!stmt.isBlank()) {
+                        s.execute(stmt);
+                    }
+                }
+            }
+            s.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)");
+            s.execute("INSERT INTO schema_version VALUES (1), (2)");
+            for (int i = 0; i < 2; i++) {
+                s.execute("INSERT INTO steers (id, session_id, kind, model, request_json, prompt_tokens, at_token, accepted_tokens,"
+                        + " rejected_tokens, correction_tokens, correction_text, accepted_text, rejected_text, created_at, updated_at)"
+                        + " VALUES ('old" + i + "', 'sold', 'rejection', 'm', '{\"old\":true}', '[7,8]', 0, '[]', '[]', '[]', '', '', '', " + i + ", " + i + ")");
+            }
+        }
+        try (SteerStore store = SteerStore.open(db)) {
+            for (String id : List.of("old0", "old1")) {
+                SteerRecord r = store.get(id).orElseThrow();
+                assertEquals("{\"old\":true}", r.requestJson());
+                assertArrayEquals(new int[] {7, 8}, r.promptTokens());
+            }
+            assertEquals(1, count(db, "SELECT COUNT(*) FROM session_requests"));
+        }
+    }
+
+    private static String migration(String name) throws Exception {
+        try (InputStream in = dev.steer.db.Database.class.getResourceAsStream("migrations/" + name)) {
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8).replaceAll("--[^\n]*", "");
+        }
+    }
+}
