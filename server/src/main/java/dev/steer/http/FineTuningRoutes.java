@@ -252,8 +252,7 @@ final class FineTuningRoutes {
                 h.bool("activation_checkpointing", d.activationCheckpointing()),
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
-                h.bool("early_stopping", d.earlyStopping()),
-                h.bool("anchor_corrections", d.anchorCorrections()));
+                h.bool("early_stopping", d.earlyStopping()));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

@@ -21,15 +21,11 @@ import java.util.List;
  *                        KL term only (0: none)
  * @param earlyStopping   measure the adapter twice per epoch and keep the best checkpoint, stopping once every
  *                        held-out fork is learned ({@link Checkpoints}); false trains exactly {@code nEpochs}
- * @param anchorCorrections each correction is also placed, under the KL term only, where nobody asked for it:
- *                        after the end of its own answer's kept text and inside a replay answer
- *                        ({@link TrainingSet#anchored}); the adapter then has to raise a correction's probability
- *                        at its fork without raising it elsewhere (where it would leak or loop)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
-                              float klWeight, int replay, boolean earlyStopping, boolean anchorCorrections) {
+                              float klWeight, int replay, boolean earlyStopping) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -56,7 +52,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, false);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */

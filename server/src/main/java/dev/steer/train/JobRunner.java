@@ -169,21 +169,12 @@ public final class JobRunner implements AutoCloseable {
         boolean watching = h.earlyStopping() && !set.heldOut().isEmpty();  // without held-out forks there is nothing to stop on
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
         List<int[]> watchAnswers = greedy.answers(base, watchTokens, WATCH_TOKENS);
-        // Anchors (anchor_corrections): each replay answer gets one of the corrections, in turn; each answer its own.
-        List<int[]> corrections = set.train().stream().flatMap(i -> i.forks().stream()).map(TrainingSet.Fork::correction).toList();
-        boolean anchors = h.anchorCorrections() && kl && !corrections.isEmpty();
         List<LoraTrainer.Example> replay = new ArrayList<>();
         for (int i = 0; i < replayPrompts.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
             if (e != null) {
-                replay.add(anchors ? TrainingSet.anchored(e, corrections.get(replay.size() % corrections.size())) : e);
+                replay.add(e);
             }
-        }
-        List<LoraTrainer.Example> answers = new ArrayList<>();
-        for (TrainingSet.Item i : set.train()) {
-            LoraTrainer.Example e = i.example();
-            boolean ended = model.isEndOfGeneration(e.tokens()[e.tokens().length - 1]);  // nothing follows an ended answer
-            answers.add(anchors && !ended ? TrainingSet.anchored(e, i.forks().get(i.forks().size() - 1).correction()) : e);
         }
         int count = set.train().size() + replay.size();
         int batch = Math.min(h.batchSize(), count);
@@ -199,7 +190,8 @@ public final class JobRunner implements AutoCloseable {
             t.checkpointing(h.activationCheckpointing());
             LoraTrainer.Weights w = h.weights();
             List<Example> examples = new ArrayList<>();
-            for (LoraTrainer.Example e : answers) {  // without a KL weight the trainer leaves their keep rows out
+            for (TrainingSet.Item i : set.train()) {
+                LoraTrainer.Example e = i.example();  // without a KL weight the trainer leaves its keep rows out
                 // References only for the terms that use them: the preference term's span log-probs, the KL's keep rows.
                 examples.add(new Example(e, kl || w.dpo() > 0 ? t.reference(e) : new LoraTrainer.Reference(0, 0)));
             }
@@ -301,8 +293,7 @@ public final class JobRunner implements AutoCloseable {
             terms.add(h.nllWeight() + " x cross-entropy on the corrections");
         }
         if (h.klWeight() > 0) {
-            terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers"
-                    + (h.anchorCorrections() ? " (the corrections anchored there too)" : ""));
+            terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers");
         }
         if (h.dpoWeight() > 0) {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");

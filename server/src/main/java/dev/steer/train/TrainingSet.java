@@ -134,21 +134,6 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         return new Item(List.copyOf(ids), new LoraTrainer.Example(tokens, roles, fork, rejected), List.copyOf(forks));
     }
 
-    /**
-     * {@code e} with {@code phrase} appended as approved text (under the KL term only): an <em>anchor</em>. A
-     * correction is taught at its fork; placed again where nobody asked for it (after its own answer's kept
-     * text, inside an unrelated replay answer), the base model's distribution there is the target, so the adapter
-     * cannot raise the correction's probability everywhere, which is how a taught phrase leaks into other answers
-     * and loops ("I am Steer, ... I am Steer, ..."). The KL reads the whole next-token distribution at each row,
-     * so the rows matter (after the text, then inside the phrase), not that the phrase is what follows.
-     */
-    static LoraTrainer.Example anchored(LoraTrainer.Example e, int[] phrase) {
-        int[] tokens = concat(e.tokens(), phrase);
-        byte[] roles = Arrays.copyOf(e.roles(), tokens.length);
-        Arrays.fill(roles, e.tokens().length, tokens.length, LoraTrainer.KEEP);
-        return new LoraTrainer.Example(tokens, roles, e.fork(), e.rejected());
-    }
-
     /** Batches of {@code size} examples of similar length (sorted by length, so little of a batch is padding in time). */
     public static <T> List<List<T>> batches(List<T> items, int size, java.util.function.ToIntFunction<T> length, Random shuffle) {
         List<T> sorted = new ArrayList<>(items);

@@ -32,18 +32,6 @@ class TrainingSetTest {
     }
 
     @Test
-    void anAnchorAppendsTheCorrectionAsKeptTextAndLeavesTheRestAlone() {
-        SteerRecord r = steer("s1", "a", 1, new int[] {1, 2}, new int[] {10, 11}, new int[] {20, 21, 22}, new int[] {30, 31}, new int[] {40});
-        LoraTrainer.Example e = TrainingSet.item(List.of(r)).example();
-        LoraTrainer.Example a = TrainingSet.anchored(e, new int[] {30, 31});
-        assertArrayEquals(new int[] {1, 2, 10, 11, 30, 31, 40, 30, 31}, a.tokens());
-        assertArrayEquals(new byte[] {N, N, K, K, L, L, K, K, K}, a.roles(), "learned at its fork only; kept where it is repeated");
-        assertEquals(e.fork(), a.fork());
-        assertArrayEquals(e.rejected(), a.rejected());
-        assertArrayEquals(new byte[] {N, N, K, K, L, L, K}, e.roles(), "the example itself is unchanged");
-    }
-
-    @Test
     void tokensTheCorrectionSharesWithTheRejectedTextAreKeptNotLearned() {
         SteerRecord r = steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {30, 21}, new int[] {30, 31}, new int[0]);
         TrainingSet.Item i = TrainingSet.item(List.of(r));
