@@ -202,23 +202,44 @@ public final class Engine implements AutoCloseable {
     private void loop() {
         Batch batch = context.newBatch();
         while (running) {
-            for (Runnable t; (t = tasks.poll()) != null; ) {
-                long t0 = System.nanoTime();
-                t.run();
-                stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
-            }
-            admitWaiting();
-            dropCancelled();
-            applySteers();
-            freeRetired();
-            boolean worked = false;
-            for (LoraAdapter a : adaptersWithWork()) {
-                worked |= step(batch, a);
+            boolean worked;
+            try {
+                worked = iteration(batch);
+            } catch (RuntimeException e) {
+                // One generation's failure is handled where it happens (guarded listener calls, failBatch). This is
+                // anything else: a native call between two decodes, a bug. What the sequences hold is not known
+                // any more, so their generations fail and they start empty; the loop goes on serving.
+                System.err.println("steer: the decode loop failed outside a generation; failing the running ones");
+                e.printStackTrace();
+                for (Slot s : slots) {
+                    if (s.job != null) {
+                        fail(s, e);
+                    }
+                }
+                worked = true;
             }
             if (!worked) {
                 sleepUntilWork();
             }
         }
+    }
+
+    /** One pass of the loop: hand-offs, then one decode per adapter with work; false if there was nothing to decode. */
+    private boolean iteration(Batch batch) {
+        for (Runnable t; (t = tasks.poll()) != null; ) {
+            long t0 = System.nanoTime();
+            t.run();
+            stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
+        }
+        admitWaiting();
+        dropCancelled();
+        applySteers();
+        freeRetired();
+        boolean worked = false;
+        for (LoraAdapter a : adaptersWithWork()) {
+            worked |= step(batch, a);
+        }
+        return worked;
     }
 
     /** The adapters (null: the base model) of the sequences that have something to decode, in slot order. */
@@ -239,9 +260,9 @@ public final class Engine implements AutoCloseable {
         if (batch.isEmpty()) {
             return false;
         }
-        apply(adapter);
         long t0 = System.nanoTime();
         try {
+            apply(adapter);  // part of this batch's decode: a failure fails the batch
             context.decode(batch);
         } catch (RuntimeException e) {
             failBatch(e);
@@ -365,18 +386,21 @@ public final class Engine implements AutoCloseable {
         if (forkAt >= 0) {
             keep = Math.min(keep, forkAt);
         }
-        if (!context.removeTokens(s.seq, keep, -1)) {
-            context.removeTokens(s.seq, -1, -1);  // this cache cannot cut a range: start over
-            keep = 0;
-        }
-        LlamaSampler sampler;
+        LlamaSampler sampler = null;
         try {
+            if (!context.removeTokens(s.seq, keep, -1)) {
+                context.removeTokens(s.seq, -1, -1);  // this cache cannot cut a range: start over
+                keep = 0;
+            }
             sampler = LlamaSampler.create(model, r.sampling());
             for (int i = r.outputStart(); i < prompt.length; i++) {
                 sampler.accept(prompt[i]);  // an answer being continued: the grammar resumes where it stands
             }
         } catch (RuntimeException e) {
-            job.listener.onError(e);
+            if (sampler != null) {
+                sampler.close();
+            }
+            tellError(job, e);
             return;
         }
         s.cachedLength = keep;
@@ -498,7 +522,7 @@ public final class Engine implements AutoCloseable {
         synchronized (waiting) {
             waiting.removeIf(j -> {
                 if (j.cancelled.get()) {
-                    j.listener.onFinish(FinishReason.CANCELLED, new Usage(j.request.prompt().length, 0, 0));
+                    tellFinish(j, FinishReason.CANCELLED, new Usage(j.request.prompt().length, 0, 0));
                     return true;
                 }
                 return false;
@@ -557,7 +581,7 @@ public final class Engine implements AutoCloseable {
                     s.inputDone += s.inBatch;
                     stats.promptTokensComputed.addAndGet(s.inBatch);
                     if (s.forkBatchIndex >= 0) {
-                        reportSteer(s);
+                        reportSteer(s);  // may fail this generation (its listener threw): the others go on
                     }
                 } else {
                     s.appendCached(s.nextToken);
@@ -577,7 +601,12 @@ public final class Engine implements AutoCloseable {
         s.forkInput = -1;
         s.forkBatchIndex = -1;
         s.pendingSteer = null;
-        s.job.listener.onSteer(e);
+        try {
+            s.job.listener.onSteer(e);  // stores the steer: a failure there (disk full, SQLITE_BUSY) fails the steer
+        } catch (RuntimeException failed) {
+            fail(s, failed);
+            return;
+        }
         if (s.steerDone != null) {
             s.steerDone.complete(e);
             s.steerDone = null;
@@ -606,7 +635,12 @@ public final class Engine implements AutoCloseable {
         boolean eog = model.isEndOfGeneration(token) && !r.ignoreEos();
         byte[] bytes = eog ? new byte[0] : model.tokenBytes(token, false);
         String text = eog ? "" : s.stops.append(s.utf8.append(bytes));
-        s.job.listener.onToken(new TokenEvent(token, bytes, text, logprob, top));
+        try {
+            s.job.listener.onToken(new TokenEvent(token, bytes, text, logprob, top));
+        } catch (RuntimeException e) {
+            fail(s, e);
+            return;
+        }
         if (eog || s.stops.stopped()) {
             finish(s, FinishReason.STOP);
         } else if (s.budget <= 0 || s.cachedLength + 1 >= perSequence) {
@@ -623,20 +657,59 @@ public final class Engine implements AutoCloseable {
             String tail = s.stops.append(s.utf8.finish());
             tail += s.stops.flush();
             if (!tail.isEmpty()) {
-                job.listener.onToken(new TokenEvent(TokenEvent.NO_TOKEN, new byte[0], tail, Float.NaN, null));
+                try {
+                    job.listener.onToken(new TokenEvent(TokenEvent.NO_TOKEN, new byte[0], tail, Float.NaN, null));
+                } catch (RuntimeException e) {
+                    fail(s, e);
+                    return;
+                }
             }
         }
         Usage usage = new Usage(job.request.prompt().length, s.reusedPrompt, s.generated);
         release(s);
-        job.listener.onFinish(reason, usage);
+        tellFinish(job, reason, usage);
     }
 
+    /**
+     * The generation on {@code s} fails: its steer in flight fails with the cause, its sequence starts empty, and its
+     * listener hears why. The other generations are not touched.
+     */
     private void fail(Slot s, RuntimeException e) {
         Job job = s.job;
-        context.removeTokens(s.seq, -1, -1);
+        if (s.steerDone != null) {
+            s.steerDone.completeExceptionally(new SteerFailedException(e));
+            s.steerDone = null;
+        }
+        try {
+            context.removeTokens(s.seq, -1, -1);
+        } catch (RuntimeException again) {
+            System.err.println("steer: could not clear sequence " + s.seq + ": " + again.getMessage());
+        }
         s.cachedLength = 0;
+        s.cacheAdapter = null;
         release(s);
-        job.listener.onError(e);
+        tellError(job, e);
+    }
+
+    /**
+     * A generation's last call, onFinish. If the listener throws there (it stores the last steer's continuation),
+     * the generation has failed after all: the listener is told so, and its client gets an error instead of an end.
+     */
+    private static void tellFinish(Job job, FinishReason reason, Usage usage) {
+        try {
+            job.listener.onFinish(reason, usage);
+        } catch (RuntimeException e) {
+            tellError(job, e);
+        }
+    }
+
+    /** A generation's last call, onError; a listener that throws even there has no one left to tell. */
+    private static void tellError(Job job, RuntimeException e) {
+        try {
+            job.listener.onError(e);
+        } catch (RuntimeException again) {
+            System.err.println("steer: a listener failed while told of its generation's failure: " + again.getMessage());
+        }
     }
 
     /** A decode failed: every generation that had tokens in the batch fails; their sequences start empty again. */
