@@ -2,6 +2,7 @@ package dev.steer.adapters;
 
 import dev.steer.engine.Engine;
 import dev.steer.llama.LoraAdapter;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -38,7 +39,11 @@ public final class ServedAdapters {
         }
     }
 
+    /** How long a load waits for the decode thread by default: /health calls a step longer than 30 s stuck. */
+    public static final Duration LOAD_TIMEOUT = Duration.ofSeconds(30);
+
     private final Engine engine;
+    private final Duration loadTimeout;
     private final AdapterRegistry registry;
     private final String baseModel;
     private final String baseSha256;
@@ -47,7 +52,13 @@ public final class ServedAdapters {
 
     /** Serves what the registry says is active; an adapter that cannot be loaded leaves the base serving. */
     public ServedAdapters(Engine engine, AdapterRegistry registry, String baseModel, String baseSha256) {
+        this(engine, registry, baseModel, baseSha256, LOAD_TIMEOUT);
+    }
+
+    /** @param loadTimeout how long a load waits for the decode thread (which runs it between two steps) */
+    public ServedAdapters(Engine engine, AdapterRegistry registry, String baseModel, String baseSha256, Duration loadTimeout) {
         this.engine = engine;
+        this.loadTimeout = loadTimeout;
         this.registry = registry;
         this.baseModel = baseModel;
         this.baseSha256 = baseSha256;

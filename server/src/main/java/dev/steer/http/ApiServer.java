@@ -16,6 +16,7 @@ import io.javalin.http.HttpResponseException;
 import io.javalin.json.JavalinGson;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.List;
 import org.eclipse.jetty.http.HttpException;
 
@@ -26,11 +27,26 @@ public final class ApiServer {
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
      * @param maxRequestBytes larger bodies get 413
      * @param publicMetrics   serve /metrics without the API key (for a scraper that cannot send one)
+     * @param decodeStepTimeout /health reports the decode loop stuck once one of its steps has run longer
+     * @param steerTimeout    how long a steer on a running completion waits for the decode thread to apply it
      */
     public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
-                          boolean publicMetrics) {
+                          boolean publicMetrics, Duration decodeStepTimeout, Duration steerTimeout) {
+        public static final Duration DECODE_STEP_TIMEOUT = Duration.ofSeconds(30);
+        public static final Duration STEER_TIMEOUT = Duration.ofSeconds(60);
+
+        /** With the default timeouts. */
+        public Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
+                       boolean publicMetrics) {
+            this(host, port, modelId, apiKey, corsOrigins, maxRequestBytes, publicMetrics, DECODE_STEP_TIMEOUT, STEER_TIMEOUT);
+        }
+
         public static Options local(String modelId) {
             return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20, false);
+        }
+
+        public Options withTimeouts(Duration decodeStep, Duration steer) {
+            return new Options(host, port, modelId, apiKey, corsOrigins, maxRequestBytes, publicMetrics, decodeStep, steer);
         }
     }
 

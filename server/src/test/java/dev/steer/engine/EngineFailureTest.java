@@ -89,18 +89,18 @@ class EngineFailureTest {
     @Test
     void aListenerThatThrowsOnItsThirdTokenFailsOnlyItsOwnGeneration() throws Exception {
         Collector other = new Collector();
-        engine.submit(greedy("the other stream runs on", 40), other);
+        engine.submit(greedy("the other stream runs on", 16), other);
         Thrower thrower = new Thrower(3, false, false);
         engine.submit(greedy("this one throws", 40), thrower);
 
         assertTrue(thrower.awaitError().getMessage().contains("on token 3"), "its own client hears of its failure");
         assertEquals(3, thrower.tokens, "no token after the failure");
         Collector.Result r = other.await(20);
-        assertEquals(40, r.tokens().size(), "the other stream completed normally");
+        assertEquals(16, r.tokens().size(), "the other stream completed normally");
         assertEquals(FinishReason.LENGTH, r.reason());
 
         Collector after = new Collector();
-        engine.submit(greedy("the other stream runs on", 40), after);
+        engine.submit(greedy("the other stream runs on", 16), after);
         assertEquals(r.tokens(), after.await(20).tokens(), "a new request is answered, and the same way");
         assertEquals(0, engine.stats().active.get(), "both sequences were freed");
     }
@@ -118,7 +118,7 @@ class EngineFailureTest {
     @Test
     void aSteerWhoseListenerThrowsFailsTheSteerAndItsGenerationOnly() throws Exception {
         Collector other = new Collector();
-        engine.submit(greedy("the other stream runs on", 60), other);
+        engine.submit(greedy("the other stream runs on", 24), other);
         Thrower thrower = new Thrower(-1, false, true);
         Generation g = engine.submit(greedy("this one is steered", 100_000), thrower);
         long deadline = System.nanoTime() + 20_000_000_000L;
@@ -130,7 +130,7 @@ class EngineFailureTest {
         ExecutionException e = assertThrows(ExecutionException.class, () -> steer.get(20, TimeUnit.SECONDS));
         assertTrue(e.getCause().getMessage().contains("could not store the steer"), e.getCause().toString());
         assertTrue(thrower.awaitError().getMessage().contains("could not store the steer"));
-        assertEquals(60, other.await(20).tokens().size(), "the other stream completed normally");
+        assertEquals(24, other.await(20).tokens().size(), "the other stream completed normally");
         Collector after = new Collector();
         engine.submit(greedy("still serving", 8), after);
         assertEquals(8, after.await(20).tokens().size());
