@@ -1,6 +1,7 @@
 package dev.steer.adapters;
 
 import dev.steer.engine.Engine;
+import dev.steer.engine.EngineUnavailableException;
 import dev.steer.llama.LoraAdapter;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -9,7 +10,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 
 /**
@@ -196,12 +200,22 @@ public final class ServedAdapters {
         if (!v.baseSha256().equals(baseSha256)) {
             throw new IllegalStateException("adapter v" + version + " was trained on another base model (sha256 " + v.baseSha256() + ")");
         }
+        CompletableFuture<LoraAdapter> loading = engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v)));
         try {
-            return engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v))).get();
+            // Bounded: a pinned load runs under this object's lock, which every submit needs, and the decode thread
+            // may be stuck inside a step (see /health).
+            return loading.get(loadTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            // The task stays queued and may still load it, once the decode thread is free: nothing will use that
+            // copy, so it is freed then.
+            loading.thenAccept(engine::retire);
+            throw new EngineUnavailableException("adapter v" + version + " was not loaded within " + loadTimeout.toMillis()
+                    + " ms: the decode loop is busy or stuck (see /health); try again");
         } catch (ExecutionException e) {
             throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            loading.thenAccept(engine::retire);
             throw new IllegalStateException("interrupted while loading adapter v" + version);
         }
     }

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
 /**
@@ -60,19 +61,44 @@ public final class Engine implements AutoCloseable {
 
         @Override
         public CompletableFuture<SteerEvent> steer(int at, int[] correction, int maxTokens) {
-            SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new CompletableFuture<>());
+            SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new SteerFuture());
             if (correction.length == 0) {
                 c.done.completeExceptionally(new IllegalArgumentException("the correction is empty"));
                 return c.done;
             }
             steers.add(c);
             wake();
+            if (death != null) {
+                failSteers(stopped());  // the thread died after this was queued, or before: no one else will
+            }
             return c.done;
         }
     }
 
     /** A steer waiting for the decode thread. */
-    private record SteerCommand(Job job, int at, int[] correction, int maxTokens, CompletableFuture<SteerEvent> done) {}
+    private record SteerCommand(Job job, int at, int[] correction, int maxTokens, SteerFuture done) {}
+
+    /**
+     * A steer's future. {@code cancel} withdraws the steer, but only while the decode thread has not taken it up:
+     * once taken, the steer is applied or fails as usual (its cache cut cannot be undone) and cancel returns false.
+     * So a caller that gives up waiting knows whether the steer can still happen.
+     */
+    private static final class SteerFuture extends CompletableFuture<SteerEvent> {
+        private final AtomicBoolean taken = new AtomicBoolean();
+
+        /** The decode thread takes it up; false if it was withdrawn. */
+        boolean take() {
+            return taken.compareAndSet(false, true);
+        }
+
+        @Override
+        public boolean cancel(boolean mayInterruptIfRunning) {
+            return taken.compareAndSet(false, true) && super.cancel(mayInterruptIfRunning);
+        }
+    }
+
+    /** A task for the decode thread, with the future its caller waits on (failed if the thread has died). */
+    private record Task(Runnable run, CompletableFuture<?> done) {}
 
     /** How many alternatives a steer records at its fork. */
     static final int FORK_TOP = 10;
@@ -84,13 +110,18 @@ public final class Engine implements AutoCloseable {
     private final Slot[] slots;
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
     private final ConcurrentLinkedQueue<SteerCommand> steers = new ConcurrentLinkedQueue<>();
-    private final ConcurrentLinkedQueue<Runnable> tasks = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Task> tasks = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<LoraAdapter> retiring = new ConcurrentLinkedQueue<>();
     private final List<LoraAdapter> retired = new ArrayList<>();   // decode thread: waiting for their last user
     private LoraAdapter applied;                                   // decode thread: the adapter set on the context now
     private final EngineStats stats = new EngineStats();
     private final Thread thread;
     private volatile boolean running = true;
+    /** System.nanoTime() when the decode thread began its current iteration; IDLE while it sleeps, waiting for work. */
+    private final AtomicLong busySince = new AtomicLong(IDLE);
+    private static final long IDLE = Long.MIN_VALUE;
+    /** Why the decode thread ended, if it ended other than by close. Nothing is decoded any more. */
+    private volatile Throwable death;
 
     public Engine(LlamaModel model, Config config) {
         this.model = model;
@@ -150,6 +181,9 @@ public final class Engine implements AutoCloseable {
         }
         Job job = new Job(request, listener);
         synchronized (waiting) {
+            if (death != null) {
+                throw stopped();  // checked under the lock the dying thread drains the queue under: nothing is left behind
+            }
             if (waiting.size() >= config.maxQueue()) {
                 stats.rejected.incrementAndGet();
                 throw new QueueFullException(config.maxQueue());
@@ -168,18 +202,44 @@ public final class Engine implements AutoCloseable {
      */
     public <T> CompletableFuture<T> onDecodeThread(Supplier<T> task) {
         CompletableFuture<T> done = new CompletableFuture<>();
-        tasks.add(() -> {
+        tasks.add(new Task(() -> {
             try {
                 done.complete(task.get());
             } catch (RuntimeException e) {
                 done.completeExceptionally(e);
+            } catch (Error e) {
+                done.completeExceptionally(e);  // its caller hears of it; the thread then dies (loop)
+                throw e;
             }
-        });
+        }, done));
         wake();
         if (!running) {
             done.completeExceptionally(new IllegalStateException("the engine is stopped"));
         }
+        if (death != null) {
+            failTasks(stopped());
+        }
         return done;
+    }
+
+    /**
+     * How long the decode thread has been inside its current iteration (hand-offs, then one decode per adapter, and
+     * the listeners of what they produced), in nanoseconds; 0 while it waits for work. A value that keeps growing
+     * means one step is stuck: inside llama_decode, or in a listener (a SQLite write waiting for a lock). Nothing
+     * can end such a step from outside without corrupting the context, so this only reports it.
+     */
+    public long stepNanos() {
+        long since = busySince.get();
+        return since == IDLE ? 0 : Math.max(0, System.nanoTime() - since);
+    }
+
+    /** Why the decode thread ended, or null while it runs (or was closed). */
+    public Throwable death() {
+        return death;
+    }
+
+    private EngineUnavailableException stopped() {
+        return new EngineUnavailableException("the decode loop has stopped: " + death, death);
     }
 
     /**
@@ -200,8 +260,54 @@ public final class Engine implements AutoCloseable {
     // ---------------------------------------------------------------- the loop (decode thread only from here on)
 
     private void loop() {
+        try {
+            serve();
+        } catch (Throwable t) {
+            // An Error (out of memory, a listener's StackOverflowError): this thread cannot go on. Record why, for
+            // /health, and fail everything that waits on it, so that no client and no caller waits for ever.
+            death = t;
+            busySince.set(IDLE);
+            System.err.println("steer: the decode thread died; nothing is served any more");
+            t.printStackTrace();
+            EngineUnavailableException e = stopped();
+            for (Slot s : slots) {
+                if (s.job != null) {
+                    Job job = s.job;
+                    if (s.steerDone != null) {
+                        s.steerDone.completeExceptionally(e);
+                    }
+                    s.job = null;  // its native state is left as it is: nothing decodes again
+                    tellError(job, e);
+                }
+            }
+            List<Job> queued;
+            synchronized (waiting) {
+                queued = new ArrayList<>(waiting);
+                waiting.clear();
+                stats.queued.set(0);
+            }
+            queued.forEach(j -> tellError(j, e));
+            failSteers(e);
+            failTasks(e);
+        }
+    }
+
+    private void failSteers(RuntimeException e) {
+        for (SteerCommand c; (c = steers.poll()) != null; ) {
+            c.done().completeExceptionally(e);
+        }
+    }
+
+    private void failTasks(RuntimeException e) {
+        for (Task t; (t = tasks.poll()) != null; ) {
+            t.done().completeExceptionally(e);
+        }
+    }
+
+    private void serve() {
         Batch batch = context.newBatch();
         while (running) {
+            busySince.set(System.nanoTime());
             boolean worked;
             try {
                 worked = iteration(batch);
@@ -219,16 +325,18 @@ public final class Engine implements AutoCloseable {
                 worked = true;
             }
             if (!worked) {
+                busySince.set(IDLE);
                 sleepUntilWork();
             }
         }
+        busySince.set(IDLE);
     }
 
     /** One pass of the loop: hand-offs, then one decode per adapter with work; false if there was nothing to decode. */
     private boolean iteration(Batch batch) {
-        for (Runnable t; (t = tasks.poll()) != null; ) {
+        for (Task t; (t = tasks.poll()) != null; ) {
             long t0 = System.nanoTime();
-            t.run();
+            t.run().run();
             stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
         }
         admitWaiting();
@@ -433,6 +541,9 @@ public final class Engine implements AutoCloseable {
     /** Applies queued steers to their running generations; a steer that cannot be applied fails and changes nothing. */
     private void applySteers() {
         for (SteerCommand c; (c = steers.poll()) != null; ) {
+            if (!c.done().take()) {
+                continue;  // withdrawn: its caller gave up waiting and was told nothing changed
+            }
             Slot s = null;
             for (Slot x : slots) {
                 if (x.job == c.job()) {
@@ -450,6 +561,9 @@ public final class Engine implements AutoCloseable {
                 steer(s, c);
             } catch (RuntimeException e) {
                 c.done().completeExceptionally(e);
+            } catch (Error e) {
+                c.done().completeExceptionally(e);  // taken up, so no one else would complete it; the thread then dies
+                throw e;
             }
         }
     }
