@@ -135,4 +135,29 @@ class EngineFailureTest {
         engine.submit(greedy("still serving", 8), after);
         assertEquals(8, after.await(20).tokens().size());
     }
+
+    @Test
+    void anErrorInAListenerEndsTheDecodeThreadButLeavesNoOneWaiting() throws Exception {
+        Collector other = new Collector();
+        Generation running = engine.submit(greedy("the other stream runs on", 100_000), other);
+        while (other.eventCount() < 3) {
+            Thread.sleep(1);
+        }
+        engine.submit(greedy("this one ends the thread", 8), new Thrower(-1, false, false) {
+            @Override
+            public void onToken(TokenEvent event) {
+                throw new StackOverflowError("not an exception: the decode thread cannot go on (test)");
+            }
+        });
+        assertTrue(other.awaitError(20) instanceof EngineUnavailableException, "the running stream hears of it");
+        assertTrue(engine.death() instanceof StackOverflowError);
+        assertThrows(EngineUnavailableException.class, () -> engine.submit(greedy("too late", 4), new Collector()));
+        ExecutionException task = assertThrows(ExecutionException.class,
+                () -> engine.onDecodeThread(() -> 1).get(5, TimeUnit.SECONDS));
+        assertTrue(task.getCause() instanceof EngineUnavailableException);
+        ExecutionException steer = assertThrows(ExecutionException.class,
+                () -> running.steer(1, model.tokenize(" x", false, false), 0).get(5, TimeUnit.SECONDS));
+        assertTrue(steer.getCause() instanceof EngineUnavailableException);
+        assertEquals(0, engine.stepNanos(), "not inside a step: dead, which /health tells apart");
+    }
 }
