@@ -106,6 +106,11 @@ public final class Main implements Callable<Integer> {
             description = "Seconds a finished completion stays steerable (STEER_SESSION_TTL; default ${DEFAULT-VALUE}).")
     long sessionTtl;
 
+    @Option(names = "--decode-step-timeout-s", defaultValue = "${env:STEER_DECODE_STEP_TIMEOUT:-30}",
+            description = "Seconds one decode step may take before /health reports the decode loop stuck (503); adapter loads "
+                    + "wait as long for it (STEER_DECODE_STEP_TIMEOUT; default ${DEFAULT-VALUE}).")
+    long decodeStepTimeout;
+
     @Override
     public Integer call() throws Exception {
         Path path = resolveModel();
@@ -124,7 +129,8 @@ public final class Main implements Callable<Integer> {
         Server server = new Server(llama, new Server.Config(Fingerprint.sha256(path), steerDb != null ? steerDb : data.resolve("steers.db"),
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
-                new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics)));
+                new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics,
+                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT)));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
         System.err.printf("steer: serving %s (%s, %s parameters%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,

@@ -50,7 +50,7 @@ public final class Server implements AutoCloseable {
         sessions = new Sessions(c.sessionTtlMillis(), clock);
         steers = SteerStore.open(c.database());
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
-        served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256());
+        served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256(), c.api().decodeStepTimeout());
         jobs = JobStore.open(c.database());
         training = new JobRunner(jobs, steers, adapters, served, engine, templates, c.modelSha256(), c.trainThreads());
         api = ApiServer.start(c.api(), new ApiServer.Services(engine, templates, sessions, steers, served, adapters, jobs, training));

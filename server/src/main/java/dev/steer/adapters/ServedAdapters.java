@@ -1,14 +1,19 @@
 package dev.steer.adapters;
 
 import dev.steer.engine.Engine;
+import dev.steer.engine.EngineUnavailableException;
 import dev.steer.llama.LoraAdapter;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
 
 /**
@@ -38,7 +43,11 @@ public final class ServedAdapters {
         }
     }
 
+    /** How long a load waits for the decode thread by default: /health calls a step longer than 30 s stuck. */
+    public static final Duration LOAD_TIMEOUT = Duration.ofSeconds(30);
+
     private final Engine engine;
+    private final Duration loadTimeout;
     private final AdapterRegistry registry;
     private final String baseModel;
     private final String baseSha256;
@@ -47,7 +56,13 @@ public final class ServedAdapters {
 
     /** Serves what the registry says is active; an adapter that cannot be loaded leaves the base serving. */
     public ServedAdapters(Engine engine, AdapterRegistry registry, String baseModel, String baseSha256) {
+        this(engine, registry, baseModel, baseSha256, LOAD_TIMEOUT);
+    }
+
+    /** @param loadTimeout how long a load waits for the decode thread (which runs it between two steps) */
+    public ServedAdapters(Engine engine, AdapterRegistry registry, String baseModel, String baseSha256, Duration loadTimeout) {
         this.engine = engine;
+        this.loadTimeout = loadTimeout;
         this.registry = registry;
         this.baseModel = baseModel;
         this.baseSha256 = baseSha256;
@@ -185,12 +200,22 @@ public final class ServedAdapters {
         if (!v.baseSha256().equals(baseSha256)) {
             throw new IllegalStateException("adapter v" + version + " was trained on another base model (sha256 " + v.baseSha256() + ")");
         }
+        CompletableFuture<LoraAdapter> loading = engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v)));
         try {
-            return engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v))).get();
+            // Bounded: a pinned load runs under this object's lock, which every submit needs, and the decode thread
+            // may be stuck inside a step (see /health).
+            return loading.get(loadTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            // The task stays queued and may still load it, once the decode thread is free: nothing will use that
+            // copy, so it is freed then.
+            loading.thenAccept(engine::retire);
+            throw new EngineUnavailableException("adapter v" + version + " was not loaded within " + loadTimeout.toMillis()
+                    + " ms: the decode loop is busy or stuck (see /health); try again");
         } catch (ExecutionException e) {
             throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            loading.thenAccept(engine::retire);
             throw new IllegalStateException("interrupted while loading adapter v" + version);
         }
     }

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 
 /**
@@ -60,19 +61,44 @@ public final class Engine implements AutoCloseable {
 
         @Override
         public CompletableFuture<SteerEvent> steer(int at, int[] correction, int maxTokens) {
-            SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new CompletableFuture<>());
+            SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new SteerFuture());
             if (correction.length == 0) {
                 c.done.completeExceptionally(new IllegalArgumentException("the correction is empty"));
                 return c.done;
             }
             steers.add(c);
             wake();
+            if (death != null) {
+                failSteers(stopped());  // the thread died after this was queued, or before: no one else will
+            }
             return c.done;
         }
     }
 
     /** A steer waiting for the decode thread. */
-    private record SteerCommand(Job job, int at, int[] correction, int maxTokens, CompletableFuture<SteerEvent> done) {}
+    private record SteerCommand(Job job, int at, int[] correction, int maxTokens, SteerFuture done) {}
+
+    /**
+     * A steer's future. {@code cancel} withdraws the steer, but only while the decode thread has not taken it up:
+     * once taken, the steer is applied or fails as usual (its cache cut cannot be undone) and cancel returns false.
+     * So a caller that gives up waiting knows whether the steer can still happen.
+     */
+    private static final class SteerFuture extends CompletableFuture<SteerEvent> {
+        private final AtomicBoolean taken = new AtomicBoolean();
+
+        /** The decode thread takes it up; false if it was withdrawn. */
+        boolean take() {
+            return taken.compareAndSet(false, true);
+        }
+
+        @Override
+        public boolean cancel(boolean mayInterruptIfRunning) {
+            return taken.compareAndSet(false, true) && super.cancel(mayInterruptIfRunning);
+        }
+    }
+
+    /** A task for the decode thread, with the future its caller waits on (failed if the thread has died). */
+    private record Task(Runnable run, CompletableFuture<?> done) {}
 
     /** How many alternatives a steer records at its fork. */
     static final int FORK_TOP = 10;
@@ -84,13 +110,18 @@ public final class Engine implements AutoCloseable {
     private final Slot[] slots;
     private final ArrayDeque<Job> waiting = new ArrayDeque<>();
     private final ConcurrentLinkedQueue<SteerCommand> steers = new ConcurrentLinkedQueue<>();
-    private final ConcurrentLinkedQueue<Runnable> tasks = new ConcurrentLinkedQueue<>();
+    private final ConcurrentLinkedQueue<Task> tasks = new ConcurrentLinkedQueue<>();
     private final ConcurrentLinkedQueue<LoraAdapter> retiring = new ConcurrentLinkedQueue<>();
     private final List<LoraAdapter> retired = new ArrayList<>();   // decode thread: waiting for their last user
     private LoraAdapter applied;                                   // decode thread: the adapter set on the context now
     private final EngineStats stats = new EngineStats();
     private final Thread thread;
     private volatile boolean running = true;
+    /** System.nanoTime() when the decode thread began its current iteration; IDLE while it sleeps, waiting for work. */
+    private final AtomicLong busySince = new AtomicLong(IDLE);
+    private static final long IDLE = Long.MIN_VALUE;
+    /** Why the decode thread ended, if it ended other than by close. Nothing is decoded any more. */
+    private volatile Throwable death;
 
     public Engine(LlamaModel model, Config config) {
         this.model = model;
@@ -150,6 +181,9 @@ public final class Engine implements AutoCloseable {
         }
         Job job = new Job(request, listener);
         synchronized (waiting) {
+            if (death != null) {
+                throw stopped();  // checked under the lock the dying thread drains the queue under: nothing is left behind
+            }
             if (waiting.size() >= config.maxQueue()) {
                 stats.rejected.incrementAndGet();
                 throw new QueueFullException(config.maxQueue());
@@ -168,18 +202,44 @@ public final class Engine implements AutoCloseable {
      */
     public <T> CompletableFuture<T> onDecodeThread(Supplier<T> task) {
         CompletableFuture<T> done = new CompletableFuture<>();
-        tasks.add(() -> {
+        tasks.add(new Task(() -> {
             try {
                 done.complete(task.get());
             } catch (RuntimeException e) {
                 done.completeExceptionally(e);
+            } catch (Error e) {
+                done.completeExceptionally(e);  // its caller hears of it; the thread then dies (loop)
+                throw e;
             }
-        });
+        }, done));
         wake();
         if (!running) {
             done.completeExceptionally(new IllegalStateException("the engine is stopped"));
         }
+        if (death != null) {
+            failTasks(stopped());
+        }
         return done;
+    }
+
+    /**
+     * How long the decode thread has been inside its current iteration (hand-offs, then one decode per adapter, and
+     * the listeners of what they produced), in nanoseconds; 0 while it waits for work. A value that keeps growing
+     * means one step is stuck: inside llama_decode, or in a listener (a SQLite write waiting for a lock). Nothing
+     * can end such a step from outside without corrupting the context, so this only reports it.
+     */
+    public long stepNanos() {
+        long since = busySince.get();
+        return since == IDLE ? 0 : Math.max(0, System.nanoTime() - since);
+    }
+
+    /** Why the decode thread ended, or null while it runs (or was closed). */
+    public Throwable death() {
+        return death;
+    }
+
+    private EngineUnavailableException stopped() {
+        return new EngineUnavailableException("the decode loop has stopped: " + death, death);
     }
 
     /**
@@ -200,25 +260,94 @@ public final class Engine implements AutoCloseable {
     // ---------------------------------------------------------------- the loop (decode thread only from here on)
 
     private void loop() {
+        try {
+            serve();
+        } catch (Throwable t) {
+            // An Error (out of memory, a listener's StackOverflowError): this thread cannot go on. Record why, for
+            // /health, and fail everything that waits on it, so that no client and no caller waits for ever.
+            death = t;
+            busySince.set(IDLE);
+            System.err.println("steer: the decode thread died; nothing is served any more");
+            t.printStackTrace();
+            EngineUnavailableException e = stopped();
+            for (Slot s : slots) {
+                if (s.job != null) {
+                    Job job = s.job;
+                    if (s.steerDone != null) {
+                        s.steerDone.completeExceptionally(e);
+                    }
+                    s.job = null;  // its native state is left as it is: nothing decodes again
+                    tellError(job, e);
+                }
+            }
+            List<Job> queued;
+            synchronized (waiting) {
+                queued = new ArrayList<>(waiting);
+                waiting.clear();
+                stats.queued.set(0);
+            }
+            queued.forEach(j -> tellError(j, e));
+            failSteers(e);
+            failTasks(e);
+        }
+    }
+
+    private void failSteers(RuntimeException e) {
+        for (SteerCommand c; (c = steers.poll()) != null; ) {
+            c.done().completeExceptionally(e);
+        }
+    }
+
+    private void failTasks(RuntimeException e) {
+        for (Task t; (t = tasks.poll()) != null; ) {
+            t.done().completeExceptionally(e);
+        }
+    }
+
+    private void serve() {
         Batch batch = context.newBatch();
         while (running) {
-            for (Runnable t; (t = tasks.poll()) != null; ) {
-                long t0 = System.nanoTime();
-                t.run();
-                stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
-            }
-            admitWaiting();
-            dropCancelled();
-            applySteers();
-            freeRetired();
-            boolean worked = false;
-            for (LoraAdapter a : adaptersWithWork()) {
-                worked |= step(batch, a);
+            busySince.set(System.nanoTime());
+            boolean worked;
+            try {
+                worked = iteration(batch);
+            } catch (RuntimeException e) {
+                // One generation's failure is handled where it happens (guarded listener calls, failBatch). This is
+                // anything else: a native call between two decodes, a bug. What the sequences hold is not known
+                // any more, so their generations fail and they start empty; the loop goes on serving.
+                System.err.println("steer: the decode loop failed outside a generation; failing the running ones");
+                e.printStackTrace();
+                for (Slot s : slots) {
+                    if (s.job != null) {
+                        fail(s, e);
+                    }
+                }
+                worked = true;
             }
             if (!worked) {
+                busySince.set(IDLE);
                 sleepUntilWork();
             }
         }
+        busySince.set(IDLE);
+    }
+
+    /** One pass of the loop: hand-offs, then one decode per adapter with work; false if there was nothing to decode. */
+    private boolean iteration(Batch batch) {
+        for (Task t; (t = tasks.poll()) != null; ) {
+            long t0 = System.nanoTime();
+            t.run().run();
+            stats.longestTaskNanos.accumulateAndGet(System.nanoTime() - t0, Math::max);
+        }
+        admitWaiting();
+        dropCancelled();
+        applySteers();
+        freeRetired();
+        boolean worked = false;
+        for (LoraAdapter a : adaptersWithWork()) {
+            worked |= step(batch, a);
+        }
+        return worked;
     }
 
     /** The adapters (null: the base model) of the sequences that have something to decode, in slot order. */
@@ -239,9 +368,9 @@ public final class Engine implements AutoCloseable {
         if (batch.isEmpty()) {
             return false;
         }
-        apply(adapter);
         long t0 = System.nanoTime();
         try {
+            apply(adapter);  // part of this batch's decode: a failure fails the batch
             context.decode(batch);
         } catch (RuntimeException e) {
             failBatch(e);
@@ -365,18 +494,21 @@ public final class Engine implements AutoCloseable {
         if (forkAt >= 0) {
             keep = Math.min(keep, forkAt);
         }
-        if (!context.removeTokens(s.seq, keep, -1)) {
-            context.removeTokens(s.seq, -1, -1);  // this cache cannot cut a range: start over
-            keep = 0;
-        }
-        LlamaSampler sampler;
+        LlamaSampler sampler = null;
         try {
+            if (!context.removeTokens(s.seq, keep, -1)) {
+                context.removeTokens(s.seq, -1, -1);  // this cache cannot cut a range: start over
+                keep = 0;
+            }
             sampler = LlamaSampler.create(model, r.sampling());
             for (int i = r.outputStart(); i < prompt.length; i++) {
                 sampler.accept(prompt[i]);  // an answer being continued: the grammar resumes where it stands
             }
         } catch (RuntimeException e) {
-            job.listener.onError(e);
+            if (sampler != null) {
+                sampler.close();
+            }
+            tellError(job, e);
             return;
         }
         s.cachedLength = keep;
@@ -409,6 +541,9 @@ public final class Engine implements AutoCloseable {
     /** Applies queued steers to their running generations; a steer that cannot be applied fails and changes nothing. */
     private void applySteers() {
         for (SteerCommand c; (c = steers.poll()) != null; ) {
+            if (!c.done().take()) {
+                continue;  // withdrawn: its caller gave up waiting and was told nothing changed
+            }
             Slot s = null;
             for (Slot x : slots) {
                 if (x.job == c.job()) {
@@ -426,6 +561,9 @@ public final class Engine implements AutoCloseable {
                 steer(s, c);
             } catch (RuntimeException e) {
                 c.done().completeExceptionally(e);
+            } catch (Error e) {
+                c.done().completeExceptionally(e);  // taken up, so no one else would complete it; the thread then dies
+                throw e;
             }
         }
     }
@@ -498,7 +636,7 @@ public final class Engine implements AutoCloseable {
         synchronized (waiting) {
             waiting.removeIf(j -> {
                 if (j.cancelled.get()) {
-                    j.listener.onFinish(FinishReason.CANCELLED, new Usage(j.request.prompt().length, 0, 0));
+                    tellFinish(j, FinishReason.CANCELLED, new Usage(j.request.prompt().length, 0, 0));
                     return true;
                 }
                 return false;
@@ -557,7 +695,7 @@ public final class Engine implements AutoCloseable {
                     s.inputDone += s.inBatch;
                     stats.promptTokensComputed.addAndGet(s.inBatch);
                     if (s.forkBatchIndex >= 0) {
-                        reportSteer(s);
+                        reportSteer(s);  // may fail this generation (its listener threw): the others go on
                     }
                 } else {
                     s.appendCached(s.nextToken);
@@ -577,7 +715,12 @@ public final class Engine implements AutoCloseable {
         s.forkInput = -1;
         s.forkBatchIndex = -1;
         s.pendingSteer = null;
-        s.job.listener.onSteer(e);
+        try {
+            s.job.listener.onSteer(e);  // stores the steer: a failure there (disk full, SQLITE_BUSY) fails the steer
+        } catch (RuntimeException failed) {
+            fail(s, failed);
+            return;
+        }
         if (s.steerDone != null) {
             s.steerDone.complete(e);
             s.steerDone = null;
@@ -606,7 +749,12 @@ public final class Engine implements AutoCloseable {
         boolean eog = model.isEndOfGeneration(token) && !r.ignoreEos();
         byte[] bytes = eog ? new byte[0] : model.tokenBytes(token, false);
         String text = eog ? "" : s.stops.append(s.utf8.append(bytes));
-        s.job.listener.onToken(new TokenEvent(token, bytes, text, logprob, top));
+        try {
+            s.job.listener.onToken(new TokenEvent(token, bytes, text, logprob, top));
+        } catch (RuntimeException e) {
+            fail(s, e);
+            return;
+        }
         if (eog || s.stops.stopped()) {
             finish(s, FinishReason.STOP);
         } else if (s.budget <= 0 || s.cachedLength + 1 >= perSequence) {
@@ -623,20 +771,59 @@ public final class Engine implements AutoCloseable {
             String tail = s.stops.append(s.utf8.finish());
             tail += s.stops.flush();
             if (!tail.isEmpty()) {
-                job.listener.onToken(new TokenEvent(TokenEvent.NO_TOKEN, new byte[0], tail, Float.NaN, null));
+                try {
+                    job.listener.onToken(new TokenEvent(TokenEvent.NO_TOKEN, new byte[0], tail, Float.NaN, null));
+                } catch (RuntimeException e) {
+                    fail(s, e);
+                    return;
+                }
             }
         }
         Usage usage = new Usage(job.request.prompt().length, s.reusedPrompt, s.generated);
         release(s);
-        job.listener.onFinish(reason, usage);
+        tellFinish(job, reason, usage);
     }
 
+    /**
+     * The generation on {@code s} fails: its steer in flight fails with the cause, its sequence starts empty, and its
+     * listener hears why. The other generations are not touched.
+     */
     private void fail(Slot s, RuntimeException e) {
         Job job = s.job;
-        context.removeTokens(s.seq, -1, -1);
+        if (s.steerDone != null) {
+            s.steerDone.completeExceptionally(new SteerFailedException(e));
+            s.steerDone = null;
+        }
+        try {
+            context.removeTokens(s.seq, -1, -1);
+        } catch (RuntimeException again) {
+            System.err.println("steer: could not clear sequence " + s.seq + ": " + again.getMessage());
+        }
         s.cachedLength = 0;
+        s.cacheAdapter = null;
         release(s);
-        job.listener.onError(e);
+        tellError(job, e);
+    }
+
+    /**
+     * A generation's last call, onFinish. If the listener throws there (it stores the last steer's continuation),
+     * the generation has failed after all: the listener is told so, and its client gets an error instead of an end.
+     */
+    private static void tellFinish(Job job, FinishReason reason, Usage usage) {
+        try {
+            job.listener.onFinish(reason, usage);
+        } catch (RuntimeException e) {
+            tellError(job, e);
+        }
+    }
+
+    /** A generation's last call, onError; a listener that throws even there has no one left to tell. */
+    private static void tellError(Job job, RuntimeException e) {
+        try {
+            job.listener.onError(e);
+        } catch (RuntimeException again) {
+            System.err.println("steer: a listener failed while told of its generation's failure: " + again.getMessage());
+        }
     }
 
     /** A decode failed: every generation that had tokens in the batch fails; their sequences start empty again. */

@@ -5,6 +5,7 @@ import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
+import dev.steer.engine.EngineUnavailableException;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
@@ -16,6 +17,7 @@ import io.javalin.http.HttpResponseException;
 import io.javalin.json.JavalinGson;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.util.List;
 import org.eclipse.jetty.http.HttpException;
 
@@ -26,11 +28,26 @@ public final class ApiServer {
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
      * @param maxRequestBytes larger bodies get 413
      * @param publicMetrics   serve /metrics without the API key (for a scraper that cannot send one)
+     * @param decodeStepTimeout /health reports the decode loop stuck once one of its steps has run longer
+     * @param steerTimeout    how long a steer on a running completion waits for the decode thread to apply it
      */
     public record Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
-                          boolean publicMetrics) {
+                          boolean publicMetrics, Duration decodeStepTimeout, Duration steerTimeout) {
+        public static final Duration DECODE_STEP_TIMEOUT = Duration.ofSeconds(30);
+        public static final Duration STEER_TIMEOUT = Duration.ofSeconds(60);
+
+        /** With the default timeouts. */
+        public Options(String host, int port, String modelId, String apiKey, List<String> corsOrigins, long maxRequestBytes,
+                       boolean publicMetrics) {
+            this(host, port, modelId, apiKey, corsOrigins, maxRequestBytes, publicMetrics, DECODE_STEP_TIMEOUT, STEER_TIMEOUT);
+        }
+
         public static Options local(String modelId) {
             return new Options("127.0.0.1", 0, modelId, null, List.of(), 8 << 20, false);
+        }
+
+        public Options withTimeouts(Duration decodeStep, Duration steer) {
+            return new Options(host, port, modelId, apiKey, corsOrigins, maxRequestBytes, publicMetrics, decodeStep, steer);
         }
     }
 
@@ -47,7 +64,7 @@ public final class ApiServer {
     public static ApiServer start(Options o, Services s) {
         Engine engine = s.engine();
         Completions completions = new Completions(engine, s.templates(), s.served(), s.sessions(), s.steers());
-        SteerRoutes steers = new SteerRoutes(engine, s.sessions(), s.steers(), completions);
+        SteerRoutes steers = new SteerRoutes(engine, s.sessions(), s.steers(), completions, o.steerTimeout());
         FineTuningRoutes jobs = new FineTuningRoutes(s.training(), s.jobs(), o.modelId());
         AdapterRoutes adapters = new AdapterRoutes(s.adapters(), s.served());
         Javalin app = Javalin.create(config -> {
@@ -72,7 +89,7 @@ public final class ApiServer {
                 config.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey()));
             }
 
-            config.routes.get("/health", ctx -> ctx.json(java.util.Map.of("status", "ok", "model", o.modelId())));
+            config.routes.get("/health", ctx -> health(ctx, engine, o));
             config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine, s.sessions())));
             config.routes.get("/v1/models", ctx -> Respond.json(ctx, 200, models(s.served())));
             config.routes.get("/v1/models/{model}", ctx -> Respond.json(ctx, 200, model(ctx.pathParam("model"), s.served())));
@@ -98,6 +115,10 @@ public final class ApiServer {
             config.routes.post("/v1/adapters/{version}/activate", adapters::activate);
 
             config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.toJson()));
+            config.routes.exception(EngineUnavailableException.class, (e, ctx) -> {
+                ApiError err = new ApiError(503, "server_error", e.getMessage(), null, "engine_unavailable");
+                Respond.json(ctx, err.status, err.toJson());
+            });
             config.routes.exception(HttpResponseException.class, (e, ctx) -> {
                 ApiError err = e.getStatus() == 413 ? ApiError.tooLarge(o.maxRequestBytes())
                         : new ApiError(e.getStatus(), "invalid_request_error", e.getMessage(), null, null);
@@ -134,6 +155,32 @@ public final class ApiServer {
             }
         }
         return null;
+    }
+
+    /**
+     * GET /health: 200 {"status": "ok"} while the decode loop serves; 503 {"status": "stuck"} while its thread has been
+     * inside one step longer than --decode-step-timeout-s, 503 {"status": "dead"} once it has died. Stuck is only
+     * reported: a step inside llama_decode cannot be ended from outside without corrupting the context, and a
+     * listener stuck on SQLite cannot be interrupted safely either. A probe that restarts the process on 503 is
+     * the cure.
+     */
+    private static void health(Context ctx, Engine engine, Options o) {
+        JsonObject h = new JsonObject();
+        Throwable death = engine.death();
+        double step = engine.stepNanos() / 1e9;
+        if (death != null) {
+            h.addProperty("status", "dead");
+            h.addProperty("reason", "the decode thread died: " + death);
+        } else if (step > o.decodeStepTimeout().toNanos() / 1e9) {
+            h.addProperty("status", "stuck");
+            h.addProperty("reason", String.format(java.util.Locale.ROOT,
+                    "the decode thread has been inside one step for %.1f s (limit %.1f s)", step, o.decodeStepTimeout().toMillis() / 1e3));
+        } else {
+            h.addProperty("status", "ok");
+        }
+        h.addProperty("model", o.modelId());
+        h.addProperty("step_seconds", step);
+        Respond.json(ctx, h.get("status").getAsString().equals("ok") ? 200 : 503, h);
     }
 
     private static void authorize(Context ctx, String apiKey) {

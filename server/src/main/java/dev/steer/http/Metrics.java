@@ -19,6 +19,9 @@ final class Metrics {
         counter(out, "steer_decode_calls_total", "Decode calls (batches).", s.decodeCalls.get());
         gauge(out, "steer_queue_depth", "Requests waiting for a free sequence.", s.queued.get());
         gauge(out, "steer_active_sequences", "Sequences generating now.", s.active.get());
+        // The watchdog's number: /health says stuck once it passes --decode-step-timeout-s.
+        gauge(out, "steer_decode_step_seconds", "How long the decode thread has been inside its current step (0: waiting for work).",
+                engine.stepNanos() / 1e9);
         double seconds = s.generationDecodeNanos.get() / 1e9;
         gauge(out, "steer_decode_tokens_per_second", "Generated tokens per second of generation-only decode time.",
                 seconds > 0 ? s.generationDecodeTokens.get() / seconds : 0);

@@ -4,10 +4,12 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
+import dev.steer.engine.EngineUnavailableException;
 import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.NotStartedException;
 import dev.steer.engine.SteerEvent;
+import dev.steer.engine.SteerFailedException;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
 import dev.steer.llama.Utf8Stream;
@@ -18,11 +20,13 @@ import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerRecord;
 import dev.steer.steer.SteerStore;
 import io.javalin.http.Context;
+import java.time.Duration;
 import java.util.Arrays;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -39,12 +43,15 @@ final class SteerRoutes {
     private final Sessions sessions;
     private final SteerStore store;
     private final Completions completions;
+    private final Duration steerTimeout;
 
-    SteerRoutes(Engine engine, Sessions sessions, SteerStore store, Completions completions) {
+    /** @param steerTimeout how long a steer on a running completion waits for the decode thread to apply it */
+    SteerRoutes(Engine engine, Sessions sessions, SteerStore store, Completions completions, Duration steerTimeout) {
         this.engine = engine;
         this.sessions = sessions;
         this.store = store;
         this.completions = completions;
+        this.steerTimeout = steerTimeout;
     }
 
     private LlamaModel model() {
@@ -73,6 +80,7 @@ final class SteerRoutes {
         if (!session.steering.compareAndSet(false, true)) {
             throw conflict();
         }
+        boolean release = true;
         try {
             int[] out = session.output();
             int at;
@@ -97,7 +105,18 @@ final class SteerRoutes {
             }
             Generation live = session.live();
             if (live != null) {
-                SteerEvent e = applyLive(live, at, correction, maxTokens);
+                CompletableFuture<SteerEvent> pending = live.steer(at, correction, maxTokens);
+                SteerEvent e;
+                try {
+                    e = applyLive(pending, session.id);
+                } catch (ApiError stillPending) {
+                    if ("steer_pending".equals(stillPending.code)) {
+                        // Taken up but not done: it may still be applied. Only then may the next steer come.
+                        release = false;
+                        pending.whenComplete((r, x) -> session.steering.set(false));
+                    }
+                    throw stillPending;
+                }
                 if (e != null) {
                     // The recorder stored it (on the decode thread) before the engine reported the steer applied.
                     Respond.json(ctx, 200, summary(store.get(session.lastSteerId()).orElseThrow()));
@@ -106,16 +125,40 @@ final class SteerRoutes {
             }
             continueFinished(ctx, session, out, at, correction, maxTokens);
         } finally {
-            session.steering.set(false);
+            if (release) {
+                session.steering.set(false);
+            }
         }
     }
 
-    /** The steer applied to the running generation, or null if it finished meanwhile (then it is continued instead). */
-    private SteerEvent applyLive(Generation live, int at, int[] correction, int maxTokens) throws InterruptedException {
+    /**
+     * The steer applied to the running generation, or null if it finished meanwhile (then it is continued instead).
+     * The wait is bounded: a steer the decode thread has not taken up in time is withdrawn (503, nothing changed);
+     * one it took up just then gets a few more seconds, being applied, and otherwise a 503 that says it may still be.
+     */
+    private SteerEvent applyLive(CompletableFuture<SteerEvent> pending, String sessionId) throws InterruptedException {
         try {
-            return live.steer(at, correction, maxTokens).get(60, TimeUnit.SECONDS);
+            try {
+                return pending.get(steerTimeout.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                if (pending.cancel(false)) {
+                    throw new ApiError(503, "server_error", "The steer was not applied within " + steerTimeout.toMillis()
+                            + " ms (the decode loop is busy or stuck, see /health); it was withdrawn and nothing changed. Try again.",
+                            null, "steer_timeout");
+                }
+                // Taken up (or done) just now: a healthy loop applies it within a step or two.
+                return pending.get(Math.min(steerTimeout.toMillis(), PENDING_GRACE_MILLIS), TimeUnit.MILLISECONDS);
+            }
+        } catch (TimeoutException e) {
+            throw new ApiError(503, "server_error", "The steer is being applied but did not complete in time; it may still be "
+                    + "applied and recorded (see GET /v1/steers?session_id=" + sessionId + ").", null, "steer_pending");
         } catch (ExecutionException e) {
             Throwable cause = e.getCause();
+            if (cause instanceof SteerFailedException || cause instanceof EngineUnavailableException) {
+                // Not a refusal: the steer was taken up and its generation failed (its stream got an error too).
+                throw new ApiError(cause instanceof SteerFailedException ? 500 : 503, "server_error", cause.getMessage(), null,
+                        cause instanceof SteerFailedException ? "steer_failed" : "engine_unavailable");
+            }
             if (cause instanceof IllegalArgumentException) {
                 throw ApiError.invalid(cause.getMessage().contains("grammar") ? "text" : "at", cause.getMessage());
             }
@@ -127,10 +170,11 @@ final class SteerRoutes {
                 return null;
             }
             throw new ApiError(409, "invalid_request_error", cause.getMessage(), null, "steer_conflict");
-        } catch (TimeoutException e) {
-            throw ApiError.internal("the steer was not applied in time");
         }
     }
+
+    /** How long a steer the decode thread took up just as the wait ran out may still take. */
+    private static final long PENDING_GRACE_MILLIS = 5_000;
 
     private void continueFinished(Context ctx, Session session, int[] out, int at, int[] correction, int maxTokens)
             throws InterruptedException {

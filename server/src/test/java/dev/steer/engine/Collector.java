@@ -43,10 +43,26 @@ final class Collector implements GenerationListener {
     }
 
     Result await() {
+        return await(60);
+    }
+
+    Result await(long seconds) {
         try {
-            return done.get(60, TimeUnit.SECONDS);
+            return done.get(seconds, TimeUnit.SECONDS);
         } catch (Exception e) {
             throw new AssertionError("generation did not finish", e);
         }
+    }
+
+    /** The error the generation failed with; an AssertionError if it finished or nothing came within the bound. */
+    Throwable awaitError(long seconds) {
+        try {
+            done.get(seconds, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.ExecutionException e) {
+            return e.getCause();
+        } catch (Exception e) {
+            throw new AssertionError("no error within " + seconds + " s", e);
+        }
+        throw new AssertionError("the generation finished instead of failing");
     }
 }
