@@ -7,20 +7,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
-import dev.steer.engine.FinishReason;
-import dev.steer.engine.GenerationListener;
-import dev.steer.engine.GenerationRequest;
-import dev.steer.engine.TokenEvent;
-import dev.steer.engine.Usage;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
+import dev.steer.testing.BlockingListener;
 import dev.steer.testing.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -122,33 +116,15 @@ class ServedAdaptersTest {
     void aLoadTheDecodeThreadCannotRunInTimeIsAClearErrorAndFreesTheLock() throws Exception {
         AdapterRegistry.Version v1 = register(SHA, 1);
         ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA, Duration.ofMillis(500));
-        CountDownLatch entered = new CountDownLatch(1);
-        CountDownLatch release = new CountDownLatch(1);
-        engine.submit(GenerationRequest.greedy(model.tokenize("block", true, false), 2), new GenerationListener() {
-            @Override
-            public void onToken(TokenEvent event) {
-                entered.countDown();
-                try {
-                    release.await(30, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }
-
-            @Override
-            public void onFinish(FinishReason reason, Usage usage) {}
-
-            @Override
-            public void onError(RuntimeException error) {}
-        });
+        BlockingListener held = new BlockingListener();
         try {
-            assertTrue(entered.await(20, TimeUnit.SECONDS), "the decode thread is held");
+            held.block(engine);
             RuntimeException e = assertTimeoutPreemptively(Duration.ofSeconds(10),
                     () -> assertThrows(RuntimeException.class, () -> served.submit("tiny@v" + v1.version(), sel -> sel)));
             assertTrue(e.getMessage().contains("not loaded within"), e.getMessage());
             assertEquals(null, assertTimeoutPreemptively(Duration.ofSeconds(1), served::active), "the lock is free");
         } finally {
-            release.countDown();
+            held.release.countDown();
         }
         ServedAdapters.Selection sel = assertTimeoutPreemptively(Duration.ofSeconds(20),
                 () -> served.submit("tiny@v" + v1.version(), x -> x));

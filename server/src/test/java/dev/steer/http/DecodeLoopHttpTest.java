@@ -12,6 +12,7 @@ import dev.steer.engine.GenerationListener;
 import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
+import dev.steer.testing.BlockingListener;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
 import java.net.URI;
@@ -23,8 +24,6 @@ import java.sql.DriverManager;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.Iterator;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -55,53 +54,8 @@ class DecodeLoopHttpTest {
         }
     }
 
-    /** Holds the decode thread inside its step from its first token until released (at most 30 s). */
-    static final class Blocker implements GenerationListener {
-        final CountDownLatch entered = new CountDownLatch(1);
-        final CountDownLatch release = new CountDownLatch(1);
-
-        @Override
-        public void onToken(TokenEvent event) {
-            entered.countDown();
-            try {
-                release.await(30, TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }
-
-        @Override
-        public void onFinish(FinishReason reason, Usage usage) {}
-
-        @Override
-        public void onError(RuntimeException error) {}
-
-        void block(TestServer s) throws InterruptedException {
-            s.engine.submit(GenerationRequest.greedy(s.engine.model().tokenize("block", true, false), 4), this);
-            assertTrue(entered.await(20, TimeUnit.SECONDS), "the blocking listener was never called");
-        }
-    }
-
-    private HttpResponse<String> post(String path, String body) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(server.base() + path)).timeout(Duration.ofSeconds(20))
-                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                HttpResponse.BodyHandlers.ofString());
-    }
-
-    private HttpResponse<String> get(String path) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(server.base() + path)).timeout(Duration.ofSeconds(20)).build(),
-                HttpResponse.BodyHandlers.ofString());
-    }
-
     private static JsonObject json(HttpResponse<String> r) {
         return JsonParser.parseString(r.body()).getAsJsonObject();
-    }
-
-    private static JsonObject error(HttpResponse<String> r, int status) {
-        assertEquals(status, r.statusCode(), r.body());
-        JsonObject e = json(r).getAsJsonObject("error");
-        assertTrue(e.has("message") && e.has("type") && e.has("param") && e.has("code"), r.body());
-        return e;
     }
 
     private static void waitFor(String what, BooleanSupplier condition) throws InterruptedException {
@@ -114,7 +68,7 @@ class DecodeLoopHttpTest {
 
     private String health() {
         try {
-            HttpResponse<String> r = get("/health");
+            HttpResponse<String> r = server.get("/health");
             return r.statusCode() + " " + json(r).get("status").getAsString();
         } catch (Exception e) {
             throw new AssertionError(e);
@@ -170,11 +124,11 @@ class DecodeLoopHttpTest {
     void healthSaysStuckWhileTheDecodeThreadIsHeldInOneStep() throws Exception {
         start();
         assertEquals("200 ok", health());
-        Blocker b = new Blocker();
+        BlockingListener b = new BlockingListener();
         try {
-            b.block(server);
+            b.block(server.engine);
             waitFor("/health to say stuck", () -> health().equals("503 stuck"));
-            JsonObject h = json(get("/health"));
+            JsonObject h = json(server.get("/health"));
             assertTrue(h.get("step_seconds").getAsDouble() >= 0.5, h.toString());
             assertTrue(h.get("reason").getAsString().contains("step"), h.toString());
         } finally {
@@ -187,10 +141,10 @@ class DecodeLoopHttpTest {
     void aSteerTheDecodeThreadCannotTakeUpInTimeIsWithdrawnAnd503() throws Exception {
         start();
         Stream a = new Stream(24).read(3);
-        Blocker b = new Blocker();
+        BlockingListener b = new BlockingListener();
         try {
-            b.block(server);
-            JsonObject e = error(post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}"), 503);
+            b.block(server.engine);
+            JsonObject e = TestServer.assertApiError(server.post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}"), 503);
             assertEquals("steer_timeout", e.get("code").getAsString());
             assertTrue(e.get("message").getAsString().contains("nothing changed"), e.toString());
         } finally {
@@ -200,8 +154,8 @@ class DecodeLoopHttpTest {
         a.read(-1);
         assertTrue(a.done && a.error == null, "the stream ran on to its end");
         assertEquals(0, a.steers, "the withdrawn steer was never applied");
-        assertEquals(0, json(get("/v1/steers?session_id=" + a.id)).getAsJsonArray("data").size(), "nothing recorded");
-        HttpResponse<String> again = post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}");
+        assertEquals(0, json(server.get("/v1/steers?session_id=" + a.id)).getAsJsonArray("data").size(), "nothing recorded");
+        HttpResponse<String> again = server.post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}");
         assertEquals(200, again.statusCode(), "steering is free again: " + again.body());
     }
 
@@ -214,7 +168,7 @@ class DecodeLoopHttpTest {
              Statement st = c.createStatement()) {
             st.execute("CREATE TRIGGER full_disk BEFORE INSERT ON steers BEGIN SELECT RAISE(ABORT, 'database or disk is full (test)'); END");
         }
-        JsonObject e = error(post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}"), 500);
+        JsonObject e = TestServer.assertApiError(server.post("/v1/chat/completions/" + a.id + "/steer", "{\"at\": 1, \"text\": \" X\"}"), 500);
         assertEquals("steer_failed", e.get("code").getAsString());
         assertTrue(e.get("message").getAsString().contains("disk is full"), e.toString());
         a.read(-1);
@@ -222,7 +176,7 @@ class DecodeLoopHttpTest {
 
         other.read(-1);
         assertTrue(other.done && other.error == null, "the other stream ran on to its end");
-        HttpResponse<String> next = post("/v1/chat/completions",
+        HttpResponse<String> next = server.post("/v1/chat/completions",
                 "{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"still there?\"}]}");
         assertEquals(200, next.statusCode(), next.body());
         assertEquals("200 ok", health());
@@ -244,8 +198,8 @@ class DecodeLoopHttpTest {
             public void onError(RuntimeException error) {}
         });
         waitFor("/health to say dead", () -> health().equals("503 dead"));
-        assertTrue(json(get("/health")).get("reason").getAsString().contains("cannot go on"));
-        JsonObject e = error(post("/v1/chat/completions", "{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 503);
+        assertTrue(json(server.get("/health")).get("reason").getAsString().contains("cannot go on"));
+        JsonObject e = TestServer.assertApiError(server.post("/v1/chat/completions", "{\"max_tokens\":4,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 503);
         assertEquals("engine_unavailable", e.get("code").getAsString());
     }
 }

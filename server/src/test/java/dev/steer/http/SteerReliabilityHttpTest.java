@@ -50,21 +50,8 @@ class SteerReliabilityHttpTest {
         server.close();
     }
 
-    private static HttpResponse<String> post(String path, String body) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create(server.base() + path)).timeout(Duration.ofSeconds(20))
-                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
-                HttpResponse.BodyHandlers.ofString());
-    }
-
     private static JsonObject json(HttpResponse<String> r) {
         return JsonParser.parseString(r.body()).getAsJsonObject();
-    }
-
-    private static JsonObject error(HttpResponse<String> r, int status) {
-        assertEquals(status, r.statusCode(), r.body());
-        JsonObject e = json(r).getAsJsonObject("error");
-        assertTrue(e.has("message") && e.has("type") && e.has("param") && e.has("code"), r.body());
-        return e;
     }
 
     private static String chat(String user, String extra) {
@@ -125,20 +112,20 @@ class SteerReliabilityHttpTest {
         waitFor("the second stream to queue", () -> server.engine.stats().queued.get() == 1);
         long requests = server.engine.stats().requests.get();
 
-        JsonObject e = error(post("/v1/chat/completions/" + b.id + "/steer", "{\"at\": 0, \"text\": \" X\"}"), 409);
+        JsonObject e = TestServer.assertApiError(server.post("/v1/chat/completions/" + b.id + "/steer", "{\"at\": 0, \"text\": \" X\"}"), 409);
         assertEquals("steer_not_started", e.get("code").getAsString());
         assertTrue(e.get("message").getAsString().contains("not started"), e.toString());
         assertEquals(requests, server.engine.stats().requests.get(), "no second generation");
         assertEquals(0, json(server.get("/v1/steers?session_id=" + b.id)).getAsJsonArray("data").size(), "nothing recorded");
         assertEquals(0, b.content, "the queued stream has not moved");
 
-        assertEquals(200, post("/v1/chat/completions/" + a.id + "/stop", "").statusCode());
+        assertEquals(200, server.post("/v1/chat/completions/" + a.id + "/stop", "").statusCode());
         b.read(3);
-        HttpResponse<String> steered = post("/v1/chat/completions/" + b.id + "/steer", "{\"at\": 1, \"text\": \" X\"}");
+        HttpResponse<String> steered = server.post("/v1/chat/completions/" + b.id + "/steer", "{\"at\": 1, \"text\": \" X\"}");
         assertEquals(200, steered.statusCode(), steered.body());
         assertEquals(1, json(steered).get("at").getAsInt());
         assertEquals(requests, server.engine.stats().requests.get(), "steered in place, on its own stream");
-        assertEquals(200, post("/v1/chat/completions/" + b.id + "/stop", "").statusCode());
+        assertEquals(200, server.post("/v1/chat/completions/" + b.id + "/stop", "").statusCode());
         a.read(-1);
         b.read(-1);
         assertTrue(a.done && b.done);
@@ -149,13 +136,13 @@ class SteerReliabilityHttpTest {
     @Test
     void repeatedStopsStoreTheRequestOnce() throws Exception {
         String padding = "x".repeat(2 << 20);  // an unknown field: ignored for generation, kept as the request
-        HttpResponse<String> done = post("/v1/chat/completions", chat("long", ",\"max_tokens\":24,\"padding\":\"" + padding + "\""));
+        HttpResponse<String> done = server.post("/v1/chat/completions", chat("long", ",\"max_tokens\":24,\"padding\":\"" + padding + "\""));
         assertEquals(200, done.statusCode(), done.body());
         String id = json(done).get("id").getAsString();
         long before = databaseBytes(server.dataDir.resolve("steers.db"));
         List<String> records = new ArrayList<>();
         for (int i = 0; i < 20; i++) {
-            HttpResponse<String> r = post("/v1/chat/completions/" + id + "/stop", "{\"at\": " + i + "}");
+            HttpResponse<String> r = server.post("/v1/chat/completions/" + id + "/stop", "{\"at\": " + i + "}");
             assertEquals(200, r.statusCode(), r.body());
             records.add(json(r).get("id").getAsString());
         }
@@ -185,33 +172,33 @@ class SteerReliabilityHttpTest {
 
     @Test
     void tagsPerRecordAreBounded() throws Exception {
-        HttpResponse<String> done = post("/v1/chat/completions", chat("tags", ",\"max_tokens\":4"));
+        HttpResponse<String> done = server.post("/v1/chat/completions", chat("tags", ",\"max_tokens\":4"));
         String id = json(done).get("id").getAsString();
-        String steer = json(post("/v1/chat/completions/" + id + "/stop", "")).get("id").getAsString();
+        String steer = json(server.post("/v1/chat/completions/" + id + "/stop", "")).get("id").getAsString();
         JsonArray tags = new JsonArray();
         for (int i = 0; i < 40; i++) {
             tags.add("t" + i);
         }
-        assertEquals(200, post("/v1/steers/" + steer + "/tags", "{\"tags\": " + tags + "}").statusCode());
+        assertEquals(200, server.post("/v1/steers/" + steer + "/tags", "{\"tags\": " + tags + "}").statusCode());
         JsonArray more = new JsonArray();
         for (int i = 30; i < 64; i++) {
             more.add("t" + i);  // ten of them already there: 64 in all
         }
-        HttpResponse<String> full = post("/v1/steers/" + steer + "/tags", "{\"tags\": " + more + "}");
+        HttpResponse<String> full = server.post("/v1/steers/" + steer + "/tags", "{\"tags\": " + more + "}");
         assertEquals(200, full.statusCode(), full.body());
         assertEquals(64, json(full).getAsJsonArray("tags").size());
-        assertEquals(200, post("/v1/steers/" + steer + "/tags", "{\"tags\": [\"t5\"]}").statusCode(), "a tag it has already");
+        assertEquals(200, server.post("/v1/steers/" + steer + "/tags", "{\"tags\": [\"t5\"]}").statusCode(), "a tag it has already");
 
-        JsonObject e = error(post("/v1/steers/" + steer + "/tags", "{\"tags\": [\"one-more\"]}"), 400);
+        JsonObject e = TestServer.assertApiError(server.post("/v1/steers/" + steer + "/tags", "{\"tags\": [\"one-more\"]}"), 400);
         assertEquals("tags", e.get("param").getAsString());
         assertEquals("too_many_tags", e.get("code").getAsString());
         assertTrue(e.get("message").getAsString().contains("64"), e.toString());
         assertEquals(64, json(server.get("/v1/steers/" + steer)).getAsJsonArray("tags").size(), "a refused request adds nothing");
 
-        String other = json(post("/v1/chat/completions/" + id + "/stop", "")).get("id").getAsString();
-        JsonObject tooLong = error(post("/v1/steers/" + other + "/tags", "{\"tags\": [\"" + "y".repeat(65) + "\"]}"), 400);
+        String other = json(server.post("/v1/chat/completions/" + id + "/stop", "")).get("id").getAsString();
+        JsonObject tooLong = TestServer.assertApiError(server.post("/v1/steers/" + other + "/tags", "{\"tags\": [\"" + "y".repeat(65) + "\"]}"), 400);
         assertEquals("tags", tooLong.get("param").getAsString());
         assertTrue(tooLong.get("message").getAsString().contains("64 characters"), tooLong.toString());
-        assertEquals(200, post("/v1/steers/" + other + "/tags", "{\"tags\": [\"" + "y".repeat(64) + "\"]}").statusCode());
+        assertEquals(200, server.post("/v1/steers/" + other + "/tags", "{\"tags\": [\"" + "y".repeat(64) + "\"]}").statusCode());
     }
 }

@@ -1,5 +1,10 @@
 package dev.steer.testing;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
 import dev.steer.Server;
 import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
@@ -15,6 +20,7 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.List;
 import java.util.function.LongSupplier;
 
@@ -74,18 +80,29 @@ public final class TestServer implements AutoCloseable {
         return "http://127.0.0.1:" + server.port();
     }
 
+    /** Every request is bounded: a test waits at most this long for an answer. */
+    private static final Duration REQUEST_TIMEOUT = Duration.ofSeconds(120);
+
     public HttpResponse<String> post(String path, String json) throws IOException, InterruptedException {
-        return http.send(HttpRequest.newBuilder(URI.create(base() + path))
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).timeout(REQUEST_TIMEOUT)
                 .header("Content-Type", "application/json")
                 .POST(HttpRequest.BodyPublishers.ofString(json)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     public HttpResponse<String> delete(String path) throws IOException, InterruptedException {
-        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).DELETE().build(), HttpResponse.BodyHandlers.ofString());
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).timeout(REQUEST_TIMEOUT).DELETE().build(), HttpResponse.BodyHandlers.ofString());
     }
 
     public HttpResponse<String> get(String path) throws IOException, InterruptedException {
-        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).build(), HttpResponse.BodyHandlers.ofString());
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).timeout(REQUEST_TIMEOUT).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** Asserts an OpenAI-shaped error with {@code status} and returns its {@code error} object. */
+    public static JsonObject assertApiError(HttpResponse<String> r, int status) {
+        assertEquals(status, r.statusCode(), r.body());
+        JsonObject e = JsonParser.parseString(r.body()).getAsJsonObject().getAsJsonObject("error");
+        assertTrue(e.has("message") && e.has("type") && e.has("param") && e.has("code"), r.body());
+        return e;
     }
 
     @Override
