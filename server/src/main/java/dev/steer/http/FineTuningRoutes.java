@@ -252,7 +252,8 @@ final class FineTuningRoutes {
                 h.bool("activation_checkpointing", d.activationCheckpointing()),
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
-                h.bool("early_stopping", d.earlyStopping()));
+                h.bool("early_stopping", d.earlyStopping()),
+                (int) h.integer("on_policy", d.onPolicy(), 0, 100));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

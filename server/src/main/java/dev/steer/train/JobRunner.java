@@ -7,6 +7,7 @@ import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
+import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.steer.SteerRecord;
 import dev.steer.steer.SteerStore;
@@ -20,6 +21,9 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Runs fine-tuning jobs in the background, one at a time, oldest first: steers → {@link TrainingSet} → LoRA trainer
@@ -35,6 +39,7 @@ public final class JobRunner implements AutoCloseable {
     private final SteerStore steers;
     private final AdapterRegistry registry;
     private final ServedAdapters served;
+    private final Engine engine;
     private final LlamaModel model;
     private final ChatTemplates templates;
     private final Greedy greedy;
@@ -53,6 +58,7 @@ public final class JobRunner implements AutoCloseable {
         this.steers = steers;
         this.registry = registry;
         this.served = served;
+        this.engine = engine;
         this.model = engine.model();
         this.templates = templates;
         this.greedy = new Greedy(engine, served);
@@ -179,7 +185,11 @@ public final class JobRunner implements AutoCloseable {
         int count = set.train().size() + replay.size();
         int batch = Math.min(h.batchSize(), count);
         int perEpoch = (count + batch - 1) / batch;
-        int total = perEpoch * h.nEpochs();
+        // The on-policy epochs train on twice the examples: each answer and replay prompt again, continued by the
+        // adapter itself (at most; an empty continuation is left out).
+        int onPolicy = kl ? Math.min(h.onPolicy(), h.nEpochs()) : 0;
+        int perOnPolicyEpoch = (2 * count + batch - 1) / batch;
+        int total = perEpoch * (h.nEpochs() - onPolicy) + perOnPolicyEpoch * onPolicy;
         p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
                 replay.size(), total, batch, lossTerms(h)));
@@ -206,6 +216,14 @@ public final class JobRunner implements AutoCloseable {
             int step = 0;
             training:
             for (int epoch = 1; epoch <= h.nEpochs(); epoch++) {
+                if (epoch == h.nEpochs() - onPolicy + 1) {
+                    List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens);
+                    for (LoraTrainer.Example e : own) {
+                        examples.add(new Example(e, t.reference(e)));
+                    }
+                    p.message("info", String.format("From epoch %d on, also training on the adapter's own text: %d continuations after the corrections and replay answers, kept under the KL term.",
+                            epoch, own.size()));
+                }
                 for (List<Example> b : TrainingSet.batches(examples, batch, x -> x.example().tokens().length, order)) {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
@@ -277,6 +295,70 @@ public final class JobRunner implements AutoCloseable {
     }
 
     /**
+     * The adapter so far (loaded into the engine for this, under no model name) continues each training answer
+     * right after its last correction, and answers each replay prompt; each continuation becomes an example kept
+     * under the KL term, its reference the base model on the same text. The base model's own answers keep the
+     * adapter where the base model goes; these keep it where the adapter goes: a habit learned from a few steers
+     * leads greedy decoding into states no recorded text visits (the correction said again after itself, a flipped
+     * near-tie that runs into a loop), and there the base model's distribution is the one to stay at.
+     */
+    private List<LoraTrainer.Example> ownContinuations(LoraTrainer t, String jobId, List<TrainingSet.Item> train, List<int[]> replayPrompts) throws IOException {
+        List<int[]> contexts = new ArrayList<>();
+        for (TrainingSet.Item i : train) {
+            contexts.add(Arrays.copyOf(i.example().tokens(), afterLastCorrection(i.example())));
+        }
+        Path file = registry.dir().resolve(".job-" + jobId + "-own.gguf");
+        t.save(file);
+        LoraAdapter adapter;
+        try {
+            adapter = engine.onDecodeThread(() -> LoraAdapter.load(model, file)).get(ServedAdapters.LOAD_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while loading the adapter so far");
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("the adapter so far could not be loaded for its own continuations: " + e, e);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+        List<int[]> afterCorrections, replayAnswers;
+        try {
+            afterCorrections = greedy.answers(adapter, contexts, OWN_CONTINUATION_TOKENS);
+            replayAnswers = greedy.answers(adapter, replayPrompts, OWN_REPLAY_TOKENS);
+        } finally {
+            engine.retire(adapter);
+        }
+        List<LoraTrainer.Example> out = new ArrayList<>();
+        for (int i = 0; i < contexts.size(); i++) {
+            LoraTrainer.Example e = replayExample(contexts.get(i), afterCorrections.get(i));
+            if (e != null) {
+                out.add(e);
+            }
+        }
+        for (int i = 0; i < replayPrompts.size(); i++) {
+            LoraTrainer.Example e = replayExample(replayPrompts.get(i), replayAnswers.get(i));
+            if (e != null) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    /** The length of an example's tokens up to and including its last learned (correction) token. */
+    static int afterLastCorrection(LoraTrainer.Example e) {
+        for (int i = e.roles().length - 1; i >= 0; i--) {
+            if (e.roles()[i] == LoraTrainer.LEARN) {
+                return i + 1;
+            }
+        }
+        return e.tokens().length;
+    }
+
+    /** Tokens the adapter writes after an answer's last correction: where a correction gets said again. */
+    private static final int OWN_CONTINUATION_TOKENS = 32;
+    /** Tokens of the adapter's own replay answers: longer than the base's, as its loops start after a sentence or two. */
+    private static final int OWN_REPLAY_TOKENS = 48;
+
+    /**
      * Tokens of each replay prompt's base answer kept: an answer's start is where a habit leaks into prompts it
      * is not about (an opening phrase, a self-introduction), and where the answer takes its course; more
      * prompts with short answers teach that better than a few long ones, for the same training time.
@@ -297,6 +379,9 @@ public final class JobRunner implements AutoCloseable {
         }
         if (h.dpoWeight() > 0) {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
+        }
+        if (h.klWeight() > 0 && h.onPolicy() > 0) {
+            terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");
         }
         return String.join(" + ", terms);
     }
