@@ -3,6 +3,7 @@ package dev.steer.http;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import io.javalin.http.Context;
 
@@ -22,7 +23,7 @@ final class AdapterRoutes {
         JsonObject o = new JsonObject();
         o.addProperty("object", "list");
         o.add("data", data);
-        o.addProperty("active", served.active() == null ? null : "v" + served.active());
+        o.addProperty("active", AdapterVersion.idOrNull(served.active()));
         Respond.json(ctx, 200, o);
     }
 
@@ -46,7 +47,7 @@ final class AdapterRoutes {
 
     /** POST /v1/adapters/{version}/activate; "base" serves the base model alone. */
     void activate(Context ctx) {
-        Integer version = ctx.pathParam("version").equals("base") ? null : version(ctx).version();
+        Integer version = ctx.pathParam("version").equals(AdapterVersion.BASE) ? null : version(ctx).version();
         served.activate(version, "activated through the API");
         Respond.json(ctx, 200, state());
     }
@@ -65,17 +66,14 @@ final class AdapterRoutes {
         Integer active = served.active();
         JsonObject o = new JsonObject();
         o.addProperty("object", "adapter.activation");
-        o.addProperty("active", active == null ? null : "v" + active);
-        o.addProperty("model", active == null ? served.baseModel() : served.baseModel() + "@v" + active);
+        o.addProperty("active", AdapterVersion.idOrNull(active));
+        o.addProperty("model", active == null ? served.baseModel() : AdapterVersion.of(active).modelName(served.baseModel()));
         return o;
     }
 
     private AdapterRegistry.Version version(Context ctx) {
         String v = ctx.pathParam("version");
-        AdapterRegistry.Version found = null;
-        if (v.matches("v[0-9]{1,9}")) {
-            found = registry.get(Integer.parseInt(v.substring(1))).orElse(null);
-        }
+        AdapterRegistry.Version found = AdapterVersion.parse(v).flatMap(n -> registry.get(n.number())).orElse(null);
         if (found == null) {
             throw new ApiError(404, "invalid_request_error", "No adapter version '" + v + "' (versions are named v1, v2, ...).", "version", "adapter_not_found");
         }
@@ -86,7 +84,7 @@ final class AdapterRoutes {
         JsonObject o = new JsonObject();
         o.addProperty("object", "adapter");
         o.addProperty("id", v.id());
-        o.addProperty("model", v.baseModel() + "@" + v.id());
+        o.addProperty("model", v.name().modelName(v.baseModel()));
         o.addProperty("base_model", v.baseModel());
         o.addProperty("base_sha256", v.baseSha256());
         o.addProperty("active", Integer.valueOf(v.version()).equals(served.active()));

@@ -20,9 +20,12 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.List;
 import org.eclipse.jetty.http.HttpException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** The HTTP API, as a table of routes, and the mapping of every failure to an OpenAI-style error. */
 public final class ApiServer {
+    private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
     /**
      * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* (and /metrics) when not null
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
@@ -130,7 +133,7 @@ public final class ApiServer {
                     Respond.json(ctx, unreadable.status, unreadable.toJson());
                     return;
                 }
-                e.printStackTrace();
+                LOG.error("{} {} failed", ctx.method(), ctx.path(), e);
                 Respond.json(ctx, 500, ApiError.internal(e.getClass().getSimpleName() + ": " + e.getMessage()).toJson());
             });
             config.routes.error(404, ctx -> {

@@ -3,6 +3,7 @@ package dev.steer.http;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.train.EvalGate;
 import dev.steer.train.Hyperparameters;
@@ -181,8 +182,8 @@ final class FineTuningRoutes {
         o.addProperty("created_at", j.createdAt() / 1000);
         o.addProperty("finished_at", j.finishedAt() == null ? null : j.finishedAt() / 1000);
         o.addProperty("status", j.status().json());
-        o.addProperty("fine_tuned_model", j.adapterVersion() == null ? null : j.spec().model() + "@v" + j.adapterVersion());
-        o.addProperty("adapter_version", j.adapterVersion() == null ? null : "v" + j.adapterVersion());
+        o.addProperty("fine_tuned_model", j.adapterVersion() == null ? null : AdapterVersion.of(j.adapterVersion()).modelName(j.spec().model()));
+        o.addProperty("adapter_version", AdapterVersion.idOrNull(j.adapterVersion()));
         if (j.error() != null) {
             JsonObject e = new JsonObject();
             e.addProperty("message", j.error());

@@ -3,6 +3,7 @@ package dev.steer.train;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
@@ -20,6 +21,8 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs fine-tuning jobs in the background, one at a time, oldest first: steers → {@link TrainingSet} → LoRA trainer
@@ -31,6 +34,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * to a half-written adapter.
  */
 public final class JobRunner implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
     private final JobStore jobs;
     private final SteerStore steers;
     private final AdapterRegistry registry;
@@ -60,7 +64,7 @@ public final class JobRunner implements AutoCloseable {
         this.threads = threads;
         int lost = jobs.failInterrupted();
         if (lost > 0) {
-            System.err.println("steer: " + lost + " job(s) were running when the server stopped; marked failed");
+            LOG.warn("{} job(s) were running when the server stopped; marked failed", lost);
         }
         this.thread = new Thread(this::loop, "steer-training");
         this.thread.setDaemon(true);
@@ -157,7 +161,7 @@ public final class JobRunner implements AutoCloseable {
             throw new IllegalArgumentException("no steers with a correction match the job's filters (" + records.size() + " records matched)");
         }
         long t0 = System.nanoTime();
-        String base = spec.model() + "@" + ServedAdapters.BASE;
+        String base = AdapterVersion.pinnedName(spec.model(), null);
         // The replay set: the base model's own answers to ordinary prompts nobody steered, kept under the KL term;
         // the probes (other prompts) are the gate's. Both answered greedily by the serving engine, on the base.
         boolean kl = h.klWeight() > 0;
@@ -252,7 +256,7 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
-            report = EvalGate.evaluate(t, model, greedy, base, spec.model() + "@" + v.id(), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval());
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
@@ -266,7 +270,7 @@ public final class JobRunner implements AutoCloseable {
         metrics.remove("events");
         metrics.addProperty("job_seconds", (System.nanoTime() - t0) / 1e9);
         registry.setResult(v.version(), metrics, report.verdict());
-        String name = spec.model() + "@" + v.id();
+        String name = v.name().modelName(spec.model());
         if (report.passed() && spec.eval().autoActivate()) {
             served.activate(v.version(), "job " + job.id() + " passed the eval gate");
             p.message("info", "Adapter " + name + " is serving.");
