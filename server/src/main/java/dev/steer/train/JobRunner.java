@@ -6,6 +6,7 @@ import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
+import dev.steer.json.Json;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
@@ -247,7 +248,7 @@ public final class JobRunner implements AutoCloseable {
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
                     set.heldOut().stream().flatMap(i -> i.steerIds().stream()).toList(),
-                    Json.tree(h), new JsonObject(), "pending"));
+                    Json.tree(h).getAsJsonObject(), new JsonObject(), "pending"));
             List<EvalGate.Probe> probes = new ArrayList<>();
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
