@@ -231,7 +231,9 @@ class SteerApiTest {
         String url = "/v1/chat/completions/" + s.id + "/steer";
         int records = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data").size();
         dev.steer.testing.BlockingListener hold = new dev.steer.testing.BlockingListener();
-        List<HttpResponse<String>> answers;
+        List<HttpResponse<String>> answers = new ArrayList<>();
+        // A thread each: the common pool may have one thread, and the barrier needs both requests waiting at once.
+        java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
         try {
             hold.block(server.engine);
             java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(2);
@@ -244,7 +246,7 @@ class SteerApiTest {
                     } catch (Exception e) {
                         throw new RuntimeException(e);
                     }
-                }));
+                }, threads));
             }
             // The loser is answered while the winner still waits for the held decode thread.
             HttpResponse<String> first = CompletableFuture.anyOf(both.toArray(CompletableFuture[]::new))
@@ -252,12 +254,12 @@ class SteerApiTest {
             TestServer.assertApiError(first, 409);
             assertEquals("steer_conflict", json(first).getAsJsonObject("error").get("code").getAsString(), first.body());
             hold.release.countDown();
-            answers = new ArrayList<>();
             for (CompletableFuture<HttpResponse<String>> f : both) {
                 answers.add(f.get(30, TimeUnit.SECONDS));
             }
         } finally {
             hold.release.countDown();
+            threads.shutdown();
         }
         List<Integer> statuses = answers.stream().map(HttpResponse::statusCode).sorted().toList();
         assertEquals(List.of(200, 409), statuses, answers.stream().map(HttpResponse::body).toList().toString());
