@@ -273,6 +273,36 @@ class SteerApiTest {
                 "the winner released the completion for the next steer");
     }
 
+    /**
+     * Steers sent as an 8-token answer comes to its natural end, from early to after the end: whichever side of the
+     * end the decode thread sees the steer on, it is applied (in place, or continued as a new generation) and recorded
+     * once; never refused, never lost, and the original stream still ends.
+     */
+    @Test
+    void aSteerRacingTheNaturalEndOfItsAnswerIsAppliedEitherWay() throws Exception {
+        int inPlace = 0, continued = 0;
+        for (int chunks = 4; chunks <= 9; chunks++) {
+            LiveStream s = new LiveStream(body("race the end " + chunks, ",\"max_tokens\":8"));
+            s.read(chunks);
+            HttpResponse<String> r = server.post("/v1/chat/completions/" + s.id + "/steer", "{\"at\": 1, \"text\": \"end\", \"max_tokens\": 2}");
+            assertEquals(200, r.statusCode(), "after " + chunks + " chunks: " + r.body());
+            if (r.body().startsWith("data: ")) {
+                continued++;
+                assertTrue(r.body().endsWith("data: [DONE]\n\n"), r.body());
+            } else {
+                inPlace++;
+                assertEquals("steer", json(r).get("object").getAsString(), r.body());
+            }
+            s.read(-1);
+            assertTrue(s.done, "the original stream ended");
+            JsonArray recorded = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
+            assertEquals(1, recorded.size(), "recorded once: " + recorded);
+            assertTrue(recorded.get(0).getAsJsonObject().get("correction").getAsString().endsWith("end"));
+        }
+        System.err.printf("steers racing the end: %d applied in place, %d continued after the end%n", inPlace, continued);
+        assertTrue(continued > 0, "the last tries come after the end");
+    }
+
     @Test
     void badSteersGet4xxAndChangeNothing() throws Exception {
         LiveStream s = new LiveStream(body("hello", ",\"max_tokens\":100000,\"grammar\":\"root ::= [a-z ]+\""));
