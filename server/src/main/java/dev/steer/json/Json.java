@@ -29,7 +29,7 @@ public final class Json {
     public static final Gson GSON = new GsonBuilder()
             .serializeNulls()
             .disableHtmlEscaping()
-            .serializeSpecialFloatingPointValues()  // the adapters below write them as null; Gson must not refuse first
+            // Non-finite numbers are written as null here, so Gson's own check (which would throw) never sees them.
             .registerTypeAdapter(double.class, finiteOrNullDouble())
             .registerTypeAdapter(Double.class, finiteOrNullDouble())
             .registerTypeAdapter(float.class, finiteOrNullFloat())
