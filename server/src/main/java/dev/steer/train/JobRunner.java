@@ -3,8 +3,10 @@ package dev.steer.train;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
+import dev.steer.json.Json;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraAdapter;
@@ -24,6 +26,8 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs fine-tuning jobs in the background, one at a time, oldest first: steers → {@link TrainingSet} → LoRA trainer
@@ -35,6 +39,7 @@ import java.util.concurrent.TimeoutException;
  * to a half-written adapter.
  */
 public final class JobRunner implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
     private final JobStore jobs;
     private final SteerStore steers;
     private final AdapterRegistry registry;
@@ -66,7 +71,7 @@ public final class JobRunner implements AutoCloseable {
         this.threads = threads;
         int lost = jobs.failInterrupted();
         if (lost > 0) {
-            System.err.println("steer: " + lost + " job(s) were running when the server stopped; marked failed");
+            LOG.warn("{} job(s) were running when the server stopped; marked failed", lost);
         }
         this.thread = new Thread(this::loop, "steer-training");
         this.thread.setDaemon(true);
@@ -163,7 +168,7 @@ public final class JobRunner implements AutoCloseable {
             throw new IllegalArgumentException("no steers with a correction match the job's filters (" + records.size() + " records matched)");
         }
         long t0 = System.nanoTime();
-        String base = spec.model() + "@" + ServedAdapters.BASE;
+        String base = AdapterVersion.pinnedName(spec.model(), null);
         // The replay set: the base model's own answers to ordinary prompts nobody steered, kept under the KL term;
         // the probes (other prompts) are the gate's. Both answered greedily by the serving engine, on the base.
         boolean kl = h.klWeight() > 0;
@@ -261,7 +266,7 @@ public final class JobRunner implements AutoCloseable {
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
                     set.heldOut().stream().flatMap(i -> i.steerIds().stream()).toList(),
-                    Json.tree(h), new JsonObject(), "pending"));
+                    Json.tree(h).getAsJsonObject(), new JsonObject(), "pending"));
             List<EvalGate.Probe> probes = new ArrayList<>();
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
@@ -270,7 +275,7 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
-            report = EvalGate.evaluate(t, model, greedy, base, spec.model() + "@" + v.id(), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval());
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
@@ -284,7 +289,7 @@ public final class JobRunner implements AutoCloseable {
         metrics.remove("events");
         metrics.addProperty("job_seconds", (System.nanoTime() - t0) / 1e9);
         registry.setResult(v.version(), metrics, report.verdict());
-        String name = spec.model() + "@" + v.id();
+        String name = v.name().modelName(spec.model());
         if (report.passed() && spec.eval().autoActivate()) {
             served.activate(v.version(), "job " + job.id() + " passed the eval gate");
             p.message("info", "Adapter " + name + " is serving.");
