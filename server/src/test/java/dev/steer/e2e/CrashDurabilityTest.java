@@ -255,7 +255,7 @@ class CrashDurabilityTest {
             if (s.body().startsWith("{")) {
                 acknowledged(JsonParser.parseString(s.body()).getAsJsonObject(), "correction");
             } else {
-                s.body().lines().filter(l -> l.startsWith("data: {") && l.contains("\"steer\"")).findFirst().ifPresent(l ->
+                s.body().lines().filter(l -> l.startsWith("data: {") && l.contains("\"steer\":{")).findFirst().ifPresent(l ->
                         acknowledged(JsonParser.parseString(l.substring(6)).getAsJsonObject().getAsJsonObject("steer"), "inserted"));
             }
         }
