@@ -72,6 +72,9 @@ public final class ApiServer {
             config.jsonMapper(new JavalinGson());
             config.http.maxRequestSize = o.maxRequestBytes();
             config.concurrency.useVirtualThreads = true;  // a streaming response holds its thread for its lifetime
+            // What Jetty refuses before a route runs (a path that is not UTF-8, huge headers) is in OpenAI's shape too.
+            config.jetty.modifyServer(server -> server.setErrorHandler(new JettyErrors()));
+            config.jetty.modifyServletContextHandler(handler -> handler.setErrorHandler(new JettyErrors()));
             if (!o.corsOrigins().isEmpty()) {
                 config.bundledPlugins.enableCors(cors -> cors.addRule(rule -> {
                     if (o.corsOrigins().contains("*")) {

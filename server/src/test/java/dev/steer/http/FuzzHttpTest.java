@@ -21,7 +21,8 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 170, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class FuzzHttpTest {
-    private static final int REQUESTS = Integer.getInteger("steer.fuzz.requests", 300);
+    private static final int REQUESTS = Integer.getInteger("steer.fuzz.requests", 500);
+    private static final long SEED = Long.getLong("steer.fuzz.seed", 16);
 
     @Test
     void hostileRequestsOverEveryRouteGetNoServerErrorAndLeaveTheServerServing() throws Exception {
@@ -30,8 +31,9 @@ class FuzzHttpTest {
         ApiServer.Options api = new ApiServer.Options("127.0.0.1", 0, "tiny", key, List.of("*"), 256 * 1024, false);
         try (TestServer server = new TestServer(TestModels.tinyLlama(), new Engine.Config(4, 2048, 256, 2, 8), 60_000, api,
                 System::currentTimeMillis)) {
-            Fuzz.Result r = Fuzz.run(server.base(), key, "tiny", REQUESTS, 16, 4, Duration.ofSeconds(30));
+            Fuzz.Result r = Fuzz.run(server.base(), key, "tiny", REQUESTS, SEED, 4, Duration.ofSeconds(30));
             String report = r.toJson().toString();
+            System.out.println("fuzz: " + report);
             assertEquals(REQUESTS, r.sent.get(), report);
             assertTrue(r.serverErrors.isEmpty(), "responses of 500 or more: " + report);
             assertTrue(r.streamErrors.isEmpty(), "error events inside 200 streams: " + report);
@@ -41,7 +43,6 @@ class FuzzHttpTest {
             assertTrue(r.byStatus.getOrDefault(200, 0) > REQUESTS / 20, "some requests were served, or the test proves little: " + report);
             assertTrue(r.byStatus.getOrDefault(400, 0) > REQUESTS / 5, "most were refused as invalid: " + report);
             assertTrue(Fuzz.alive(server.base(), key, "tiny"), "/health ok and a normal chat answered after: " + report);
-            System.out.println("fuzz: " + report);
         }
     }
 }

@@ -44,6 +44,14 @@ public final class Fuzz {
     /** 503s that are documented answers (the server's state, not a failure): docs/reliability.md. */
     static final Set<String> DOCUMENTED_503 = Set.of("insufficient_memory", "engine_unavailable", "steer_timeout", "steer_pending");
 
+    /**
+     * A documented 5xx: one of those 503s, or 505 for an HTTP version other than 1.0 and 1.1 (HTTP's own answer, which
+     * Jetty's parser gives before any of Steer's code runs; in OpenAI's shape, {@code http_version_not_supported}).
+     */
+    static boolean documented(int status, String code) {
+        return status == 503 && DOCUMENTED_503.contains(code) || status == 505 && "http_version_not_supported".equals(code);
+    }
+
     public static final class Result {
         public final Map<Integer, Integer> byStatus = Collections.synchronizedMap(new TreeMap<>());
         public final AtomicInteger sent = new AtomicInteger();
@@ -51,7 +59,7 @@ public final class Fuzz {
         public final AtomicInteger transportErrors = new AtomicInteger();
         public final AtomicInteger rawClosedWithoutAnswer = new AtomicInteger();
         public final AtomicInteger notSendable = new AtomicInteger();
-        public final AtomicInteger documented503 = new AtomicInteger();
+        public final AtomicInteger documented5xx = new AtomicInteger();
         public final List<String> serverErrors = Collections.synchronizedList(new ArrayList<>());
         public final List<String> streamErrors = Collections.synchronizedList(new ArrayList<>());
         public final List<String> badShapes = Collections.synchronizedList(new ArrayList<>());
@@ -75,7 +83,7 @@ public final class Fuzz {
             }
             o.add("by_status", s);
             o.addProperty("server_errors", serverErrors.size());
-            o.addProperty("documented_503", documented503.get());
+            o.addProperty("documented_5xx", documented5xx.get());
             o.addProperty("error_events_in_200_streams", streamErrors.size());
             o.addProperty("client_errors_not_openai_shaped", badShapes.size());
             o.addProperty("hangs", hangs.get());
@@ -246,8 +254,8 @@ public final class Fuzz {
         String body = r.body();
         if (r.statusCode() >= 500) {
             String code = errorCode(body);
-            if (r.statusCode() == 503 && DOCUMENTED_503.contains(code)) {
-                res.documented503.incrementAndGet();
+            if (documented(r.statusCode(), code)) {
+                res.documented5xx.incrementAndGet();
             } else {
                 res.serverErrors.add(r.statusCode() + " " + cut(body) + " for " + q.describe());
             }
@@ -288,7 +296,12 @@ public final class Fuzz {
             int status = Integer.parseInt(m.group(1));
             res.byStatus.merge(status, 1, Integer::sum);
             if (status >= 500) {
-                res.serverErrors.add("raw " + status + " " + cut(text) + " for " + q.describe());
+                String code = errorCode(text.substring(text.indexOf("\r\n\r\n") + 4));
+                if (documented(status, code)) {
+                    res.documented5xx.incrementAndGet();
+                } else {
+                    res.serverErrors.add("raw " + status + " " + cut(text) + " for " + q.describe());
+                }
             }
         } catch (SocketTimeoutException e) {
             res.hangs.incrementAndGet();
