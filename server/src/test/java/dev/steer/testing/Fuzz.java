@@ -59,6 +59,7 @@ public final class Fuzz {
         public final AtomicInteger transportErrors = new AtomicInteger();
         public final AtomicInteger rawClosedWithoutAnswer = new AtomicInteger();
         public final AtomicInteger notSendable = new AtomicInteger();
+        public final AtomicInteger staleConnectionRetries = new AtomicInteger();
         public final AtomicInteger documented5xx = new AtomicInteger();
         public final List<String> serverErrors = Collections.synchronizedList(new ArrayList<>());
         public final List<String> streamErrors = Collections.synchronizedList(new ArrayList<>());
@@ -90,6 +91,7 @@ public final class Fuzz {
             o.addProperty("transport_errors", transportErrors.get());
             o.addProperty("raw_closed_without_answer", rawClosedWithoutAnswer.get());
             o.addProperty("not_sendable_by_client", notSendable.get());
+            o.addProperty("stale_connection_retries", staleConnectionRetries.get());
             o.addProperty("slowest_ms", slowestMillis.get());
             o.addProperty("slowest", slowest);
             o.add("samples", samples());
@@ -234,7 +236,20 @@ public final class Fuzz {
         }
         HttpResponse<String> r;
         try {
-            r = http.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+            try {
+                r = http.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                if (!String.valueOf(e.getMessage()).contains("received no bytes")) {
+                    throw e;
+                }
+                // A kept-alive connection found closed before any byte of the answer (about 1 in 500 requests with
+                // 4 clients; the cause, the server or java.net.http, is not established): once more on a connection
+                // of its own. A request that itself makes the server drop the connection fails again, and counts.
+                res.staleConnectionRetries.incrementAndGet();
+                try (HttpClient fresh = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build()) {
+                    r = fresh.send(request, HttpResponse.BodyHandlers.ofString(StandardCharsets.UTF_8));
+                }
+            }
         } catch (HttpTimeoutException e) {
             res.hangs.incrementAndGet();
             res.hung.add(q.describe());
