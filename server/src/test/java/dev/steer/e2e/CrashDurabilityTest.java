@@ -169,10 +169,13 @@ class CrashDurabilityTest {
         final java.util.Set<String> jobs = java.util.concurrent.ConcurrentHashMap.newKeySet();
         volatile String active = null;  // "vN", or null for the base model
         volatile boolean activationInFlight;
+        final java.util.concurrent.atomic.AtomicInteger activations = new java.util.concurrent.atomic.AtomicInteger();
         int checks;
+        int versions;
 
         String summary() {
-            return records.size() + " records, " + deleted.size() + " deletes, " + jobs.size() + " jobs acknowledged; " + checks + " checks";
+            return records.size() + " records, " + deleted.size() + " deletes, " + jobs.size() + " jobs, " + activations.get()
+                    + " activations or rollbacks acknowledged; " + versions + " adapter versions; " + checks + " checks";
         }
 
         void check(CrashDurabilityTest t, int port, Path dir) throws Exception {
@@ -205,6 +208,7 @@ class CrashDurabilityTest {
                     assertTrue(files.contains(f.getFileName().toString()), "a file without a version: " + f);
                 }
             }
+            versions = files.size();
             String now = adapters.get("active").isJsonNull() ? null : adapters.get("active").getAsString();
             assertTrue(now == null || files.contains(now + ".gguf"), "the active adapter is a version");
             if (!activationInFlight) {
@@ -308,9 +312,14 @@ class CrashDurabilityTest {
                             if (post(port, "/v1/steers/" + id + "/tags", "{\"tags\":[\"" + tag + "\"]}").statusCode() == 200) {
                                 acked.tags.computeIfAbsent(id, k -> java.util.concurrent.ConcurrentHashMap.newKeySet()).add(tag);
                             }
-                        } else if (t(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/steers/" + id)).DELETE()).statusCode() == 200) {
-                            acked.records.remove(id);
-                            acked.deleted.add(id);
+                        } else {
+                            // While the delete is in flight the record may or may not go: it is checked neither way.
+                            String correction = acked.records.remove(id);
+                            if (t(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/v1/steers/" + id)).DELETE()).statusCode() == 200) {
+                                acked.deleted.add(id);
+                            } else {
+                                acked.records.put(id, correction);
+                            }
                         }
                     }
                 }
@@ -331,6 +340,7 @@ class CrashDurabilityTest {
                     if (a.statusCode() == 200) {
                         com.google.gson.JsonElement now = JsonParser.parseString(a.body()).getAsJsonObject().get("active");
                         acked.active = now.isJsonNull() ? null : now.getAsString();
+                        acked.activations.incrementAndGet();
                     }
                     acked.activationInFlight = false;
                 }
