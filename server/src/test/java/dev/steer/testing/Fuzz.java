@@ -242,8 +242,8 @@ public final class Fuzz {
                 if (!String.valueOf(e.getMessage()).contains("received no bytes")) {
                     throw e;
                 }
-                // A kept-alive connection found closed before any byte of the answer (about 1 in 500 requests with
-                // 4 clients; the cause, the server or java.net.http, is not established): once more on a connection
+                // A kept-alive connection found closed before any byte of the answer (about 1 in 1,000 requests with
+                // 4 to 8 clients; the cause, the server or java.net.http, is not established): once more on a connection
                 // of its own. A request that itself makes the server drop the connection fails again, and counts.
                 res.staleConnectionRetries.incrementAndGet();
                 try (HttpClient fresh = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(5)).build()) {
