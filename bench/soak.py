@@ -168,6 +168,12 @@ def full_gc(jcmd, pid):
     return rss_kib(pid), int(m.group(1)) if m else None
 
 
+def native_memory(jcmd, pid):
+    """Committed KiB by category, with -XX:NativeMemoryTracking=summary (else empty): where RSS goes."""
+    out = subprocess.run([jcmd, str(pid), "VM.native_memory", "summary"], capture_output=True, text=True).stdout
+    return {m.group(1).strip(): int(m.group(2)) for m in re.finditer(r"-\s+([A-Za-z ]+?) \(reserved=\d+KB, committed=(\d+)KB", out)}
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
@@ -180,13 +186,14 @@ def main():
     p.add_argument("--warmup", type=float, default=20, help="seconds of load before the first measurement")
     p.add_argument("--steer-jar", default="server/target/steer-server.jar")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
+    p.add_argument("--java-opt", action="append", default=[], help="a JVM option, e.g. -XX:NativeMemoryTracking=summary")
     p.add_argument("--out")
     a = p.parse_args()
     jcmd = os.path.join(os.path.dirname(a.java), "jcmd")
     port = free_port()
     data = subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip()
     log = open(os.path.join(data, "server.log"), "w")
-    proc = subprocess.Popen([a.java, "--enable-native-access=ALL-UNNAMED", "-jar", a.steer_jar, "--model", a.model,
+    proc = subprocess.Popen([a.java, "--enable-native-access=ALL-UNNAMED", *a.java_opt, "-jar", a.steer_jar, "--model", a.model,
                              "--port", str(port), "--data-dir", data, "--parallel", str(a.parallel), "--ctx-size", str(a.ctx_size),
                              "--threads", str(a.threads), "--max-queue", str(a.streams * 2), "--session-ttl", str(a.session_ttl)],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -204,6 +211,7 @@ def main():
         ts = [threading.Thread(target=client, args=(port, warm, time.time() + a.warmup, 1000 + i)) for i in range(a.streams)]
         [t.start() for t in ts]; [t.join() for t in ts]
         rss0, heap0 = full_gc(jcmd, proc.pid)
+        nmt0 = native_memory(jcmd, proc.pid)
 
         stats = Stats()
         t0 = time.time()
@@ -220,6 +228,7 @@ def main():
             time.sleep(0.1)
         m = metrics(port)
         rss1, heap1 = full_gc(jcmd, proc.pid)
+        nmt1 = native_memory(jcmd, proc.pid)
         health = request(port, "GET", "/health")[0]
         result = {
             "model": os.path.basename(a.model), "streams": a.streams, "minutes": round(ran / 60, 2), "parallel": a.parallel,
@@ -230,6 +239,7 @@ def main():
             "steer_answer_ms": {"p50": percentile(stats.steer_ms, 50), "p95": percentile(stats.steer_ms, 95), "p99": percentile(stats.steer_ms, 99)},
             "rss_kib_after_full_gc": {"before": rss0, "after": rss1, "drift": round((rss1 - rss0) / rss0, 4)},
             "heap_used_kib_after_full_gc": {"before": heap0, "after": heap1},
+            "jvm_committed_kib_change": {k: nmt1[k] - nmt0.get(k, 0) for k in nmt1 if nmt1[k] != nmt0.get(k, 0)},
             "idle_after_s": idle_after,
             "end": {k: m.get(k) for k in ("steer_queue_depth", "steer_active_sequences", "steer_kv_cache_tokens",
                                           "steer_kv_cache_usage_ratio", "steer_sessions")},
