@@ -313,9 +313,32 @@ def changed(base, this, chars=40):
 
 
 def degenerate(text):
-    """Why an answer looks degenerate (empty, a word 4-gram 3+ times, a line repeated), or None.
+    """Why an answer looks like a loop, or None: the server's rule (train/Degenerate.java), on words without case,
+    punctuation or digits: empty, a word 3 times in a row, a 6-word phrase 3+ times, a line of 4+ words twice.
 
-    A 4-gram, not a 3-gram: ingredient lists say "1 cup of" five times in 96 tokens without looping."""
+    Six words, not four (the rule before 2026-12-02, kept as degenerate_4gram): a 96-token list says "a gift that
+    is" or "a car wash machine" in three of its items without looping; every loop seen says a whole clause again."""
+    if not text.strip():
+        return "empty"
+    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.lower())
+    for i in range(2, len(words)):
+        if words[i] == words[i - 1] == words[i - 2]:
+            return f"'{words[i]}' x3 in a row"
+    grams = collections.Counter(tuple(words[i:i + 6]) for i in range(len(words) - 5))
+    if grams:
+        g, n = grams.most_common(1)[0]
+        if n >= 3:
+            return f"6-gram '{' '.join(g)}' x{n}"
+    lines = [" ".join(w) for w in (re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l.lower()) for l in text.splitlines()) if len(w) >= 4]
+    if lines:
+        l, n = collections.Counter(lines).most_common(1)[0]
+        if n >= 2:
+            return f"line '{l}' x{n}"
+    return None
+
+
+def degenerate_4gram(text):
+    """The rule before 2026-12-02 (a word 4-gram 3+ times, a line of 8+ characters twice), reported beside."""
     if not text.strip():
         return "empty"
     words = re.findall(r"\w+", text.lower())
@@ -460,6 +483,7 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
         out["families"][f.name] = {
             "heldout": len(rows),
             "compliance": frac(r["violation"] is None and not r["degenerate"] for r in rows),
+            "compliance_4gram": frac(r["violation"] is None and not degenerate_4gram(r["text"]) for r in rows),
             "habit_shown": frac(f.shows_marker(r["text"]) for r in rows),
             "steers_needed_mean": mean(l["n_steers"] if l["complied"] else a.max_steers for l in live),
             "steers_needed": [l["n_steers"] if l["complied"] else None for l in live],
@@ -483,6 +507,8 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
                                  for r in unrel if r["prompt"] in base_rows and changed(base_rows[r["prompt"]], r)[0]][:a.examples]
     out["degenerate_rate"] = frac(degenerate(r["text"]) for r in all_answers)
     out["degenerate_unrelated"] = frac(degenerate(r["text"]) for r in unrel)
+    out["degenerate_rate_4gram"] = frac(degenerate_4gram(r["text"]) for r in all_answers)
+    out["degenerate_unrelated_4gram"] = frac(degenerate_4gram(r["text"]) for r in unrel)
     out["truncated_rate"] = frac(r["finish_reason"] == "length" for r in all_answers)
     return out
 
@@ -529,12 +555,15 @@ def phase_rescore(a, fams, res):
                 r["degenerate"] = degenerate(r["text"])
             others = [r for g, rs in fam_rows.items() if g != n for r in rs]
             fm["compliance"] = frac(r["violation"] is None and not r["degenerate"] for r in rows)
+            fm["compliance_4gram"] = frac(r["violation"] is None and not degenerate_4gram(r["text"]) for r in rows)
             fm["habit_shown"] = frac(f.shows_marker(r["text"]) for r in rows)
             fm["leakage"] = frac(f.shows_marker(r["text"]) for r in unrel + others)
             fm["leakage_unrelated"] = frac(f.shows_marker(r["text"]) for r in unrel)
         all_answers = [r for rows in fam_rows.values() for r in rows] + unrel
         m["degenerate_rate"] = frac(degenerate(r["text"]) for r in all_answers)
         m["degenerate_unrelated"] = frac(degenerate(r["text"]) for r in unrel)
+        m["degenerate_rate_4gram"] = frac(degenerate_4gram(r["text"]) for r in all_answers)
+        m["degenerate_unrelated_4gram"] = frac(degenerate_4gram(r["text"]) for r in unrel)
 
 
 def settings(a, fams):
@@ -569,17 +598,18 @@ def markdown(res, run_tag):
     ev = res.get("eval", {}).get(run_tag, {})
     if ev:
         lines += ["### Held-out evaluation (greedy)", "",
-                  "| model | family | compliance | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
+                  "| model | family | compliance (4-gram rule) | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
                   "|---|---|---|---|---|---|---|"]
         for label, m in ev.items():
             for n, f in m["families"].items():
-                lines.append(f"| {label} | {n} | {f['compliance']} | {f['habit_shown']} | {f['steers_needed_mean']} "
+                lines.append(f"| {label} | {n} | {f['compliance']} ({f.get('compliance_4gram', '-')}) | {f['habit_shown']} | {f['steers_needed_mean']} "
                              f"| {f['complied_within_cap']} | {f['leakage']} ({f['leakage_unrelated']}) |")
-        lines += ["", "| model | unrelated changed (first 40 chars) | beyond near-ties | degenerate | degenerate (unrelated) | truncated |",
+        lines += ["", "| model | unrelated changed (first 40 chars) | beyond near-ties | degenerate (4-gram rule) | degenerate unrelated (4-gram rule) | truncated |",
                   "|---|---|---|---|---|---|"]
         for label, m in ev.items():
             lines.append(f"| {label} | {m['unrelated_changed']} | {m.get('unrelated_changed_beyond_ties', '-')} "
-                         f"| {m['degenerate_rate']} | {m['degenerate_unrelated']} "
+                         f"| {m['degenerate_rate']} ({m.get('degenerate_rate_4gram', '-')}) "
+                         f"| {m['degenerate_unrelated']} ({m.get('degenerate_unrelated_4gram', '-')}) "
                          f"| {m['truncated_rate']} |")
         lines.append("")
     probs = res.get("api_problems", {}).get(run_tag)

@@ -1,5 +1,6 @@
 package dev.steer;
 
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.engine.Engine;
 import dev.steer.http.ApiServer;
 import dev.steer.llama.LlamaModel;
@@ -14,6 +15,8 @@ import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * {@code java -jar steer-server.jar --model PATH}: load a GGUF model and serve it with an OpenAI-compatible API.
@@ -22,6 +25,7 @@ import picocli.CommandLine.Option;
 @Command(name = "steer", mixinStandardHelpOptions = true, version = "steer 0.1.0", sortOptions = false,
         description = "Serves a GGUF model with an OpenAI-compatible API and learns from steers.")
 public final class Main implements Callable<Integer> {
+    private static final Logger LOG = LoggerFactory.getLogger(Main.class);
     @Option(names = {"-m", "--model"}, defaultValue = "${env:STEER_MODEL}", description = "GGUF model file (STEER_MODEL).")
     Path model;
 
@@ -115,7 +119,7 @@ public final class Main implements Callable<Integer> {
     public Integer call() throws Exception {
         Path path = resolveModel();
         NativeLibrary.load();
-        System.err.println(NativeLibrary.systemInfo());
+        LOG.info("{}", NativeLibrary.systemInfo());
         // Training reads the weights serving loaded, in their file layout: no CPU repacking unless asked for.
         LlamaModel llama = LlamaModel.load(path, new LlamaModel.Params(gpuLayers, true, cpuRepack));
         String modelId = alias != null ? alias : path.getFileName().toString().replaceFirst("\\.gguf$", "");
@@ -133,9 +137,9 @@ public final class Main implements Callable<Integer> {
                         java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT)));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
-        System.err.printf("steer: serving %s (%s, %s parameters%s) on http://%s:%d, %d parallel sequences of %d tokens%n", modelId,
-                llama.info().architecture(), humanCount(llama.info().parameterCount()), active == null ? "" : ", adapter v" + active, host, server.port(), parallel,
-                server.engine.contextPerSequence());
+        LOG.info("serving {} ({}, {} parameters{}) on http://{}:{}, {} parallel sequences of {} tokens", modelId,
+                llama.info().architecture(), humanCount(llama.info().parameterCount()), active == null ? "" : ", adapter " + AdapterVersion.of(active),
+                host, server.port(), parallel, server.engine.contextPerSequence());
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();

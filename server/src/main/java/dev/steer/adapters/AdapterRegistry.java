@@ -19,6 +19,8 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Adapter versions on disk and in SQLite: each version is a GGUF file in the adapter directory plus a row with its
@@ -31,12 +33,17 @@ import java.util.Set;
  */
 public final class AdapterRegistry implements AutoCloseable {
     private static final Gson GSON = new Gson();
+    private static final Logger LOG = LoggerFactory.getLogger(AdapterRegistry.class);
 
     public record Version(int version, String baseModel, String baseSha256, String file, String jobId, List<String> steerIds,
                           List<String> heldOutIds, JsonObject hyperparameters, JsonObject metrics, String gate, long createdAt) {
-        /** The name clients use after "{model}@". */
+        public AdapterVersion name() {
+            return AdapterVersion.of(version);
+        }
+
+        /** The name clients use after "{model}@": "v3". */
         public String id() {
-            return "v" + version;
+            return name().id();
         }
     }
 
@@ -74,7 +81,7 @@ public final class AdapterRegistry implements AutoCloseable {
     /** Moves the complete adapter file {@code file} into the registry as the next version. */
     public synchronized Version register(Path file, Lineage l) {
         int version = nextVersion();
-        String name = "v" + version + ".gguf";
+        String name = AdapterVersion.of(version).fileName();
         try {
             Files.move(file, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
@@ -106,7 +113,7 @@ public final class AdapterRegistry implements AutoCloseable {
     public synchronized void delete(int version) {
         Integer active = active();
         if (active != null && active == version) {
-            throw new IllegalStateException("v" + version + " is serving; activate another version or roll back first");
+            throw new IllegalStateException(AdapterVersion.of(version) + " is serving; activate another version or roll back first");
         }
         Optional<Version> v = get(version);
         if (v.isEmpty()) {
@@ -116,7 +123,7 @@ public final class AdapterRegistry implements AutoCloseable {
         try {
             Files.deleteIfExists(file(v.get()));
         } catch (IOException e) {
-            System.err.println("steer: could not delete " + file(v.get()) + ": " + e.getMessage());
+            LOG.warn("could not delete {}: {}", file(v.get()), e.getMessage());
         }
     }
 
@@ -192,7 +199,7 @@ public final class AdapterRegistry implements AutoCloseable {
             r.next();
             int next = r.getInt(1);
             // never reuse the number of a file left on disk
-            while (Files.exists(dir.resolve("v" + next + ".gguf"))) {
+            while (Files.exists(dir.resolve(AdapterVersion.of(next).fileName()))) {
                 next++;
             }
             return next;
@@ -208,14 +215,14 @@ public final class AdapterRegistry implements AutoCloseable {
             if (Files.isRegularFile(file(v))) {
                 named.add(v.file());
             } else {
-                System.err.println("steer: adapter v" + v.version() + " has no file " + file(v) + "; dropping it from the registry");
+                LOG.warn("adapter {} has no file {}; dropping it from the registry", v.id(), file(v));
                 update("DELETE FROM adapters WHERE version = ?", v.version());
             }
         }
         try (DirectoryStream<Path> files = Files.newDirectoryStream(dir)) {
             for (Path f : files) {
                 if (!named.contains(f.getFileName().toString()) && Files.isRegularFile(f)) {
-                    System.err.println("steer: deleting " + f + ", an adapter file no registry version owns (an interrupted job)");
+                    LOG.warn("deleting {}, an adapter file no registry version owns (an interrupted job)", f);
                     Files.delete(f);
                 }
             }

@@ -15,6 +15,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Which adapter a request generates with, and hot-swapping the active one.
@@ -27,8 +29,7 @@ import java.util.function.Function;
 public final class ServedAdapters {
     /** Adapters kept loaded besides the active one (pinned versions); the least recently used beyond that are freed. */
     static final int MAX_LOADED = 4;
-    /** The version name that pins the base model alone ({@code model@base}). */
-    public static final String BASE = "base";
+    private static final Logger LOG = LoggerFactory.getLogger(ServedAdapters.class);
 
     /**
      * What a model name selects: the name to report, the name that pins exactly this choice, the version (null: the
@@ -72,8 +73,8 @@ public final class ServedAdapters {
                 loaded.put(want, load(want));
                 active = want;
             } catch (RuntimeException e) {
-                System.err.println("steer: cannot serve adapter v" + want + " (" + e.getMessage() + "); serving the base model");
-                registry.activate(null, "v" + want + " could not be loaded");
+                LOG.warn("cannot serve adapter {} ({}); serving the base model", AdapterVersion.of(want), e.getMessage());
+                registry.activate(null, AdapterVersion.of(want) + " could not be loaded");
             }
         }
     }
@@ -90,7 +91,7 @@ public final class ServedAdapters {
     public List<String> modelNames() {
         List<String> out = new ArrayList<>();
         out.add(baseModel);
-        registry.list().forEach(v -> out.add(baseModel + "@" + v.id()));
+        registry.list().forEach(v -> out.add(v.name().modelName(baseModel)));
         return out;
     }
 
@@ -104,18 +105,18 @@ public final class ServedAdapters {
 
     private Selection select(String model) {
         if (model == null || model.equals(baseModel)) {
-            return active == null ? new Selection(baseModel, baseModel + "@" + BASE, null, null)
-                    : new Selection(baseModel + "@v" + active, baseModel + "@v" + active, active, loaded.get(active));
+            String pinned = AdapterVersion.pinnedName(baseModel, active);
+            return active == null ? new Selection(baseModel, pinned, null, null) : new Selection(pinned, pinned, active, loaded.get(active));
         }
         if (!model.startsWith(baseModel + "@")) {
             throw new UnknownModelException("The model '" + model + "' does not exist; this server serves '" + baseModel
-                    + "' and its adapter versions ('" + baseModel + "@v1', ...).");
+                    + "' and its adapter versions ('" + AdapterVersion.of(1).modelName(baseModel) + "', ...).");
         }
         String v = model.substring(baseModel.length() + 1);
-        if (v.equals(BASE)) {
+        if (v.equals(AdapterVersion.BASE)) {
             return new Selection(model, model, null, null);
         }
-        int version = parseVersion(v);
+        int version = AdapterVersion.parse(v).map(AdapterVersion::number).orElse(-1);
         if (version < 0 || registry.get(version).isEmpty()) {
             throw new UnknownModelException("The model '" + model + "' does not exist: no adapter version '" + v + "'.");
         }
@@ -196,9 +197,9 @@ public final class ServedAdapters {
     }
 
     private LoraAdapter load(int version) {
-        AdapterRegistry.Version v = registry.get(version).orElseThrow(() -> new UnknownModelException("no adapter version v" + version));
+        AdapterRegistry.Version v = registry.get(version).orElseThrow(() -> new UnknownModelException("no adapter version " + AdapterVersion.of(version)));
         if (!v.baseSha256().equals(baseSha256)) {
-            throw new IllegalStateException("adapter v" + version + " was trained on another base model (sha256 " + v.baseSha256() + ")");
+            throw new IllegalStateException("adapter " + AdapterVersion.of(version) + " was trained on another base model (sha256 " + v.baseSha256() + ")");
         }
         CompletableFuture<LoraAdapter> loading = engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v)));
         try {
@@ -209,25 +210,14 @@ public final class ServedAdapters {
             // The task stays queued and may still load it, once the decode thread is free: nothing will use that
             // copy, so it is freed then.
             loading.thenAccept(engine::retire);
-            throw new EngineUnavailableException("adapter v" + version + " was not loaded within " + loadTimeout.toMillis()
+            throw new EngineUnavailableException("adapter " + AdapterVersion.of(version) + " was not loaded within " + loadTimeout.toMillis()
                     + " ms: the decode loop is busy or stuck (see /health); try again");
         } catch (ExecutionException e) {
             throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             loading.thenAccept(engine::retire);
-            throw new IllegalStateException("interrupted while loading adapter v" + version);
-        }
-    }
-
-    private static int parseVersion(String v) {
-        if (v.length() < 2 || v.charAt(0) != 'v') {
-            return -1;
-        }
-        try {
-            return Integer.parseInt(v.substring(1));
-        } catch (NumberFormatException e) {
-            return -1;
+            throw new IllegalStateException("interrupted while loading adapter " + AdapterVersion.of(version));
         }
     }
 

@@ -18,7 +18,8 @@ import java.util.List;
 /**
  * The server's one SQLite file (steers, training jobs, adapter versions). WAL with synchronous=FULL: a committed
  * write is on disk, so what the server acknowledged survives a crash. Schema changes are numbered migrations
- * (resources migrations/V*.sql), applied when a connection opens. Each store holds its own connection and lock;
+ * (resources migrations/V*.sql, split by {@link SqlScript}), applied when a connection opens; the version reached is
+ * {@code PRAGMA user_version}. Each store holds its own connection and lock;
  * SQLite serializes writers across them (busy_timeout).
  */
 public final class Database {
@@ -40,39 +41,67 @@ public final class Database {
                 s.execute("PRAGMA foreign_keys=ON");
                 s.execute("PRAGMA busy_timeout=5000");
             }
-            migrate(db);
+            migrate(db, MIGRATIONS.length);
             return db;
         } catch (SQLException | IOException e) {
             throw new IllegalStateException("cannot open the database at " + file + ": " + e.getMessage(), e);
         }
     }
 
-    private static void migrate(Connection db) throws SQLException {
+    /** The schema version this build migrates to: the number of migrations. */
+    public static int currentVersion() {
+        return MIGRATIONS.length;
+    }
+
+    /**
+     * Brings {@code db} from its version to {@code target}, one migration per transaction. The version is SQLite's
+     * {@code PRAGMA user_version} (0 in a new file), set in the same transaction as the migration's statements, so a
+     * migration is applied entirely or not at all. A database at the target already is left alone.
+     */
+    static void migrate(Connection db, int target) throws SQLException {
+        int version = version(db);
+        if (version > MIGRATIONS.length) {
+            throw new SQLException("the database is at schema version " + version + ", newer than this server's "
+                    + MIGRATIONS.length + ": it was written by a newer Steer");
+        }
         try (Statement s = db.createStatement()) {
-            s.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-            int version;
-            try (ResultSet r = s.executeQuery("SELECT COALESCE(MAX(version), 0) FROM schema_version")) {
-                version = r.next() ? r.getInt(1) : 0;
-            }
-            for (int v = version; v < MIGRATIONS.length; v++) {
+            for (int v = version; v < target; v++) {
                 db.setAutoCommit(false);
                 try {
-                    // Our migrations hold no string literals: drop "--" comments, then run each ";"-separated statement.
-                    String script = resource("migrations/" + MIGRATIONS[v]).replaceAll("--[^\n]*", "");
-                    for (String stmt : script.split(";")) {
-                        if (!stmt.isBlank()) {
-                            s.execute(stmt.strip());
-                        }
+                    for (String stmt : SqlScript.statements(resource("migrations/" + MIGRATIONS[v]))) {
+                        s.execute(stmt);
                     }
-                    s.execute("INSERT INTO schema_version(version) VALUES (" + (v + 1) + ")");
+                    s.execute("PRAGMA user_version = " + (v + 1));
                     db.commit();
-                } catch (SQLException e) {
+                } catch (SQLException | RuntimeException e) {
                     db.rollback();
-                    throw e;
+                    throw e instanceof SQLException q ? new SQLException("migration " + MIGRATIONS[v] + ": " + q.getMessage(), q)
+                            : new SQLException("migration " + MIGRATIONS[v] + ": " + e.getMessage(), e);
                 } finally {
                     db.setAutoCommit(true);
                 }
             }
+        }
+    }
+
+    /**
+     * The schema version: {@code PRAGMA user_version}. Databases written before it was used counted their
+     * migrations in a {@code schema_version} table; that count is taken over once (the table stays, unused).
+     */
+    static int version(Connection db) throws SQLException {
+        try (Statement s = db.createStatement()) {
+            int version = intOf(s, "PRAGMA user_version");
+            if (version == 0 && intOf(s, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'") == 1) {
+                version = intOf(s, "SELECT COALESCE(MAX(version), 0) FROM schema_version");
+                s.execute("PRAGMA user_version = " + version);
+            }
+            return version;
+        }
+    }
+
+    private static int intOf(Statement s, String sql) throws SQLException {
+        try (ResultSet r = s.executeQuery(sql)) {
+            return r.next() ? r.getInt(1) : 0;
         }
     }
 

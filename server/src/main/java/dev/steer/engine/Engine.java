@@ -16,6 +16,8 @@ import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The decode loop: continuous batching of many generations over the parallel sequences of one llama context.
@@ -35,6 +37,7 @@ import java.util.function.Supplier;
  * and freed once no generation uses it.
  */
 public final class Engine implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
     /**
      * @param parallel    sequences decoded together
      * @param contextSize KV cache size in tokens for all sequences together
@@ -267,8 +270,7 @@ public final class Engine implements AutoCloseable {
             // /health, and fail everything that waits on it, so that no client and no caller waits for ever.
             death = t;
             busySince.set(IDLE);
-            System.err.println("steer: the decode thread died; nothing is served any more");
-            t.printStackTrace();
+            LOG.error("the decode thread died; nothing is served any more", t);
             EngineUnavailableException e = stopped();
             for (Slot s : slots) {
                 if (s.job != null) {
@@ -315,8 +317,7 @@ public final class Engine implements AutoCloseable {
                 // One generation's failure is handled where it happens (guarded listener calls, failBatch). This is
                 // anything else: a native call between two decodes, a bug. What the sequences hold is not known
                 // any more, so their generations fail and they start empty; the loop goes on serving.
-                System.err.println("steer: the decode loop failed outside a generation; failing the running ones");
-                e.printStackTrace();
+                LOG.error("the decode loop failed outside a generation; failing the running ones", e);
                 for (Slot s : slots) {
                     if (s.job != null) {
                         fail(s, e);
@@ -434,7 +435,7 @@ public final class Engine implements AutoCloseable {
             try {
                 a.close();
             } catch (RuntimeException e) {
-                System.err.println("steer: could not free a retired adapter: " + e.getMessage());
+                LOG.warn("could not free a retired adapter: {}", e.getMessage());
             }
             return true;
         });
@@ -797,7 +798,7 @@ public final class Engine implements AutoCloseable {
         try {
             context.removeTokens(s.seq, -1, -1);
         } catch (RuntimeException again) {
-            System.err.println("steer: could not clear sequence " + s.seq + ": " + again.getMessage());
+            LOG.warn("could not clear sequence {}: {}", s.seq, again.getMessage());
         }
         s.cachedLength = 0;
         s.cacheAdapter = null;
@@ -822,7 +823,7 @@ public final class Engine implements AutoCloseable {
         try {
             job.listener.onError(e);
         } catch (RuntimeException again) {
-            System.err.println("steer: a listener failed while told of its generation's failure: " + again.getMessage());
+            LOG.warn("a listener failed while told of its generation's failure: {}", again.getMessage());
         }
     }
 

@@ -1,15 +1,28 @@
 package dev.steer.http;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import io.javalin.http.Context;
+import java.util.List;
 
 /** /v1/adapters: the registry's versions, which one serves, activation and rollback. */
 final class AdapterRoutes {
     private final AdapterRegistry registry;
     private final ServedAdapters served;
+
+    /** GET /v1/adapters: every version, and the id of the one serving (null: the base model). */
+    record AdapterList(String object, List<AdapterJson> data, String active) {}
+
+    record AdapterJson(String object, String id, String model, String baseModel, String baseSha256, boolean active, String jobId,
+                       long createdAt, String gate, List<String> steerIds, List<String> heldOutIds, JsonObject hyperparameters,
+                       JsonObject metrics) {}
+
+    record Deleted(String id, String object, boolean deleted) {}
+
+    /** What serves after an activation or rollback: its id (null: the base model) and the model name that follows it. */
+    record Activation(String object, String active, String model) {}
 
     AdapterRoutes(AdapterRegistry registry, ServedAdapters served) {
         this.registry = registry;
@@ -17,13 +30,8 @@ final class AdapterRoutes {
     }
 
     void list(Context ctx) {
-        JsonArray data = new JsonArray();
-        registry.list().forEach(v -> data.add(json(v)));
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "list");
-        o.add("data", data);
-        o.addProperty("active", served.active() == null ? null : "v" + served.active());
-        Respond.json(ctx, 200, o);
+        Respond.json(ctx, 200, new AdapterList("list", registry.list().stream().map(this::json).toList(),
+                AdapterVersion.idOrNull(served.active())));
     }
 
     void get(Context ctx) {
@@ -37,16 +45,12 @@ final class AdapterRoutes {
         } catch (IllegalStateException e) {
             throw new ApiError(409, "invalid_request_error", e.getMessage(), "version", "adapter_active");
         }
-        JsonObject o = new JsonObject();
-        o.addProperty("id", v.id());
-        o.addProperty("object", "adapter.deleted");
-        o.addProperty("deleted", true);
-        Respond.json(ctx, 200, o);
+        Respond.json(ctx, 200, new Deleted(v.id(), "adapter.deleted", true));
     }
 
     /** POST /v1/adapters/{version}/activate; "base" serves the base model alone. */
     void activate(Context ctx) {
-        Integer version = ctx.pathParam("version").equals("base") ? null : version(ctx).version();
+        Integer version = ctx.pathParam("version").equals(AdapterVersion.BASE) ? null : version(ctx).version();
         served.activate(version, "activated through the API");
         Respond.json(ctx, 200, state());
     }
@@ -61,46 +65,24 @@ final class AdapterRoutes {
         Respond.json(ctx, 200, state());
     }
 
-    private JsonObject state() {
+    private Activation state() {
         Integer active = served.active();
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "adapter.activation");
-        o.addProperty("active", active == null ? null : "v" + active);
-        o.addProperty("model", active == null ? served.baseModel() : served.baseModel() + "@v" + active);
-        return o;
+        return new Activation("adapter.activation", AdapterVersion.idOrNull(active),
+                active == null ? served.baseModel() : AdapterVersion.of(active).modelName(served.baseModel()));
     }
 
     private AdapterRegistry.Version version(Context ctx) {
         String v = ctx.pathParam("version");
-        AdapterRegistry.Version found = null;
-        if (v.matches("v[0-9]{1,9}")) {
-            found = registry.get(Integer.parseInt(v.substring(1))).orElse(null);
-        }
+        AdapterRegistry.Version found = AdapterVersion.parse(v).flatMap(n -> registry.get(n.number())).orElse(null);
         if (found == null) {
             throw new ApiError(404, "invalid_request_error", "No adapter version '" + v + "' (versions are named v1, v2, ...).", "version", "adapter_not_found");
         }
         return found;
     }
 
-    private JsonObject json(AdapterRegistry.Version v) {
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "adapter");
-        o.addProperty("id", v.id());
-        o.addProperty("model", v.baseModel() + "@" + v.id());
-        o.addProperty("base_model", v.baseModel());
-        o.addProperty("base_sha256", v.baseSha256());
-        o.addProperty("active", Integer.valueOf(v.version()).equals(served.active()));
-        o.addProperty("job_id", v.jobId());
-        o.addProperty("created_at", v.createdAt() / 1000);
-        o.addProperty("gate", v.gate());
-        JsonArray steers = new JsonArray();
-        v.steerIds().forEach(steers::add);
-        o.add("steer_ids", steers);
-        JsonArray held = new JsonArray();
-        v.heldOutIds().forEach(held::add);
-        o.add("held_out_ids", held);
-        o.add("hyperparameters", v.hyperparameters());
-        o.add("metrics", v.metrics());
-        return o;
+    private AdapterJson json(AdapterRegistry.Version v) {
+        return new AdapterJson("adapter", v.id(), v.name().modelName(v.baseModel()), v.baseModel(), v.baseSha256(),
+                Integer.valueOf(v.version()).equals(served.active()), v.jobId(), v.createdAt() / 1000, v.gate(), v.steerIds(),
+                v.heldOutIds(), v.hyperparameters(), v.metrics());
     }
 }

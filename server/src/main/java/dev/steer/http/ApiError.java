@@ -1,7 +1,5 @@
 package dev.steer.http;
 
-import com.google.gson.JsonObject;
-
 /**
  * An error as OpenAI reports it: {@code {"error": {"message", "type", "param", "code"}}} with an HTTP status.
  * Thrown anywhere below a route; {@link ApiServer} turns it into the response.
@@ -57,14 +55,12 @@ public final class ApiError extends RuntimeException {
         return new ApiError(500, "server_error", message, null, null);
     }
 
-    public JsonObject toJson() {
-        JsonObject e = new JsonObject();
-        e.addProperty("message", getMessage());
-        e.addProperty("type", type);
-        e.addProperty("param", param);
-        e.addProperty("code", code);
-        JsonObject o = new JsonObject();
-        o.add("error", e);
-        return o;
+    /** The body: {@code {"error": {...}}}, every field written (null {@code param} and {@code code} included). */
+    record Body(Fields error) {}
+
+    record Fields(String message, String type, String param, String code) {}
+
+    public Body body() {
+        return new Body(new Fields(getMessage(), type, param, code));
     }
 }

@@ -1,11 +1,10 @@
 package dev.steer.http;
 
-import com.google.gson.JsonArray;
-import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.engine.EngineUnavailableException;
+import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
@@ -20,9 +19,12 @@ import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.List;
 import org.eclipse.jetty.http.HttpException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** The HTTP API, as a table of routes, and the mapping of every failure to an OpenAI-style error. */
 public final class ApiServer {
+    private static final Logger LOG = LoggerFactory.getLogger(ApiServer.class);
     /**
      * @param apiKey          required as "Authorization: Bearer KEY" on /v1/* (and /metrics) when not null
      * @param corsOrigins     origins allowed to call from a browser ("*" for any); empty: no CORS headers
@@ -117,28 +119,28 @@ public final class ApiServer {
             config.routes.delete("/v1/adapters/{version}", adapters::delete);
             config.routes.post("/v1/adapters/{version}/activate", adapters::activate);
 
-            config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.toJson()));
+            config.routes.exception(ApiError.class, (e, ctx) -> Respond.json(ctx, e.status, e.body()));
             config.routes.exception(EngineUnavailableException.class, (e, ctx) -> {
                 ApiError err = new ApiError(503, "server_error", e.getMessage(), null, "engine_unavailable");
-                Respond.json(ctx, err.status, err.toJson());
+                Respond.json(ctx, err.status, err.body());
             });
             config.routes.exception(HttpResponseException.class, (e, ctx) -> {
                 ApiError err = e.getStatus() == 413 ? ApiError.tooLarge(o.maxRequestBytes())
                         : new ApiError(e.getStatus(), "invalid_request_error", e.getMessage(), null, null);
-                Respond.json(ctx, err.status, err.toJson());
+                Respond.json(ctx, err.status, err.body());
             });
             config.routes.exception(Exception.class, (e, ctx) -> {
                 ApiError unreadable = unreadableRequest(e);
                 if (unreadable != null) {
-                    Respond.json(ctx, unreadable.status, unreadable.toJson());
+                    Respond.json(ctx, unreadable.status, unreadable.body());
                     return;
                 }
-                e.printStackTrace();
-                Respond.json(ctx, 500, ApiError.internal(e.getClass().getSimpleName() + ": " + e.getMessage()).toJson());
+                LOG.error("{} {} failed", ctx.method(), ctx.path(), e);
+                Respond.json(ctx, 500, ApiError.internal(e.getClass().getSimpleName() + ": " + e.getMessage()).body());
             });
             config.routes.error(404, ctx -> {
                 if (ctx.result() == null || ctx.result().isEmpty()) {
-                    Respond.json(ctx, 404, ApiError.notFound(ctx.path()).toJson());
+                    Respond.json(ctx, 404, ApiError.notFound(ctx.path()).body());
                 }
             });
         });
@@ -171,23 +173,22 @@ public final class ApiServer {
      * listener stuck on SQLite cannot be interrupted safely either. A probe that restarts the process on 503 is
      * the cure.
      */
+    /** GET /health: "ok", "stuck" or "dead"; a reason unless ok; how long the current step has run. */
+    record Health(String status, @OmitWhenNull String reason, String model, double stepSeconds) {}
+
     private static void health(Context ctx, Engine engine, Options o) {
-        JsonObject h = new JsonObject();
         Throwable death = engine.death();
         double step = engine.stepNanos() / 1e9;
+        Health h;
         if (death != null) {
-            h.addProperty("status", "dead");
-            h.addProperty("reason", "the decode thread died: " + death);
+            h = new Health("dead", "the decode thread died: " + death, o.modelId(), step);
         } else if (step > o.decodeStepTimeout().toNanos() / 1e9) {
-            h.addProperty("status", "stuck");
-            h.addProperty("reason", String.format(java.util.Locale.ROOT,
-                    "the decode thread has been inside one step for %.1f s (limit %.1f s)", step, o.decodeStepTimeout().toMillis() / 1e3));
+            h = new Health("stuck", String.format(java.util.Locale.ROOT, "the decode thread has been inside one step for %.1f s (limit %.1f s)",
+                    step, o.decodeStepTimeout().toMillis() / 1e3), o.modelId(), step);
         } else {
-            h.addProperty("status", "ok");
+            h = new Health("ok", null, o.modelId(), step);
         }
-        h.addProperty("model", o.modelId());
-        h.addProperty("step_seconds", step);
-        Respond.json(ctx, h.get("status").getAsString().equals("ok") ? 200 : 503, h);
+        Respond.json(ctx, h.status().equals("ok") ? 200 : 503, h);
     }
 
     private static void authorize(Context ctx, String apiKey) {
@@ -202,26 +203,20 @@ public final class ApiServer {
         }
     }
 
+    record ModelList(String object, List<ModelJson> data) {}
+
+    record ModelJson(String id, String object, long created, String ownedBy) {}
+
     /** The base model, then each adapter version as "base@vN". */
-    private static JsonObject models(ServedAdapters served) {
-        JsonObject list = new JsonObject();
-        list.addProperty("object", "list");
-        JsonArray data = new JsonArray();
-        served.modelNames().forEach(name -> data.add(model(name, served)));
-        list.add("data", data);
-        return list;
+    private static ModelList models(ServedAdapters served) {
+        return new ModelList("list", served.modelNames().stream().map(name -> model(name, served)).toList());
     }
 
-    private static JsonObject model(String requested, ServedAdapters served) {
+    private static ModelJson model(String requested, ServedAdapters served) {
         if (!served.modelNames().contains(requested)) {
             throw ApiError.modelNotFound(requested);
         }
-        JsonObject m = new JsonObject();
-        m.addProperty("id", requested);
-        m.addProperty("object", "model");
-        m.addProperty("created", 0);
-        m.addProperty("owned_by", "steer");
-        return m;
+        return new ModelJson(requested, "model", 0, "steer");
     }
 
     public int port() {

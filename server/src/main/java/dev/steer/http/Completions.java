@@ -2,6 +2,7 @@ package dev.steer.http;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.engine.Generation;
@@ -77,7 +78,7 @@ final class Completions {
         Started started;
         try {
             started = submit(model, request, sel -> {
-                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), sel.version() == null ? null : "v" + sel.version(), recorded, request);
+                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), recorded, request);
                 session[0].starting();
                 return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
             });

@@ -1,8 +1,10 @@
 package dev.steer.http;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.steer.adapters.AdapterVersion;
+import dev.steer.json.Json;
+import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.train.EvalGate;
 import dev.steer.train.Hyperparameters;
@@ -10,7 +12,6 @@ import dev.steer.train.JobProgress;
 import dev.steer.train.JobRunner;
 import dev.steer.train.JobSpec;
 import dev.steer.train.JobStore;
-import dev.steer.train.Json;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -25,6 +26,26 @@ final class FineTuningRoutes {
     private final JobRunner runner;
     private final JobStore jobs;
     private final String baseModel;
+
+    /**
+     * A job as OpenAI shapes it, plus Steer's own fields; the live counters (step, loss curve, eval report, ...) appear
+     * once the job has them.
+     */
+    record JobJson(String object, String id, String model, String method, long createdAt, Long finishedAt, String status,
+                   String fineTunedModel, String adapterVersion, JobError error, Hyperparameters hyperparameters,
+                   JobSpec.Filters filters, EvalGate.Settings evalSettings, @OmitWhenNull JsonElement step,
+                   @OmitWhenNull JsonElement totalSteps, @OmitWhenNull JsonElement epoch, @OmitWhenNull JsonElement trainedTokens,
+                   @OmitWhenNull JsonElement tokensPerSecond, @OmitWhenNull JsonElement etaSeconds,
+                   @OmitWhenNull JsonElement lossCurve, @OmitWhenNull JsonElement eval) {}
+
+    record JobError(String message, String code, String param) {}
+
+    record JobPage(String object, List<JobJson> data, boolean hasMore) {}
+
+    /** The job's events; each one is JobProgress's event object (or the one below, for a job that failed before running). */
+    record EventPage(String object, List<JsonElement> data, boolean hasMore) {}
+
+    record JobEvent(String object, String id, long createdAt, String level, String message, String type) {}
 
     FineTuningRoutes(JobRunner runner, JobStore jobs, String baseModel) {
         this.runner = runner;
@@ -55,13 +76,7 @@ final class FineTuningRoutes {
     }
 
     void list(Context ctx) {
-        JsonArray data = new JsonArray();
-        jobs.list().forEach(j -> data.add(json(j)));
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "list");
-        o.add("data", data);
-        o.addProperty("has_more", false);
-        Respond.json(ctx, 200, o);
+        Respond.json(ctx, 200, new JobPage("list", jobs.list().stream().map(this::json).toList(), false));
     }
 
     void get(Context ctx) {
@@ -74,11 +89,9 @@ final class FineTuningRoutes {
         if (!runner.cancel(j.id())) {
             throw new ApiError(400, "invalid_request_error", "Job " + j.id() + " has already " + j.status().json() + ".", "id", "job_finished");
         }
-        JsonObject o = json(jobs.get(j.id()).orElseThrow());
-        if (o.get("status").getAsString().equals("running")) {
-            o.addProperty("status", "cancelling");
-        }
-        Respond.json(ctx, 200, o);
+        JobStore.Job now = jobs.get(j.id()).orElseThrow();
+        // A running job stops at its next step: until then it is "cancelling".
+        Respond.json(ctx, 200, json(now, now.status() == JobStore.Status.RUNNING ? "cancelling" : now.status().json()));
     }
 
     /**
@@ -92,13 +105,7 @@ final class FineTuningRoutes {
         if (!stream) {
             List<JsonElement> all = new ArrayList<>(events(j));
             java.util.Collections.reverse(all);
-            JsonArray data = new JsonArray();
-            all.forEach(data::add);
-            JsonObject o = new JsonObject();
-            o.addProperty("object", "list");
-            o.add("data", data);
-            o.addProperty("has_more", false);
-            Respond.json(ctx, 200, o);
+            Respond.json(ctx, 200, new EventPage("list", all, false));
             return;
         }
         OutputStream out = Respond.startEvents(ctx);
@@ -155,14 +162,8 @@ final class FineTuningRoutes {
         } else if (j.result() != null && j.result().has("events")) {
             j.result().getAsJsonArray("events").forEach(out::add);
         } else if (j.status() == JobStore.Status.FAILED && j.error() != null) {
-            JsonObject e = new JsonObject();
-            e.addProperty("object", "fine_tuning.job.event");
-            e.addProperty("id", "ftevent-" + j.id() + "-error");
-            e.addProperty("created_at", (j.finishedAt() == null ? j.createdAt() : j.finishedAt()) / 1000);
-            e.addProperty("level", "error");
-            e.addProperty("message", "Job failed: " + j.error());
-            e.addProperty("type", "message");
-            out.add(e);
+            out.add(Json.tree(new JobEvent("fine_tuning.job.event", "ftevent-" + j.id() + "-error",
+                    (j.finishedAt() == null ? j.createdAt() : j.finishedAt()) / 1000, "error", "Job failed: " + j.error(), "message")));
         }
         return out;
     }
@@ -172,39 +173,21 @@ final class FineTuningRoutes {
         return jobs.get(id).orElseThrow(() -> new ApiError(404, "invalid_request_error", "No fine-tuning job '" + id + "'.", "id", "job_not_found"));
     }
 
-    private JsonObject json(JobStore.Job j) {
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "fine_tuning.job");
-        o.addProperty("id", j.id());
-        o.addProperty("model", j.spec().model());
-        o.addProperty("method", j.spec().method().name);
-        o.addProperty("created_at", j.createdAt() / 1000);
-        o.addProperty("finished_at", j.finishedAt() == null ? null : j.finishedAt() / 1000);
-        o.addProperty("status", j.status().json());
-        o.addProperty("fine_tuned_model", j.adapterVersion() == null ? null : j.spec().model() + "@v" + j.adapterVersion());
-        o.addProperty("adapter_version", j.adapterVersion() == null ? null : "v" + j.adapterVersion());
-        if (j.error() != null) {
-            JsonObject e = new JsonObject();
-            e.addProperty("message", j.error());
-            e.add("code", null);
-            e.add("param", null);
-            o.add("error", e);
-        } else {
-            o.add("error", null);
-        }
-        o.add("hyperparameters", Json.tree(j.spec().hyperparameters()));
-        o.add("filters", Json.tree(j.spec().filters()));
-        o.add("eval_settings", Json.tree(j.spec().eval()));
+    private JobJson json(JobStore.Job j) {
+        return json(j, j.status().json());
+    }
+
+    private JobJson json(JobStore.Job j, String status) {
         JobProgress p = runner.progress(j.id());
         JsonObject counters = p != null && !j.status().finished() ? p.snapshot() : j.result();
-        if (counters != null) {
-            for (String k : List.of("step", "total_steps", "epoch", "trained_tokens", "tokens_per_second", "eta_seconds", "loss_curve", "eval")) {
-                if (counters.has(k)) {
-                    o.add(k, counters.get(k));
-                }
-            }
-        }
-        return o;
+        java.util.function.Function<String, JsonElement> counter = k -> counters == null ? null : counters.get(k);
+        return new JobJson("fine_tuning.job", j.id(), j.spec().model(), j.spec().method().name, j.createdAt() / 1000,
+                j.finishedAt() == null ? null : j.finishedAt() / 1000, status,
+                j.adapterVersion() == null ? null : AdapterVersion.of(j.adapterVersion()).modelName(j.spec().model()),
+                AdapterVersion.idOrNull(j.adapterVersion()), j.error() == null ? null : new JobError(j.error(), null, null),
+                j.spec().hyperparameters(), j.spec().filters(), j.spec().eval(), counter.apply("step"), counter.apply("total_steps"),
+                counter.apply("epoch"), counter.apply("trained_tokens"), counter.apply("tokens_per_second"),
+                counter.apply("eta_seconds"), counter.apply("loss_curve"), counter.apply("eval"));
     }
 
     private static Hyperparameters.Method method(RequestBody b) {
@@ -252,7 +235,8 @@ final class FineTuningRoutes {
                 h.bool("activation_checkpointing", d.activationCheckpointing()),
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
-                h.bool("early_stopping", d.earlyStopping()));
+                h.bool("early_stopping", d.earlyStopping()),
+                (int) h.integer("on_policy", d.onPolicy(), 0, 100));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

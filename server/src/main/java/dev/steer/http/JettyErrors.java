@@ -1,5 +1,6 @@
 package dev.steer.http;
 
+import dev.steer.json.Json;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -37,6 +38,6 @@ final class JettyErrors extends ErrorHandler {
         // 505 is the client's doing too (an HTTP version no server here speaks).
         ApiError e = new ApiError(code, code >= 500 && code != 505 ? "server_error" : "invalid_request_error", "The HTTP request could not be read: "
                 + why + ".", null, code == 505 ? "http_version_not_supported" : "invalid_http_request");
-        return Respond.GSON.toJson(e.toJson()).getBytes(StandardCharsets.UTF_8);
+        return Json.write(e.body()).getBytes(StandardCharsets.UTF_8);
     }
 }

@@ -3,6 +3,7 @@ package dev.steer.http;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
+import dev.steer.json.Json;
 import java.util.List;
 
 /**
@@ -31,7 +32,7 @@ final class RecordedRequest {
                 out.add(f, f.equals("messages") ? messages(in.getAsJsonArray(f)) : in.get(f));
             }
         }
-        return Respond.GSON.toJson(out);
+        return Json.write(out);
     }
 
     private static JsonArray messages(JsonArray in) {

@@ -1,11 +1,9 @@
 package dev.steer.http;
 
-import com.google.gson.Gson;
-import com.google.gson.GsonBuilder;
-import com.google.gson.JsonElement;
 import dev.steer.engine.FinishReason;
 import dev.steer.engine.Generation;
 import dev.steer.engine.TokenEvent;
+import dev.steer.json.Json;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -15,13 +13,11 @@ import java.util.List;
 
 /** Writes a running generation to the client: as server-sent events, or as one JSON body at the end. */
 final class Respond {
-    /** OpenAI writes explicit nulls ("finish_reason": null); so do we. */
-    static final Gson GSON = new GsonBuilder().serializeNulls().disableHtmlEscaping().create();
-
     private Respond() {}
 
-    static void json(Context ctx, int status, JsonElement body) {
-        ctx.status(status).contentType("application/json").result(GSON.toJson(body));
+    /** {@code body} (a response record, or a tree) written by {@link Json}'s rules. */
+    static void json(Context ctx, int status, Object body) {
+        ctx.status(status).contentType("application/json").result(Json.write(body));
     }
 
     /** Waits for the whole generation, then answers with one JSON object. */
@@ -79,7 +75,7 @@ final class Respond {
                         return;
                     }
                     case EventStream.Failed e -> {
-                        send(out, ApiError.internal("generation failed: " + e.error().getMessage()).toJson());
+                        send(out, ApiError.internal("generation failed: " + e.error().getMessage()).body());
                         write(out, "data: [DONE]\n\n");
                         return;
                     }
@@ -99,8 +95,8 @@ final class Respond {
         return ctx.res().getOutputStream();
     }
 
-    static void send(OutputStream out, JsonElement chunk) throws IOException {
-        write(out, "data: " + GSON.toJson(chunk) + "\n\n");
+    static void send(OutputStream out, Object chunk) throws IOException {
+        write(out, "data: " + Json.write(chunk) + "\n\n");
     }
 
     static void write(OutputStream out, String s) throws IOException {

@@ -1,15 +1,21 @@
 package dev.steer.http;
 
-import com.google.gson.JsonArray;
-import com.google.gson.JsonObject;
 import dev.steer.engine.FinishReason;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
+import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.LlamaModel;
+import dev.steer.steer.SteerRecord;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 
-/** How one generation is spelled in OpenAI's JSON: as a chat completion or as a (legacy) text completion. */
+/**
+ * How one generation is spelled in OpenAI's JSON: as a chat completion or as a (legacy) text completion. The
+ * records below are the wire shapes, written by {@link dev.steer.json.Json} (snake_case names, explicit nulls).
+ */
 abstract sealed class ResponseShape {
     final String id;
     final String model;
@@ -22,58 +28,49 @@ abstract sealed class ResponseShape {
         this.llama = llama;
     }
 
-    /** A streamed chunk carrying {@code text} (and the log-probs of {@code tokens}), or the final one. */
-    abstract JsonObject chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first);
+    /**
+     * A response, a chunk, the usage chunk or the steer chunk: the same envelope. {@code usage} and {@code steer}
+     * appear only where they mean something (OpenAI's chunks have no usage field until the last one).
+     */
+    record Envelope(String id, String object, long created, String model, String systemFingerprint, List<?> choices,
+                    @OmitWhenNull UsageJson usage, @OmitWhenNull SteerNote steer) {}
 
-    /** The whole response of a non-streamed request. */
-    abstract JsonObject complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage);
-
-    /** The last chunk with stream_options.include_usage: no choices, only usage. */
-    JsonObject usageChunk(Usage usage) {
-        JsonObject o = header(chunkObject());
-        o.add("choices", new JsonArray());
-        o.add("usage", usage(usage));
-        return o;
+    record UsageJson(int promptTokens, int completionTokens, int totalTokens, PromptTokensDetails promptTokensDetails) {
+        static UsageJson of(Usage u) {
+            return new UsageJson(u.promptTokens(), u.completionTokens(), u.promptTokens() + u.completionTokens(),
+                    new PromptTokensDetails(u.cachedTokens()));
+        }
     }
 
+    record PromptTokensDetails(int cachedTokens) {}
+
+    /** The steer chunk's news: where the output was cut, what was removed and inserted, and the output now. */
+    record SteerNote(String id, int at, String removed, String inserted, String content) {}
+
+    /** A streamed chunk carrying {@code text} (and the log-probs of {@code tokens}), or the final one. */
+    abstract Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first);
+
+    /** The whole response of a non-streamed request. */
+    abstract Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage);
+
     abstract String chunkObject();
+
+    /** The last chunk with stream_options.include_usage: no choices, only usage. */
+    Envelope usageChunk(Usage usage) {
+        return envelope(chunkObject(), List.of(), UsageJson.of(usage), null);
+    }
 
     /**
      * Tells a streaming client that its output was steered: a chunk with no choices (OpenAI clients pass over it, as
      * over the usage chunk) and a "steer" object; the output is now {@code content}, and later chunks continue it.
      */
-    JsonObject steerChunk(dev.steer.steer.SteerRecord r) {
-        JsonObject o = header(chunkObject());
-        o.add("choices", new JsonArray());
-        JsonObject steer = new JsonObject();
-        steer.addProperty("id", r.id());
-        steer.addProperty("at", r.at());
-        steer.addProperty("removed", r.rejectedText());
-        steer.addProperty("inserted", r.correctionText());
-        steer.addProperty("content", r.acceptedText() + r.correctionText());
-        o.add("steer", steer);
-        return o;
+    Envelope steerChunk(SteerRecord r) {
+        return envelope(chunkObject(), List.of(), null,
+                new SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.acceptedText() + r.correctionText()));
     }
 
-    JsonObject header(String object) {
-        JsonObject o = new JsonObject();
-        o.addProperty("id", id);
-        o.addProperty("object", object);
-        o.addProperty("created", created);
-        o.addProperty("model", model);
-        o.addProperty("system_fingerprint", "steer");
-        return o;
-    }
-
-    static JsonObject usage(Usage u) {
-        JsonObject o = new JsonObject();
-        o.addProperty("prompt_tokens", u.promptTokens());
-        o.addProperty("completion_tokens", u.completionTokens());
-        o.addProperty("total_tokens", u.promptTokens() + u.completionTokens());
-        JsonObject details = new JsonObject();
-        details.addProperty("cached_tokens", u.cachedTokens());
-        o.add("prompt_tokens_details", details);
-        return o;
+    Envelope envelope(String object, List<?> choices, UsageJson usage, SteerNote steer) {
+        return new Envelope(id, object, created, model, "steer", choices, usage, steer);
     }
 
     static String finish(FinishReason f) {
@@ -85,12 +82,12 @@ abstract sealed class ResponseShape {
         return new String(bytes, StandardCharsets.UTF_8);
     }
 
-    static JsonArray bytes(byte[] b) {
-        JsonArray a = new JsonArray();
-        for (byte x : b) {
-            a.add(x & 0xFF);
+    static int[] unsigned(byte[] b) {
+        int[] out = new int[b.length];
+        for (int i = 0; i < b.length; i++) {
+            out[i] = b[i] & 0xFF;
         }
-        return a;
+        return out;
     }
 
     /** Real tokens only: the end-of-stream text release carries no token. */
@@ -98,9 +95,28 @@ abstract sealed class ResponseShape {
         return tokens.stream().filter(t -> t.token() != TokenEvent.NO_TOKEN).toList();
     }
 
+    /** Log-probs were asked for (the tokens carry alternatives): the real tokens; otherwise null. */
+    static List<TokenEvent> withLogprobs(List<TokenEvent> tokens) {
+        List<TokenEvent> real = tokens == null ? List.of() : realTokens(tokens);
+        return real.isEmpty() || real.get(0).top() == null ? null : real;
+    }
+
     // ------------------------------------------------------------------------------------------ chat.completion
 
     static final class Chat extends ResponseShape {
+        /** {@code delta} in a chunk, {@code message} in a whole response: exactly one is set. */
+        record Choice(int index, @OmitWhenNull Delta delta, @OmitWhenNull Message message, Logprobs logprobs, String finishReason) {}
+
+        /** The first chunk names the role; the last has no content (OpenAI sends {@code "delta": {}}). */
+        record Delta(@OmitWhenNull String role, @OmitWhenNull String content) {}
+
+        record Message(String role, String content, String refusal) {}
+
+        record Logprobs(List<TokenLogprob> content, String refusal) {}
+
+        /** A token and its log-prob; the sampled token also lists its alternatives, the alternatives do not. */
+        record TokenLogprob(String token, float logprob, int[] bytes, @OmitWhenNull List<TokenLogprob> topLogprobs) {}
+
         Chat(String id, String model, LlamaModel llama) {
             super(id, model, llama);
         }
@@ -111,73 +127,43 @@ abstract sealed class ResponseShape {
         }
 
         @Override
-        JsonObject chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
-            JsonObject delta = new JsonObject();
-            if (first) {
-                delta.addProperty("role", "assistant");
-            }
-            if (finish == null) {
-                delta.addProperty("content", text);
-            }
-            return wrap(header(chunkObject()), "delta", delta, tokens, finish);
+        Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
+            Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
+            return envelope(chunkObject(), List.of(new Choice(0, delta, null, logprobs(tokens), finish(finish))), null, null);
         }
 
         @Override
-        JsonObject complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
-            JsonObject message = new JsonObject();
-            message.addProperty("role", "assistant");
-            message.addProperty("content", text);
-            message.add("refusal", null);
-            JsonObject o = wrap(header("chat.completion"), "message", message, tokens, finish);
-            o.add("usage", usage(usage));
-            return o;
+        Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
+            Choice c = new Choice(0, null, new Message("assistant", text, null), logprobs(tokens), finish(finish));
+            return envelope("chat.completion", List.of(c), UsageJson.of(usage), null);
         }
 
-        private JsonObject wrap(JsonObject o, String key, JsonObject body, List<TokenEvent> tokens, FinishReason finish) {
-            JsonObject choice = new JsonObject();
-            choice.addProperty("index", 0);
-            choice.add(key, body);
-            choice.add("logprobs", logprobs(tokens));
-            choice.addProperty("finish_reason", finish(finish));
-            JsonArray choices = new JsonArray();
-            choices.add(choice);
-            o.add("choices", choices);
-            return o;
-        }
-
-        private JsonObject logprobs(List<TokenEvent> tokens) {
-            List<TokenEvent> real = tokens == null ? List.of() : realTokens(tokens);
-            if (real.isEmpty() || real.get(0).top() == null) {
+        private Logprobs logprobs(List<TokenEvent> tokens) {
+            List<TokenEvent> real = withLogprobs(tokens);
+            if (real == null) {
                 return null;
             }
-            JsonArray content = new JsonArray();
+            List<TokenLogprob> content = new ArrayList<>();
             for (TokenEvent t : real) {
-                JsonObject e = entry(t.bytes(), t.logprob());
-                JsonArray top = new JsonArray();
+                List<TokenLogprob> top = new ArrayList<>();
                 for (int i = 0; i < t.top().size(); i++) {
-                    top.add(entry(llama.tokenBytes(t.top().tokens()[i], false), t.top().logprobs()[i]));
+                    byte[] b = llama.tokenBytes(t.top().tokens()[i], false);
+                    top.add(new TokenLogprob(tokenText(b), t.top().logprobs()[i], unsigned(b), null));
                 }
-                e.add("top_logprobs", top);
-                content.add(e);
+                content.add(new TokenLogprob(tokenText(t.bytes()), t.logprob(), unsigned(t.bytes()), top));
             }
-            JsonObject o = new JsonObject();
-            o.add("content", content);
-            o.add("refusal", null);
-            return o;
-        }
-
-        private static JsonObject entry(byte[] b, float logprob) {
-            JsonObject e = new JsonObject();
-            e.addProperty("token", tokenText(b));
-            e.addProperty("logprob", logprob);
-            e.add("bytes", bytes(b));
-            return e;
+            return new Logprobs(content, null);
         }
     }
 
     // ------------------------------------------------------------------------------------------ text_completion
 
     static final class Text extends ResponseShape {
+        record Choice(String text, int index, Logprobs logprobs, String finishReason) {}
+
+        /** The legacy shape: parallel arrays of tokens, their log-probs, {token: logprob} maps of alternatives, offsets. */
+        record Logprobs(List<String> tokens, List<Float> tokenLogprobs, List<Map<String, Float>> topLogprobs, List<Integer> textOffset) {}
+
         Text(String id, String model, LlamaModel llama) {
             super(id, model, llama);
         }
@@ -188,55 +174,39 @@ abstract sealed class ResponseShape {
         }
 
         @Override
-        JsonObject chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
-            return wrap(header(chunkObject()), finish == null ? text : "", tokens, finish, 0);
+        Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
+            Choice c = new Choice(finish == null ? text : "", 0, logprobs(tokens, 0), finish(finish));
+            return envelope(chunkObject(), List.of(c), null, null);
         }
 
         @Override
-        JsonObject complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
-            JsonObject o = wrap(header("text_completion"), text, tokens, finish, 0);
-            o.add("usage", usage(usage));
-            return o;
+        Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
+            return envelope("text_completion", List.of(new Choice(text, 0, logprobs(tokens, 0), finish(finish))), UsageJson.of(usage), null);
         }
 
-        private JsonObject wrap(JsonObject o, String text, List<TokenEvent> tokens, FinishReason finish, int offset) {
-            JsonObject choice = new JsonObject();
-            choice.addProperty("text", text);
-            choice.addProperty("index", 0);
-            choice.add("logprobs", logprobs(tokens, offset));
-            choice.addProperty("finish_reason", finish(finish));
-            JsonArray choices = new JsonArray();
-            choices.add(choice);
-            o.add("choices", choices);
-            return o;
-        }
-
-        /** The legacy shape: parallel arrays of tokens, their log-probs, and {token: logprob} maps of alternatives. */
-        private JsonObject logprobs(List<TokenEvent> tokens, int offset) {
-            List<TokenEvent> real = tokens == null ? List.of() : realTokens(tokens);
-            if (real.isEmpty() || real.get(0).top() == null) {
+        private Logprobs logprobs(List<TokenEvent> tokens, int offset) {
+            List<TokenEvent> real = withLogprobs(tokens);
+            if (real == null) {
                 return null;
             }
-            JsonArray toks = new JsonArray(), lps = new JsonArray(), tops = new JsonArray(), offsets = new JsonArray();
+            List<String> toks = new ArrayList<>();
+            List<Float> lps = new ArrayList<>();
+            List<Map<String, Float>> tops = new ArrayList<>();
+            List<Integer> offsets = new ArrayList<>();
             int at = offset;
             for (TokenEvent t : real) {
                 String s = tokenText(t.bytes());
                 toks.add(s);
                 lps.add(t.logprob());
-                JsonObject top = new JsonObject();
+                Map<String, Float> top = new LinkedHashMap<>();  // two alternatives with one text: the later one's log-prob, as before
                 for (int i = 0; i < t.top().size(); i++) {
-                    top.addProperty(tokenText(llama.tokenBytes(t.top().tokens()[i], false)), t.top().logprobs()[i]);
+                    top.put(tokenText(llama.tokenBytes(t.top().tokens()[i], false)), t.top().logprobs()[i]);
                 }
                 tops.add(top);
                 offsets.add(at);
                 at += s.length();
             }
-            JsonObject o = new JsonObject();
-            o.add("tokens", toks);
-            o.add("token_logprobs", lps);
-            o.add("top_logprobs", tops);
-            o.add("text_offset", offsets);
-            return o;
+            return new Logprobs(toks, lps, tops, offsets);
         }
     }
 }

@@ -1,8 +1,5 @@
 package dev.steer.http;
 
-import com.google.gson.JsonArray;
-import com.google.gson.JsonElement;
-import com.google.gson.JsonObject;
 import dev.steer.engine.Engine;
 import dev.steer.engine.EngineUnavailableException;
 import dev.steer.engine.Generation;
@@ -130,7 +127,7 @@ final class SteerRoutes {
                         }
                         throw notYet;
                     }
-                    Respond.json(ctx, 200, summary(store.get(session.lastSteerId()).orElseThrow()));
+                    Respond.json(ctx, 200, SteerJson.summary(store.get(session.lastSteerId()).orElseThrow()));
                     return;
                 }
             }
@@ -265,30 +262,21 @@ final class SteerRoutes {
                 model().detokenize(accepted, false, false), model().detokenize(rejected, false, false), null, null, null,
                 false, Set.of(), now, now);
         store.insert(r);
-        Respond.json(ctx, 200, summary(r));
+        Respond.json(ctx, 200, SteerJson.summary(r));
     }
 
     void list(Context ctx) {
-        JsonArray data = new JsonArray();
-        store.list(filter(ctx)).forEach(r -> data.add(summary(r)));
-        JsonObject o = new JsonObject();
-        o.addProperty("object", "list");
-        o.add("data", data);
-        Respond.json(ctx, 200, o);
+        Respond.json(ctx, 200, new SteerJson.Page("list", store.list(filter(ctx)).stream().map(SteerJson::summary).toList()));
     }
 
     void get(Context ctx) {
-        Respond.json(ctx, 200, full(record(ctx)));
+        Respond.json(ctx, 200, SteerJson.detail(record(ctx)));
     }
 
     void delete(Context ctx) {
         SteerRecord r = record(ctx);
         store.delete(r.id());
-        JsonObject o = new JsonObject();
-        o.addProperty("id", r.id());
-        o.addProperty("object", "steer.deleted");
-        o.addProperty("deleted", true);
-        Respond.json(ctx, 200, o);
+        Respond.json(ctx, 200, new SteerJson.Deleted(r.id(), "steer.deleted", true));
     }
 
     /** POST /v1/steers/{id}/tags {"tags": ["a", "b"]}: adds tags, up to {@link #MAX_TAGS} on the record. */
@@ -309,7 +297,7 @@ final class SteerRoutes {
                         + r.tags().size() + " and this would make " + all.size() + ".", "tags", "too_many_tags");
             }
             store.addTags(r.id(), all);
-            Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+            Respond.json(ctx, 200, SteerJson.summary(store.get(r.id()).orElseThrow()));
         }
     }
 
@@ -317,7 +305,7 @@ final class SteerRoutes {
     void exclude(Context ctx) {
         SteerRecord r = record(ctx);
         store.setExcluded(r.id(), RequestBody.parse(ctx.body().isBlank() ? "{}" : ctx.body()).bool("excluded", true));
-        Respond.json(ctx, 200, summary(store.get(r.id()).orElseThrow()));
+        Respond.json(ctx, 200, SteerJson.summary(store.get(r.id()).orElseThrow()));
     }
 
     /** GET /v1/steers/export?format=trl_dpo|trl_sft|openai_sft|openai_dpo (+ the list filters): JSON Lines. */
@@ -359,59 +347,6 @@ final class SteerRoutes {
 
     private static ApiError conflict() {
         return new ApiError(409, "invalid_request_error", "Another steer on this completion is still being applied.", null, "steer_conflict");
-    }
-
-    /** The fields a list shows. */
-    static JsonObject summary(SteerRecord r) {
-        JsonObject o = new JsonObject();
-        o.addProperty("id", r.id());
-        o.addProperty("object", "steer");
-        o.addProperty("session_id", r.sessionId());
-        o.addProperty("kind", r.kind());
-        o.addProperty("model", r.model());
-        o.addProperty("adapter_version", r.adapterVersion());
-        o.addProperty("at", r.at());
-        o.addProperty("accepted", r.acceptedText());
-        o.addProperty("correction", r.correctionText());
-        o.addProperty("rejected", r.rejectedText());
-        o.addProperty("continuation", r.continuationText());
-        JsonArray tags = new JsonArray();
-        r.tags().stream().sorted().forEach(tags::add);
-        o.add("tags", tags);
-        o.addProperty("excluded", r.excluded());
-        o.addProperty("created_at", r.createdAt());
-        return o;
-    }
-
-    /** Everything, tokens included. */
-    static JsonObject full(SteerRecord r) {
-        JsonObject o = summary(r);
-        o.add("request", com.google.gson.JsonParser.parseString(r.requestJson()));
-        o.add("prompt_tokens", ints(r.promptTokens()));
-        o.add("accepted_tokens", ints(r.acceptedTokens()));
-        o.add("rejected_tokens", ints(r.rejectedTokens()));
-        o.add("correction_tokens", ints(r.correctionTokens()));
-        o.add("continuation_tokens", r.continuationTokens() == null ? null : ints(r.continuationTokens()));
-        JsonArray fork = new JsonArray();
-        if (r.forkTopLogprobs() != null) {
-            for (SteerRecord.TokenLogprob t : r.forkTopLogprobs()) {
-                JsonObject e = new JsonObject();
-                e.addProperty("token", t.token());
-                e.addProperty("logprob", t.logprob());
-                fork.add(e);
-            }
-        }
-        o.add("fork_top_logprobs", fork);
-        o.addProperty("updated_at", r.updatedAt());
-        return o;
-    }
-
-    private static JsonElement ints(int[] a) {
-        JsonArray arr = new JsonArray();
-        for (int x : a) {
-            arr.add(x);
-        }
-        return arr;
     }
 
     private static int[] concat(int[]... parts) {

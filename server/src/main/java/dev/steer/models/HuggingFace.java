@@ -63,6 +63,7 @@ public final class HuggingFace {
                 done += n;
                 long now = System.nanoTime();
                 if (now - lastDraw > 200_000_000L) {
+                    // A progress bar redrawn in place on the terminal ("\r"), not a log event: stderr, not slf4j.
                     System.err.print("\r" + progressBar(file, done, total));
                     lastDraw = now;
                 }

@@ -1,12 +1,13 @@
 package dev.steer.steer;
 
-import com.google.gson.Gson;
-import com.google.gson.GsonBuilder;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.steer.json.Json;
+import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.LlamaModel;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -17,7 +18,22 @@ import java.util.Locale;
  * out of every format.
  */
 public final class Exports {
-    private static final Gson GSON = new GsonBuilder().disableHtmlEscaping().create();
+    /** TRL DPOTrainer's line. Every line ends with the steer it came from. */
+    record TrlDpo(String prompt, String chosen, String rejected, String steerId) {}
+
+    record TrlSft(String prompt, String completion, String steerId) {}
+
+    record OpenAiSft(List<Message> messages, String steerId) {}
+
+    record OpenAiDpo(Input input, List<Message> preferredOutput, List<Message> nonPreferredOutput, String steerId) {}
+
+    record Input(List<Message> messages) {}
+
+    /**
+     * A message: role and content as the client sent them (content may be an array of parts), and for OpenAI's SFT
+     * format the assistant messages' weight. A null content is left out, as the client's JSON null was before.
+     */
+    record Message(JsonElement role, @OmitWhenNull JsonElement content, @OmitWhenNull Integer weight) {}
 
     /** The formats {@code GET /v1/steers/export?format=...} offers. */
     public enum Format {
@@ -43,12 +59,12 @@ public final class Exports {
             if (!r.kind().equals("steer") || !SteerPair.of(r).teaches()) {
                 continue;  // a rejection, or a correction that only repeats the model: no preferred side
             }
-            out.append(GSON.toJson(line(r, format, model))).append('\n');
+            out.append(Json.write(line(r, format, model))).append('\n');
         }
         return out.toString();
     }
 
-    static JsonObject line(SteerRecord r, Format format, LlamaModel model) {
+    static Record line(SteerRecord r, Format format, LlamaModel model) {
         SteerPair pair = SteerPair.of(r);
         String keptText = span(model, new int[0], pair.kept());
         String context = model.detokenize(pair.prompt(), false, true) + keptText;
@@ -57,41 +73,21 @@ public final class Exports {
         // The SFT tools have no preservation term: the continuation the person let run goes into the completion,
         // so the model learns to go on after the correction (Steer's own jobs keep it under the KL term instead).
         String completion = chosen + span(model, SteerPair.concat(pair.kept(), pair.chosen()), pair.continuation());
-        JsonObject o = new JsonObject();
-        switch (format) {
-            case TRL_DPO -> {
-                o.addProperty("prompt", context);
-                o.addProperty("chosen", chosen);
-                o.addProperty("rejected", rejectedText);
-            }
-            case TRL_SFT -> {
-                o.addProperty("prompt", context);
-                o.addProperty("completion", completion);
-            }
+        String kept = prefill(r) + keptText;
+        return switch (format) {
+            case TRL_DPO -> new TrlDpo(context, chosen, rejectedText, r.id());
+            case TRL_SFT -> new TrlSft(context, completion, r.id());
             case OPENAI_SFT -> {
-                JsonArray messages = messages(r);
-                String kept = prefill(r) + keptText;
+                List<Message> messages = messages(r);
                 if (!kept.isEmpty()) {
                     messages.add(assistant(kept, 0));
                 }
                 messages.add(assistant(completion, 1));
-                o.add("messages", messages);
+                yield new OpenAiSft(messages, r.id());
             }
-            case OPENAI_DPO -> {
-                JsonObject input = new JsonObject();
-                input.add("messages", messages(r));
-                o.add("input", input);
-                JsonArray preferred = new JsonArray();
-                String kept = prefill(r) + keptText;
-                preferred.add(assistant(kept + chosen, -1));
-                JsonArray rejected = new JsonArray();
-                rejected.add(assistant(kept + rejectedText, -1));
-                o.add("preferred_output", preferred);
-                o.add("non_preferred_output", rejected);
-            }
-        }
-        o.addProperty("steer_id", r.id());
-        return o;
+            case OPENAI_DPO -> new OpenAiDpo(new Input(messages(r)), List.of(assistant(kept + chosen, null)),
+                    List.of(assistant(kept + rejectedText, null)), r.id());
+        };
     }
 
     /**
@@ -123,16 +119,14 @@ public final class Exports {
     }
 
     /** The conversation as the client sent it, without a trailing assistant prefill. */
-    private static JsonArray messages(SteerRecord r) {
+    private static List<Message> messages(SteerRecord r) {
         JsonArray all = requestMessages(r);
-        JsonArray out = new JsonArray();
+        List<Message> out = new ArrayList<>();
         int n = endsWithAssistant(all) ? all.size() - 1 : all.size();
         for (int i = 0; i < n; i++) {
             JsonObject m = all.get(i).getAsJsonObject();
-            JsonObject msg = new JsonObject();
-            msg.add("role", m.get("role"));
-            msg.add("content", m.get("content"));
-            out.add(msg);
+            JsonElement content = m.get("content");
+            out.add(new Message(m.get("role"), content == null || content.isJsonNull() ? null : content, null));
         }
         return out;
     }
@@ -141,13 +135,8 @@ public final class Exports {
         return !m.isEmpty() && m.get(m.size() - 1).getAsJsonObject().get("role").getAsString().equals("assistant");
     }
 
-    private static JsonObject assistant(String content, int weight) {
-        JsonObject m = new JsonObject();
-        m.addProperty("role", "assistant");
-        m.addProperty("content", content);
-        if (weight >= 0) {
-            m.addProperty("weight", weight);
-        }
-        return m;
+    /** @param weight OpenAI SFT's loss weight (0: context, 1: learn); null for formats without one */
+    private static Message assistant(String content, Integer weight) {
+        return new Message(new com.google.gson.JsonPrimitive("assistant"), new com.google.gson.JsonPrimitive(content), weight);
     }
 }

@@ -8,6 +8,7 @@ import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.QueueFullException;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
+import dev.steer.llama.LoraAdapter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -34,12 +35,30 @@ final class Greedy {
 
     /** Greedy continuations of each prompt, {@code maxTokens} at most, decoded up to the engine's parallelism at a time. */
     List<int[]> answers(String model, List<int[]> prompts, int maxTokens) {
+        // Resolved and submitted under ServedAdapters' lock: the adapter cannot be retired in between.
+        return answers(prompts, maxTokens, (r, l) -> served.submit(model, sel -> engine.submit(r.withAdapter(sel.adapter()), l)));
+    }
+
+    /**
+     * The same with an adapter no model name serves (a job's adapter so far, loaded for its own text; see
+     * {@link JobRunner}): the caller owns it and retires it after the answers.
+     */
+    List<int[]> answers(LoraAdapter adapter, List<int[]> prompts, int maxTokens) {
+        return answers(prompts, maxTokens, (r, l) -> engine.submit(r.withAdapter(adapter), l));
+    }
+
+    /** How one greedy request reaches the engine, with its adapter. */
+    private interface Submitter {
+        void submit(GenerationRequest request, GenerationListener listener);
+    }
+
+    private List<int[]> answers(List<int[]> prompts, int maxTokens, Submitter submitter) {
         List<int[]> out = new ArrayList<>();
         int window = Math.max(1, engine.config().parallel());
         for (int i = 0; i < prompts.size(); i += window) {
             List<CompletableFuture<int[]>> running = new ArrayList<>();
             for (int[] p : prompts.subList(i, Math.min(prompts.size(), i + window))) {
-                running.add(submit(model, p, maxTokens));
+                running.add(submit(submitter, p, maxTokens));
             }
             for (CompletableFuture<int[]> f : running) {
                 try {
@@ -57,7 +76,7 @@ final class Greedy {
         return out;
     }
 
-    private CompletableFuture<int[]> submit(String model, int[] prompt, int maxTokens) {
+    private CompletableFuture<int[]> submit(Submitter submitter, int[] prompt, int maxTokens) {
         CompletableFuture<int[]> done = new CompletableFuture<>();
         List<Integer> tokens = new ArrayList<>();
         GenerationListener l = new GenerationListener() {
@@ -84,7 +103,7 @@ final class Greedy {
         }
         for (int attempt = 0; ; attempt++) {
             try {
-                served.submit(model, sel -> engine.submit(GenerationRequest.greedy(prompt, len).withAdapter(sel.adapter()), l));
+                submitter.submit(GenerationRequest.greedy(prompt, len), l);
                 return done;
             } catch (QueueFullException e) {
                 if (attempt >= 600) {

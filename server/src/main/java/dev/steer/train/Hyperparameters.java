@@ -21,11 +21,14 @@ import java.util.List;
  *                        KL term only (0: none)
  * @param earlyStopping   measure the adapter twice per epoch and keep the best checkpoint, stopping once every
  *                        held-out fork is learned ({@link Checkpoints}); false trains exactly {@code nEpochs}
+ * @param onPolicy        the last {@code onPolicy} epochs also train on the adapter's own greedy text: before them,
+ *                        the adapter so far continues each training answer after its last correction and answers
+ *                        the replay prompts, and those continuations are kept under the KL term (0: none)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
-                              float klWeight, int replay, boolean earlyStopping) {
+                              float klWeight, int replay, boolean earlyStopping, int onPolicy) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -52,7 +55,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */

@@ -3,10 +3,13 @@ package dev.steer.train;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
+import dev.steer.json.Json;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
+import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.steer.SteerRecord;
 import dev.steer.steer.SteerStore;
@@ -20,6 +23,11 @@ import java.util.Map;
 import java.util.Random;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Runs fine-tuning jobs in the background, one at a time, oldest first: steers → {@link TrainingSet} → LoRA trainer
@@ -31,10 +39,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * to a half-written adapter.
  */
 public final class JobRunner implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(JobRunner.class);
     private final JobStore jobs;
     private final SteerStore steers;
     private final AdapterRegistry registry;
     private final ServedAdapters served;
+    private final Engine engine;
     private final LlamaModel model;
     private final ChatTemplates templates;
     private final Greedy greedy;
@@ -53,6 +63,7 @@ public final class JobRunner implements AutoCloseable {
         this.steers = steers;
         this.registry = registry;
         this.served = served;
+        this.engine = engine;
         this.model = engine.model();
         this.templates = templates;
         this.greedy = new Greedy(engine, served);
@@ -60,7 +71,7 @@ public final class JobRunner implements AutoCloseable {
         this.threads = threads;
         int lost = jobs.failInterrupted();
         if (lost > 0) {
-            System.err.println("steer: " + lost + " job(s) were running when the server stopped; marked failed");
+            LOG.warn("{} job(s) were running when the server stopped; marked failed", lost);
         }
         this.thread = new Thread(this::loop, "steer-training");
         this.thread.setDaemon(true);
@@ -157,7 +168,7 @@ public final class JobRunner implements AutoCloseable {
             throw new IllegalArgumentException("no steers with a correction match the job's filters (" + records.size() + " records matched)");
         }
         long t0 = System.nanoTime();
-        String base = spec.model() + "@" + ServedAdapters.BASE;
+        String base = AdapterVersion.pinnedName(spec.model(), null);
         // The replay set: the base model's own answers to ordinary prompts nobody steered, kept under the KL term;
         // the probes (other prompts) are the gate's. Both answered greedily by the serving engine, on the base.
         boolean kl = h.klWeight() > 0;
@@ -179,7 +190,11 @@ public final class JobRunner implements AutoCloseable {
         int count = set.train().size() + replay.size();
         int batch = Math.min(h.batchSize(), count);
         int perEpoch = (count + batch - 1) / batch;
-        int total = perEpoch * h.nEpochs();
+        // The on-policy epochs train on twice the examples: each answer and replay prompt again, continued by the
+        // adapter itself (at most; an empty continuation is left out).
+        int onPolicy = kl ? Math.min(h.onPolicy(), h.nEpochs()) : 0;
+        int perOnPolicyEpoch = (2 * count + batch - 1) / batch;
+        int total = perEpoch * (h.nEpochs() - onPolicy) + perOnPolicyEpoch * onPolicy;
         p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
                 replay.size(), total, batch, lossTerms(h)));
@@ -206,6 +221,14 @@ public final class JobRunner implements AutoCloseable {
             int step = 0;
             training:
             for (int epoch = 1; epoch <= h.nEpochs(); epoch++) {
+                if (epoch == h.nEpochs() - onPolicy + 1) {
+                    List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens);
+                    for (LoraTrainer.Example e : own) {
+                        examples.add(new Example(e, t.reference(e)));
+                    }
+                    p.message("info", String.format("From epoch %d on, also training on the adapter's own text: %d continuations after the corrections and replay answers, kept under the KL term.",
+                            epoch, own.size()));
+                }
                 for (List<Example> b : TrainingSet.batches(examples, batch, x -> x.example().tokens().length, order)) {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
@@ -243,7 +266,7 @@ public final class JobRunner implements AutoCloseable {
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
                     set.heldOut().stream().flatMap(i -> i.steerIds().stream()).toList(),
-                    Json.tree(h), new JsonObject(), "pending"));
+                    Json.tree(h).getAsJsonObject(), new JsonObject(), "pending"));
             List<EvalGate.Probe> probes = new ArrayList<>();
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
@@ -252,7 +275,7 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
-            report = EvalGate.evaluate(t, model, greedy, base, spec.model() + "@" + v.id(), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval());
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
@@ -266,7 +289,7 @@ public final class JobRunner implements AutoCloseable {
         metrics.remove("events");
         metrics.addProperty("job_seconds", (System.nanoTime() - t0) / 1e9);
         registry.setResult(v.version(), metrics, report.verdict());
-        String name = spec.model() + "@" + v.id();
+        String name = v.name().modelName(spec.model());
         if (report.passed() && spec.eval().autoActivate()) {
             served.activate(v.version(), "job " + job.id() + " passed the eval gate");
             p.message("info", "Adapter " + name + " is serving.");
@@ -275,6 +298,70 @@ public final class JobRunner implements AutoCloseable {
         }
         jobs.finish(job.id(), JobStore.Status.SUCCEEDED, null, v.version(), result(p, report));
     }
+
+    /**
+     * The adapter so far (loaded into the engine for this, under no model name) continues each training answer
+     * right after its last correction, and answers each replay prompt; each continuation becomes an example kept
+     * under the KL term, its reference the base model on the same text. The base model's own answers keep the
+     * adapter where the base model goes; these keep it where the adapter goes: a habit learned from a few steers
+     * leads greedy decoding into states no recorded text visits (the correction said again after itself, a flipped
+     * near-tie that runs into a loop), and there the base model's distribution is the one to stay at.
+     */
+    private List<LoraTrainer.Example> ownContinuations(LoraTrainer t, String jobId, List<TrainingSet.Item> train, List<int[]> replayPrompts) throws IOException {
+        List<int[]> contexts = new ArrayList<>();
+        for (TrainingSet.Item i : train) {
+            contexts.add(Arrays.copyOf(i.example().tokens(), afterLastCorrection(i.example())));
+        }
+        Path file = registry.dir().resolve(".job-" + jobId + "-own.gguf");
+        t.save(file);
+        LoraAdapter adapter;
+        try {
+            adapter = engine.onDecodeThread(() -> LoraAdapter.load(model, file)).get(ServedAdapters.LOAD_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while loading the adapter so far");
+        } catch (ExecutionException | TimeoutException e) {
+            throw new IllegalStateException("the adapter so far could not be loaded for its own continuations: " + e, e);
+        } finally {
+            Files.deleteIfExists(file);
+        }
+        List<int[]> afterCorrections, replayAnswers;
+        try {
+            afterCorrections = greedy.answers(adapter, contexts, OWN_CONTINUATION_TOKENS);
+            replayAnswers = greedy.answers(adapter, replayPrompts, OWN_REPLAY_TOKENS);
+        } finally {
+            engine.retire(adapter);
+        }
+        List<LoraTrainer.Example> out = new ArrayList<>();
+        for (int i = 0; i < contexts.size(); i++) {
+            LoraTrainer.Example e = replayExample(contexts.get(i), afterCorrections.get(i));
+            if (e != null) {
+                out.add(e);
+            }
+        }
+        for (int i = 0; i < replayPrompts.size(); i++) {
+            LoraTrainer.Example e = replayExample(replayPrompts.get(i), replayAnswers.get(i));
+            if (e != null) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
+
+    /** The length of an example's tokens up to and including its last learned (correction) token. */
+    static int afterLastCorrection(LoraTrainer.Example e) {
+        for (int i = e.roles().length - 1; i >= 0; i--) {
+            if (e.roles()[i] == LoraTrainer.LEARN) {
+                return i + 1;
+            }
+        }
+        return e.tokens().length;
+    }
+
+    /** Tokens the adapter writes after an answer's last correction: where a correction gets said again. */
+    private static final int OWN_CONTINUATION_TOKENS = 32;
+    /** Tokens of the adapter's own replay answers: longer than the base's, as its loops start after a sentence or two. */
+    private static final int OWN_REPLAY_TOKENS = 48;
 
     /**
      * Tokens of each replay prompt's base answer kept: an answer's start is where a habit leaks into prompts it
@@ -297,6 +384,9 @@ public final class JobRunner implements AutoCloseable {
         }
         if (h.dpoWeight() > 0) {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
+        }
+        if (h.klWeight() > 0 && h.onPolicy() > 0) {
+            terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");
         }
         return String.join(" + ", terms);
     }

@@ -95,6 +95,10 @@ class HotSwapUnderLoadTest {
             for (CompletableFuture<Stream> f : streams) {
                 Stream st = f.get(120, TimeUnit.SECONDS);
                 assertTrue(st.done(), "every stream ended with [DONE]");
+                // Outlived the swap: chunks came after the activation had returned, so the swap happened under load
+                // (a stream that ended before it would prove nothing about running streams).
+                long after = st.arrivals().stream().filter(at -> at > t1).count();
+                assertTrue(after >= 5, "the stream ran on after the activation: " + after + " chunks after it");
                 assertEquals("tiny", st.model(), "a running stream keeps the adapter it started with");
                 for (int i = 1; i < st.arrivals().size(); i++) {
                     long gap = st.arrivals().get(i) - st.arrivals().get(i - 1);

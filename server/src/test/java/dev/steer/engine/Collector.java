@@ -42,6 +42,26 @@ final class Collector implements GenerationListener {
         return events.size();
     }
 
+    /** Polls {@code condition} until it holds, failing after 30 s: no test waits for ever on the decode thread. */
+    static void waitFor(String what, java.util.function.BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                throw new AssertionError("timed out after 30 s waiting for " + what);
+            }
+            Thread.sleep(1);
+        }
+    }
+
+    /** A steer's result, waiting at most 30 s for the decode thread. */
+    static SteerEvent steered(CompletableFuture<SteerEvent> steer) throws java.util.concurrent.ExecutionException, InterruptedException {
+        try {
+            return steer.get(30, TimeUnit.SECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            throw new AssertionError("the steer was neither applied nor refused within 30 s", e);
+        }
+    }
+
     Result await() {
         return await(60);
     }

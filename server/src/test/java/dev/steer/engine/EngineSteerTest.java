@@ -12,12 +12,16 @@ import dev.steer.testing.TinyModels;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.stream.IntStream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
+/** Every wait below is bounded (Collector.await / steered / waitFor), and the class as a whole by @Timeout. */
+@Timeout(value = 300, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class EngineSteerTest {
     private static final LlamaModel model = TestModels.tinyLlama();
     private static Engine engine;
@@ -37,9 +41,7 @@ class EngineSteerTest {
     }
 
     private static void waitFor(Collector c, int events) throws InterruptedException {
-        while (c.eventCount() < events) {
-            Thread.sleep(1);
-        }
+        Collector.waitFor(events + " events", () -> c.eventCount() >= events);
     }
 
     @Test
@@ -50,7 +52,7 @@ class EngineSteerTest {
         Generation g = engine.submit(new GenerationRequest(prompt, LlamaSampler.Params.greedy(), 100_000, List.of(), -1, true), c);
         waitFor(c, 12);
         long computedBefore = engine.stats().promptTokensComputed.get();
-        SteerEvent e = g.steer(5, correction, 10).get();
+        SteerEvent e = Collector.steered(g.steer(5, correction, 10));
         long computed = engine.stats().promptTokensComputed.get() - computedBefore;
         Collector.Result r = c.await();
 
@@ -80,14 +82,14 @@ class EngineSteerTest {
         waitFor(c, 8);
         int a = TinyModels.tokenId("a");
         int digit = TinyModels.tokenId("7");
-        ExecutionException bad = assertThrows(ExecutionException.class, () -> g.steer(3, new int[] {digit}, 0).get());
+        ExecutionException bad = assertThrows(ExecutionException.class, () -> Collector.steered(g.steer(3, new int[] {digit}, 0)));
         assertTrue(bad.getCause() instanceof IllegalArgumentException && bad.getCause().getMessage().contains("grammar"), bad.getCause().getMessage());
-        ExecutionException far = assertThrows(ExecutionException.class, () -> g.steer(1_000_000, new int[] {a}, 0).get());
+        ExecutionException far = assertThrows(ExecutionException.class, () -> Collector.steered(g.steer(1_000_000, new int[] {a}, 0)));
         assertTrue(far.getCause() instanceof IllegalArgumentException);
 
-        SteerEvent first = g.steer(4, new int[] {a, a}, 0).get();
+        SteerEvent first = Collector.steered(g.steer(4, new int[] {a, a}, 0));
         waitFor(c, c.eventCount() + 5);
-        SteerEvent second = g.steer(first.at() + 1, new int[] {a}, 6).get();
+        SteerEvent second = Collector.steered(g.steer(first.at() + 1, new int[] {a}, 6));
         assertEquals(first.at() + 1, second.accepted().length);
         assertEquals(a, second.accepted()[first.at()], "the first correction is now part of the output");
         Collector.Result r = c.await();
@@ -95,7 +97,7 @@ class EngineSteerTest {
         String after = r.text().substring(r.text().length() - 6);
         assertTrue(after.matches("[a-z ]+"), "sampling resumed inside the grammar: " + r.text());
         assertEquals(FinishReason.LENGTH, r.reason());
-        assertThrows(ExecutionException.class, () -> g.steer(0, new int[] {a}, 0).get(), "finished: nothing to steer");
+        assertThrows(ExecutionException.class, () -> Collector.steered(g.steer(0, new int[] {a}, 0)), "finished: nothing to steer");
     }
 
     @Test
@@ -118,5 +120,71 @@ class EngineSteerTest {
         assertEquals(rejected[0], r.steers().get(0).forkTop().tokens()[0]);
         assertEquals(5, r.tokens().size());
         assertTrue(IntStream.of(accepted).boxed().toList().equals(out.subList(0, at)));
+    }
+
+    /**
+     * A steer racing the natural end of its generation: it is queued from the listener itself (on the decode thread)
+     * at the second-to-last and at the last of 16 tokens. At the second-to-last it is applied (the generation goes on
+     * under the steer's own budget); at the last one the generation has finished before the decode thread takes the
+     * steer up, and the steer fails with "finished" and changes nothing. Either way it resolves, and the generation
+     * ends once, not twice and not never.
+     */
+    @Test
+    void aSteerRacingTheEndOfItsGenerationIsAppliedOrRefusedNeverLost() throws Exception {
+        int[] prompt = model.tokenize("the model is", true, false);
+        int[] correction = model.tokenize(" steer", false, false);
+        int length = 16;
+        for (int steerAt : new int[] {length - 1, length}) {
+            Collector c = new Collector();
+            CompletableFuture<Generation> self = new CompletableFuture<>();
+            CompletableFuture<CompletableFuture<SteerEvent>> steer = new CompletableFuture<>();
+            java.util.concurrent.atomic.AtomicInteger tokens = new java.util.concurrent.atomic.AtomicInteger();
+            java.util.concurrent.atomic.AtomicInteger finishes = new java.util.concurrent.atomic.AtomicInteger();
+            GenerationListener racer = new GenerationListener() {
+                @Override
+                public void onToken(TokenEvent e) {
+                    c.onToken(e);
+                    if (e.token() != TokenEvent.NO_TOKEN && tokens.incrementAndGet() == steerAt) {
+                        Generation g = self.getNow(null);
+                        steer.complete(g == null ? CompletableFuture.failedFuture(new AssertionError("submit had not returned"))
+                                : g.steer(2, correction, 4));
+                    }
+                }
+
+                @Override
+                public void onSteer(SteerEvent e) {
+                    c.onSteer(e);
+                }
+
+                @Override
+                public void onFinish(FinishReason reason, Usage usage) {
+                    finishes.incrementAndGet();
+                    c.onFinish(reason, usage);
+                }
+
+                @Override
+                public void onError(RuntimeException error) {
+                    c.onError(error);
+                }
+            };
+            self.complete(engine.submit(new GenerationRequest(prompt, LlamaSampler.Params.greedy(), length, List.of(), -1, true), racer));
+            Collector.Result r = c.await(30);
+            CompletableFuture<SteerEvent> issued = steer.get(30, java.util.concurrent.TimeUnit.SECONDS);
+            if (steerAt < length) {
+                SteerEvent e = Collector.steered(issued);
+                assertEquals(List.of(e), r.steers(), "applied once, and the listener was told");
+                assertEquals(r.tokens().subList(0, 2), IntStream.of(e.accepted()).boxed().toList(), "kept 2 tokens");
+                assertEquals(steerAt - 2, e.rejected().length, "rejected what followed, up to the token it was issued at");
+                assertEquals(steerAt + 4, r.tokens().size(), "then the steer's own 4 tokens, past the original end");
+            } else {
+                ExecutionException x = assertThrows(ExecutionException.class, () -> Collector.steered(issued));
+                assertTrue(x.getCause() instanceof IllegalStateException && x.getCause().getMessage().contains("finished"),
+                        String.valueOf(x.getCause()));
+                assertEquals(List.of(), r.steers(), "nothing was steered");
+                assertEquals(length, r.tokens().size(), "the output is the generation's own");
+            }
+            Collector.waitFor("the slot to be freed", () -> engine.stats().active.get() == 0);
+            assertEquals(1, finishes.get(), "the generation ended exactly once");
+        }
     }
 }

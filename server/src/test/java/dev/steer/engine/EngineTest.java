@@ -14,7 +14,10 @@ import java.util.List;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
+/** Every wait below is bounded (Collector.await, deadlines), and the class as a whole by @Timeout. */
+@Timeout(value = 300, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
 class EngineTest {
     private static final LlamaModel model = TestModels.tinyLlama();
     private static Engine engine;
@@ -100,17 +103,12 @@ class EngineTest {
     void cancelStopsAGenerationAndFreesItsSequence() throws InterruptedException {
         Collector c = new Collector();
         Generation g = engine.submit(sampled("the", 1, 100_000), c);
-        while (c.eventCount() < 3) {
-            Thread.sleep(1);
-        }
+        Collector.waitFor("3 tokens", () -> c.eventCount() >= 3);
         g.cancel();
         Collector.Result r = c.await();
         assertEquals(FinishReason.CANCELLED, r.reason());
         assertTrue(r.tokens().size() < 1000, "stopped promptly after " + r.tokens().size() + " tokens");
-        for (int i = 0; i < 100 && engine.stats().active.get() > 0; i++) {
-            Thread.sleep(10);
-        }
-        assertEquals(0, engine.stats().active.get(), "no sequence is busy any more");
+        Collector.waitFor("the sequence to be freed", () -> engine.stats().active.get() == 0);
     }
 
     @Test

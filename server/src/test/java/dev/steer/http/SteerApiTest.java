@@ -193,13 +193,114 @@ class SteerApiTest {
         int correction = model.tokenize("q", false, false).length;
         assertEquals(correction + 1, server.engine.stats().promptTokensComputed.get() - before);
 
+        // Every steer was recorded, in order, as it was made: where it cut, what it inserted, what ran after it.
         JsonArray steers = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
-        assertEquals(3, steers.size());
-        assertEquals(List.of(3, 0, 2), List.of(steers.get(0).getAsJsonObject().get("at").getAsInt(), 0,
-                steers.get(2).getAsJsonObject().get("at").getAsInt()).stream().map(x -> x).toList().subList(0, 1).equals(List.of(3))
-                ? List.of(3, 0, 2) : List.of());
-        String firstCont = steers.get(0).getAsJsonObject().get("continuation").getAsString();
-        assertFalse(firstCont.isEmpty(), "the first steer's continuation ended where the second steer cut");
+        assertEquals(3, steers.size(), steers.toString());
+        String[] corrections = {"abc", "xyz", "q"};
+        int[] continuations = {-1, 4, 3};  // the first ran until the second steer cut it; the others to their max_tokens
+        for (int i = 0; i < 3; i++) {
+            JsonObject listed = steers.get(i).getAsJsonObject();
+            JsonObject r = json(server.get("/v1/steers/" + listed.get("id").getAsString()));
+            String which = "steer " + i + ": " + r;
+            assertEquals("steer", r.get("kind").getAsString(), which);
+            assertEquals(s.id, r.get("session_id").getAsString(), which);
+            assertEquals(ints(r.get("accepted_tokens")).length, r.get("at").getAsInt(), which);
+            assertTrue(r.get("correction").getAsString().endsWith(corrections[i]), which);
+            assertEquals(model.detokenize(ints(r.get("correction_tokens")), false, false), r.get("correction").getAsString(), which);
+            int continuation = ints(r.get("continuation_tokens")).length;
+            if (continuations[i] < 0) {
+                assertTrue(continuation > 0, "the first steer's continuation ended where the second steer cut: " + which);
+            } else {
+                assertEquals(continuations[i], continuation, which);
+            }
+        }
+        assertEquals(3, steers.get(0).getAsJsonObject().get("at").getAsInt());
+        assertEquals(2, steers.get(2).getAsJsonObject().get("at").getAsInt());
+        assertTrue(steers.get(1).getAsJsonObject().get("accepted").getAsString().length() <= 5, "at_char 5 keeps whole tokens before it");
+    }
+
+    /**
+     * Two steers on one live completion at the same moment: one is applied, the other is refused with 409
+     * steer_conflict and changes nothing. The decode thread is held meanwhile, so the first is still being applied
+     * when the second arrives; once it is released, the first completes.
+     */
+    @Test
+    void twoConcurrentSteersOnOneCompletionOneWinsOneGets409() throws Exception {
+        LiveStream s = new LiveStream(body("race me", ",\"max_tokens\":100000"));
+        s.read(6);
+        String url = "/v1/chat/completions/" + s.id + "/steer";
+        int records = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data").size();
+        dev.steer.testing.BlockingListener hold = new dev.steer.testing.BlockingListener();
+        List<HttpResponse<String>> answers = new ArrayList<>();
+        // A thread each: the common pool may have one thread, and the barrier needs both requests waiting at once.
+        java.util.concurrent.ExecutorService threads = java.util.concurrent.Executors.newVirtualThreadPerTaskExecutor();
+        try {
+            hold.block(server.engine);
+            java.util.concurrent.CyclicBarrier together = new java.util.concurrent.CyclicBarrier(2);
+            List<CompletableFuture<HttpResponse<String>>> both = new ArrayList<>();
+            for (String text : List.of("one", "two")) {
+                both.add(CompletableFuture.supplyAsync(() -> {
+                    try {
+                        together.await(10, TimeUnit.SECONDS);
+                        return server.post(url, "{\"at\": 2, \"text\": \"" + text + "\", \"max_tokens\": 3}");
+                    } catch (Exception e) {
+                        throw new RuntimeException(e);
+                    }
+                }, threads));
+            }
+            // The loser is answered while the winner still waits for the held decode thread.
+            HttpResponse<String> first = CompletableFuture.anyOf(both.toArray(CompletableFuture[]::new))
+                    .thenApply(r -> (HttpResponse<String>) r).get(20, TimeUnit.SECONDS);
+            TestServer.assertApiError(first, 409);
+            assertEquals("steer_conflict", json(first).getAsJsonObject("error").get("code").getAsString(), first.body());
+            hold.release.countDown();
+            for (CompletableFuture<HttpResponse<String>> f : both) {
+                answers.add(f.get(30, TimeUnit.SECONDS));
+            }
+        } finally {
+            hold.release.countDown();
+            threads.shutdown();
+        }
+        List<Integer> statuses = answers.stream().map(HttpResponse::statusCode).sorted().toList();
+        assertEquals(List.of(200, 409), statuses, answers.stream().map(HttpResponse::body).toList().toString());
+        HttpResponse<String> won = answers.stream().filter(r -> r.statusCode() == 200).findFirst().orElseThrow();
+        s.read(-1);
+        assertTrue(s.done);
+        assertEquals(json(won).get("id").getAsString(), s.steer.get("id").getAsString(), "the stream shows the winner's steer");
+        JsonArray recorded = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
+        assertEquals(records + 1, recorded.size(), "one steer recorded, not two");
+        assertEquals(200, server.post(url, "{\"at\": 1, \"text\": \"three\", \"max_tokens\": 2}").statusCode(),
+                "the winner released the completion for the next steer");
+    }
+
+    /**
+     * Steers sent as an 8-token answer comes to its natural end, from early to after the end: whichever side of the
+     * end the decode thread sees the steer on, it is applied (in place, or continued as a new generation) and recorded
+     * once; never refused, never lost, and the original stream still ends.
+     */
+    @Test
+    void aSteerRacingTheNaturalEndOfItsAnswerIsAppliedEitherWay() throws Exception {
+        int inPlace = 0, continued = 0;
+        for (int chunks = 4; chunks <= 9; chunks++) {
+            LiveStream s = new LiveStream(body("race the end " + chunks, ",\"max_tokens\":8"));
+            s.read(chunks);
+            HttpResponse<String> r = server.post("/v1/chat/completions/" + s.id + "/steer", "{\"at\": 1, \"text\": \"end\", \"max_tokens\": 2}");
+            assertEquals(200, r.statusCode(), "after " + chunks + " chunks: " + r.body());
+            if (r.body().startsWith("data: ")) {
+                continued++;
+                assertTrue(r.body().endsWith("data: [DONE]\n\n"), r.body());
+            } else {
+                inPlace++;
+                assertEquals("steer", json(r).get("object").getAsString(), r.body());
+            }
+            s.read(-1);
+            assertTrue(s.done, "the original stream ended");
+            JsonArray recorded = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
+            assertEquals(1, recorded.size(), "recorded once: " + recorded);
+            assertTrue(recorded.get(0).getAsJsonObject().get("correction").getAsString().endsWith("end"));
+        }
+        System.err.printf("steers racing the end: %d applied in place, %d continued after the end%n", inPlace, continued);
+        assertTrue(continued > 0, "the last tries come after the end");
     }
 
     @Test

@@ -13,14 +13,17 @@ import org.junit.jupiter.api.Test;
 
 class SessionsTest {
     @Test
-    void aFinishedSessionExpiresAfterItsTtlAndARunningOneNever() throws InterruptedException {
-        Sessions sessions = new Sessions(50);
+    void aFinishedSessionExpiresAfterItsTtlAndARunningOneNever() {
+        long[] now = {1_000};  // a clock the test moves: no sleeping for the TTL
+        Sessions sessions = new Sessions(50, () -> now[0]);
         Session done = sessions.open("a", "m", "m@base", null, "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
         Session running = sessions.open("b", "m", "m@base", null, "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
-        done.finished(System.currentTimeMillis());
-        assertTrue(sessions.get("a").isPresent(), "still within its TTL");
-        Thread.sleep(120);
+        done.finished(sessions.now());
+        now[0] += 50;
+        assertTrue(sessions.get("a").isPresent(), "still within its TTL, to the millisecond");
+        now[0] += 1;
         assertTrue(sessions.get("a").isEmpty(), "expired");
+        now[0] += 1_000_000;
         assertTrue(sessions.get("b").isPresent(), "never finished, so never expires");
         assertTrue(running.live() == null);
     }

@@ -77,4 +77,40 @@ class TrainingSetTest {
         assertEquals(a.heldOut().stream().map(TrainingSet.Item::steerIds).toList(), b.heldOut().stream().map(TrainingSet.Item::steerIds).toList());
         a.heldOut().forEach(h -> assertEquals(2, h.steerIds().size(), "both steers of an answer on one side"));
     }
+
+    @Test
+    void onlyTheFirstContinuationTokensTrain() {
+        int[] longContinuation = java.util.stream.IntStream.range(100, 100 + TrainingSet.CONTINUATION_KEPT + 10).toArray();
+        SteerRecord r = steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, longContinuation);
+        int[] tokens = TrainingSet.item(List.of(r)).example().tokens();
+        assertEquals(3 + TrainingSet.CONTINUATION_KEPT, tokens.length, "prompt, kept, correction, then 24 continuation tokens");
+        assertEquals(100 + TrainingSet.CONTINUATION_KEPT - 1, tokens[tokens.length - 1]);
+        assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30}, new int[] {30}, null))),
+                "a correction equal to the rejected text, with no continuation, is no example");
+    }
+
+    @Test
+    void oneAnswerIsNeverHeldOutAndAFractionOfZeroHoldsNone() {
+        List<SteerRecord> two = List.of(
+                steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, new int[0]),
+                steer("s2", "b", 2, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {31}, new int[0]));
+        assertEquals(0, TrainingSet.split(two.subList(0, 1), 0.5, 1).heldOut().size(), "the only answer trains");
+        assertEquals(1, TrainingSet.split(two.subList(0, 1), 0.5, 1).train().size());
+        assertEquals(0, TrainingSet.split(two, 0.0, 1).heldOut().size());
+        TrainingSet most = TrainingSet.split(two, 0.9, 1);
+        assertEquals(1, most.train().size(), "at least one answer always trains");
+        assertEquals(1, most.heldOut().size(), "and at least one is held out once there are two");
+    }
+
+    @Test
+    void batchesAreFullGroupsOfSimilarLengthInASeededOrder() {
+        List<String> items = List.of("aaaaaaa", "a", "aaaaaa", "aa", "aaaaa", "aaa", "aaaa");
+        List<List<String>> b = TrainingSet.batches(items, 3, String::length, new java.util.Random(5));
+        assertEquals(3, b.size(), "7 examples in batches of 3: the last is filled up");
+        b.forEach(batch -> assertEquals(3, batch.size(), "every batch has the same size"));
+        List<Set<Integer>> lengths = b.stream().map(batch -> Set.copyOf(batch.stream().map(String::length).toList())).toList();
+        assertEquals(Set.of(Set.of(1, 2, 3), Set.of(4, 5, 6), Set.of(7, 1, 2)), Set.copyOf(lengths),
+                "sorted by length, the short last batch filled with the shortest from the start");
+        assertEquals(b, TrainingSet.batches(items, 3, String::length, new java.util.Random(5)), "the same seed, the same order");
+    }
 }
