@@ -71,13 +71,14 @@ final class Completions {
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         checkGrammar(request, options.grammarParam());
+        String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
         // Every chat completion is a steerable session, named by its completion id.
         EventStream events = new EventStream();
         Session[] session = new Session[1];  // opened once the selection names the adapter, before the engine runs it
         Started started;
         try {
             started = submit(model, request, sel -> {
-                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), ctx.body(), request);
+                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), recorded, request);
                 session[0].starting();
                 return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
             });
