@@ -187,6 +187,7 @@ def main():
     p.add_argument("--steer-jar", default="server/target/steer-server.jar")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--java-opt", action="append", default=[], help="a JVM option, e.g. -XX:NativeMemoryTracking=summary")
+    p.add_argument("--sample-s", type=float, default=15, help="seconds between RSS samples (from the warm-up's start)")
     p.add_argument("--out")
     a = p.parse_args()
     jcmd = os.path.join(os.path.dirname(a.java), "jcmd")
@@ -207,6 +208,16 @@ def main():
             if proc.poll() is not None:
                 sys.exit("the server exited; see " + log.name)
             time.sleep(0.2)
+        samples, sampling = [], threading.Event()
+        ts0 = time.time()
+
+        def sample():
+            while not sampling.wait(a.sample_s):
+                try:
+                    samples.append([round(time.time() - ts0), rss_kib(proc.pid)])
+                except OSError:
+                    return
+        threading.Thread(target=sample, daemon=True).start()
         warm = Stats()
         ts = [threading.Thread(target=client, args=(port, warm, time.time() + a.warmup, 1000 + i)) for i in range(a.streams)]
         [t.start() for t in ts]; [t.join() for t in ts]
@@ -230,6 +241,7 @@ def main():
         rss1, heap1 = full_gc(jcmd, proc.pid)
         nmt1 = native_memory(jcmd, proc.pid)
         health = request(port, "GET", "/health")[0]
+        sampling.set()
         result = {
             "model": os.path.basename(a.model), "streams": a.streams, "minutes": round(ran / 60, 2), "parallel": a.parallel,
             "ctx_size": a.ctx_size, "session_ttl_s": a.session_ttl,
@@ -244,6 +256,8 @@ def main():
             "end": {k: m.get(k) for k in ("steer_queue_depth", "steer_active_sequences", "steer_kv_cache_tokens",
                                           "steer_kv_cache_usage_ratio", "steer_sessions")},
             "health_after": health,
+            "malloc_env": {k: v for k, v in os.environ.items() if k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD"))},
+            "rss_kib_samples": samples,
         }
         print(json.dumps(result, indent=2))
         if a.out:
