@@ -110,6 +110,11 @@ public final class Main implements Callable<Integer> {
             description = "Seconds a finished completion stays steerable (STEER_SESSION_TTL; default ${DEFAULT-VALUE}).")
     long sessionTtl;
 
+    @Option(names = "--max-sessions", defaultValue = "${env:STEER_MAX_SESSIONS:-1024}",
+            description = "Steerable sessions held at most, running and finished; when full the oldest finished one is "
+                    + "dropped, and if none has finished a new chat completion gets 429 (STEER_MAX_SESSIONS; default ${DEFAULT-VALUE}).")
+    int maxSessions;
+
     @Option(names = "--decode-step-timeout-s", defaultValue = "${env:STEER_DECODE_STEP_TIMEOUT:-30}",
             description = "Seconds one decode step may take before /health reports the decode loop stuck (503); adapter loads "
                     + "wait as long for it (STEER_DECODE_STEP_TIMEOUT; default ${DEFAULT-VALUE}).")
@@ -117,6 +122,9 @@ public final class Main implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        if (maxSessions < 1) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--max-sessions must be at least 1, not " + maxSessions);
+        }
         Path path = resolveModel();
         NativeLibrary.load();
         LOG.info("{}", NativeLibrary.systemInfo());
@@ -134,7 +142,7 @@ public final class Main implements Callable<Integer> {
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
                 new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics,
-                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT)));
+                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
         LOG.info("serving {} ({}, {} parameters{}) on http://{}:{}, {} parallel sequences of {} tokens", modelId,

@@ -25,9 +25,16 @@ public final class Server implements AutoCloseable {
      * @param adapterDir  where adapter versions live
      * @param chatTemplate a Jinja template to use instead of the model's, or null
      * @param trainThreads CPU threads a training job uses, apart from serving's
+     * @param maxSessions  steerable sessions held at most (see {@link Sessions})
      */
     public record Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
-                         int trainThreads, Engine.Config engine, ApiServer.Options api) {}
+                         int trainThreads, Engine.Config engine, ApiServer.Options api, int maxSessions) {
+        /** With the default {@code --max-sessions}. */
+        public Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
+                      int trainThreads, Engine.Config engine, ApiServer.Options api) {
+            this(modelSha256, database, adapterDir, sessionTtlMillis, chatTemplate, trainThreads, engine, api, Sessions.DEFAULT_MAX);
+        }
+    }
 
     public final Engine engine;
     public final ChatTemplates templates;
@@ -47,7 +54,7 @@ public final class Server implements AutoCloseable {
     public Server(LlamaModel model, Config c, LongSupplier clock) {
         engine = new Engine(model, c.engine());
         templates = ChatTemplates.forModel(model, c.chatTemplate());
-        sessions = new Sessions(c.sessionTtlMillis(), clock);
+        sessions = new Sessions(c.sessionTtlMillis(), c.maxSessions(), clock);
         steers = SteerStore.open(c.database());
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
         served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256(), c.api().decodeStepTimeout());

@@ -124,6 +124,10 @@ public final class ApiServer {
                 ApiError err = new ApiError(503, "server_error", e.getMessage(), null, "engine_unavailable");
                 Respond.json(ctx, err.status, err.body());
             });
+            config.routes.exception(Sessions.FullException.class, (e, ctx) -> {  // any route that opens a session
+                ApiError err = ApiError.busy(e.getMessage());
+                Respond.json(ctx, err.status, err.body());
+            });
             config.routes.exception(HttpResponseException.class, (e, ctx) -> {
                 ApiError err = e.getStatus() == 413 ? ApiError.tooLarge(o.maxRequestBytes())
                         : new ApiError(e.getStatus(), "invalid_request_error", e.getMessage(), null, null);

@@ -84,7 +84,7 @@ final class Completions {
             });
         } catch (RuntimeException e) {
             if (session[0] != null) {
-                session[0].notStarted(session[0].now());  // e.g. the queue was full: let it expire
+                sessions.discard(session[0]);  // e.g. the queue was full: nothing is kept for a refused request
             }
             throw e;
         }
@@ -145,7 +145,7 @@ final class Completions {
             return served.submit(model, sel -> new Started(sel, engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
         } catch (ServedAdapters.UnknownModelException e) {
             throw new ApiError(404, "invalid_request_error", e.getMessage(), "model", "model_not_found");
-        } catch (QueueFullException e) {
+        } catch (QueueFullException | Sessions.FullException e) {
             throw ApiError.busy(e.getMessage());
         } catch (IllegalArgumentException e) {
             throw ApiError.invalid(null, e.getMessage());

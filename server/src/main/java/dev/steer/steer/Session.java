@@ -24,6 +24,8 @@ public final class Session {
     public final GenerationRequest request;
     public final AtomicBoolean steering = new AtomicBoolean();
     private final LongSupplier clock;
+    /** told when this session finishes or runs again, under this session's lock (null: held by no {@link Sessions}) */
+    private final Sessions owner;
 
     private final List<Integer> out = new ArrayList<>();
     private Generation live;
@@ -33,7 +35,7 @@ public final class Session {
     private int continuationFrom;
 
     Session(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request,
-            LongSupplier clock) {
+            LongSupplier clock, Sessions owner) {
         this.id = id;
         this.model = model;
         this.pinnedModel = pinnedModel;
@@ -41,6 +43,7 @@ public final class Session {
         this.requestJson = requestJson;
         this.request = request;
         this.clock = clock;
+        this.owner = owner;
     }
 
     /** Now, by the clock the session expires by. */
@@ -69,6 +72,9 @@ public final class Session {
     public synchronized void starting() {
         live = null;
         finishedAt = 0;
+        if (owner != null) {
+            owner.live(this);
+        }
     }
 
     /**
@@ -83,8 +89,7 @@ public final class Session {
 
     /** The submit after {@link #starting} failed (e.g. a full queue): nothing runs; the session expires as usual. */
     public synchronized void notStarted(long now) {
-        live = null;
-        finishedAt = now;
+        finished(now);
     }
 
     synchronized void generated(int token) {
@@ -129,6 +134,9 @@ public final class Session {
     synchronized void finished(long now) {
         live = null;
         finishedAt = now;
+        if (owner != null) {
+            owner.finished(this, now);
+        }
     }
 
     synchronized boolean expired(long now, long ttlMillis) {

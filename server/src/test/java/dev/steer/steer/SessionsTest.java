@@ -1,8 +1,10 @@
 package dev.steer.steer;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.steer.engine.Generation;
@@ -73,5 +75,90 @@ class SessionsTest {
         s.notStarted(3_000);   // e.g. 429: the queue was full
         assertNull(s.live());
         assertTrue(s.expired(4_001, 1000));
+    }
+
+    private static Session open(Sessions sessions, String id) {
+        Session s = sessions.open(id, "m", "m@base", null, "{}", GenerationRequest.greedy(new int[] {1, 2}, 4));
+        s.starting();
+        return s;
+    }
+
+    @Test
+    void whenFullTheOldestFinishedSessionGoesFirstAndIfNoneHasFinishedNothingIsOpened() {
+        long[] now = {1_000};
+        Sessions sessions = new Sessions(60_000, 3, () -> now[0]);
+        Session a = open(sessions, "a");
+        Session b = open(sessions, "b");
+        Session c = open(sessions, "c");
+        c.finished(now[0]++);   // c finished first, then a
+        a.finished(now[0]++);
+        open(sessions, "d");
+        assertTrue(sessions.get("c").isEmpty(), "the oldest finished is pushed out, not the oldest opened");
+        assertTrue(sessions.get("a").isPresent() && sessions.get("b").isPresent());
+        open(sessions, "e");
+        assertTrue(sessions.get("a").isEmpty());
+        assertEquals(3, sessions.size());
+        Sessions.FullException full = assertThrows(Sessions.FullException.class, () -> open(sessions, "f"));
+        assertTrue(full.getMessage().contains("--max-sessions"), full.getMessage());
+        assertTrue(sessions.get("f").isEmpty(), "nothing opened for it");
+        assertEquals(3, sessions.size());
+        b.finished(now[0]);
+        open(sessions, "f");
+        assertTrue(sessions.get("b").isEmpty() && sessions.get("f").isPresent());
+    }
+
+    @Test
+    void aSessionRunningAgainIsNeitherExpiredNorPushedOutAndFinishingAgainMakesItTheNewest() {
+        long[] now = {1_000};
+        Sessions sessions = new Sessions(100, 2, () -> now[0]);
+        Session a = open(sessions, "a");
+        Session b = open(sessions, "b");
+        a.finished(now[0]);
+        b.finished(now[0] + 10);
+        a.starting();           // a steer's continuation
+        now[0] += 1_000;
+        assertTrue(sessions.get("a").isPresent(), "running again: not expired");
+        assertTrue(sessions.get("b").isEmpty(), "expired");
+        open(sessions, "c");
+        assertThrows(Sessions.FullException.class, () -> open(sessions, "d"), "a and c run: a is not pushed out");
+        a.finished(now[0]);     // now a finished after... nothing else has: c still runs
+        open(sessions, "d");
+        assertTrue(sessions.get("a").isEmpty() && sessions.get("c").isPresent());
+    }
+
+    @Test
+    void expiryStopsAtTheFirstSessionStillWithinItsTtl() {
+        long[] now = {0};
+        Sessions sessions = new Sessions(100, 100_000, () -> now[0]);
+        for (int i = 0; i < 50_000; i++) {
+            open(sessions, "s" + i).finished(i);   // finished one millisecond apart (the clock stays at 0 meanwhile)
+        }
+        assertEquals(50_000, sessions.size());
+        now[0] = 50_010;        // those finished at 49,910 ms or later are within the TTL
+        assertEquals(90, sessions.size());
+        assertTrue(sessions.get("s49910").isPresent() && sessions.get("s49909").isEmpty());
+        long t0 = System.nanoTime();
+        for (int i = 0; i < 100_000; i++) {
+            sessions.get("s49999");   // nothing more to expire: each look is O(1), not a walk of every session
+        }
+        assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "100,000 lookups took over 2 s");
+    }
+
+    @Test
+    void aDiscardedSessionIsGoneAtOnceAndItsFinishingLaterChangesNothing() {
+        Sessions sessions = new Sessions(1000, 2, () -> 0);
+        Session a = open(sessions, "a");
+        sessions.discard(a);
+        assertEquals(0, sessions.size());
+        a.finished(0);
+        assertEquals(0, sessions.size());
+        open(sessions, "b");
+        open(sessions, "c");
+        assertThrows(Sessions.FullException.class, () -> open(sessions, "d"), "the discarded one does not count as finished");
+    }
+
+    @Test
+    void atLeastOneSession() {
+        assertThrows(IllegalArgumentException.class, () -> new Sessions(1000, 0, () -> 0));
     }
 }

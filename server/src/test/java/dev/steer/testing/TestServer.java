@@ -40,7 +40,8 @@ public final class TestServer implements AutoCloseable {
     }
 
     public TestServer(LlamaModel model, String modelSha256, String modelId, int parallel, String apiKey, Path dataDir) {
-        this(model, modelSha256, dataDir, new Engine.Config(parallel, 4096, 256, 2, 16), 60_000, api(modelId, apiKey), System::currentTimeMillis);
+        this(model, modelSha256, dataDir, new Engine.Config(parallel, 4096, 256, 2, 16), 60_000, Sessions.DEFAULT_MAX, api(modelId, apiKey),
+                System::currentTimeMillis);
     }
 
     /**
@@ -48,15 +49,21 @@ public final class TestServer implements AutoCloseable {
      * expire by.
      */
     public TestServer(LlamaModel model, Engine.Config engine, long sessionTtlMillis, ApiServer.Options api, LongSupplier clock) {
-        this(model, "test-model-sha256", tempDir(), engine, sessionTtlMillis, api, clock);
+        this(model, "test-model-sha256", tempDir(), engine, sessionTtlMillis, Sessions.DEFAULT_MAX, api, clock);
+    }
+
+    /** As above, holding at most {@code maxSessions} steerable sessions ({@code --max-sessions}). */
+    public TestServer(LlamaModel model, Engine.Config engine, long sessionTtlMillis, int maxSessions, ApiServer.Options api,
+                      LongSupplier clock) {
+        this(model, "test-model-sha256", tempDir(), engine, sessionTtlMillis, maxSessions, api, clock);
     }
 
     private TestServer(LlamaModel model, String modelSha256, Path dataDir, Engine.Config engine, long sessionTtlMillis,
-                       ApiServer.Options api, LongSupplier clock) {
+                       int maxSessions, ApiServer.Options api, LongSupplier clock) {
         this.modelId = api.modelId();
         this.dataDir = dataDir;
         this.server = new Server(model, new Server.Config(modelSha256, dataDir.resolve("steers.db"), dataDir.resolve("adapters"),
-                sessionTtlMillis, null, 2, engine, api), clock);
+                sessionTtlMillis, null, 2, engine, api, maxSessions), clock);
         this.engine = server.engine;
         this.templates = server.templates;
         this.store = server.steers;
