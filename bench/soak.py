@@ -165,7 +165,38 @@ def full_gc(jcmd, pid):
     time.sleep(2)
     out = subprocess.run([jcmd, str(pid), "GC.heap_info"], check=True, capture_output=True, text=True).stdout
     m = re.search(r"used (\d+)K", out)
+    r = re.search(r"\[(0x[0-9a-f]+), (0x[0-9a-f]+)\)", out)
+    global LAST_HEAP_RANGE
+    LAST_HEAP_RANGE = (int(r.group(1), 16), int(r.group(2), 16)) if r else None
     return rss_kib(pid), int(m.group(1)) if m else None
+
+
+LAST_HEAP_RANGE = None
+
+
+def rss_split(pid):
+    """Resident KiB by kind of mapping (/proc/PID/smaps): the Java heap (its reserved range: committed pages count only
+    once touched, so it grows as the GC first uses them), glibc's main heap ([heap]), other anonymous memory (malloc's
+    thread arenas, thread stacks, the JVM's own), and files (the jar, libraries, the mmapped model)."""
+    out = {"java_heap": 0, "brk_heap": 0, "anon_other": 0, "file": 0}
+    kind = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                lo = int(head[0].split("-")[0], 16)
+                name = head[5] if len(head) > 5 else ""
+                if LAST_HEAP_RANGE and LAST_HEAP_RANGE[0] <= lo < LAST_HEAP_RANGE[1]:
+                    kind = "java_heap"
+                elif name == "[heap]":
+                    kind = "brk_heap"
+                elif name == "" or name.startswith("["):
+                    kind = "anon_other"
+                else:
+                    kind = "file"
+            elif head and head[0] == "Rss:":
+                out[kind] += int(head[1])
+    return out
 
 
 def native_memory(jcmd, pid):
@@ -222,6 +253,7 @@ def main():
         ts = [threading.Thread(target=client, args=(port, warm, time.time() + a.warmup, 1000 + i)) for i in range(a.streams)]
         [t.start() for t in ts]; [t.join() for t in ts]
         rss0, heap0 = full_gc(jcmd, proc.pid)
+        split0 = rss_split(proc.pid)
         nmt0 = native_memory(jcmd, proc.pid)
 
         stats = Stats()
@@ -239,6 +271,7 @@ def main():
             time.sleep(0.1)
         m = metrics(port)
         rss1, heap1 = full_gc(jcmd, proc.pid)
+        split1 = rss_split(proc.pid)
         nmt1 = native_memory(jcmd, proc.pid)
         health = request(port, "GET", "/health")[0]
         # Then glibc's malloc_trim (jcmd System.trim_native_heap): what it gives back was freed but kept by the C
@@ -257,6 +290,8 @@ def main():
             "rss_kib_after_full_gc": {"before": rss0, "after": rss1, "drift": round((rss1 - rss0) / rss0, 4)},
             "rss_kib_after_full_gc_then_malloc_trim": {"after": rss_trimmed, "drift_from_before": round((rss_trimmed - rss0) / rss0, 4),
                                                         "jcmd": trim.splitlines()[-1] if trim else None},
+            "rss_kib_split_after_full_gc": {"before": split0, "after": split1,
+                                            "change": {k: split1[k] - split0[k] for k in split1}},
             "heap_used_kib_after_full_gc": {"before": heap0, "after": heap1},
             "jvm_committed_kib_change": {k: nmt1[k] - nmt0.get(k, 0) for k in nmt1 if nmt1[k] != nmt0.get(k, 0)},
             "idle_after_s": idle_after,
