@@ -6,7 +6,10 @@ Each client loops: a streaming chat of random length; after a few chunks it stee
 mid-stream, steers it once finished, or reads it to the end. At the end it waits for the queue and the active
 sequences to be back to 0, takes a full GC again, and prints one JSON object: requests, errors (5xx, error events
 inside a 200 stream, broken connections other than its own hang-ups), 429s, latencies (time to first token, steer
-answer), RSS and heap after a full GC before and after (drift), queue / sequences / KV at the end.
+answer), RSS and heap after a full GC before and after (drift), queue / sequences / KV at the end; also the RSS every
+--sample-s seconds, the RSS after each full GC split by mapping (Java heap range, glibc [heap], other anonymous, files),
+and the RSS after a final malloc_trim (what the C allocator kept but had freed). glibc's MALLOC_* variables are read
+when the process starts: set them in this script's environment (the server inherits it), not in the JVM.
 
   source scripts/java-home.sh
   python3 bench/soak.py --model ~/.cache/steer/models/tiny.gguf --streams 64 --minutes 10 --out bench/results/soak.json
