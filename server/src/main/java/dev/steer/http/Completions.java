@@ -47,17 +47,24 @@ final class Completions {
         RequestBody b = RequestBody.parse(ctx.body());
         String model = b.string("model", served.baseModel());
         JsonArray messages = b.array("messages");
-        if (messages == null || messages.isEmpty()) {
-            throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
-        }
-        for (int i = 0; i < messages.size(); i++) {
-            JsonElement m = messages.get(i);
-            if (!m.isJsonObject() || !m.getAsJsonObject().has("role") || !m.getAsJsonObject().get("role").isJsonPrimitive()
-                    || !ROLES.contains(m.getAsJsonObject().get("role").getAsString())) {
-                throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
-            }
-        }
+        checkMessages(messages);  // before the options: a request's first error is reported, as it always was
         CompletionOptions options = CompletionOptions.read(b, true);
+        String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
+        Chat chat = startChat(id, model, messages, options, ctx.body());
+        respond(ctx, options.stream(), options.includeUsage(), chat.events(), chat.started().generation(),
+                new ResponseShape.Chat(id, chat.started().selection().model(), engine.model()));
+    }
+
+    /** A chat generation handed to the engine: its steerable session, the engine handle, and its events. */
+    record Chat(Session session, Started started, EventStream events) {}
+
+    /**
+     * Validates the messages, renders them with the chat template and starts the generation as a steerable session
+     * named {@code id}; {@code requestJson} is what the session (and its steer records) keep as the request: a chat
+     * completion body, whose {@code messages} the exports read. Shared by chat completions and the Responses API.
+     */
+    Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson) {
+        checkMessages(messages);
         // A trailing assistant message is continued (prefill), not answered.
         String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
         boolean prefill = lastRole.equals("assistant");
@@ -68,7 +75,6 @@ final class Completions {
             throw ApiError.invalid("messages", e.getMessage());
         }
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
-        String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         checkGrammar(request, options.grammarParam());
         // Every chat completion is a steerable session, named by its completion id.
@@ -77,7 +83,7 @@ final class Completions {
         Started started;
         try {
             started = submit(model, request, sel -> {
-                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), ctx.body(), request);
+                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), requestJson, request);
                 session[0].starting();
                 return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
             });
@@ -88,8 +94,21 @@ final class Completions {
             throw e;
         }
         session[0].started(started.generation());
-        respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
-                new ResponseShape.Chat(id, started.selection().model(), engine.model()));
+        return new Chat(session[0], started, events);
+    }
+
+    /** A non-empty list of messages, each with a role the templates know. */
+    static void checkMessages(JsonArray messages) {
+        if (messages == null || messages.isEmpty()) {
+            throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            JsonElement m = messages.get(i);
+            if (!m.isJsonObject() || !m.getAsJsonObject().has("role") || !m.getAsJsonObject().get("role").isJsonPrimitive()
+                    || !ROLES.contains(m.getAsJsonObject().get("role").getAsString())) {
+                throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
+            }
+        }
     }
 
     void text(Context ctx) throws InterruptedException {

@@ -42,6 +42,11 @@ final class RequestBody {
         return new RequestBody(e.getAsJsonObject(), "");
     }
 
+    /** A body built by the server (a request translated from another API), read by the same rules. */
+    static RequestBody of(JsonObject json) {
+        return new RequestBody(json, "");
+    }
+
     JsonObject json() {
         return json;
     }
