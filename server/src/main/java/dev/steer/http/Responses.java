@@ -76,9 +76,13 @@ final class Responses {
         if (responseFormat != null) {
             chat.add("response_format", responseFormat);
         }
-        // Kept so that a follow-up can leave these instructions out (OpenAI does not carry them over).
+        // Kept so that a follow-up can leave these instructions out (OpenAI does not carry them over), and so that
+        // a steer's continuation can describe the response it continues.
         if (instructions != null) {
             chat.addProperty("instructions", instructions);
+        }
+        if (previous != null) {
+            chat.addProperty("previous_response_id", previous);
         }
         CompletionOptions options = read(chat);
 
@@ -92,6 +96,30 @@ final class Responses {
         } else {
             ResponseEvents.whole(ctx, started.events(), shape);
         }
+    }
+
+    /**
+     * The shape of a steered response's continuation: the same response id, a new message (a new answer, as a
+     * steer after the end is), and the parameters its chat body recorded.
+     */
+    static ResponseObjects continued(Session session, String model) {
+        JsonObject chat = JsonParser.parseString(session.requestJson).getAsJsonObject();
+        JsonObject rf = chat.has("response_format") ? chat.getAsJsonObject("response_format") : null;
+        JsonObject format = new JsonObject();
+        if (rf == null) {
+            format.addProperty("type", "text");
+        } else {
+            format.add("type", rf.get("type"));
+            if (rf.has("json_schema")) {
+                rf.getAsJsonObject("json_schema").entrySet().forEach(e -> format.add(e.getKey(), e.getValue()));
+            }
+        }
+        return new ResponseObjects(session.id, "msg_" + hex(), model, System.currentTimeMillis() / 1000,
+                chat.has("instructions") ? chat.get("instructions").getAsString() : null,
+                chat.has("max_completion_tokens") ? chat.get("max_completion_tokens").getAsInt() : null,
+                chat.has("previous_response_id") ? chat.get("previous_response_id").getAsString() : null,
+                chat.has("temperature") ? chat.get("temperature").getAsDouble() : 1.0,
+                chat.has("top_p") ? chat.get("top_p").getAsDouble() : 1.0, format);
     }
 
     /** The chat options of the translated body; an error about a translated field names the field the client sent. */

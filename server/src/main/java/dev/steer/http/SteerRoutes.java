@@ -209,7 +209,12 @@ final class SteerRoutes {
             throw e;
         }
         session.started(g.generation());
-        Completions.respond(ctx, true, false, events, g.generation(), new ResponseShape.Chat(session.id, g.selection().model(), model()));
+        // Streamed in the shape of the API the answer came from: a response's continuation as Responses events.
+        if (session.id.startsWith(Responses.ID_PREFIX)) {
+            ResponseEvents.stream(ctx, events, g.generation(), Responses.continued(session, g.selection().model()));
+        } else {
+            Completions.respond(ctx, true, false, events, g.generation(), new ResponseShape.Chat(session.id, g.selection().model(), model()));
+        }
     }
 
     /** POST /v1/chat/completions/{id}/stop {"at"?}: stops the completion and records what followed {@code at} as rejected. */
