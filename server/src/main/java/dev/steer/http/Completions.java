@@ -17,6 +17,7 @@ import dev.steer.steer.SessionRecorder;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
 import io.javalin.http.Context;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -50,9 +51,37 @@ final class Completions {
         checkMessages(messages);  // before the options: a request's first error is reported, as it always was
         CompletionOptions options = CompletionOptions.read(b, true);
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
-        Chat chat = startChat(id, model, messages, options, ctx.body());
-        respond(ctx, options.stream(), options.includeUsage(), chat.events(), chat.started().generation(),
-                new ResponseShape.Chat(id, chat.started().selection().model(), engine.model()));
+        GenerationRequest request = chatRequest(messages, options);
+        // n choices: n sessions on one queue of events. Choice 0's session is named by the completion id, choice i's
+        // by choiceId (the steer routes find it from the id and the choice's "index").
+        List<EventStream> events = EventStream.choices(options.n());
+        List<Generation> generations = new ArrayList<>();
+        String selected = model;
+        Chat first = null;
+        try {
+            for (int i = 0; i < options.n(); i++) {
+                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), ctx.body(), events.get(i));
+                generations.add(c.started().generation());
+                if (i == 0) {
+                    first = c;
+                    selected = c.started().selection().pinned();  // every choice with the same adapter, even across a hot swap
+                }
+            }
+        } catch (RuntimeException e) {
+            generations.forEach(Generation::cancel);  // e.g. the queue filled up part way: no partial answer
+            throw e;
+        }
+        ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model());
+        if (options.stream()) {
+            Respond.stream(ctx, events.get(0), generations, shape, options.includeUsage());
+        } else {
+            Respond.whole(ctx, events.get(0), generations, shape);
+        }
+    }
+
+    /** The session of choice {@code index} of completion {@code id}: the id itself for the first. */
+    static String choiceId(String id, int index) {
+        return index == 0 ? id : id + "-" + index;
     }
 
     /** A chat generation handed to the engine: its steerable session, the engine handle, and its events. */
@@ -61,9 +90,14 @@ final class Completions {
     /**
      * Validates the messages, renders them with the chat template and starts the generation as a steerable session
      * named {@code id}; {@code requestJson} is what the session (and its steer records) keep as the request: a chat
-     * completion body, whose {@code messages} the exports read. Shared by chat completions and the Responses API.
+     * completion body, whose {@code messages} the exports read. The Responses API's way onto the chat path.
      */
     Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson) {
+        return startSession(id, model, chatRequest(messages, options), requestJson, new EventStream());
+    }
+
+    /** The engine request for chat {@code messages}: rendered with the chat template, tokenized, its grammar checked. */
+    private GenerationRequest chatRequest(JsonArray messages, CompletionOptions options) {
         checkMessages(messages);
         // A trailing assistant message is continued (prefill), not answered.
         String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
@@ -77,8 +111,11 @@ final class Completions {
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         checkGrammar(request, options.grammarParam());
-        // Every chat completion is a steerable session, named by its completion id.
-        EventStream events = new EventStream();
+        return request;
+    }
+
+    /** Starts {@code request} as the steerable session {@code id}, its events going to {@code events}. */
+    private Chat startSession(String id, String model, GenerationRequest request, String requestJson, EventStream events) {
         Session[] session = new Session[1];  // opened once the selection names the adapter, before the engine runs it
         Started started;
         try {

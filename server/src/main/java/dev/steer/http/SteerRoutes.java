@@ -61,14 +61,23 @@ final class SteerRoutes {
                 "No steerable completion '" + id + "': unknown, or finished too long ago.", "id", "session_not_found"));
     }
 
+    /** The session of choice {@code "index"} (of a request with n > 1) of the completion; the completion's own without one. */
+    private Session choice(Session completion, RequestBody b) {
+        int index = (int) b.integer("index", 0, 0, CompletionOptions.MAX_CHOICES - 1);
+        String id = Completions.choiceId(completion.id, index);
+        return sessions.get(id).orElseThrow(() -> new ApiError(404, "invalid_request_error",
+                "Completion '" + completion.id + "' has no choice " + index + ".", "index", "session_not_found"));
+    }
+
     /**
      * POST /v1/chat/completions/{id}/steer {"at" | "at_char", "text", "max_tokens"?}. A running generation is steered
      * in place (its stream continues, with a steer chunk) and this answers with the stored record; a finished one is
      * continued by a new generation that this response streams.
      */
     void steer(Context ctx) throws Exception {
-        Session session = session(ctx);
+        Session completion = session(ctx);  // an unknown id is a 404 whatever the body
         RequestBody b = RequestBody.parse(ctx.body());
+        Session session = choice(completion, b);
         String text = b.string("text", null);
         if (text == null || text.isEmpty()) {
             throw ApiError.invalid("text", "'text', the correction, must be a non-empty string.");
@@ -219,8 +228,9 @@ final class SteerRoutes {
 
     /** POST /v1/chat/completions/{id}/stop {"at"?}: stops the completion and records what followed {@code at} as rejected. */
     void stop(Context ctx) {
-        Session session = session(ctx);
+        Session completion = session(ctx);
         RequestBody b = RequestBody.parse(ctx.body().isBlank() ? "{}" : ctx.body());
+        Session session = choice(completion, b);
         Generation live = session.live();
         if (live != null) {
             live.cancel();

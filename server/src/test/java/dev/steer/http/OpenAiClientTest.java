@@ -189,7 +189,7 @@ class OpenAiClientTest {
                 ChatCompletionCreateParams.builder().model("gpt-4o").addUserMessage("x").build()));
         var bad = assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).temperature(5.0).build()));
         assertTrue(bad.getMessage().contains("temperature"), bad.getMessage());
-        assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).n(2).build()));
+        assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).n(9).build()));
 
         try (TestServer locked = new TestServer(TestModels.tinyLlama(), "tiny", 1, "s3cret")) {
             OpenAIClient wrong = OpenAIOkHttpClient.builder().baseUrl(locked.base() + "/v1").apiKey("nope").maxRetries(0).build();
