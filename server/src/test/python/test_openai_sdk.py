@@ -148,3 +148,18 @@ def test_responses_cut_by_max_output_tokens_are_incomplete():
     assert r.status == "incomplete" and r.incomplete_details.reason == "max_output_tokens" and r.usage.output_tokens == 3
     events = list(client.responses.create(model=MODEL, input="Tell me a story.", temperature=0, max_output_tokens=3, stream=True))
     assert events[-1].type == "response.incomplete" and events[-1].response.output_text == r.output_text
+
+
+def test_chat_n_choices_seeded_and_reproducible():
+    kw = dict(model=MODEL, messages=[{"role": "user", "content": PROMPT}], n=2, seed=5, temperature=1, max_tokens=12)
+    a, b = client.chat.completions.create(**kw), client.chat.completions.create(**kw)
+    assert [c.index for c in a.choices] == [0, 1]
+    assert [c.message.content for c in a.choices] == [c.message.content for c in b.choices]
+    streamed = {0: "", 1: ""}
+    for chunk in client.chat.completions.create(stream=True, **kw):
+        for c in chunk.choices:
+            streamed[c.index] += c.delta.content or ""
+    assert [streamed[0], streamed[1]] == [c.message.content for c in a.choices]
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(**{**kw, "n": 9})
+    assert e.value.body["param"] == "n"

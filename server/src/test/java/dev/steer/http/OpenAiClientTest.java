@@ -130,6 +130,21 @@ class OpenAiClientTest {
         assertEquals(10, c.usage().orElseThrow().completionTokens() + (c.choices().get(0).finishReason().toString().equals("stop") ? 10 - c.usage().orElseThrow().completionTokens() : 0));
     }
 
+    @Test
+    void nChoicesAreSeededAndReproducible() {
+        var params = ChatCompletionCreateParams.builder().model("tiny").addUserMessage("hello").n(2).seed(3L).temperature(1.0)
+                .maxCompletionTokens(10).build();
+        List<String> a = client.chat().completions().create(params).choices().stream().map(c -> c.message().content().orElseThrow()).toList();
+        List<String> b = client.chat().completions().create(params).choices().stream().map(c -> c.message().content().orElseThrow()).toList();
+        assertEquals(2, a.size());
+        assertEquals(a, b);
+        StringBuilder[] streamed = {new StringBuilder(), new StringBuilder()};
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed[(int) ch.index()]::append)));
+        }
+        assertEquals(a, List.of(streamed[0].toString(), streamed[1].toString()));
+    }
+
     private static String outputText(Response r) {
         StringBuilder s = new StringBuilder();
         r.output().forEach(item -> item.message().ifPresent(m -> m.content().forEach(c -> c.outputText().ifPresent(t -> s.append(t.text())))));
