@@ -10,9 +10,13 @@ venv="${STEER_CACHE:-$HOME/.cache/steer}/venv"
 requirements="openai==3.57.0 pytest==9.2.0"
 if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$requirements" ]; then
   rm -rf "$venv"
-  python3 -m venv "$venv"
+  # As with the models: tests that cannot be fetched are skipped, saying so (PyPI unreachable); failing tests fail.
   # shellcheck disable=SC2086
-  "$venv/bin/pip" install -q --disable-pip-version-check $requirements
+  if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q --disable-pip-version-check $requirements; }; then
+    rm -rf "$venv"
+    echo "WARNING: could not install $requirements from PyPI; the OpenAI Python SDK tests are skipped" >&2
+    exit 0
+  fi
   echo "$requirements" > "$venv/.requirements"
 fi
 STEER_BASE_URL="$base" "$venv/bin/python" -m pytest -q -p no:cacheprovider server/src/test/python
