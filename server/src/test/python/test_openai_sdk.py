@@ -163,3 +163,27 @@ def test_chat_n_choices_seeded_and_reproducible():
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(**{**kw, "n": 9})
     assert e.value.body["param"] == "n"
+
+
+def test_responses_stream_is_steerable_by_its_id():
+    import json
+    import urllib.request
+    events = client.responses.create(model=MODEL, input="Tell me a story.", temperature=0, max_output_tokens=400, stream=True,
+                                     extra_body={"ignore_eos": True})
+    seen, steered, rid = 0, None, None
+    for e in events:
+        if e.type == "response.created":
+            rid = e.response.id
+        elif e.type == "response.output_text.delta":
+            seen += 1
+            if seen == 4:
+                body = json.dumps({"at": 2, "text": " Once upon a time", "max_tokens": 8}).encode()
+                req = urllib.request.Request(f"{BASE_URL}/responses/{rid}/steer", data=body, headers={
+                    "Content-Type": "application/json", "Authorization": f"Bearer {client.api_key}"})
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    assert r.status == 200
+        elif e.type == "response.output_text.steered":
+            steered = e.steer["content"] if isinstance(e.steer, dict) else e.steer.content
+        elif e.type in ("response.completed", "response.incomplete"):
+            final = e.response.output_text
+    assert steered and steered.endswith(" Once upon a time") and final.startswith(steered)
