@@ -45,6 +45,12 @@ public final class ApiError extends RuntimeException {
         return new ApiError(429, "rate_limit_exceeded", message, null, "server_busy");
     }
 
+    /** The heap was full while serving the request: the server's state, not the request's fault; nothing changed. */
+    public static ApiError outOfMemory() {
+        return new ApiError(503, "server_error", "The server ran out of memory while handling this request; nothing was"
+                + " changed. Try again later, or with a smaller request.", null, "insufficient_memory");
+    }
+
     public static ApiError internal(String message) {
         return new ApiError(500, "server_error", message, null, null);
     }

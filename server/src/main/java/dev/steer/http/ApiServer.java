@@ -75,6 +75,9 @@ public final class ApiServer {
             config.jsonMapper(new JavalinGson());
             config.http.maxRequestSize = o.maxRequestBytes();
             config.concurrency.useVirtualThreads = true;  // a streaming response holds its thread for its lifetime
+            // What Jetty refuses before a route runs (a path that is not UTF-8, huge headers) is in OpenAI's shape too.
+            config.jetty.modifyServer(server -> server.setErrorHandler(new JettyErrors()));
+            config.jetty.modifyServletContextHandler(handler -> handler.setErrorHandler(new JettyErrors()));
             if (!o.corsOrigins().isEmpty()) {
                 config.bundledPlugins.enableCors(cors -> cors.addRule(rule -> {
                     if (o.corsOrigins().contains("*")) {
@@ -151,10 +154,14 @@ public final class ApiServer {
 
     /**
      * A request Jetty could not read (a malformed chunked body, a body cut short) surfaces where a route reads the
-     * body, as an exception that carries Jetty's own 4xx status. The client's error, not a 500: null for any other.
+     * body, as an exception that carries Jetty's own 4xx status. The client's error, not a 500. An exception caused by
+     * a full heap is a 503 (the server's state, not a bug). Null for any other.
      */
     private static ApiError unreadableRequest(Throwable e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof OutOfMemoryError) {
+                return ApiError.outOfMemory();  // wrapped by a library: a full heap, not the client's fault
+            }
             if (t instanceof HttpException h && h.getCode() >= 400 && h.getCode() < 500) {
                 return new ApiError(h.getCode(), "invalid_request_error", "The request body could not be read: " + t.getMessage() + ".",
                         null, "invalid_request_body");

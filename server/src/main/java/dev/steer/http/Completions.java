@@ -52,6 +52,7 @@ final class Completions {
         CompletionOptions options = CompletionOptions.read(b, true);
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = chatRequest(messages, options);
+        String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
         // n choices: n sessions on one queue of events. Choice 0's session is named by the completion id, choice i's
         // by choiceId (the steer routes find it from the id and the choice's "index").
         List<EventStream> events = EventStream.choices(options.n());
@@ -60,7 +61,7 @@ final class Completions {
         Chat first = null;
         try {
             for (int i = 0; i < options.n(); i++) {
-                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), ctx.body(), events.get(i));
+                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), recorded, events.get(i));
                 generations.add(c.started().generation());
                 if (i == 0) {
                     first = c;

@@ -34,7 +34,7 @@ final class RequestBody {
         try {
             e = JsonParser.parseString(body);
         } catch (JsonParseException ex) {
-            throw ApiError.invalid(null, "The request body is not valid JSON: " + ex.getMessage());
+            throw unparsable(ex);
         }
         if (e == null || !e.isJsonObject()) {
             throw ApiError.invalid(null, "The request body must be a JSON object.");
@@ -45,6 +45,19 @@ final class RequestBody {
     /** A body built by the server (a request translated from another API), read by the same rules. */
     static RequestBody of(JsonObject json) {
         return new RequestBody(json, "");
+    }
+
+    /**
+     * Gson wraps an OutOfMemoryError met while parsing in a JsonParseException. That is a full heap, not the
+     * client's malformed JSON: a 503 that says so, never a misleading 400 (issue 16, item 5).
+     */
+    static ApiError unparsable(JsonParseException ex) {
+        for (Throwable t = ex; t != null; t = t.getCause()) {
+            if (t instanceof OutOfMemoryError) {
+                return ApiError.outOfMemory();
+            }
+        }
+        return ApiError.invalid(null, "The request body is not valid JSON: " + ex.getMessage());
     }
 
     JsonObject json() {

@@ -24,6 +24,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -124,7 +125,17 @@ final class SteerRoutes {
                     throw stillPending;
                 }
                 if (e != null) {
-                    // The recorder stored it (on the decode thread) before the engine reported the steer applied.
+                    // Applied; its record goes to disk on the store's writer thread. Acknowledged only once it is there.
+                    CompletableFuture<Void> stored = session.lastSteerStored();
+                    try {
+                        awaitStored(stored, session.id);
+                    } catch (ApiError notYet) {
+                        if ("steer_pending".equals(notYet.code)) {
+                            release = false;
+                            stored.whenComplete((r, x) -> session.steering.set(false));
+                        }
+                        throw notYet;
+                    }
                     Respond.json(ctx, 200, SteerJson.summary(store.get(session.lastSteerId()).orElseThrow()));
                     return;
                 }
@@ -176,6 +187,27 @@ final class SteerRoutes {
                 return null;
             }
             throw new ApiError(409, "invalid_request_error", cause.getMessage(), null, "steer_conflict");
+        }
+    }
+
+    /**
+     * Waits (at most the steer timeout) for an applied steer's record to be on disk. The wait is on the store, which
+     * a large export can hold: the steer is applied and its stream holds its continuation until then, so a steer
+     * not stored in time is a 503 that says it may still be recorded, and one that failed is a 500.
+     */
+    private void awaitStored(CompletableFuture<Void> stored, String sessionId) throws InterruptedException {
+        try {
+            stored.get(steerTimeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            throw new ApiError(503, "server_error", "The steer was applied but its record was not stored within "
+                    + steerTimeout.toMillis() + " ms (the steer store is busy); it may still be recorded (see GET /v1/steers?session_id="
+                    + sessionId + ").", null, "steer_pending");
+        } catch (ExecutionException e) {
+            Throwable cause = e.getCause();
+            while (cause instanceof CompletionException && cause.getCause() != null) {
+                cause = cause.getCause();
+            }
+            throw new ApiError(500, "server_error", "The steer could not be stored: " + cause.getMessage(), null, "steer_failed");
         }
     }
 

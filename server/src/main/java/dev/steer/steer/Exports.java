@@ -113,8 +113,9 @@ public final class Exports {
             return "";
         }
         JsonObject last = m.get(m.size() - 1).getAsJsonObject();
-        return last.get("role").getAsString().equals("assistant") && last.get("content").isJsonPrimitive()
-                ? last.get("content").getAsString() : "";
+        JsonElement content = last.get("content");  // absent from an assistant message of tool calls only
+        return last.get("role").getAsString().equals("assistant") && content != null && content.isJsonPrimitive()
+                ? content.getAsString() : "";
     }
 
     /** The conversation as the client sent it, without a trailing assistant prefill. */

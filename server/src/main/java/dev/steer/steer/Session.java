@@ -4,6 +4,7 @@ import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationRequest;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.LongSupplier;
 
@@ -28,6 +29,7 @@ public final class Session {
     private Generation live;
     private long finishedAt;
     private String lastSteerId;
+    private CompletableFuture<Void> lastSteerStored = CompletableFuture.completedFuture(null);
     private int continuationFrom;
 
     Session(String id, String model, String pinnedModel, String adapterVersion, String requestJson, GenerationRequest request,
@@ -89,14 +91,18 @@ public final class Session {
         out.add(token);
     }
 
-    /** The output is now {@code accepted + correction}; returns the steer whose continuation just ended, or null. */
-    synchronized String steered(int at, int[] correction, String steerId) {
+    /**
+     * The output is now {@code accepted + correction}; returns the steer whose continuation just ended, or null.
+     * @param stored completes once the steer's record is on disk (and its client has been told of it)
+     */
+    synchronized String steered(int at, int[] correction, String steerId, CompletableFuture<Void> stored) {
         out.subList(at, out.size()).clear();
         for (int t : correction) {
             out.add(t);
         }
         String previous = lastSteerId;
         lastSteerId = steerId;
+        lastSteerStored = stored;
         continuationFrom = out.size();
         return previous;
     }
@@ -109,6 +115,15 @@ public final class Session {
     /** The id of the last steer stored for this session, or null. */
     public synchronized String lastSteerId() {
         return lastSteerId;
+    }
+
+    /**
+     * Completes once the last steer's record is on disk, exceptionally if it could not be stored. A steer is
+     * acknowledged only after it: the decode thread applies a steer at once but hands its record to the store's
+     * writer thread.
+     */
+    public synchronized CompletableFuture<Void> lastSteerStored() {
+        return lastSteerStored;
     }
 
     synchronized void finished(long now) {

@@ -6,16 +6,20 @@ import dev.steer.engine.SteerEvent;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
 import dev.steer.llama.LlamaModel;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
 /**
  * Sits between the engine and a client's response: keeps the session's output current, and stores every steer
- * before passing it on. It runs on the decode thread, so a steer is on disk before the client sees a single token
- * of its continuation.
+ * before its client hears of it. It runs on the decode thread, which must never wait on the store (its lock can be
+ * held for long by an HTTP request), so the writes go to the store's writer thread ({@link SteerStore#writer}), and
+ * what the client would hear after a write (the steer chunk, the continuation, the end) is held here until that
+ * write is on disk. The decode thread goes on generating meanwhile; the client sees nothing the store has not got.
  */
 public final class SessionRecorder implements GenerationListener {
     private final Session session;
@@ -24,6 +28,14 @@ public final class SessionRecorder implements GenerationListener {
     private final GenerationListener downstream;
     private final Consumer<SteerRecord> onRecorded;
     private int endToken = -1;  // the end-of-generation token the model ended with, if it did
+
+    // Held briefly (queue adds, never I/O) by the decode thread and by the writer thread as a write completes.
+    private final Object order = new Object();
+    /** the last write handed over: downstream hears nothing more until it is done */
+    private CompletableFuture<Void> pending = CompletableFuture.completedFuture(null);
+    private final ArrayDeque<Runnable> held = new ArrayDeque<>();
+    /** a write that failed: the generation fails (its client was told), nothing more is passed on */
+    private RuntimeException failed;
 
     /** @param onRecorded told of each stored steer, before any continuation token reaches {@code downstream} */
     public SessionRecorder(Session session, SteerStore store, LlamaModel model, GenerationListener downstream,
@@ -37,6 +49,7 @@ public final class SessionRecorder implements GenerationListener {
 
     @Override
     public void onToken(TokenEvent e) {
+        throwIfFailed();
         if (e.token() != TokenEvent.NO_TOKEN) {
             if (model.isEndOfGeneration(e.token())) {
                 endToken = e.token();
@@ -44,14 +57,16 @@ public final class SessionRecorder implements GenerationListener {
                 session.generated(e.token());
             }
         }
-        downstream.onToken(e);
+        deliver(() -> downstream.onToken(e));
     }
 
     @Override
     public void onSteer(SteerEvent e) {
+        throwIfFailed();
         long now = System.currentTimeMillis();
         String id = "steer-" + UUID.randomUUID().toString().replace("-", "");
-        closeContinuation(session.continuation());
+        String previous = session.lastSteerId();
+        int[] continuation = session.continuation();
         endToken = -1;
         List<SteerRecord.TokenLogprob> fork = new ArrayList<>();
         for (int i = 0; i < e.forkTop().size(); i++) {
@@ -61,10 +76,19 @@ public final class SessionRecorder implements GenerationListener {
                 session.prompt(), e.at(), e.accepted(), e.rejected(), e.correction(),
                 model.detokenize(e.correction(), false, false), model.detokenize(e.accepted(), false, false),
                 model.detokenize(e.rejected(), false, false), fork, null, null, false, Set.of(), now, now);
-        store.insert(r);  // durable before anyone hears of the steer
-        session.steered(e.at(), e.correction(), id);
-        onRecorded.accept(r);
-        downstream.onSteer(e);
+        String continuationText = previous == null ? null : model.detokenize(continuation, false, false);
+        // One write: the previous steer's continuation ends here, and a failure of either fails this steer.
+        CompletableFuture<Void> stored = write(() -> {
+            if (previous != null) {
+                store.setContinuation(previous, continuation, continuationText);
+            }
+            store.insert(r);
+        });
+        session.steered(e.at(), e.correction(), id, stored);
+        deliver(() -> {
+            onRecorded.accept(r);
+            downstream.onSteer(e);
+        });
     }
 
     @Override
@@ -75,22 +99,74 @@ public final class SessionRecorder implements GenerationListener {
             c = java.util.Arrays.copyOf(c, c.length + 1);
             c[c.length - 1] = endToken;
         }
-        closeContinuation(c);
+        String last = session.lastSteerId();
+        if (last != null) {
+            int[] tokens = c;
+            String text = model.detokenize(tokens, false, false);
+            write(() -> store.setContinuation(last, tokens, text));
+        }
         session.finished(session.now());
-        downstream.onFinish(reason, usage);
+        deliver(() -> downstream.onFinish(reason, usage));
     }
 
     @Override
     public void onError(RuntimeException error) {
         session.finished(session.now());
-        downstream.onError(error);
+        deliver(() -> downstream.onError(error));  // unless a failed write told the client already
     }
 
-    /** The last steer's continuation is complete (a new steer or the end): store what was generated after it. */
-    private void closeContinuation(int[] tokens) {
-        String last = session.lastSteerId();
-        if (last != null) {
-            store.setContinuation(last, tokens, model.detokenize(tokens, false, false));
+    /**
+     * Hands a write to the store's writer; what is passed on from now is held until it is done. Returns a future
+     * that completes once it is done and what it held back has been passed on (so a steer's client hears of it on
+     * its stream before the steer's own answer), exceptionally if it failed.
+     */
+    private CompletableFuture<Void> write(Runnable w) {
+        CompletableFuture<Void> done = store.writer().submit(w);
+        synchronized (order) {
+            pending = done;
+        }
+        return done.whenComplete((ok, error) -> written(done, error));
+    }
+
+    /** On the writer thread (or here, if it was quick): pass on what waited for this write, or fail. */
+    private void written(CompletableFuture<Void> done, Throwable error) {
+        synchronized (order) {
+            if (failed != null) {
+                return;
+            }
+            if (error != null) {
+                failed = new IllegalStateException("the steer could not be stored: " + error.getMessage(), error);
+                held.clear();
+                downstream.onError(failed);
+                return;
+            }
+            if (done == pending) {  // writes complete in the order handed over: all before it are done too
+                while (!held.isEmpty()) {
+                    held.poll().run();
+                }
+            }
+        }
+    }
+
+    private void deliver(Runnable event) {
+        synchronized (order) {
+            if (failed != null) {
+                return;
+            }
+            if (held.isEmpty() && pending.isDone() && !pending.isCompletedExceptionally()) {
+                event.run();
+            } else {
+                held.add(event);
+            }
+        }
+    }
+
+    /** After a failed write the generation must end: throwing here makes the engine fail it and free its sequence. */
+    private void throwIfFailed() {
+        synchronized (order) {
+            if (failed != null) {
+                throw failed;
+            }
         }
     }
 }

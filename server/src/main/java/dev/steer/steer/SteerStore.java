@@ -17,7 +17,8 @@ import java.util.Set;
 
 /**
  * Steer records in SQLite (WAL, synchronous=FULL): {@link #insert} returns only once the record is on disk, so an
- * acknowledged steer survives a crash ({@link Database}). One connection, used under this object's lock.
+ * acknowledged steer survives a crash ({@link Database}). One connection, used under this object's lock, which a
+ * caller may hold for long (a large list or export): the decode thread hands its writes to {@link #writer} instead.
  */
 public final class SteerStore implements AutoCloseable {
     private static final Gson GSON = new Gson();
@@ -34,9 +35,15 @@ public final class SteerStore implements AutoCloseable {
     }
 
     private final Connection db;
+    private final SteerWriter writer = new SteerWriter();
 
     private SteerStore(Connection db) {
         this.db = db;
+    }
+
+    /** The thread that runs this store's writes for a caller that must not wait on its lock: the decode thread. */
+    public SteerWriter writer() {
+        return writer;
     }
 
     public static SteerStore open(Path file) {
@@ -201,8 +208,12 @@ public final class SteerStore implements AutoCloseable {
         return GSON.fromJson(json, int[].class);
     }
 
+    /** Runs the writes handed to {@link #writer} first; not under the lock, which those writes need. */
     @Override
-    public synchronized void close() {
-        Database.close(db);
+    public void close() {
+        writer.close();
+        synchronized (this) {
+            Database.close(db);
+        }
     }
 }

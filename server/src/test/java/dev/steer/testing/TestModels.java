@@ -71,4 +71,9 @@ public final class TestModels {
         }
         return p != null && !p.isBlank() && Files.isRegularFile(Path.of(p)) ? Path.of(p) : null;
     }
+
+    /** Writes the tiny llama to {@code args[0]}, for the bench scripts (bench/fuzz.sh, bench/soak.py). */
+    public static void main(String[] args) throws IOException {
+        Files.copy(tinyLlamaPath(), Path.of(args[0]), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
 }
