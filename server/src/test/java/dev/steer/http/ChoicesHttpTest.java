@@ -127,8 +127,16 @@ class ChoicesHttpTest {
         HttpRequest req = HttpRequest.newBuilder(URI.create(server.base() + "/v1/chat/completions"))
                 .POST(HttpRequest.BodyPublishers.ofString(body(2, ",\"temperature\":0,\"ignore_eos\":true,\"max_tokens\":100000,\"stream\":true"))).build();
         Iterator<String> lines = HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofLines()).body().iterator();
-        List<JsonObject> head = chunks(lines, 12);
-        String id = head.get(0).get("id").getAsString();
+        String id = null;
+        int ofChoice1 = 0;
+        while (ofChoice1 < 3) {  // choice 1 has streamed (so it has started): it can be steered at 2
+            JsonObject c = chunks(lines, 1).get(0);
+            id = c.get("id").getAsString();
+            JsonObject choice = c.getAsJsonArray("choices").get(0).getAsJsonObject();
+            if (choice.get("index").getAsInt() == 1 && choice.getAsJsonObject("delta").has("content")) {
+                ofChoice1++;
+            }
+        }
         HttpResponse<String> ack = server.post("/v1/chat/completions/" + id + "/steer", "{\"index\": 1, \"at\": 2, \"text\": \"the steer\"}");
         assertEquals(200, ack.statusCode(), ack.body());
         JsonObject record = JsonParser.parseString(ack.body()).getAsJsonObject();
