@@ -133,7 +133,8 @@ class ChoicesHttpTest {
             JsonObject c = chunks(lines, 1).get(0);
             id = c.get("id").getAsString();
             JsonObject choice = c.getAsJsonArray("choices").get(0).getAsJsonObject();
-            if (choice.get("index").getAsInt() == 1 && choice.getAsJsonObject("delta").has("content")) {
+            if (choice.get("index").getAsInt() == 1 && choice.getAsJsonObject("delta").has("content")
+                    && !choice.getAsJsonObject("delta").get("content").getAsString().isEmpty()) {
                 ofChoice1++;
             }
         }
