@@ -85,6 +85,16 @@ public final class Session {
     public synchronized void notStarted(long now) {
         live = null;
         finishedAt = now;
+        notifyAll();
+    }
+
+    /** Waits until no generation runs for this session (at most {@code timeoutMillis}); true if none runs. */
+    synchronized boolean awaitEnd(long timeoutMillis) throws InterruptedException {
+        long until = System.nanoTime() + timeoutMillis * 1_000_000;
+        for (long left = timeoutMillis; live != null && left > 0; left = (until - System.nanoTime()) / 1_000_000) {
+            wait(left);
+        }
+        return live == null;
     }
 
     synchronized void generated(int token) {
@@ -129,6 +139,7 @@ public final class Session {
     synchronized void finished(long now) {
         live = null;
         finishedAt = now;
+        notifyAll();
     }
 
     synchronized boolean expired(long now, long ttlMillis) {
