@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: unit tests on tiny generated models, end-to-end tests on the real models
 # SmolLM2-135M-Instruct (the default) and Gemma 3 270M (fetched once into ~/.cache/steer; they skip, saying so, only
-# if they cannot be fetched), and a smoke test of the packaged server jar. CI (.ci/run) runs exactly this.
+# if they cannot be fetched), a smoke test of the packaged server jar, and the official OpenAI Python SDK's tests
+# against it. CI (.ci/run) runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/java-home.sh
@@ -19,7 +20,9 @@ fi
 
 mvn -B verify
 
-# The packaged jar starts and answers /health.
+# The packaged jar starts and answers /health; then the official OpenAI Python SDK runs its tests against it
+# (scripts/sdk-tests.sh: a cached venv, pip from PyPI). Here rather than in a JUnit test: it needs the real
+# model, the packaged jar and Python, which this step has and `mvn verify` on a developer's machine may not.
 if [ -n "${STEER_TEST_SMOLLM2:-}" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_SMOLLM2" --port "$port" \
@@ -30,6 +33,7 @@ if [ -n "${STEER_TEST_SMOLLM2:-}" ]; then
     if body=$(curl -sf "http://127.0.0.1:$port/health"); then
       echo "smoke: /health -> $body"
       [[ "$body" == *'"status":"ok"'* ]] || { echo "smoke: unexpected /health body" >&2; exit 1; }
+      bash scripts/sdk-tests.sh "http://127.0.0.1:$port/v1" || { tail -50 server/target/smoke.log >&2; exit 1; }
       exit 0
     fi
     kill -0 $pid 2>/dev/null || { cat server/target/smoke.log >&2; echo "smoke: server exited" >&2; exit 1; }

@@ -412,7 +412,7 @@ def load_variants(spec):
     return v if isinstance(v, list) else [v]
 
 
-def phase_train(cli, a, model, res):
+def phase_train(cli, a, model, res, save=lambda: None):
     jobs = res.setdefault("jobs", {}).setdefault(a.run_tag, [])
     for v in load_variants(a.variants):
         body = dict(v.get("job") or {})
@@ -453,6 +453,7 @@ def phase_train(cli, a, model, res):
         })
         print(f"[train {v['name']}] {j['status']} in {wall:.0f} s -> {j.get('fine_tuned_model')} "
               f"verdict {jobs[-1]['verdict']}", file=sys.stderr)
+        save()  # each job as it ends: a run cut short keeps the jobs it finished
 
 
 def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
@@ -513,7 +514,7 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
     return out
 
 
-def phase_eval(cli, a, model, fams, all_fams, unrelated, res):
+def phase_eval(cli, a, model, fams, all_fams, unrelated, res, save=lambda: None):
     ev = res.setdefault("eval", {}).setdefault(a.run_tag, {})
     targets = [("base", model + "@base")]
     if a.models:
@@ -540,6 +541,7 @@ def phase_eval(cli, a, model, fams, all_fams, unrelated, res):
                     e["base"] = e["this"]
             r["unrelated_changed"] = r["unrelated_changed_beyond_ties"] = 0.0
         ev[label] = r
+        save()  # each model as it is judged
 
 
 def phase_rescore(a, fams, res):
@@ -727,10 +729,10 @@ def main():
             phase_record(cli, a, model, fams, res)
             save()
         if "train" in phases:
-            phase_train(cli, a, model, res)
+            phase_train(cli, a, model, res, save)
             save()
         if "eval" in phases:
-            phase_eval(cli, a, model, fams, all_fams, unrelated, res)
+            phase_eval(cli, a, model, fams, all_fams, unrelated, res, save)
     except Deadline as e:
         print(f"stopped: {e}", file=sys.stderr)
         res["stopped"] = str(e)

@@ -6,10 +6,8 @@ import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
 import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.TopLogprobs;
-import dev.steer.llama.Utf8Stream;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -66,7 +64,7 @@ public final class Engine implements AutoCloseable {
         public CompletableFuture<SteerEvent> steer(int at, int[] correction, int maxTokens) {
             SteerCommand c = new SteerCommand(this, at, correction.clone(), maxTokens, new SteerFuture());
             if (correction.length == 0) {
-                c.done.completeExceptionally(new IllegalArgumentException("the correction is empty"));
+                c.done.completeExceptionally(new SteerRefusedException(SteerRefusedException.Reason.EMPTY, "the correction is empty"));
                 return c.done;
             }
             steers.add(c);
@@ -275,9 +273,7 @@ public final class Engine implements AutoCloseable {
             for (Slot s : slots) {
                 if (s.job != null) {
                     Job job = s.job;
-                    if (s.steerDone != null) {
-                        s.steerDone.completeExceptionally(e);
-                    }
+                    s.steerFinished(null, e);
                     s.job = null;  // its native state is left as it is: nothing decodes again
                     tellError(job, e);
                 }
@@ -424,8 +420,7 @@ public final class Engine implements AutoCloseable {
             for (Slot s : slots) {
                 if (s.cacheAdapter == a) {
                     context.removeTokens(s.seq, -1, -1);
-                    s.cachedLength = 0;
-                    s.cacheAdapter = null;
+                    s.dropCache();
                 }
             }
             if (applied == a) {
@@ -512,29 +507,7 @@ public final class Engine implements AutoCloseable {
             tellError(job, e);
             return;
         }
-        s.cachedLength = keep;
-        s.job = job;
-        s.adapter = r.adapter();
-        s.cacheAdapter = r.adapter();
-        s.sampler = sampler;
-        s.input = prompt;
-        s.inputDone = keep;
-        s.forkInput = forkAt;
-        s.forkBatchIndex = -1;
-        s.pendingSteer = r.steer();
-        s.steerDone = null;
-        s.outputStart = r.outputStart();
-        s.outLength = 0;
-        for (int i = r.outputStart(); i < prompt.length; i++) {
-            s.appendOut(prompt[i]);
-        }
-        s.reusedPrompt = keep;
-        s.generated = 0;
-        s.budget = r.maxTokens();
-        s.nextToken = -1;
-        s.batchIndex = -1;
-        s.utf8 = new Utf8Stream();
-        s.stops = new StopMatcher(r.stop());
+        s.start(job, keep, sampler);
         stats.active.incrementAndGet();
         stats.promptTokensCached.addAndGet(keep);
     }
@@ -557,7 +530,8 @@ public final class Engine implements AutoCloseable {
                     synchronized (waiting) {
                         queued = waiting.contains(c.job());
                     }
-                    throw queued ? new NotStartedException() : new IllegalStateException("the generation has finished");
+                    throw queued ? SteerRefusedException.notStarted()
+                            : new SteerRefusedException(SteerRefusedException.Reason.FINISHED, "the generation has finished");
                 }
                 steer(s, c);
             } catch (RuntimeException e) {
@@ -569,62 +543,17 @@ public final class Engine implements AutoCloseable {
         }
     }
 
+    /** Applies a steer to its generation's slot: the one check ({@link SteerSurgery#check}), then the slot's cut. */
     private void steer(Slot s, SteerCommand c) {
         if (s.prefilling()) {
             if (s.forkInput < 0) {
-                throw new NotStartedException();
+                throw SteerRefusedException.notStarted();
             }
-            throw new IllegalStateException("another steer is still being applied");
+            throw new SteerRefusedException(SteerRefusedException.Reason.IN_FLIGHT, "another steer is still being applied");
         }
-        if (c.at() < 0 || c.at() > s.outLength) {
-            throw new IllegalArgumentException("'at' must be in [0, " + s.outLength + "], the tokens generated so far");
-        }
-        if (s.outputStart + c.at() + c.correction().length >= perSequence) {
-            throw new IllegalArgumentException("the correction does not fit in this request's context");
-        }
-        // The grammar and penalty state at the fork: a fresh sampler that has seen the kept output, then the correction.
-        LlamaSampler next = LlamaSampler.create(model, c.job().request.sampling());
-        try {
-            for (int i = 0; i < c.at(); i++) {
-                next.accept(s.out[i]);
-            }
-            for (int i = 0; i < c.correction().length; i++) {
-                if (!next.canAccept(c.correction()[i])) {
-                    throw new IllegalArgumentException("the correction's token " + i + " ("
-                            + new String(model.tokenBytes(c.correction()[i], false), java.nio.charset.StandardCharsets.UTF_8)
-                            + ") is not allowed by the request's grammar at that point");
-                }
-                next.accept(c.correction()[i]);
-            }
-        } catch (RuntimeException e) {
-            next.close();
-            throw e;
-        }
-        // From here on nothing can fail: cut the cache back to before the fork token and queue fork + correction.
-        int[] accepted = Arrays.copyOf(s.out, c.at());
-        int[] rejected = Arrays.copyOfRange(s.out, c.at(), s.outLength);
-        int fork = s.outputStart + c.at() - 1;
-        int forkToken = c.at() == 0 ? s.cached[fork] : s.out[c.at() - 1];
-        context.removeTokens(s.seq, fork, -1);
-        s.cachedLength = Math.min(s.cachedLength, fork);
-        s.sampler.close();
-        s.sampler = next;
-        s.outLength = c.at();
-        for (int t : c.correction()) {
-            s.appendOut(t);
-        }
-        int[] input = new int[1 + c.correction().length];
-        input[0] = forkToken;
-        System.arraycopy(c.correction(), 0, input, 1, c.correction().length);
-        s.input = input;
-        s.inputDone = 0;
-        s.forkInput = 0;
-        s.pendingSteer = new SteerEvent(c.at(), accepted, rejected, c.correction().clone(), null);
-        s.steerDone = c.done();
-        s.nextToken = -1;
-        s.utf8 = new Utf8Stream();
-        s.stops = new StopMatcher(c.job().request.stop());
-        s.budget = c.maxTokens() > 0 ? c.maxTokens() : c.job().request.maxTokens();
+        LlamaSampler next = SteerSurgery.check(model, c.job().request.sampling(), s.out, s.outLength, s.outputStart,
+                perSequence, c.at(), c.correction());
+        s.steer(context, c.at(), c.correction(), next, c.maxTokens(), c.done());  // from here on nothing can fail
         stats.steers.incrementAndGet();
     }
 
@@ -710,22 +639,14 @@ public final class Engine implements AutoCloseable {
 
     /** The fork's logits are in: the steer is complete; tell the listener, then whoever asked for it. */
     private void reportSteer(Slot s) {
-        SteerEvent p = s.pendingSteer;
-        SteerEvent e = new SteerEvent(p.at(), p.accepted(), p.rejected(), p.correction(),
-                context.topLogprobs(s.forkBatchIndex, FORK_TOP));
-        s.forkInput = -1;
-        s.forkBatchIndex = -1;
-        s.pendingSteer = null;
+        SteerEvent e = s.forkDecoded(context.topLogprobs(s.forkBatchIndex, FORK_TOP));
         try {
             s.job.listener.onSteer(e);  // stores the steer: a failure there (disk full, SQLITE_BUSY) fails the steer
         } catch (RuntimeException failed) {
             fail(s, failed);
             return;
         }
-        if (s.steerDone != null) {
-            s.steerDone.complete(e);
-            s.steerDone = null;
-        }
+        s.steerFinished(e, null);
     }
 
     private void sampleNext(Slot s) {
@@ -743,9 +664,7 @@ public final class Engine implements AutoCloseable {
             fail(s, e);
             return;
         }
-        s.generated++;
-        s.budget--;
-        s.appendOut(token);
+        s.sampled(token);
         stats.generatedTokens.incrementAndGet();
         boolean eog = model.isEndOfGeneration(token) && !r.ignoreEos();
         byte[] bytes = eog ? new byte[0] : model.tokenBytes(token, false);
@@ -791,17 +710,13 @@ public final class Engine implements AutoCloseable {
      */
     private void fail(Slot s, RuntimeException e) {
         Job job = s.job;
-        if (s.steerDone != null) {
-            s.steerDone.completeExceptionally(new SteerFailedException(e));
-            s.steerDone = null;
-        }
+        s.steerFinished(null, new SteerFailedException(e));
         try {
             context.removeTokens(s.seq, -1, -1);
         } catch (RuntimeException again) {
             LOG.warn("could not clear sequence {}: {}", s.seq, again.getMessage());
         }
-        s.cachedLength = 0;
-        s.cacheAdapter = null;
+        s.dropCache();
         release(s);
         tellError(job, e);
     }
@@ -837,19 +752,7 @@ public final class Engine implements AutoCloseable {
     }
 
     private void release(Slot s) {
-        if (s.steerDone != null) {
-            s.steerDone.completeExceptionally(new IllegalStateException("the generation ended before the steer was applied"));
-            s.steerDone = null;
-        }
-        if (s.sampler != null) {
-            s.sampler.close();
-            s.sampler = null;
-        }
-        // A cut-short prefill leaves a partial prompt in the cache: still a valid prefix for later requests.
-        s.job = null;
-        s.adapter = null;
-        s.nextToken = -1;
-        s.batchIndex = -1;
+        s.release();
         stats.active.decrementAndGet();
     }
 

@@ -1,7 +1,9 @@
 package dev.steer.engine;
 
+import dev.steer.llama.LlamaContext;
 import dev.steer.llama.LlamaSampler;
 import dev.steer.llama.LoraAdapter;
+import dev.steer.llama.TopLogprobs;
 import dev.steer.llama.Utf8Stream;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
@@ -13,6 +15,10 @@ import java.util.concurrent.CompletableFuture;
  * <p>Positions: the cache holds {@code cached[0 .. cachedLength)} at positions 0, 1, ...; the generation's prompt
  * ends at {@code outputStart}; its output (generated tokens and corrections, in order) is {@code out}, where
  * {@code out[i]} sits at position {@code outputStart + i}.
+ *
+ * <p>Its transitions are its own methods, called by {@link Engine}: {@link #start} (a generation is admitted),
+ * {@link #steer} (the cut, by {@link SteerSurgery}), {@link #forkDecoded} (the steer is complete), {@link #sampled},
+ * {@link #release} (the generation ends; the cache stays for prefix reuse) and {@link #dropCache}.
  */
 final class Slot {
     final int seq;
@@ -45,6 +51,106 @@ final class Slot {
 
     Slot(int seq) {
         this.seq = seq;
+    }
+
+    /**
+     * A generation is admitted: the cache was cut to {@code keep} tokens (its shared prefix), {@code sampler} has
+     * seen the output being continued, if any; its prompt is the input from {@code keep} on.
+     */
+    void start(Engine.Job job, int keep, LlamaSampler sampler) {
+        GenerationRequest r = job.request;
+        int[] prompt = r.prompt();
+        this.cachedLength = keep;
+        this.job = job;
+        this.adapter = r.adapter();
+        this.cacheAdapter = r.adapter();
+        this.sampler = sampler;
+        this.input = prompt;
+        this.inputDone = keep;
+        // A steer on a finished answer: its fork row is in the prompt, and is reported once decoded.
+        this.forkInput = r.steer() == null ? -1 : r.outputStart() + r.steer().at() - 1;
+        this.forkBatchIndex = -1;
+        this.pendingSteer = r.steer();
+        this.steerDone = null;
+        this.outputStart = r.outputStart();
+        this.outLength = 0;
+        for (int i = r.outputStart(); i < prompt.length; i++) {
+            appendOut(prompt[i]);
+        }
+        this.reusedPrompt = keep;
+        this.generated = 0;
+        this.budget = r.maxTokens();
+        this.nextToken = -1;
+        this.batchIndex = -1;
+        this.utf8 = new Utf8Stream();
+        this.stops = new StopMatcher(r.stop());
+    }
+
+    /**
+     * A checked steer ({@link SteerSurgery#check} gave {@code next}): the surgery, then the generation continues
+     * with the new sampler, fresh text state and its new budget. Cannot fail.
+     */
+    void steer(LlamaContext context, int at, int[] correction, LlamaSampler next, int maxTokens,
+               CompletableFuture<SteerEvent> done) {
+        pendingSteer = SteerSurgery.cut(context, this, at, correction);
+        sampler.close();
+        sampler = next;
+        steerDone = done;
+        nextToken = -1;
+        utf8 = new Utf8Stream();
+        stops = new StopMatcher(job.request.stop());
+        budget = maxTokens > 0 ? maxTokens : job.request.maxTokens();
+    }
+
+    /**
+     * The fork's row is decoded: the steer in flight is complete. Returns it with the fork's log-probs; its
+     * future ({@link #steerDone}) is left to complete once the listener has heard of it.
+     */
+    SteerEvent forkDecoded(TopLogprobs forkTop) {
+        SteerEvent p = pendingSteer;
+        forkInput = -1;
+        forkBatchIndex = -1;
+        pendingSteer = null;
+        return new SteerEvent(p.at(), p.accepted(), p.rejected(), p.correction(), forkTop);
+    }
+
+    /** The steer in flight is complete, or failed with {@code error} (null: completes it with {@code e}). */
+    void steerFinished(SteerEvent e, RuntimeException error) {
+        if (steerDone != null) {
+            if (error == null) {
+                steerDone.complete(e);
+            } else {
+                steerDone.completeExceptionally(error);
+            }
+            steerDone = null;
+        }
+    }
+
+    /** A token was sampled: it is output now, and counts against the budget. */
+    void sampled(int token) {
+        generated++;
+        budget--;
+        appendOut(token);
+    }
+
+    /** The generation ends (finished or failed): its steer in flight fails, its sampler is freed; the cache stays. */
+    void release() {
+        steerFinished(null, new IllegalStateException("the generation ended before the steer was applied"));
+        if (sampler != null) {
+            sampler.close();
+            sampler = null;
+        }
+        // A cut-short prefill leaves a partial prompt in the cache: still a valid prefix for later requests.
+        job = null;
+        adapter = null;
+        nextToken = -1;
+        batchIndex = -1;
+    }
+
+    /** The sequence's cache was cleared: nothing of it is a prefix any more. */
+    void dropCache() {
+        cachedLength = 0;
+        cacheAdapter = null;
     }
 
     boolean idle() {

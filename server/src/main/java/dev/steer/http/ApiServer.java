@@ -66,6 +66,7 @@ public final class ApiServer {
     public static ApiServer start(Options o, Services s) {
         Engine engine = s.engine();
         Completions completions = new Completions(engine, s.templates(), s.served(), s.sessions(), s.steers());
+        Responses responses = new Responses(completions, s.sessions(), engine.model(), s.served().baseModel());
         SteerRoutes steers = new SteerRoutes(engine, s.sessions(), s.steers(), completions, o.steerTimeout());
         FineTuningRoutes jobs = new FineTuningRoutes(s.training(), s.jobs(), o.modelId());
         AdapterRoutes adapters = new AdapterRoutes(s.adapters(), s.served());
@@ -102,6 +103,9 @@ public final class ApiServer {
             config.routes.post("/v1/completions", completions::text);
             config.routes.post("/v1/chat/completions/{id}/steer", steers::steer);
             config.routes.post("/v1/chat/completions/{id}/stop", steers::stop);
+            config.routes.post("/v1/responses", responses::create);
+            config.routes.post("/v1/responses/{id}/steer", steers::steer);  // the same sessions: a response is steered by its id
+            config.routes.post("/v1/responses/{id}/stop", steers::stop);
             config.routes.get("/v1/steers", steers::list);
             config.routes.get("/v1/steers/export", steers::export);
             config.routes.get("/v1/steers/{id}", steers::get);

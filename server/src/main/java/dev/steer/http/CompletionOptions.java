@@ -19,14 +19,18 @@ import java.util.List;
  * @param topLogprobs  -1: no log-probs
  * @param grammarParam the request field the grammar came from ({@code grammar} or {@code response_format.json_schema}),
  *                     for errors about it; null without a grammar
+ * @param n            choices to generate from the prompt (chat completions), each its own sequence
  */
 record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<String> stop, int topLogprobs,
-                         boolean ignoreEos, boolean stream, boolean includeUsage, String grammarParam) {
+                         boolean ignoreEos, boolean stream, boolean includeUsage, String grammarParam, int n) {
+    /**
+     * Most choices one request may ask for: each takes a sequence (and a queue place while none is free), so a
+     * request cannot fill the queue by itself (its default is 16).
+     */
+    static final int MAX_CHOICES = 8;
 
     static CompletionOptions read(RequestBody b, boolean chat) {
-        if (b.integer("n", 1, 1, Integer.MAX_VALUE) != 1) {
-            throw ApiError.invalid("n", "Only n = 1 is supported.");
-        }
+        int n = (int) b.integer("n", 1, 1, chat ? MAX_CHOICES : 1);
         long maxTokens = b.integer("max_completion_tokens", b.integer("max_tokens", 0, 1, Integer.MAX_VALUE), 1, Integer.MAX_VALUE);
         float temperature = (float) b.number("temperature", 1.0, 0.0, 2.0);
         float topP = (float) b.number("top_p", 1.0, 0.0, 1.0);
@@ -74,7 +78,22 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
             includeUsage = v.getAsBoolean();
         }
         return new CompletionOptions(sampling, (int) maxTokens, stop, topLogprobs, b.bool("ignore_eos", false),
-                stream, includeUsage, grammar == null ? null : grammar.param());
+                stream, includeUsage, grammar == null ? null : grammar.param(), n);
+    }
+
+    /**
+     * Choice {@code index}'s request: the first one's, with the seed moved on by the index (a seeded request then
+     * gives n different choices, and the same n every time); unseeded choices each draw their own seed.
+     */
+    static GenerationRequest forChoice(GenerationRequest r, int index) {
+        LlamaSampler.Params p = r.sampling();
+        if (index == 0 || p.seed() < 0) {
+            return r;
+        }
+        LlamaSampler.Params seeded = new LlamaSampler.Params(p.temperature(), p.topK(), p.topP(), p.minP(), p.penaltyLastN(),
+                p.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty(), (p.seed() + index) & 0xFFFFFFFFL, p.grammar(),
+                p.lazyPatterns(), p.lazyTokens());
+        return new GenerationRequest(r.prompt(), seeded, r.maxTokens(), r.stop(), r.topLogprobs(), r.ignoreEos());
     }
 
     private static final String SCHEMA_PARAM = "response_format.json_schema";

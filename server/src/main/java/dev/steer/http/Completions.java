@@ -17,6 +17,7 @@ import dev.steer.steer.SessionRecorder;
 import dev.steer.steer.Sessions;
 import dev.steer.steer.SteerStore;
 import io.javalin.http.Context;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -47,17 +48,58 @@ final class Completions {
         RequestBody b = RequestBody.parse(ctx.body());
         String model = b.string("model", served.baseModel());
         JsonArray messages = b.array("messages");
-        if (messages == null || messages.isEmpty()) {
-            throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
-        }
-        for (int i = 0; i < messages.size(); i++) {
-            JsonElement m = messages.get(i);
-            if (!m.isJsonObject() || !m.getAsJsonObject().has("role") || !m.getAsJsonObject().get("role").isJsonPrimitive()
-                    || !ROLES.contains(m.getAsJsonObject().get("role").getAsString())) {
-                throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
-            }
-        }
+        checkMessages(messages);  // before the options: a request's first error is reported, as it always was
         CompletionOptions options = CompletionOptions.read(b, true);
+        String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
+        GenerationRequest request = chatRequest(messages, options);
+        String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
+        // n choices: n sessions on one queue of events. Choice 0's session is named by the completion id, choice i's
+        // by choiceId (the steer routes find it from the id and the choice's "index").
+        List<EventStream> events = EventStream.choices(options.n());
+        List<Generation> generations = new ArrayList<>();
+        String selected = model;
+        Chat first = null;
+        try {
+            for (int i = 0; i < options.n(); i++) {
+                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), recorded, events.get(i));
+                generations.add(c.started().generation());
+                if (i == 0) {
+                    first = c;
+                    selected = c.started().selection().pinned();  // every choice with the same adapter, even across a hot swap
+                }
+            }
+        } catch (RuntimeException e) {
+            generations.forEach(Generation::cancel);  // e.g. the queue filled up part way: no partial answer
+            throw e;
+        }
+        ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model());
+        if (options.stream()) {
+            Respond.stream(ctx, events.get(0), generations, shape, options.includeUsage());
+        } else {
+            Respond.whole(ctx, events.get(0), generations, shape);
+        }
+    }
+
+    /** The session of choice {@code index} of completion {@code id}: the id itself for the first. */
+    static String choiceId(String id, int index) {
+        return index == 0 ? id : id + "-" + index;
+    }
+
+    /** A chat generation handed to the engine: its steerable session, the engine handle, and its events. */
+    record Chat(Session session, Started started, EventStream events) {}
+
+    /**
+     * Validates the messages, renders them with the chat template and starts the generation as a steerable session
+     * named {@code id}; {@code requestJson} is what the session (and its steer records) keep as the request: a chat
+     * completion body, whose {@code messages} the exports read. The Responses API's way onto the chat path.
+     */
+    Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson) {
+        return startSession(id, model, chatRequest(messages, options), requestJson, new EventStream());
+    }
+
+    /** The engine request for chat {@code messages}: rendered with the chat template, tokenized, its grammar checked. */
+    private GenerationRequest chatRequest(JsonArray messages, CompletionOptions options) {
+        checkMessages(messages);
         // A trailing assistant message is continued (prefill), not answered.
         String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
         boolean prefill = lastRole.equals("assistant");
@@ -68,17 +110,18 @@ final class Completions {
             throw ApiError.invalid("messages", e.getMessage());
         }
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
-        String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         checkGrammar(request, options.grammarParam());
-        String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
-        // Every chat completion is a steerable session, named by its completion id.
-        EventStream events = new EventStream();
+        return request;
+    }
+
+    /** Starts {@code request} as the steerable session {@code id}, its events going to {@code events}. */
+    private Chat startSession(String id, String model, GenerationRequest request, String requestJson, EventStream events) {
         Session[] session = new Session[1];  // opened once the selection names the adapter, before the engine runs it
         Started started;
         try {
             started = submit(model, request, sel -> {
-                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), recorded, request);
+                session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), requestJson, request);
                 session[0].starting();
                 return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
             });
@@ -89,8 +132,21 @@ final class Completions {
             throw e;
         }
         session[0].started(started.generation());
-        respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
-                new ResponseShape.Chat(id, started.selection().model(), engine.model()));
+        return new Chat(session[0], started, events);
+    }
+
+    /** A non-empty list of messages, each with a role the templates know. */
+    static void checkMessages(JsonArray messages) {
+        if (messages == null || messages.isEmpty()) {
+            throw ApiError.invalid("messages", "'messages' must be a non-empty array.");
+        }
+        for (int i = 0; i < messages.size(); i++) {
+            JsonElement m = messages.get(i);
+            if (!m.isJsonObject() || !m.getAsJsonObject().has("role") || !m.getAsJsonObject().get("role").isJsonPrimitive()
+                    || !ROLES.contains(m.getAsJsonObject().get("role").getAsString())) {
+                throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
+            }
+        }
     }
 
     void text(Context ctx) throws InterruptedException {

@@ -42,6 +42,11 @@ final class RequestBody {
         return new RequestBody(e.getAsJsonObject(), "");
     }
 
+    /** A body built by the server (a request translated from another API), read by the same rules. */
+    static RequestBody of(JsonObject json) {
+        return new RequestBody(json, "");
+    }
+
     /**
      * Gson wraps an OutOfMemoryError met while parsing in a JsonParseException. That is a full heap, not the
      * client's malformed JSON: a 503 that says so, never a misleading 400 (issue 16, item 5).

@@ -44,14 +44,28 @@ abstract sealed class ResponseShape {
 
     record PromptTokensDetails(int cachedTokens) {}
 
-    /** The steer chunk's news: where the output was cut, what was removed and inserted, and the output now. */
-    record SteerNote(String id, int at, String removed, String inserted, String content) {}
+    /**
+     * The steer chunk's news: where the output was cut, what was removed and inserted, and the output now;
+     * {@code index}: the choice steered, given only when a request has several ({@code n} > 1).
+     */
+    record SteerNote(String id, int at, String removed, String inserted, String content, @OmitWhenNull Integer index) {}
 
-    /** A streamed chunk carrying {@code text} (and the log-probs of {@code tokens}), or the final one. */
-    abstract Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first);
+    /** One choice's answer: its text, its tokens (for log-probs) and why it ended. */
+    record Result(String text, List<TokenEvent> tokens, FinishReason finish) {}
 
-    /** The whole response of a non-streamed request. */
-    abstract Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage);
+    /** A streamed chunk of choice {@code index} carrying {@code text} (and the log-probs of {@code tokens}), or its final one. */
+    abstract Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first);
+
+    Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
+        return chunk(0, text, tokens, finish, first);
+    }
+
+    /** The whole response of a non-streamed request: one choice per result, in order. */
+    abstract Envelope complete(List<Result> choices, Usage usage);
+
+    Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
+        return complete(List.of(new Result(text, tokens, finish)), usage);
+    }
 
     abstract String chunkObject();
 
@@ -64,9 +78,9 @@ abstract sealed class ResponseShape {
      * Tells a streaming client that its output was steered: a chunk with no choices (OpenAI clients pass over it, as
      * over the usage chunk) and a "steer" object; the output is now {@code content}, and later chunks continue it.
      */
-    Envelope steerChunk(SteerRecord r) {
+    Envelope steerChunk(SteerRecord r, Integer index) {
         return envelope(chunkObject(), List.of(), null,
-                new SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.acceptedText() + r.correctionText()));
+                new SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.acceptedText() + r.correctionText(), index));
     }
 
     Envelope envelope(String object, List<?> choices, UsageJson usage, SteerNote steer) {
@@ -127,15 +141,19 @@ abstract sealed class ResponseShape {
         }
 
         @Override
-        Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
+        Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
             Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
-            return envelope(chunkObject(), List.of(new Choice(0, delta, null, logprobs(tokens), finish(finish))), null, null);
+            return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), finish(finish))), null, null);
         }
 
         @Override
-        Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
-            Choice c = new Choice(0, null, new Message("assistant", text, null), logprobs(tokens), finish(finish));
-            return envelope("chat.completion", List.of(c), UsageJson.of(usage), null);
+        Envelope complete(List<Result> results, Usage usage) {
+            List<Choice> choices = new ArrayList<>();
+            for (int i = 0; i < results.size(); i++) {
+                Result r = results.get(i);
+                choices.add(new Choice(i, null, new Message("assistant", r.text(), null), logprobs(r.tokens()), finish(r.finish())));
+            }
+            return envelope("chat.completion", choices, UsageJson.of(usage), null);
         }
 
         private Logprobs logprobs(List<TokenEvent> tokens) {
@@ -174,14 +192,19 @@ abstract sealed class ResponseShape {
         }
 
         @Override
-        Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
-            Choice c = new Choice(finish == null ? text : "", 0, logprobs(tokens, 0), finish(finish));
+        Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
+            Choice c = new Choice(finish == null ? text : "", index, logprobs(tokens, 0), finish(finish));
             return envelope(chunkObject(), List.of(c), null, null);
         }
 
         @Override
-        Envelope complete(String text, List<TokenEvent> tokens, FinishReason finish, Usage usage) {
-            return envelope("text_completion", List.of(new Choice(text, 0, logprobs(tokens, 0), finish(finish))), UsageJson.of(usage), null);
+        Envelope complete(List<Result> results, Usage usage) {
+            List<Choice> choices = new ArrayList<>();
+            for (int i = 0; i < results.size(); i++) {
+                Result r = results.get(i);
+                choices.add(new Choice(r.text(), i, logprobs(r.tokens(), 0), finish(r.finish())));
+            }
+            return envelope("text_completion", choices, UsageJson.of(usage), null);
         }
 
         private Logprobs logprobs(List<TokenEvent> tokens, int offset) {

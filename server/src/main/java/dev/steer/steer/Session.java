@@ -92,6 +92,15 @@ public final class Session {
         finished(now);
     }
 
+    /** Waits until no generation runs for this session (at most {@code timeoutMillis}); true if none runs. */
+    synchronized boolean awaitEnd(long timeoutMillis) throws InterruptedException {
+        long until = System.nanoTime() + timeoutMillis * 1_000_000;
+        for (long left = timeoutMillis; live != null && left > 0; left = (until - System.nanoTime()) / 1_000_000) {
+            wait(left);
+        }
+        return live == null;
+    }
+
     synchronized void generated(int token) {
         out.add(token);
     }
@@ -134,6 +143,7 @@ public final class Session {
     synchronized void finished(long now) {
         live = null;
         finishedAt = now;
+        notifyAll();
         if (owner != null) {
             owner.finished(this, now);
         }

@@ -7,10 +7,6 @@ import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
 import dev.steer.llama.LlamaModel;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.Set;
-import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
@@ -63,19 +59,11 @@ public final class SessionRecorder implements GenerationListener {
     @Override
     public void onSteer(SteerEvent e) {
         throwIfFailed();
-        long now = System.currentTimeMillis();
-        String id = "steer-" + UUID.randomUUID().toString().replace("-", "");
         String previous = session.lastSteerId();
         int[] continuation = session.continuation();
         endToken = -1;
-        List<SteerRecord.TokenLogprob> fork = new ArrayList<>();
-        for (int i = 0; i < e.forkTop().size(); i++) {
-            fork.add(new SteerRecord.TokenLogprob(e.forkTop().tokens()[i], e.forkTop().logprobs()[i]));
-        }
-        SteerRecord r = new SteerRecord(id, session.id, "steer", session.model, session.adapterVersion, session.requestJson,
-                session.prompt(), e.at(), e.accepted(), e.rejected(), e.correction(),
-                model.detokenize(e.correction(), false, false), model.detokenize(e.accepted(), false, false),
-                model.detokenize(e.rejected(), false, false), fork, null, null, false, Set.of(), now, now);
+        SteerRecord r = Steering.steerRecord(session, model, e, System.currentTimeMillis());
+        String id = r.id();
         String continuationText = previous == null ? null : model.detokenize(continuation, false, false);
         // One write: the previous steer's continuation ends here, and a failure of either fails this steer.
         CompletableFuture<Void> stored = write(() -> {

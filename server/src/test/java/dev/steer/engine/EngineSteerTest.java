@@ -83,9 +83,9 @@ class EngineSteerTest {
         int a = TinyModels.tokenId("a");
         int digit = TinyModels.tokenId("7");
         ExecutionException bad = assertThrows(ExecutionException.class, () -> Collector.steered(g.steer(3, new int[] {digit}, 0)));
-        assertTrue(bad.getCause() instanceof IllegalArgumentException && bad.getCause().getMessage().contains("grammar"), bad.getCause().getMessage());
+        assertEquals(SteerRefusedException.Reason.GRAMMAR, ((SteerRefusedException) bad.getCause()).reason(), bad.getCause().getMessage());
         ExecutionException far = assertThrows(ExecutionException.class, () -> Collector.steered(g.steer(1_000_000, new int[] {a}, 0)));
-        assertTrue(far.getCause() instanceof IllegalArgumentException);
+        assertEquals(SteerRefusedException.Reason.BAD_AT, ((SteerRefusedException) far.getCause()).reason());
 
         SteerEvent first = Collector.steered(g.steer(4, new int[] {a, a}, 0));
         waitFor(c, c.eventCount() + 5);
@@ -178,7 +178,7 @@ class EngineSteerTest {
                 assertEquals(steerAt + 4, r.tokens().size(), "then the steer's own 4 tokens, past the original end");
             } else {
                 ExecutionException x = assertThrows(ExecutionException.class, () -> Collector.steered(issued));
-                assertTrue(x.getCause() instanceof IllegalStateException && x.getCause().getMessage().contains("finished"),
+                assertTrue(x.getCause() instanceof SteerRefusedException refused && refused.reason() == SteerRefusedException.Reason.FINISHED,
                         String.valueOf(x.getCause()));
                 assertEquals(List.of(), r.steers(), "nothing was steered");
                 assertEquals(length, r.tokens().size(), "the output is the generation's own");

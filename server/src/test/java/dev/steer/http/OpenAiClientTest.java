@@ -19,6 +19,11 @@ import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.chat.completions.StructuredChatCompletionCreateParams;
 import com.openai.models.completions.Completion;
 import com.openai.models.completions.CompletionCreateParams;
+import com.openai.models.responses.Response;
+import com.openai.models.responses.ResponseCreateParams;
+import com.openai.models.responses.ResponseStatus;
+import com.openai.models.responses.ResponseStreamEvent;
+import com.openai.models.responses.StructuredResponseCreateParams;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
 import java.util.ArrayList;
@@ -126,12 +131,80 @@ class OpenAiClientTest {
     }
 
     @Test
+    void nChoicesAreSeededAndReproducible() {
+        var params = ChatCompletionCreateParams.builder().model("tiny").addUserMessage("hello").n(2).seed(3L).temperature(1.0)
+                .maxCompletionTokens(10).build();
+        List<String> a = client.chat().completions().create(params).choices().stream().map(c -> c.message().content().orElseThrow()).toList();
+        List<String> b = client.chat().completions().create(params).choices().stream().map(c -> c.message().content().orElseThrow()).toList();
+        assertEquals(2, a.size());
+        assertEquals(a, b);
+        StringBuilder[] streamed = {new StringBuilder(), new StringBuilder()};
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(params)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed[(int) ch.index()]::append)));
+        }
+        assertEquals(a, List.of(streamed[0].toString(), streamed[1].toString()));
+    }
+
+    private static String outputText(Response r) {
+        StringBuilder s = new StringBuilder();
+        r.output().forEach(item -> item.message().ifPresent(m -> m.content().forEach(c -> c.outputText().ifPresent(t -> s.append(t.text())))));
+        return s.toString();
+    }
+
+    @Test
+    void responsesCreateStreamAndPreviousResponseId() {
+        ResponseCreateParams params = ResponseCreateParams.builder().model("tiny").input("hello world").instructions("be brief")
+                .temperature(0.0).maxOutputTokens(12L).build();
+        Response r = client.responses().create(params);
+        String text = outputText(r);
+        assertFalse(text.isEmpty());
+        long out = r.usage().orElseThrow().outputTokens();
+        assertEquals(out == 12 ? ResponseStatus.INCOMPLETE : ResponseStatus.COMPLETED, r.status().orElseThrow());
+
+        StringBuilder deltas = new StringBuilder();
+        List<ResponseStreamEvent> events = new ArrayList<>();
+        try (StreamResponse<ResponseStreamEvent> stream = client.responses().createStreaming(params)) {
+            stream.stream().forEach(e -> {
+                events.add(e);
+                e.outputTextDelta().ifPresent(d -> deltas.append(d.delta()));
+            });
+        }
+        assertEquals(text, deltas.toString());
+        assertTrue(events.get(0).created().isPresent());
+        ResponseStreamEvent last = events.get(events.size() - 1);
+        Response end = last.completed().map(c -> c.response()).orElseGet(() -> last.incomplete().orElseThrow().response());
+        assertEquals(text, outputText(end));
+
+        Response next = client.responses().create(ResponseCreateParams.builder().model("tiny").input("and again").previousResponseId(r.id())
+                .temperature(0.0).maxOutputTokens(4L).build());
+        assertEquals(r.id(), next.previousResponseId().orElseThrow());
+        Response alone = client.responses().create(ResponseCreateParams.builder().model("tiny").input("and again")
+                .temperature(0.0).maxOutputTokens(4L).build());
+        assertTrue(next.usage().orElseThrow().inputTokens() > alone.usage().orElseThrow().inputTokens() + out, "the first turn is the history");
+
+        var unknown = assertThrows(BadRequestException.class, () -> client.responses().create(ResponseCreateParams.builder().model("tiny")
+                .input("x").previousResponseId("resp_unknown").build()));
+        assertTrue(unknown.getMessage().contains("resp_unknown"), unknown.getMessage());
+    }
+
+    @Test
+    void responsesJsonSchemaParsesIntoAClass() {
+        for (long seed = 1; seed <= 2; seed++) {
+            StructuredResponseCreateParams<Verdict> params = ResponseCreateParams.builder().model("tiny").input("judge this").temperature(1.0)
+                    .maxOutputTokens(200L).putAdditionalBodyProperty("seed", com.openai.core.JsonValue.from(seed)).text(Verdict.class).build();
+            var r = client.responses().create(params);
+            Verdict v = r.output().get(0).message().orElseThrow().content().get(0).outputText().orElseThrow();
+            assertTrue(v.color != null, "color is one of the enum's values");
+        }
+    }
+
+    @Test
     void errorsMapToTheSdksExceptions() {
         assertThrows(NotFoundException.class, () -> client.chat().completions().create(
                 ChatCompletionCreateParams.builder().model("gpt-4o").addUserMessage("x").build()));
         var bad = assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).temperature(5.0).build()));
         assertTrue(bad.getMessage().contains("temperature"), bad.getMessage());
-        assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).n(2).build()));
+        assertThrows(BadRequestException.class, () -> client.chat().completions().create(greedy("x", 5).n(9).build()));
 
         try (TestServer locked = new TestServer(TestModels.tinyLlama(), "tiny", 1, "s3cret")) {
             OpenAIClient wrong = OpenAIOkHttpClient.builder().baseUrl(locked.base() + "/v1").apiKey("nope").maxRetries(0).build();

@@ -55,7 +55,11 @@ class SteerApiTest {
         boolean done;
 
         LiveStream(String body) throws Exception {
-            HttpRequest req = HttpRequest.newBuilder(URI.create(server.base() + "/v1/chat/completions"))
+            this("/v1/chat/completions", body);
+        }
+
+        LiveStream(String path, String body) throws Exception {
+            HttpRequest req = HttpRequest.newBuilder(URI.create(server.base() + path))
                     .POST(HttpRequest.BodyPublishers.ofString(body)).build();
             Stream<String> s = HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofLines()).body();
             lines = s.iterator();
@@ -390,5 +394,44 @@ class SteerApiTest {
         assertEquals("rejection", r.get("kind").getAsString());
         assertEquals(4, r.get("at").getAsInt());
         assertFalse(r.get("rejected").getAsString().isEmpty());
+    }
+
+    /**
+     * A continuation (a steer on a finished answer) is itself steerable while it streams: the steer that started it
+     * holds {@code steering} only until the continuation is submitted, not while it streams (was 409 steer_conflict).
+     */
+    @Test
+    void aContinuationCanBeSteeredWhileItStreams() throws Exception {
+        LiveStream s = new LiveStream(body("continue me", ",\"max_tokens\":6"));
+        s.read(-1);
+        assertTrue(s.done);
+        LiveStream c = new LiveStream("/v1/chat/completions/" + s.id + "/steer", "{\"at\": 2, \"text\": \"q\", \"max_tokens\": 100000}");
+        c.read(5);
+        assertFalse(c.done, "the continuation still streams");
+        HttpResponse<String> second = server.post("/v1/chat/completions/" + s.id + "/steer", "{\"at\": 4, \"text\": \"z\", \"max_tokens\": 3}");
+        assertEquals(200, second.statusCode(), second.body());
+        c.read(-1);
+        assertTrue(c.done);
+        JsonArray steers = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
+        assertEquals(2, steers.size(), steers.toString());
+        assertEquals(4, steers.get(1).getAsJsonObject().get("at").getAsInt());
+    }
+
+    /**
+     * /stop records the whole output: it waits for the generation to end before taking it, so no token generated
+     * between the cancel and the end is missing. A second /stop (nothing runs now) keeps all of it: the same tokens.
+     */
+    @Test
+    void aStopRecordsEverythingTheGenerationProduced() throws Exception {
+        LiveStream s = new LiveStream(body("stop me again", ",\"max_tokens\":100000"));
+        s.read(6);
+        JsonObject first = json(server.post("/v1/chat/completions/" + s.id + "/stop", "{\"at\": 3}"));
+        s.read(-1);
+        assertTrue(s.done);
+        JsonObject whole = json(server.post("/v1/chat/completions/" + s.id + "/stop", "{}"));
+        JsonObject firstDetail = json(server.get("/v1/steers/" + first.get("id").getAsString()));
+        JsonObject wholeDetail = json(server.get("/v1/steers/" + whole.get("id").getAsString()));
+        assertArrayEquals(ints(wholeDetail.get("accepted_tokens")),
+                concat(ints(firstDetail.get("accepted_tokens")), ints(firstDetail.get("rejected_tokens"))), firstDetail.toString());
     }
 }

@@ -283,6 +283,9 @@ public final class Fuzz {
             if (body.startsWith("data: ") && body.contains("data: {\"error\"")) {
                 res.streamErrors.add(cut(body.substring(body.indexOf("data: {\"error\""))) + " for " + q.describe());
             }
+            if (body.startsWith("event: ") && body.contains("event: error\n")) {  // a Responses stream's error event
+                res.streamErrors.add(cut(body.substring(body.indexOf("event: error\n"))) + " for " + q.describe());
+            }
         }
     }
 

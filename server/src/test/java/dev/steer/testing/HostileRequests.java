@@ -48,8 +48,10 @@ public final class HostileRequests {
     public Request next() {
         int p = r.nextInt(100);
         Request q;
-        if (p < 24) {
+        if (p < 19) {
             q = chat();
+        } else if (p < 24) {
+            q = responses();
         } else if (p < 32) {
             q = text();
         } else if (p < 46) {
@@ -91,6 +93,44 @@ public final class HostileRequests {
                 "stop", "seed", "top_k", "top_p", "min_p", "logprobs", "top_logprobs", "n", "grammar", "response_format",
                 "stream_options", "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
                 "max_completion_tokens", "ignore_eos"));
+    }
+
+    /** POST /v1/responses: its own fields (input, instructions, text.format, previous_response_id, tools) and the sampling ones. */
+    private Request responses() {
+        List<String> f = new ArrayList<>();
+        f.add(field("model", r.nextInt(10) == 0 ? pick(str("nope"), str(""), "5") : str(model)));
+        f.add(field("input", switch (r.nextInt(8)) {
+            case 0 -> pick("[]", "5", "null", "{}", "[\"hi\"]", "[null]");
+            case 1 -> "[{\"type\":" + pick("\"function_call\"", "\"item_reference\"", "5", "\"message\"") + ",\"role\":\"user\",\"content\":\"hi\"}]";
+            case 2 -> "[{\"role\":\"user\",\"content\":" + pick("[{\"type\":\"input_image\",\"image_url\":\"x\"}]", "[{\"type\":\"input_text\"}]",
+                    "[{\"type\":\"input_text\",\"text\":5}]", "[5]", "{}", "null", "[{\"type\":\"output_text\",\"text\":\"a\"}]") + "}]";
+            case 3 -> "[{\"role\":" + pick("\"tool\"", "\"pirate\"", "5", "null") + ",\"content\":\"hi\"}]";
+            case 4 -> messages();
+            default -> str(pick("hi", "say something", unicode(), "x".repeat(3000)));
+        }));
+        f.add(field("max_output_tokens", r.nextInt(6) == 0 ? number() : Integer.toString(1 + r.nextInt(8))));
+        f.add(field("temperature", pick("0", "0.7", "1")));
+        if (r.nextBoolean()) {
+            f.add(field("stream", pick("true", "false", "\"yes\"")));
+        }
+        if (r.nextInt(4) == 0) {
+            f.add(field("instructions", pick(str("be brief"), "5", "null", "[]", str(unicode()))));
+        }
+        if (r.nextInt(4) == 0) {
+            f.add(field("previous_response_id", pick(str("resp_" + "0".repeat(32)), str(session()), "5", str(""), str(fakeId()))));
+        }
+        if (r.nextInt(5) == 0) {
+            String format = responseFormat().replace("\"json_schema\":{\"name\":\"x\",\"schema\":", "\"name\":\"x\",\"schema\":");
+            f.add(field("text", pick("{\"format\":" + format + "}", "5", "{\"format\":5}", "{}", "{\"format\":{\"type\":\"json_schema\"}}")));
+        }
+        if (r.nextInt(10) == 0) {
+            f.add(field("tools", pick("[]", "[{\"type\":\"function\",\"name\":\"f\",\"parameters\":{}}]", "5", "{}")));
+        }
+        if (r.nextInt(5) == 0) {
+            f.add(field("seed", number()));
+        }
+        return post("responses", "/v1/responses", f, List.of("model", "input", "instructions", "max_output_tokens", "temperature", "top_p",
+                "stream", "text", "previous_response_id", "tools", "seed"));
     }
 
     private Request text() {
