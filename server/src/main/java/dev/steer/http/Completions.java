@@ -57,12 +57,14 @@ final class Completions {
         // by choiceId (the steer routes find it from the id and the choice's "index").
         List<EventStream> events = EventStream.choices(options.n());
         List<Generation> generations = new ArrayList<>();
+        List<Session> opened = new ArrayList<>();
         String selected = model;
         Chat first = null;
         try {
             for (int i = 0; i < options.n(); i++) {
                 Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), recorded, events.get(i));
                 generations.add(c.started().generation());
+                opened.add(c.session());
                 if (i == 0) {
                     first = c;
                     selected = c.started().selection().pinned();  // every choice with the same adapter, even across a hot swap
@@ -70,6 +72,7 @@ final class Completions {
             }
         } catch (RuntimeException e) {
             generations.forEach(Generation::cancel);  // e.g. the queue filled up part way: no partial answer
+            opened.forEach(sessions::discard);        // and nothing kept for the refused request
             throw e;
         }
         ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model());
