@@ -137,11 +137,7 @@ class SessionsTest {
         now[0] = 50_010;        // those finished at 49,910 ms or later are within the TTL
         assertEquals(90, sessions.size());
         assertTrue(sessions.get("s49910").isPresent() && sessions.get("s49909").isEmpty());
-        long t0 = System.nanoTime();
-        for (int i = 0; i < 100_000; i++) {
-            sessions.get("s49999");   // nothing more to expire: each look is O(1), not a walk of every session
-        }
-        assertTrue(System.nanoTime() - t0 < 2_000_000_000L, "100,000 lookups took over 2 s");
+        // How long a lookup takes is a benchmark's matter, not a unit test's (the project's rule: no timed unit tests).
     }
 
     @Test
