@@ -320,10 +320,11 @@ def degenerate(text):
     is" or "a car wash machine" in three of its items without looping; every loop seen says a whole clause again."""
     if not text.strip():
         return "empty"
+    tokens = re.findall(r"\w+(?:'\w+)*", text.lower())   # the run counts numbers as words ("Step 1 Step 2" is no run)
+    for i in range(2, len(tokens)):
+        if tokens[i] == tokens[i - 1] == tokens[i - 2]:
+            return f"'{tokens[i]}' x3 in a row"
     words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.lower())
-    for i in range(2, len(words)):
-        if words[i] == words[i - 1] == words[i - 2]:
-            return f"'{words[i]}' x3 in a row"
     grams = collections.Counter(tuple(words[i:i + 6]) for i in range(len(words) - 5))
     if grams:
         g, n = grams.most_common(1)[0]

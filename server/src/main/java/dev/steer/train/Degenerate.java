@@ -30,14 +30,16 @@ final class Degenerate {
     private Degenerate() {}
 
     static boolean is(String text) {
-        String[] w = words(text);
+        // The run counts numbers as words ("Step 1 Step 2 Step 3" is no run); phrases and lines do not.
+        String[] tokens = text.toLowerCase(Locale.ROOT).replaceAll("[^\\p{L}\\p{N}']+", " ").strip().split(" ");
         int run = 1;
-        for (int i = 1; i < w.length; i++) {
-            run = w[i].equals(w[i - 1]) ? run + 1 : 1;
+        for (int i = 1; i < tokens.length; i++) {
+            run = !tokens[i].isEmpty() && tokens[i].equals(tokens[i - 1]) ? run + 1 : 1;
             if (run >= RUN) {
                 return true;
             }
         }
+        String[] w = words(text);
         Map<String, Integer> seen = new HashMap<>();
         for (int i = 0; i + PHRASE <= w.length; i++) {
             String phrase = String.join(" ", Arrays.copyOfRange(w, i, i + PHRASE));
