@@ -315,12 +315,18 @@ public final class JobRunner implements AutoCloseable {
         Path file = registry.dir().resolve(".job-" + jobId + "-own.gguf");
         t.save(file);
         LoraAdapter adapter;
+        var loading = engine.onDecodeThread(() -> LoraAdapter.load(model, file));
         try {
-            adapter = engine.onDecodeThread(() -> LoraAdapter.load(model, file)).get(ServedAdapters.LOAD_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
+            adapter = loading.get(ServedAdapters.LOAD_TIMEOUT.toSeconds(), TimeUnit.SECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+            loading.thenAccept(engine::retire);  // a load that still runs later is freed then
             throw new IllegalStateException("interrupted while loading the adapter so far");
-        } catch (ExecutionException | TimeoutException e) {
+        } catch (TimeoutException e) {
+            loading.thenAccept(engine::retire);
+            throw new IllegalStateException("the adapter so far was not loaded within " + ServedAdapters.LOAD_TIMEOUT.toSeconds()
+                    + " s (the decode loop is busy or stuck, see /health)", e);
+        } catch (ExecutionException e) {
             throw new IllegalStateException("the adapter so far could not be loaded for its own continuations: " + e, e);
         } finally {
             Files.deleteIfExists(file);
