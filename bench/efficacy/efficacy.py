@@ -313,8 +313,9 @@ def changed(base, this, chars=40):
 
 
 def degenerate(text):
-    """Why an answer looks like a loop, or None: the server's rule (train/Degenerate.java), on words without case,
-    punctuation or digits: empty, a word 3 times in a row, a 6-word phrase 3+ times, a line of 4+ words twice.
+    """Why an answer looks like a loop, or None, on words without case, punctuation or digits: empty, a word 3 times
+    in a row, a 6-word phrase 3+ times, a line of 4+ words twice (the server's gate, train/Degenerate, still uses the
+    4-word rule below).
 
     Six words, not four (the rule before 2026-12-02, kept as degenerate_4gram): a 96-token list says "a gift that
     is" or "a car wash machine" in three of its items without looping; every loop seen says a whole clause again."""
