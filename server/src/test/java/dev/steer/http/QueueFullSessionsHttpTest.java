@@ -7,6 +7,7 @@ import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import dev.steer.engine.Engine;
 import dev.steer.testing.TestModels;
+import dev.steer.testing.SseLines;
 import dev.steer.testing.TestServer;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -15,8 +16,6 @@ import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.Iterator;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -83,26 +82,15 @@ class QueueFullSessionsHttpTest {
         return JsonParser.parseString(line.substring(6)).getAsJsonObject().get("id").getAsString();
     }
 
-    /** The completion's id, once it has generated (so it holds the one sequence). */
     private static String idAndFirstToken(Iterator<String> lines) {
-        String id = idOf(lines.next());
-        while (lines.hasNext() && !lines.next().contains("\"content\":\"")) {
-            // the role chunk carries "content":"" too; read on to a token
-        }
-        return id;
+        return SseLines.idAndFirstToken(lines);
     }
 
     private static void drain(Iterator<String> lines) {
-        while (lines.hasNext()) {
-            lines.next();
-        }
+        SseLines.drain(lines);
     }
 
     private int sessions(TestServer server) throws Exception {
-        String metrics = http.send(HttpRequest.newBuilder(URI.create(server.base() + "/metrics")).timeout(Duration.ofSeconds(20)).build(),
-                HttpResponse.BodyHandlers.ofString()).body();
-        Matcher m = Pattern.compile("(?m)^steer_sessions (\\d+)$").matcher(metrics);
-        assertTrue(m.find(), metrics);
-        return Integer.parseInt(m.group(1));
+        return SseLines.sessions(http, server);
     }
 }
