@@ -132,23 +132,29 @@ public final class EvalGate {
         List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
         List<int[]> forkAdapter = greedy.answers(adapterModel, forkContexts, FORK_TOKENS);
         List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), PROBE_TOKENS);
-        int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0;
+        int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0, newLoops = 0, lostLoops = 0;
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < forks.size(); i++) {
             int[] want = forks.get(i).correction();
             corrBase += begins(forkBase.get(i), want) ? 1 : 0;
             corrAdapter += begins(forkAdapter.get(i), want) ? 1 : 0;
             String b = text(model, forkBase.get(i)), a = text(model, forkAdapter.get(i));
-            degBase += Degenerate.is(b) ? 1 : 0;
-            degAdapter += Degenerate.is(a) ? 1 : 0;
+            boolean lb = Degenerate.is(b), la = Degenerate.is(a);
+            degBase += lb ? 1 : 0;
+            degAdapter += la ? 1 : 0;
+            newLoops += la && !lb ? 1 : 0;
+            lostLoops += lb && !la ? 1 : 0;
             if (examples.size() < 3) {
                 examples.add(new Example("held-out fork (correction: " + text(model, want) + ")", tail(text(model, forks.get(i).context())), b, a));
             }
         }
         for (int i = 0; i < probes.size(); i++) {
             String b = text(model, probes.get(i).baseAnswer()), a = text(model, probeAdapter.get(i));
-            degBase += Degenerate.is(b) ? 1 : 0;
-            degAdapter += Degenerate.is(a) ? 1 : 0;
+            boolean lb = Degenerate.is(b), la = Degenerate.is(a);
+            degBase += lb ? 1 : 0;
+            degAdapter += la ? 1 : 0;
+            newLoops += la && !lb ? 1 : 0;
+            lostLoops += lb && !la ? 1 : 0;
             boolean differs = !prefix(b).equals(prefix(a));
             changedAtAll += differs ? 1 : 0;
             if (differs && examples.size() < 6) {
@@ -167,7 +173,7 @@ public final class EvalGate {
         double accBase = pairs == 0 ? Double.NaN : (double) winsBase / pairs;
         double accAdapter = pairs == 0 ? Double.NaN : (double) winsAdapter / pairs;
         Measured m = new Measured(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, drift, forks.size(), rateBase, rateAdapter,
-                probes.size(), changed, answers, degBase, degAdapter);
+                probes.size(), changed, answers, degBase, degAdapter, newLoops, lostLoops);
         String[] decision = decide(m, s);
         String verdict = decision[0], reason = decision[1];
         return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
@@ -178,7 +184,31 @@ public final class EvalGate {
     /** What the verdict is decided on (counts, not fractions, where the message names them). */
     record Measured(int heldOut, double baseNll, double adapterNll, int pairs, double baseAccuracy, double adapterAccuracy, double drift,
                     int forks, double baseCorrectionRate, double adapterCorrectionRate, int probes, int changed, int answers,
-                    int baseDegenerate, int adapterDegenerate) {}
+                    int baseDegenerate, int adapterDegenerate, int newLoops, int lostLoops) {}
+
+    /**
+     * How unlikely a rise in loops must be under chance before it refuses an adapter. Any adapter flips the base's
+     * near-ties (see {@link #changedBeyondTie}), and on a 135M model a flipped answer loops about as often as the
+     * base's answers do, so an adapter that learned nothing harmful loops on a few answers the base did not and
+     * stops on a few it did. Counting totals alone (the rule before) refused good adapters at random: the CI e2e
+     * test's one-habit adapter 3-5 loops of 14 against the base's 2-3. So the rise must also be beyond a one-sided
+     * sign test on the answers that differ in looping: with none the other way, 4 new loops refuse; a collapse
+     * (10+) always does.
+     */
+    static final double LOOP_CHANCE = 0.1;
+
+    /** P(X >= newLoops) for X ~ Binomial(newLoops + lostLoops, 1/2): how often chance alone loops this much more. */
+    static double loopsByChance(int newLoops, int lostLoops) {
+        int n = newLoops + lostLoops;
+        double p = 0, c = 1;  // c = C(n, k)
+        for (int k = 0; k <= n; k++) {
+            if (k >= newLoops) {
+                p += c;
+            }
+            c = c * (n - k) / (k + 1);
+        }
+        return p / Math.pow(2, n);
+    }
 
     /** The verdict ("passed", "failed" or "skipped") and why: the first bound the adapter breaks, in the order below. */
     static String[] decide(Measured m, Settings s) {
@@ -194,9 +224,10 @@ public final class EvalGate {
         } else if (m.forks() > 0 && !(m.adapterCorrectionRate() > m.baseCorrectionRate())) {
             return failed(String.format("the held-out correction rate did not rise (%.2f -> %.2f): the adapter does not say the corrections",
                     m.baseCorrectionRate(), m.adapterCorrectionRate()));
-        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9) {
-            return failed(String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model",
-                    m.adapterDegenerate(), m.answers(), m.baseDegenerate()));
+        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9 && loopsByChance(m.newLoops(), m.lostLoops()) < LOOP_CHANCE) {
+            return failed(String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model"
+                            + " (%d loop where the base's did not, %d the other way)",
+                    m.adapterDegenerate(), m.answers(), m.baseDegenerate(), m.newLoops(), m.lostLoops()));
         } else if (changed > s.maxChanged() + 1e-9) {
             return failed(String.format("%d of %d answers to prompts nobody steered changed beyond near-ties (allowed: %.0f%%)", m.changed(), m.probes(),
                     100 * s.maxChanged()));

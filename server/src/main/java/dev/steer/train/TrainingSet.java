@@ -33,7 +33,7 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
      * @param forks    each steer's own fork, for the gate's correction rate
      */
     public record Item(List<String> steerIds, LoraTrainer.Example example, List<Fork> forks) {
-        /** The first steer's id (items are sorted by it for a reproducible split). */
+        /** The first steer's id (ties of the split's content order are broken by it). */
         public String steerId() {
             return steerIds.get(0);
         }
@@ -58,7 +58,9 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
                 items.add(i);
             }
         }
-        items.sort(Comparator.comparing(Item::steerId));
+        // Ordered by content before the seeded shuffle, so the same answers give the same split even when recorded
+        // again (steer ids are random: ordered by them, each recording held out different answers).
+        items.sort(Comparator.comparing((Item i) -> i.example().tokens(), java.util.Arrays::compare).thenComparing(Item::steerId));
         Collections.shuffle(items, new Random(seed));
         int held = 0;
         if (items.size() >= 2 && heldOutFraction > 0) {

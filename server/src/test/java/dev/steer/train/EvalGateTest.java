@@ -13,12 +13,13 @@ class EvalGateTest {
 
     /** A good adapter: learned the corrections, says them at held-out forks, leaves the probes alone. */
     private static EvalGate.Measured good() {
-        return new EvalGate.Measured(8, 6.8, 0.4, 8, 0.0, 1.0, 0.02, 10, 0.0, 0.9, 12, 1, 22, 1, 1);
+        return new EvalGate.Measured(8, 6.8, 0.4, 8, 0.0, 1.0, 0.02, 10, 0.0, 0.9, 12, 1, 22, 1, 1, 0, 0);
     }
 
     private static EvalGate.Measured with(EvalGate.Measured m, int changed, int degenerate, double rate, double nll, double drift) {
         return new EvalGate.Measured(m.heldOut(), m.baseNll(), nll, m.pairs(), m.baseAccuracy(), m.adapterAccuracy(), drift, m.forks(),
-                m.baseCorrectionRate(), rate, m.probes(), changed, m.answers(), m.baseDegenerate(), degenerate);
+                m.baseCorrectionRate(), rate, m.probes(), changed, m.answers(), m.baseDegenerate(), degenerate,
+                Math.max(0, degenerate - m.baseDegenerate()), Math.max(0, m.baseDegenerate() - degenerate));
     }
 
     @Test
@@ -46,6 +47,26 @@ class EvalGateTest {
     }
 
     @Test
+    void aFewMoreLoopsThanChanceGivesPassButNewLoopsBeyondItAreRefused() {
+        EvalGate.Measured m = good();
+        // 5 loops of 14 against the base's 3: 3 answers loop where the base's did not, 1 the other way (p = 5/16)
+        EvalGate.Measured chance = new EvalGate.Measured(m.heldOut(), m.baseNll(), m.adapterNll(), m.pairs(), m.baseAccuracy(),
+                m.adapterAccuracy(), m.drift(), m.forks(), m.baseCorrectionRate(), m.adapterCorrectionRate(), m.probes(), m.changed(),
+                14, 3, 5, 3, 1);
+        assertEquals("passed", EvalGate.decide(chance, S)[0]);
+        // 4 new loops and none the other way (p = 1/16): refused
+        EvalGate.Measured beyond = new EvalGate.Measured(m.heldOut(), m.baseNll(), m.adapterNll(), m.pairs(), m.baseAccuracy(),
+                m.adapterAccuracy(), m.drift(), m.forks(), m.baseCorrectionRate(), m.adapterCorrectionRate(), m.probes(), m.changed(),
+                14, 2, 6, 4, 0);
+        String[] d = EvalGate.decide(beyond, S);
+        assertEquals("failed", d[0]);
+        assertTrue(d[1].contains("4 loop where the base's did not, 0 the other way"), d[1]);
+        assertEquals(5 / 16.0, EvalGate.loopsByChance(3, 1), 1e-12);
+        assertEquals(1 / 16.0, EvalGate.loopsByChance(4, 0), 1e-12);
+        assertEquals(1.0, EvalGate.loopsByChance(0, 0), 1e-12);
+    }
+
+    @Test
     void anAdapterThatLearnedNothingIsRefused() {
         String[] d = EvalGate.decide(with(good(), 0, 1, 0.0, 6.5, 0.0), S);
         assertEquals("failed", d[0]);
@@ -57,7 +78,7 @@ class EvalGateTest {
     @Test
     void withoutHeldOutSteersTheGateSkips() {
         EvalGate.Measured none = new EvalGate.Measured(0, Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN, 0, 0, Double.NaN, Double.NaN,
-                12, 0, 12, 0, 0);
+                12, 0, 12, 0, 0, 0, 0);
         assertEquals("skipped", EvalGate.decide(none, S)[0]);
     }
 
