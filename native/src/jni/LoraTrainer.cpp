@@ -183,7 +183,7 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
         JNIEnv * env, jclass, jlong h, jobjectArray tokens, jobjectArray roles, jintArray forks, jobjectArray rejecteds,
         jfloatArray refs, jobjectArray keep_ids, jobjectArray keep_probs, jfloatArray keep_entropy,
-        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jfloat lr, jfloat wd, jfloat max_grad_norm) {
+        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jfloat lr, jfloat wd, jfloat max_grad_norm, jfloat adam_eps) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         const jsize n = env->GetArrayLength(tokens);
         if (env->GetArrayLength(roles) != n || env->GetArrayLength(forks) != n || env->GetArrayLength(rejecteds) != n
@@ -213,7 +213,7 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
             }
         }
         try {
-            const auto res = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta, kl), lr, wd, max_grad_norm);
+            const auto res = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta, kl), lr, wd, max_grad_norm, adam_eps);
             const float out[2] = {res.loss, res.grad_norm};
             return to_jfloats(env, out, 2);
         } catch (const std::invalid_argument & e) {

@@ -65,7 +65,7 @@ double adamw::grad_norm() const {
     return std::sqrt(sum);
 }
 
-float adamw::step(ggml_backend_sched_t sched, float learning_rate, float weight_decay, float max_norm) {
+float adamw::step(ggml_backend_sched_t sched, float learning_rate, float weight_decay, float max_norm, float eps) {
     const double norm = grad_norm();
     if (!std::isfinite(norm)) {
         // Keep the adapter as it was rather than write NaN into it; the caller sees the norm.

@@ -32,10 +32,12 @@ class adamw {
     double grad_norm() const;
 
     // Scales the accumulated gradient by min(1, max_norm / norm) (max_norm <= 0: no clipping), then takes one
-    // AdamW step. Returns the norm before clipping.
-    float step(ggml_backend_sched_t sched, float learning_rate, float weight_decay, float max_norm);
+    // AdamW step: p -= lr * m / (sqrt(v) + eps). Returns the norm before clipping. A tiny eps makes every entry
+    // move by about lr whatever its gradient (Adam is then close to sign descent); an eps above an entry's
+    // gradient scale makes that entry move in proportion to its gradient (momentum SGD with rate lr / eps).
+    float step(ggml_backend_sched_t sched, float learning_rate, float weight_decay, float max_norm, float eps);
 
-    float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+    float beta1 = 0.9f, beta2 = 0.999f;
 
   private:
     std::vector<ggml_tensor *> params_, grads_, m_, v_;

@@ -608,13 +608,13 @@ std::vector<float> trainer::gradient(const example & e, const loss_weights & w, 
 }
 
 trainer::step_result trainer::step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
-                                   float learning_rate, float weight_decay, float max_grad_norm) {
+                                   float learning_rate, float weight_decay, float max_grad_norm, float adam_eps) {
     if (batch.empty() || refs.size() != batch.size()) {
         throw std::invalid_argument("a step needs examples, each with its reference");
     }
     if (!std::isfinite(learning_rate) || learning_rate <= 0 || !std::isfinite(weight_decay) || weight_decay < 0 ||
-        weight_decay > 1 || !std::isfinite(max_grad_norm) || max_grad_norm < 0) {
-        throw std::invalid_argument("learning rate must be > 0, weight decay in [0, 1] and max grad norm >= 0");
+        weight_decay > 1 || !std::isfinite(max_grad_norm) || max_grad_norm < 0 || !std::isfinite(adam_eps) || adam_eps <= 0) {
+        throw std::invalid_argument("learning rate must be > 0, weight decay in [0, 1], max grad norm >= 0 and Adam's epsilon > 0");
     }
     // Each example adds the gradient of loss / batch size: the accumulators end up with the batch mean's gradient.
     opt_->zero_grads();
@@ -622,7 +622,7 @@ trainer::step_result trainer::step(const std::vector<example> & batch, const std
     for (size_t i = 0; i < batch.size(); i++) {
         r.loss += backward(batch[i], w, refs[i], 1.0f / (float) batch.size());
     }
-    r.grad_norm = opt_->step(sched_, learning_rate, weight_decay, max_grad_norm);
+    r.grad_norm = opt_->step(sched_, learning_rate, weight_decay, max_grad_norm, adam_eps);
     return r;
 }
 

@@ -247,7 +247,8 @@ final class FineTuningRoutes {
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
                 h.bool("early_stopping", d.earlyStopping()),
-                (int) h.integer("on_policy", d.onPolicy(), 0, 100));
+                (int) h.integer("on_policy", d.onPolicy(), 0, 100),
+                (float) h.number("adam_epsilon", d.adamEpsilon(), 1e-12, 1));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

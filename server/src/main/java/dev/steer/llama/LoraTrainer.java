@@ -184,8 +184,18 @@ public final class LoraTrainer extends NativeHandle {
                 ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl(), tensor.getBytes(StandardCharsets.UTF_8));
     }
 
-    /** AdamW settings of one step; {@code maxGradNorm} clips the batch's gradient to that global norm (0: off). */
-    public record Optimizer(float learningRate, float weightDecay, float maxGradNorm) {}
+    /**
+     * AdamW settings of one step; {@code maxGradNorm} clips the batch's gradient to that global norm (0: off);
+     * {@code adamEpsilon} is Adam's epsilon (p -= lr * m / (sqrt(v) + eps)).
+     */
+    public record Optimizer(float learningRate, float weightDecay, float maxGradNorm, float adamEpsilon) {
+        /** Adam's usual epsilon: every entry moves by about the learning rate whatever its gradient's size. */
+        public static final float ADAM_EPSILON = 1e-8f;
+
+        public Optimizer(float learningRate, float weightDecay, float maxGradNorm) {
+            this(learningRate, weightDecay, maxGradNorm, ADAM_EPSILON);
+        }
+    }
 
     /** The batch's mean loss and its gradient's global norm, both before the step (the norm before clipping). */
     public record StepResult(float loss, float gradNorm) {}
@@ -217,7 +227,7 @@ public final class LoraTrainer extends NativeHandle {
             entropy[i] = ref.keepEntropy();
         }
         float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, w.nll(), w.dpo(), w.beta(), w.kl(),
-                o.learningRate(), o.weightDecay(), o.maxGradNorm());
+                o.learningRate(), o.weightDecay(), o.maxGradNorm(), o.adamEpsilon());
         return new StepResult(out[0], out[1]);
     }
 
@@ -259,7 +269,7 @@ public final class LoraTrainer extends NativeHandle {
 
     private static native float[] nativeStep(long h, int[][] tokens, byte[][] roles, int[] forks, int[][] rejected, float[] refs,
                                              int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float nll, float dpo, float beta,
-                                             float kl, float lr, float wd, float maxGradNorm);
+                                             float kl, float lr, float wd, float maxGradNorm, float adamEpsilon);
 
     private static native int[] nativePredict(long h, int[] tokens, byte[] roles, int fork, int[] rejected, boolean withAdapter);
 

@@ -24,11 +24,14 @@ import java.util.List;
  * @param onPolicy        the last {@code onPolicy} epochs also train on the adapter's own greedy text: before them,
  *                        the adapter so far continues each training answer after its last correction and answers
  *                        the replay prompts, and those continuations are kept under the KL term (0: none)
+ * @param adamEpsilon     Adam's epsilon (HF's {@code adam_epsilon}): with the usual 1e-8 every LoRA entry moves by
+ *                        about the learning rate each step, signal or not; above an entry's gradient scale, an entry
+ *                        moves in proportion to its gradient (docs/training.md)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
-                              float klWeight, int replay, boolean earlyStopping, int onPolicy) {
+                              float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -51,16 +54,18 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The preservation term's default weight and replay size (chosen by bench/efficacy; docs/training.md). */
     public static final float DEFAULT_KL_WEIGHT = 5f;
     public static final int DEFAULT_REPLAY = 32;
+    public static final float DEFAULT_ADAM_EPSILON = LoraTrainer.Optimizer.ADAM_EPSILON;
 
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0);
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
+                DEFAULT_ADAM_EPSILON);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
     public LoraTrainer.Optimizer optimizerAt(int step, int total) {
-        return new LoraTrainer.Optimizer(learningRateAt(step, total), weightDecay, maxGradNorm);
+        return new LoraTrainer.Optimizer(learningRateAt(step, total), weightDecay, maxGradNorm, adamEpsilon);
     }
 
     public LoraTrainer.Weights weights() {

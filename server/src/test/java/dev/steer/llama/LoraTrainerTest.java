@@ -356,6 +356,42 @@ class LoraTrainerTest {
         }
     }
 
+    /**
+     * Adam's first step, entry by entry: m = g and v = g^2 after bias correction, so each entry moves by
+     * -lr * g / (|g| + eps). With the usual eps every entry with any gradient moves by about lr (sign descent); with
+     * an eps above the gradients' scale, each moves in proportion to its own gradient (adam_epsilon, docs/training.md).
+     */
+    @Test
+    void adamsFirstStepMovesEachEntryByLrTimesGOverAbsGPlusEpsilon() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Reference none = new LoraTrainer.Reference(0, 0);
+        LoraTrainer.Weights sft = LoraTrainer.Weights.sftOnly();
+        String name = "blk.1.ffn_down.weight.lora_b";  // B: the only tensor with a gradient while B = 0
+        float lr = 1e-3f;
+        for (float eps : new float[] {1e-8f, 1f}) {
+            try (LoraTrainer t = trainer(3)) {
+                float[] g = t.gradient(e, none, sft, name);
+                float[] before = t.tensor(name);
+                t.step(List.of(e), List.of(none), sft, new LoraTrainer.Optimizer(lr, 0f, 0f, eps));
+                float[] after = t.tensor(name);
+                double gMax = 0;
+                int moved = 0;
+                for (int i = 0; i < g.length; i++) {
+                    double expected = -lr * g[i] / (Math.abs(g[i]) + eps);
+                    assertEquals(expected, after[i] - before[i], 1e-6 * lr + 1e-3 * Math.abs(expected), "entry " + i + " at eps " + eps);
+                    gMax = Math.max(gMax, Math.abs(g[i]));
+                    moved += Math.abs(after[i] - before[i]) > 0.5 * lr ? 1 : 0;
+                }
+                assertTrue(gMax > 0 && gMax < 1, "the tiny model's gradients are below eps = 1: max |g| " + gMax);
+                if (eps < 1e-6f) {
+                    assertTrue(moved > g.length / 2, "sign descent: most entries move by ~lr, " + moved + " of " + g.length);
+                } else {
+                    assertEquals(0, moved, "eps above every gradient: no entry moves by lr/2 or more");
+                }
+            }
+        }
+    }
+
     @Test
     void clippingScalesEachStepsGradientDownToTheBound() {
         LoraTrainer.Example a = example();
