@@ -45,8 +45,6 @@ final class FineTuningRoutes {
     /** The job's events; each one is JobProgress's event object (or the one below, for a job that failed before running). */
     record EventPage(String object, List<JsonElement> data, boolean hasMore) {}
 
-    record JobEvent(String object, String id, long createdAt, String level, String message, String type) {}
-
     FineTuningRoutes(JobRunner runner, JobStore jobs, String baseModel) {
         this.runner = runner;
         this.jobs = jobs;
@@ -173,8 +171,8 @@ final class FineTuningRoutes {
         } else if (j.result() != null && j.result().has("events")) {
             j.result().getAsJsonArray("events").forEach(out::add);
         } else if (j.status() == JobStore.Status.FAILED && j.error() != null) {
-            out.add(Json.tree(new JobEvent("fine_tuning.job.event", "ftevent-" + j.id() + "-error",
-                    (j.finishedAt() == null ? j.createdAt() : j.finishedAt()) / 1000, "error", "Job failed: " + j.error(), "message")));
+            out.add(Json.tree(new JobProgress.Event("fine_tuning.job.event", "ftevent-" + j.id() + "-error",
+                    (j.finishedAt() == null ? j.createdAt() : j.finishedAt()) / 1000, "error", "Job failed: " + j.error(), "message", null)));
         }
         return out;
     }

@@ -1,18 +1,35 @@
 package dev.steer.train;
 
-import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
+import dev.steer.json.Json;
+import dev.steer.json.OmitWhenNull;
 import java.util.ArrayList;
 import java.util.List;
 
 /**
  * A running job as its followers see it: counters, the loss curve, and an append-only list of events (shaped like
- * OpenAI's {@code fine_tuning.job.event}) that an SSE response can follow with {@link #await}.
+ * OpenAI's {@code fine_tuning.job.event}) that an SSE response can follow with {@link #await}. The JSON comes from
+ * the records below through the server's one Gson configuration ({@link Json}).
  */
 public final class JobProgress {
+    /** OpenAI's {@code fine_tuning.job.event}; {@code data} only on metrics events. */
+    public record Event(String object, String id, long createdAt, String level, String message, String type,
+                        @OmitWhenNull StepMetrics data) {}
+
+    /** What a metrics event says of one optimizer step. */
+    public record StepMetrics(int step, int totalSteps, int epoch, float trainLoss, float gradNorm, float learningRate,
+                              double tokensPerSecond, double etaSeconds) {}
+
+    /** One point of the loss curve. */
+    public record LossPoint(int step, float trainLoss) {}
+
+    /** The counters and curve of the job object while it runs (and stored with the finished job). */
+    public record Counters(int step, int totalSteps, int epoch, long trainedTokens, double tokensPerSecond, double etaSeconds,
+                           List<LossPoint> lossCurve) {}
+
     private final String jobId;
     private final List<JsonObject> events = new ArrayList<>();
-    private final JsonArray lossCurve = new JsonArray();
+    private final List<LossPoint> lossCurve = new ArrayList<>();
     private int step, totalSteps, epoch;
     private double tokensPerSecond, etaSeconds;
     private long trainedTokens;
@@ -34,20 +51,13 @@ public final class JobProgress {
         this.trainedTokens = tokens;
         this.tokensPerSecond = tokensPerSecond;
         this.etaSeconds = etaSeconds;
-        JsonObject point = new JsonObject();
-        point.addProperty("step", step);
-        point.addProperty("train_loss", loss);
-        lossCurve.add(point);
-        JsonObject data = new JsonObject();
-        data.addProperty("step", step);
-        data.addProperty("total_steps", totalSteps);
-        data.addProperty("epoch", epoch);
-        data.addProperty("train_loss", loss);
-        data.addProperty("grad_norm", gradNorm);
-        data.addProperty("learning_rate", lr);
-        data.addProperty("tokens_per_second", Math.round(tokensPerSecond * 10) / 10.0);
-        data.addProperty("eta_seconds", Math.round(etaSeconds * 10) / 10.0);
-        add("info", String.format("Step %d/%d: training loss=%.4f", step, totalSteps, loss), "metrics", data);
+        lossCurve.add(new LossPoint(step, loss));
+        add("info", String.format("Step %d/%d: training loss=%.4f", step, totalSteps, loss), "metrics",
+                new StepMetrics(step, totalSteps, epoch, loss, gradNorm, lr, tenths(tokensPerSecond), tenths(etaSeconds)));
+    }
+
+    private static double tenths(double x) {
+        return Math.round(x * 10) / 10.0;
     }
 
     /**
@@ -59,18 +69,10 @@ public final class JobProgress {
         notifyAll();
     }
 
-    private void add(String level, String message, String type, JsonObject data) {
-        JsonObject e = new JsonObject();
-        e.addProperty("object", "fine_tuning.job.event");
-        e.addProperty("id", "ftevent-" + jobId.substring(jobId.indexOf('-') + 1) + "-" + events.size());
-        e.addProperty("created_at", System.currentTimeMillis() / 1000);
-        e.addProperty("level", level);
-        e.addProperty("message", message);
-        e.addProperty("type", type);
-        if (data != null) {
-            e.add("data", data);
-        }
-        events.add(e);
+    private void add(String level, String message, String type, StepMetrics data) {
+        String id = "ftevent-" + jobId.substring(jobId.indexOf('-') + 1) + "-" + events.size();
+        Event e = new Event("fine_tuning.job.event", id, System.currentTimeMillis() / 1000, level, message, type, data);
+        events.add(Json.tree(e).getAsJsonObject());
         notifyAll();
     }
 
@@ -92,14 +94,7 @@ public final class JobProgress {
 
     /** Counters and curve for the job object. */
     public synchronized JsonObject snapshot() {
-        JsonObject o = new JsonObject();
-        o.addProperty("step", step);
-        o.addProperty("total_steps", totalSteps);
-        o.addProperty("epoch", epoch);
-        o.addProperty("trained_tokens", trainedTokens);
-        o.addProperty("tokens_per_second", Math.round(tokensPerSecond * 10) / 10.0);
-        o.addProperty("eta_seconds", Math.round(etaSeconds * 10) / 10.0);
-        o.add("loss_curve", lossCurve.deepCopy());
-        return o;
+        return Json.tree(new Counters(step, totalSteps, epoch, trainedTokens, tenths(tokensPerSecond), tenths(etaSeconds),
+                List.copyOf(lossCurve))).getAsJsonObject();
     }
 }
