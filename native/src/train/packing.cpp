@@ -75,33 +75,13 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
     return p;
 }
 
-packing pack_batch(const std::vector<packing> & parts, std::vector<int32_t> & offsets) {
-    if (parts.empty()) {
-        throw std::invalid_argument("a batch needs an example");
-    }
-    packing all;
-    offsets.clear();
-    for (size_t i = 0; i < parts.size(); i++) {
-        const packing & p = parts[i];
-        offsets.push_back(all.T);
-        all.tokens.insert(all.tokens.end(), p.tokens.begin(), p.tokens.end());
-        all.positions.insert(all.positions.end(), p.positions.begin(), p.positions.end());
-        all.seq.insert(all.seq.end(), p.seq.begin(), p.seq.end());
-        all.example.insert(all.example.end(), (size_t) p.T, (int32_t) i);
-        all.longest = std::max(all.longest, p.longest);
-        all.T += p.T;
-    }
-    return all;
-}
-
 void make_masks(const packing & p, int n_swa, std::vector<float> & mask, std::vector<float> & mask_swa) {
     const int T = p.T;
     mask.assign((size_t) T * T, 0.0f);
     for (int q = 0; q < T; q++) {
         for (int k = 0; k < T; k++) {
-            const bool same_example = p.example.empty() || p.example[k] == p.example[q];
             const bool same_branch = p.seq[k] == p.seq[q] || p.seq[k] == SHARED;
-            mask[(size_t) q * T + k] = (same_example && same_branch && p.positions[k] <= p.positions[q]) ? 0.0f : -INFINITY;
+            mask[(size_t) q * T + k] = (same_branch && p.positions[k] <= p.positions[q]) ? 0.0f : -INFINITY;
         }
     }
     mask_swa.clear();

@@ -38,7 +38,6 @@ struct packing {
     std::vector<int32_t> rej_rows, rej_next;      // the rejected branch
     bool placeholder_rejected = false;            // the rejected branch is a one-token stand-in (see pack)
     int32_t longest = 0;                          // the largest position + 1: what the model's context must hold
-    std::vector<int32_t> example;                 // per token, which example of a batch it belongs to (empty: one)
 };
 
 // Checks the example's shape (throws std::invalid_argument) and packs it: [tokens | rejected], the rejected
@@ -48,15 +47,8 @@ struct packing {
 // answer's tokens after the last row a term reads (causal attention: they change nothing before them).
 packing pack(const example & e, bool stand_in_rejected, bool with_keep = true);
 
-// Several examples' packings one after the other in one sequence, for one graph per batch: each keeps its own
-// positions (from 0) and sees only itself (`example`). The rows and labels stay in each part; `offsets` receives
-// where each part's tokens start. One graph for a batch instead of one per example: larger matrix products and one
-// dequantization of each frozen weight row per batch in the backward pass, for the same sums.
-packing pack_batch(const std::vector<packing> & parts, std::vector<int32_t> & offsets);
-
-// Which keys each query row may see ([T, T], 0 or -inf): the same example, the same branch (or the shared part) and
-// not later positions; with n_swa > 0, mask_swa also hides keys n_swa or more positions back (llama.cpp's
-// is_masked_swa).
+// Which keys each query row may see ([T, T], 0 or -inf): the same branch (or the shared part) and not later
+// positions; with n_swa > 0, mask_swa also hides keys n_swa or more positions back (llama.cpp's is_masked_swa).
 void make_masks(const packing & p, int n_swa, std::vector<float> & mask, std::vector<float> & mask_swa);
 
 }  // namespace steer::train

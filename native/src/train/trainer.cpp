@@ -9,9 +9,12 @@
 namespace steer::train {
 
 static const int GRAPH_SIZE = 1 << 15;
-
-// One example's loss terms, read from the rows of the batch's hidden states that hold its tokens.
-struct trainer::head {
+struct trainer::graph {
+    ggml_context * ctx = nullptr;
+    ggml_cgraph * gf = nullptr;
+    packed_inputs in{};
+    packing p;                                             // tokens, positions, branches and which rows learn what
+    int T = 0;
     ggml_tensor * rows_l = nullptr, * labels_l = nullptr;  // learn rows and their one-hot next tokens
     ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
     ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
@@ -21,18 +24,6 @@ struct trainer::head {
     ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * kl = nullptr;
     ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
     ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
-};
-
-struct trainer::graph {
-    ggml_context * ctx = nullptr;
-    ggml_cgraph * gf = nullptr;
-    packed_inputs in{};
-    packing p;                                             // the batch's tokens, positions, branches and examples
-    std::vector<packing> parts;                            // each example's own packing: which of its rows learn what
-    std::vector<int32_t> offsets;                          // where each example's tokens start in p
-    std::vector<head> heads;                               // each example's loss terms
-    int T = 0;
-    ggml_tensor * loss = nullptr;                          // loss_scale * the sum of the examples' losses
     ggml_tensor * logits_all = nullptr;
     ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
     std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
@@ -107,29 +98,24 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
     }
 }
 
-std::unique_ptr<trainer::graph> trainer::build(const std::vector<const example *> & batch, const loss_weights & w, bool use_lora,
-                                                bool for_training, float loss_scale, body b, bool keep_logits, bool argmax) {
+std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
+                                                body b, bool keep_logits, bool argmax) {
+    check_tokens(model_, e.tokens, "tokens");
+    check_tokens(model_, e.rejected, "rejected");
     auto g = std::make_unique<graph>();
-    for (const example * e : batch) {
-        check_tokens(model_, e->tokens, "tokens");
-        check_tokens(model_, e->rejected, "rejected");
-        // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term
-        // is switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-        g->parts.push_back(pack(*e, e->rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits || argmax));
-        const packing & p = g->parts.back();
-        if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !keep_logits && !argmax) {
-            throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
-        }
+    // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
+    // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits || argmax);
+    const packing & p = g->p;
+    const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
+    if (p.learn_rows.empty() && !with_kl && !keep_logits && !argmax) {
+        throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
     }
-    g->p = g->parts.size() == 1 ? g->parts.front() : pack_batch(g->parts, g->offsets);
-    if (g->offsets.empty()) {
-        g->offsets.push_back(0);
-    }
-    g->T = g->p.T;
-    if (model_.n_ctx_orig > 0 && g->p.longest > model_.n_ctx_orig) {
+    g->T = p.T;
+    if (model_.n_ctx_orig > 0 && p.longest > model_.n_ctx_orig) {
         throw std::invalid_argument("the example is longer than the model's trained context");
     }
-    make_masks(g->p, model_.n_swa, g->mask, g->mask_swa);
+    make_masks(p, model_.n_swa, g->mask, g->mask_swa);
 
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     g->ctx = ggml_init(ip);
@@ -163,29 +149,10 @@ std::unique_ptr<trainer::graph> trainer::build(const std::vector<const example *
             return g;
         }
     }
-    ggml_tensor * loss = nullptr;
-    for (const packing & p : g->parts) {
-        g->heads.push_back(add_head(*g, p, hidden, w, keep_logits, argmax));
-        ggml_tensor * l = g->heads.back().loss;
-        if (l != nullptr) {
-            loss = loss == nullptr ? l : ggml_add(ctx, loss, l);
-        }
-    }
-    if (loss != nullptr) {
-        g->loss = ggml_scale(ctx, loss, loss_scale);
-        ggml_set_output(g->loss);
-        ggml_build_forward_expand(g->gf, g->loss);
-    }
-    return g;
-}
 
-// One example's loss: the LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is
-// a cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
-// reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
-trainer::head trainer::add_head(graph & g, const packing & p, ggml_tensor * hidden, const loss_weights & w, bool keep_logits, bool argmax) {
-    ggml_context * ctx = g.ctx;
-    head h;
-    const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
+    // The LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is a
+    // cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
+    // reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
     auto rows_logits = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t) {
         *rows_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) rows.size());
         ggml_set_input(*rows_t);
@@ -196,57 +163,65 @@ trainer::head trainer::add_head(graph & g, const packing & p, ggml_tensor * hidd
         ggml_set_input(*labels_t);
         return *labels_t;
     };
-    auto add = [&](ggml_tensor * term) { h.loss = h.loss == nullptr ? term : ggml_add(ctx, h.loss, term); };
-    auto output = [&](ggml_tensor * t) {
-        ggml_set_output(t);
-        ggml_build_forward_expand(g.gf, t);
+    ggml_tensor * loss = nullptr;
+    auto add = [&](ggml_tensor * term) { loss = loss == nullptr ? term : ggml_add(ctx, loss, term); };
+    auto output_argmax = [&](ggml_tensor * logits, ggml_tensor ** out) {
+        *out = ggml_argmax(ctx, logits);
+        ggml_set_output(*out);
+        ggml_build_forward_expand(g->gf, *out);
     };
     if (!p.learn_rows.empty()) {
-        ggml_tensor * logits_l = rows_logits(p.learn_rows, &h.rows_l);
+        ggml_tensor * logits_l = rows_logits(p.learn_rows, &g->rows_l);
         if (argmax) {
-            h.learn_argmax = ggml_argmax(ctx, logits_l);
-            output(h.learn_argmax);
+            output_argmax(logits_l, &g->learn_argmax);
         }
-        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &h.labels_l));
-        h.logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
+        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &g->labels_l));
+        g->logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
     }
     if ((with_kl || keep_logits || argmax) && !p.keep_rows.empty()) {
-        ggml_tensor * logits_k = rows_logits(p.keep_rows, &h.rows_k);
+        ggml_tensor * logits_k = rows_logits(p.keep_rows, &g->rows_k);
         if (argmax) {
-            h.keep_argmax = ggml_argmax(ctx, logits_k);
-            output(h.keep_argmax);
+            output_argmax(logits_k, &g->keep_argmax);
         }
         if (keep_logits) {
-            h.keep_logits = logits_k;
-            output(logits_k);
+            g->keep_logits = logits_k;
+            ggml_set_output(logits_k);
+            ggml_build_forward_expand(g->gf, logits_k);
         }
         if (with_kl) {
-            h.keep_entropy = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(h.keep_entropy);
-            h.kl = ggml_sub(ctx, ggml_cross_entropy_loss(ctx, logits_k, labels(p.keep_rows.size(), &h.labels_k)), h.keep_entropy);
-            add(ggml_scale(ctx, h.kl, w.kl));
+            g->keep_entropy = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->keep_entropy);
+            g->kl = ggml_sub(ctx, ggml_cross_entropy_loss(ctx, logits_k, labels(p.keep_rows.size(), &g->labels_k)), g->keep_entropy);
+            add(ggml_scale(ctx, g->kl, w.kl));
         }
     }
     if (!p.rej_rows.empty()) {
-        ggml_tensor * ce_r = ggml_cross_entropy_loss(ctx, rows_logits(p.rej_rows, &h.rows_r), labels(p.rej_rows.size(), &h.labels_r));
-        h.logp_r = ggml_scale(ctx, ce_r, -(float) p.rej_rows.size());
-        if (w.dpo > 0 && h.logp_c != nullptr) {
-            h.ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(h.ref_delta);
-            h.dpo_on = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(h.dpo_on);
-            ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, h.logp_c, h.logp_r), w.beta), h.ref_delta);
-            add(ggml_scale(ctx, ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), h.dpo_on), w.dpo));  // -log sigmoid(z)
+        ggml_tensor * ce_r = ggml_cross_entropy_loss(ctx, rows_logits(p.rej_rows, &g->rows_r), labels(p.rej_rows.size(), &g->labels_r));
+        g->logp_r = ggml_scale(ctx, ce_r, -(float) p.rej_rows.size());
+        if (w.dpo > 0 && g->logp_c != nullptr) {
+            g->ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->ref_delta);
+            g->dpo_on = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+            ggml_set_input(g->dpo_on);
+            ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, g->logp_c, g->logp_r), w.beta), g->ref_delta);
+            add(ggml_scale(ctx, ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), g->dpo_on), w.dpo));  // -log sigmoid(z)
         }
-        output(h.logp_r);
+        ggml_set_output(g->logp_r);
+        ggml_build_forward_expand(g->gf, g->logp_r);
     }
-    for (ggml_tensor * t : { h.logp_c, h.kl }) {
+    for (ggml_tensor * t : { g->logp_c, g->kl }) {
         if (t != nullptr) {
-            output(t);
+            ggml_set_output(t);
+            ggml_build_forward_expand(g->gf, t);
         }
     }
-    return h;
+    if (loss != nullptr) {
+        g->loss = ggml_scale(ctx, loss, loss_scale);
+        ggml_set_output(g->loss);
+        ggml_build_forward_expand(g->gf, g->loss);
+    }
+    return g;
 }
 
 packed_inputs trainer::attention_inputs(ggml_context * ctx, int T) const {
@@ -273,28 +248,15 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
     }
 }
 
-void trainer::set_inputs(graph & g, const std::vector<const reference *> & refs, const loss_weights & w) {
+void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+    const packing & p = g.p;
     if (g.in.tokens) {
-        ggml_backend_tensor_set(g.in.tokens, g.p.tokens.data(), 0, g.T * sizeof(int32_t));
+        ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
         set_attention_inputs(g, g.in);
     }
-    if (refs.size() != g.heads.size() && !g.heads.empty()) {
-        throw std::invalid_argument("one reference per example of the batch");
-    }
-    for (size_t i = 0; i < g.heads.size(); i++) {
-        set_head_inputs(g.heads[i], g.parts[i], g.offsets[i], *refs[i], w);
-    }
-}
-
-void trainer::set_head_inputs(const head & h, const packing & p, int32_t offset, const reference & ref, const loss_weights & w) const {
-    // The example's rows, where its tokens sit in the batch's sequence.
     auto set_rows = [&](ggml_tensor * rows_t, const std::vector<int32_t> & rows) {
         if (rows_t != nullptr) {
-            std::vector<int32_t> at(rows);
-            for (int32_t & r : at) {
-                r += offset;
-            }
-            ggml_backend_tensor_set(rows_t, at.data(), 0, at.size() * sizeof(int32_t));
+            ggml_backend_tensor_set(rows_t, rows.data(), 0, rows.size() * sizeof(int32_t));
         }
     };
     auto set_onehot = [&](ggml_tensor * labels_t, const std::vector<int32_t> & next) {
@@ -307,12 +269,12 @@ void trainer::set_head_inputs(const head & h, const packing & p, int32_t offset,
         }
         ggml_backend_tensor_set(labels_t, onehot.data(), 0, onehot.size() * sizeof(float));
     };
-    set_rows(h.rows_l, p.learn_rows);
-    set_onehot(h.labels_l, p.learn_next);
-    set_rows(h.rows_r, p.rej_rows);
-    set_onehot(h.labels_r, p.rej_next);
-    set_rows(h.rows_k, p.keep_rows);
-    if (h.labels_k != nullptr) {
+    set_rows(g.rows_l, p.learn_rows);
+    set_onehot(g.labels_l, p.learn_next);
+    set_rows(g.rows_r, p.rej_rows);
+    set_onehot(g.labels_r, p.rej_next);
+    set_rows(g.rows_k, p.keep_rows);
+    if (g.labels_k != nullptr) {
         const size_t K = REFERENCE_TOP_K, n = p.keep_rows.size();
         if (ref.keep_ids.size() != n * K || ref.keep_probs.size() != n * K) {
             throw std::invalid_argument("the reference holds " + std::to_string(ref.keep_ids.size() / K) + " keep rows; the example has "
@@ -336,14 +298,14 @@ void trainer::set_head_inputs(const head & h, const packing & p, int32_t offset,
                 soft[r * V + ref.keep_ids[r * K + k]] = ref.keep_probs[r * K + k];
             }
         }
-        ggml_backend_tensor_set(h.labels_k, soft.data(), 0, soft.size() * sizeof(float));
-        ggml_backend_tensor_set(h.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
+        ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
+        ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
     }
-    if (h.ref_delta) {
+    if (g.ref_delta) {
         const float d = p.placeholder_rejected ? 0.0f : w.beta * (ref.logp_chosen - ref.logp_rejected);
-        ggml_backend_tensor_set(h.ref_delta, &d, 0, sizeof d);
+        ggml_backend_tensor_set(g.ref_delta, &d, 0, sizeof d);
         const float on = p.placeholder_rejected ? 0.0f : 1.0f;
-        ggml_backend_tensor_set(h.dpo_on, &on, 0, sizeof on);
+        ggml_backend_tensor_set(g.dpo_on, &on, 0, sizeof on);
     }
 }
 
@@ -380,7 +342,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
         throw std::runtime_error("could not allocate the forward graph");
     }
-    set_inputs(g, {}, loss_weights{});
+    set_inputs(g, example{}, reference{}, loss_weights{});
     compute(g.gf, "forward");
     std::vector<float> out(ggml_nelements(g.logits_all));
     ggml_backend_tensor_get(g.logits_all, out.data(), 0, out.size() * sizeof(float));
@@ -388,44 +350,40 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 }
 
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
-    auto g = build({&e}, w, use_lora, false, 1.0f, body::blocks);
+    auto g = build(e, w, use_lora, false, 1.0f, body::blocks);
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
         throw std::runtime_error("could not allocate the evaluation graph");
     }
-    set_inputs(*g, {&ref}, w);
+    set_inputs(*g, e, ref, w);
     compute(g->gf, "evaluation");
-    const head & h = g->heads.front();
     evaluation ev;
     ev.loss = g->loss ? scalar(g->loss) : 0.0f;
-    ev.logp_chosen = h.logp_c ? scalar(h.logp_c) : 0.0f;
-    ev.logp_rejected = h.logp_r ? scalar(h.logp_r) : 0.0f;
-    ev.kl = h.kl ? scalar(h.kl) : 0.0f;
+    ev.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;
+    ev.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
+    ev.kl = g->kl ? scalar(g->kl) : 0.0f;
     return ev;
 }
 
 predictions trainer::predict(const example & e, bool use_lora) {
-    auto g = build({&e}, loss_weights{}, use_lora, false, 1.0f, body::blocks, false, true);
-    const packing & p = g->parts.front();
-    const head & h = g->heads.front();
-    if (p.learn_rows.empty() && p.keep_rows.empty()) {
+    auto g = build(e, loss_weights{}, use_lora, false, 1.0f, body::blocks, false, true);
+    if (g->p.learn_rows.empty() && g->p.keep_rows.empty()) {
         throw std::invalid_argument("an example to predict needs learn or keep rows");
     }
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
         throw std::runtime_error("could not allocate the prediction graph");
     }
-    const reference none;
-    set_inputs(*g, {&none}, loss_weights{});
+    set_inputs(*g, e, reference{}, loss_weights{});
     compute(g->gf, "prediction");
     predictions out;
-    out.learn.resize(p.learn_rows.size());
-    out.keep.resize(p.keep_rows.size());
-    if (h.learn_argmax) {
-        ggml_backend_tensor_get(h.learn_argmax, out.learn.data(), 0, out.learn.size() * sizeof(int32_t));
+    out.learn.resize(g->p.learn_rows.size());
+    out.keep.resize(g->p.keep_rows.size());
+    if (g->learn_argmax) {
+        ggml_backend_tensor_get(g->learn_argmax, out.learn.data(), 0, out.learn.size() * sizeof(int32_t));
     }
-    if (h.keep_argmax) {
-        ggml_backend_tensor_get(h.keep_argmax, out.keep.data(), 0, out.keep.size() * sizeof(int32_t));
+    if (g->keep_argmax) {
+        ggml_backend_tensor_get(g->keep_argmax, out.keep.data(), 0, out.keep.size() * sizeof(int32_t));
     }
     ggml_backend_sched_reset(sched_);
     return out;
@@ -458,22 +416,20 @@ void trainer::restore(const std::vector<float> & values) {
 
 // The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).
 reference trainer::reference_logps(const example & e) {
-    auto g = build({&e}, loss_weights{}, false, false, 1.0f, body::blocks, true);
-    const head & h = g->heads.front();
+    auto g = build(e, loss_weights{}, false, false, 1.0f, body::blocks, true);
     ggml_backend_sched_reset(sched_);
     if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
         throw std::runtime_error("could not allocate the reference graph");
     }
-    const reference none;
-    set_inputs(*g, {&none}, loss_weights{});
+    set_inputs(*g, e, reference{}, loss_weights{});
     compute(g->gf, "reference");
     reference r;
-    r.logp_chosen = h.logp_c ? scalar(h.logp_c) : 0.0f;
-    r.logp_rejected = h.logp_r ? scalar(h.logp_r) : 0.0f;
-    const size_t n = g->parts.front().keep_rows.size(), V = model_.n_vocab, K = std::min<size_t>(REFERENCE_TOP_K, V);
+    r.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;
+    r.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
+    const size_t n = g->p.keep_rows.size(), V = model_.n_vocab, K = std::min<size_t>(REFERENCE_TOP_K, V);
     if (n > 0) {
         std::vector<float> logits(n * V);
-        ggml_backend_tensor_get(h.keep_logits, logits.data(), 0, logits.size() * sizeof(float));
+        ggml_backend_tensor_get(g->keep_logits, logits.data(), 0, logits.size() * sizeof(float));
         ggml_backend_sched_reset(sched_);
         r.keep_ids.assign(n * REFERENCE_TOP_K, 0);
         r.keep_probs.assign(n * REFERENCE_TOP_K, 0.0f);
@@ -537,24 +493,17 @@ void trainer::allocate(ggml_cgraph * gf, const char * what) {
     }
 }
 
-// Forward and backward of a batch in one graph (each example apart by the mask; see pack_batch); with activation
-// checkpointing, of one example at a time.
-float trainer::backward(const std::vector<const example *> & batch, const std::vector<const reference *> & refs, const loss_weights & w,
-                        float loss_scale) {
+float trainer::backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
     if (checkpointing_) {
-        float loss = 0;
-        for (size_t i = 0; i < batch.size(); i++) {
-            loss += backward_checkpointed(*batch[i], w, *refs[i], loss_scale);
-        }
-        return loss;
+        return backward_checkpointed(e, w, ref, loss_scale);
     }
-    auto g = build(batch, w, true, true, loss_scale, body::blocks);
+    auto g = build(e, w, true, true, loss_scale, body::blocks);
     if (g->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }
     expand_backward(g->ctx, g->gf, g->loss);
     allocate(g->gf, "backward");
-    set_inputs(*g, refs, w);
+    set_inputs(*g, e, ref, w);
     compute(g->gf, "backward");
     const float loss = scalar(g->loss);
     ggml_backend_sched_reset(sched_);
@@ -570,9 +519,9 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     const int L = model_.n_layer;
     std::vector<std::vector<float>> xs(L + 1);
     {
-        auto g = build({&e}, w, true, true, loss_scale, body::blocks_keeping_inputs);
+        auto g = build(e, w, true, true, loss_scale, body::blocks_keeping_inputs);
         allocate(g->gf, "checkpointing forward");
-        set_inputs(*g, {&ref}, w);
+        set_inputs(*g, e, ref, w);
         compute(g->gf, "checkpointing forward");
         for (int l = 0; l <= L; l++) {
             xs[l].resize(ggml_nelements(g->layer_inputs[l]));
@@ -580,7 +529,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
         }
         ggml_backend_sched_reset(sched_);
     }
-    auto head = build({&e}, w, true, true, loss_scale, body::given);
+    auto head = build(e, w, true, true, loss_scale, body::given);
     if (head->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }
@@ -591,7 +540,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     }
     ggml_set_output(grad_t);
     allocate(head->gf, "head backward");
-    set_inputs(*head, {&ref}, w);
+    set_inputs(*head, e, ref, w);
     ggml_backend_tensor_set(head->last_block_out, xs[L].data(), 0, xs[L].size() * sizeof(float));
     compute(head->gf, "head backward");
     const float loss = scalar(head->loss);
@@ -651,7 +600,7 @@ std::vector<float> trainer::block_backward(const graph & packed, int il, const s
 std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {
     ggml_tensor * acc = opt_->grad_of(lora_->param(tensor));
     opt_->zero_grads();
-    backward({&e}, {&ref}, w, 1.0f);
+    backward(e, w, ref, 1.0f);
     std::vector<float> grad(ggml_nelements(acc));
     ggml_backend_tensor_get(acc, grad.data(), 0, grad.size() * sizeof(float));
     opt_->zero_grads();
@@ -669,14 +618,10 @@ trainer::step_result trainer::step(const std::vector<example> & batch, const std
     }
     // Each example adds the gradient of loss / batch size: the accumulators end up with the batch mean's gradient.
     opt_->zero_grads();
-    std::vector<const example *> es;
-    std::vector<const reference *> rs;
-    for (size_t i = 0; i < batch.size(); i++) {
-        es.push_back(&batch[i]);
-        rs.push_back(&refs[i]);
-    }
     step_result r;
-    r.loss = backward(es, rs, w, 1.0f / (float) batch.size());
+    for (size_t i = 0; i < batch.size(); i++) {
+        r.loss += backward(batch[i], w, refs[i], 1.0f / (float) batch.size());
+    }
     r.grad_norm = opt_->step(sched_, learning_rate, weight_decay, max_grad_norm, adam_eps);
     return r;
 }

@@ -104,30 +104,24 @@ class trainer {
 
   private:
     struct graph;
-    struct head;
     // What a loss graph computes before the final norm: every block from the tokens; the same, keeping each
     // block's input as an output (the checkpoints); or nothing, the last block's output being an input.
     enum class body { blocks, blocks_keeping_inputs, given };
     // keep_logits: also output the keep rows' logits (to compute a reference from); argmax: the argmax of the
     // learn and keep rows (predict).
-    // One graph over a batch of examples (packed one after the other, see pack_batch), a loss head per example.
-    std::unique_ptr<graph> build(const std::vector<const example *> & batch, const loss_weights & w, bool use_lora, bool for_training,
-                                 float loss_scale, body b, bool keep_logits = false, bool argmax = false);
-    head add_head(graph & g, const packing & p, ggml_tensor * hidden, const loss_weights & w, bool keep_logits, bool argmax);
+    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b,
+                                 bool keep_logits = false, bool argmax = false);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
-    void set_inputs(graph & g, const std::vector<const reference *> & refs, const loss_weights & w);
-    void set_head_inputs(const head & h, const packing & p, int32_t offset, const reference & ref, const loss_weights & w) const;
+    void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
     void release();  // frees what the constructor made (also when it throws)
 
     void expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss);
     void allocate(ggml_cgraph * gf, const char * what);
     void compute(ggml_cgraph * gf, const char * what);
 
-    // Forward and backward of a batch; adds d (loss_scale * sum of the examples' losses) / d p into the optimizer's
-    // accumulators and returns loss_scale * that sum.
-    float backward(const std::vector<const example *> & batch, const std::vector<const reference *> & refs, const loss_weights & w,
-                   float loss_scale);
+    // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
+    float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     std::vector<float> block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
 

@@ -98,12 +98,9 @@ class ActivationCheckpointingTest {
                 assertEquals(p.loss(), c.loss(), 1e-5 * Math.abs(p.loss()), arch + " step " + s + " loss");
                 assertEquals(p.gradNorm(), c.gradNorm(), 1e-5 * p.gradNorm(), arch + " step " + s + " grad norm");
             }
-            // Without checkpointing a step computes its batch in one graph, with it one example at a time: the sums
-            // round differently, and Adam's per-entry normalization turns the rounding of a near-zero gradient entry
-            // into a step of up to lr (gemma3: 2.1e-4 after 3 steps). The gradients themselves are compared above.
             for (String name : names) {
                 double rel = relativeDiff(plain.tensor(name), ckpt.tensor(name));
-                assertTrue(rel < 1e-3, arch + " " + name + " after 3 steps: relative difference " + rel);
+                assertTrue(rel < 1e-4, arch + " " + name + " after 3 steps: relative difference " + rel);
             }
         }
     }
