@@ -357,6 +357,57 @@ class LoraTrainerTest {
     }
 
     /**
+     * A step's gradient is the mean of its examples' own gradients, entry by entry (each example's backward adds
+     * 1 / batch size of its gradient into the accumulators). Examples of different lengths and shapes: a single steer
+     * with a rejected span, one without (its preference term switched off), a packed answer with keep rows under the
+     * KL term. The batch's gradient is read off one Adam step at lr = eps = 1, where each entry of B (zero before)
+     * becomes -g / (|g| + 1), so g = -b / (1 - |b|).
+     */
+    @Test
+    void aStepsGradientIsTheMeanOfItsExamplesGradients() {
+        LoraTrainer.Example steer = example();
+        LoraTrainer.Example plain = new LoraTrainer.Example(model.tokenize("the model is", true, false), model.tokenize(" in the", false, false), new int[0]);
+        int[] answer = model.tokenize("hello world, the model is in the steer and the token", true, false);
+        byte[] roles = new byte[answer.length];
+        for (int i = 3; i < answer.length; i++) {
+            roles[i] = i >= 6 && i < 8 ? LoraTrainer.LEARN : LoraTrainer.KEEP;
+        }
+        LoraTrainer.Example kept = new LoraTrainer.Example(answer, roles, -1, new int[0]);
+        List<LoraTrainer.Example> batch = List.of(steer, plain, kept);
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f, 2f);
+        List<String> names = List.of("blk.0.attn_q.weight.lora_b", "blk.0.attn_v.weight.lora_b", "blk.1.ffn_up.weight.lora_b",
+                "blk.1.attn_output.weight.lora_b");
+        try (LoraTrainer single = trainer(5); LoraTrainer stepped = trainer(5)) {
+            List<LoraTrainer.Reference> refs = batch.stream().map(single::reference).toList();
+            double[][] mean = new double[names.size()][];
+            for (int n = 0; n < names.size(); n++) {
+                for (int i = 0; i < batch.size(); i++) {
+                    float[] g = single.gradient(batch.get(i), refs.get(i), w, names.get(n));
+                    if (mean[n] == null) {
+                        mean[n] = new double[g.length];
+                    }
+                    for (int k = 0; k < g.length; k++) {
+                        mean[n][k] += g[k] / (double) batch.size();
+                    }
+                }
+            }
+            stepped.step(batch, refs, w, new LoraTrainer.Optimizer(1f, 0f, 0f, 1f));
+            for (int n = 0; n < names.size(); n++) {
+                float[] b = stepped.tensor(names.get(n));
+                double scale = 0;
+                for (double x : mean[n]) {
+                    scale = Math.max(scale, Math.abs(x));
+                }
+                assertTrue(scale > 0, names.get(n) + ": a gradient to compare");
+                for (int k = 0; k < b.length; k++) {
+                    double g = -b[k] / (1 - Math.abs(b[k]));
+                    assertEquals(mean[n][k], g, 1e-4 * scale + 1e-4 * Math.abs(mean[n][k]), names.get(n) + " entry " + k);
+                }
+            }
+        }
+    }
+
+    /**
      * Adam's first step, entry by entry: m = g and v = g^2 after bias correction, so each entry moves by
      * -lr * g / (|g| + eps). With the usual eps every entry with any gradient moves by about lr (sign descent); with
      * an eps above the gradients' scale, each moves in proportion to its own gradient (adam_epsilon, docs/training.md).
