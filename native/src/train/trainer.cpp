@@ -1,4 +1,4 @@
-#include "trainer.h"
+#include "trainer_graph.h"
 
 #include "ggml-cpu.h"
 
@@ -7,30 +7,6 @@
 #include <stdexcept>
 
 namespace steer::train {
-
-static const int GRAPH_SIZE = 1 << 15;
-struct trainer::graph {
-    ggml_context * ctx = nullptr;
-    ggml_cgraph * gf = nullptr;
-    packed_inputs in{};
-    packing p;                                             // tokens, positions, branches and which rows learn what
-    int T = 0;
-    ggml_tensor * rows_l = nullptr, * labels_l = nullptr;  // learn rows and their one-hot next tokens
-    ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
-    ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
-    ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
-    ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
-    ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
-    ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * kl = nullptr;
-    ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
-    ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
-    ggml_tensor * logits_all = nullptr;
-    ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
-    std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
-    std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
-
-    ~graph() { ggml_free(ctx); }
-};
 
 trainer::trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, uint32_t seed, int n_threads)
         : model_(read_model_view(model)) {
@@ -309,12 +285,6 @@ void trainer::set_inputs(graph & g, const example &, const reference & ref, cons
     }
 }
 
-static float scalar(ggml_tensor * t) {
-    float v = 0;
-    ggml_backend_tensor_get(t, &v, 0, sizeof v);
-    return v;
-}
-
 std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use_lora) {
     check_tokens(model_, tokens, "tokens");
     if (tokens.empty()) {
@@ -414,55 +384,6 @@ void trainer::restore(const std::vector<float> & values) {
     }
 }
 
-// The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).
-reference trainer::reference_logps(const example & e) {
-    auto g = build(e, loss_weights{}, false, false, 1.0f, body::blocks, true);
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-        throw std::runtime_error("could not allocate the reference graph");
-    }
-    set_inputs(*g, e, reference{}, loss_weights{});
-    compute(g->gf, "reference");
-    reference r;
-    r.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;
-    r.logp_rejected = g->logp_r ? scalar(g->logp_r) : 0.0f;
-    const size_t n = g->p.keep_rows.size(), V = model_.n_vocab, K = std::min<size_t>(REFERENCE_TOP_K, V);
-    if (n > 0) {
-        std::vector<float> logits(n * V);
-        ggml_backend_tensor_get(g->keep_logits, logits.data(), 0, logits.size() * sizeof(float));
-        ggml_backend_sched_reset(sched_);
-        r.keep_ids.assign(n * REFERENCE_TOP_K, 0);
-        r.keep_probs.assign(n * REFERENCE_TOP_K, 0.0f);
-        std::vector<int32_t> order(V);
-        double entropy = 0;
-        for (size_t i = 0; i < n; i++) {
-            const float * row = logits.data() + i * V;
-            for (size_t v = 0; v < V; v++) {
-                order[v] = (int32_t) v;
-            }
-            std::partial_sort(order.begin(), order.begin() + K, order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
-            double z = 0;  // the softmax over the whole vocabulary
-            for (size_t v = 0; v < V; v++) {
-                z += std::exp((double) row[v] - row[order[0]]);
-            }
-            double mass = 0;
-            for (size_t k = 0; k < K; k++) {
-                const double q = std::exp((double) row[order[k]] - row[order[0]]) / z;
-                r.keep_ids[i * REFERENCE_TOP_K + k] = order[k];
-                r.keep_probs[i * REFERENCE_TOP_K + k] = (float) q;
-                entropy -= q > 0 ? q * std::log(q) : 0.0;
-                mass += q;
-            }
-            if (K < V) {  // the even spread of the rest over the other V - K tokens
-                const double rest = std::max(0.0, 1.0 - mass), u = rest / (double) (V - K);
-                entropy -= u > 0 ? rest * std::log(u) : 0.0;
-            }
-        }
-        r.keep_entropy = (float) (entropy / n);
-    }
-    return r;
-}
-
 // Which nodes' gradients go where: the LoRA tensors' into the optimizer's accumulators, the loss's from the seed 1.
 void trainer::expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss) {
     ggml_set_loss(loss);
@@ -508,93 +429,6 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
     const float loss = scalar(g->loss);
     ggml_backend_sched_reset(sched_);
     return loss;
-}
-
-// Activation checkpointing: the backward above keeps every block's activations alive until the backward pass uses
-// them (for Gemma 3 270M and 256 tokens, ~400 MB). Here a forward pass keeps only each block's input; then the
-// head's backward gives the gradient of the last block's output, and each block, from the last, is computed again
-// from its input and backpropagated alone, handing the gradient of its input to the block before. One more
-// forward pass in exchange for one block's activations at a time.
-float trainer::backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
-    const int L = model_.n_layer;
-    std::vector<std::vector<float>> xs(L + 1);
-    {
-        auto g = build(e, w, true, true, loss_scale, body::blocks_keeping_inputs);
-        allocate(g->gf, "checkpointing forward");
-        set_inputs(*g, e, ref, w);
-        compute(g->gf, "checkpointing forward");
-        for (int l = 0; l <= L; l++) {
-            xs[l].resize(ggml_nelements(g->layer_inputs[l]));
-            ggml_backend_tensor_get(g->layer_inputs[l], xs[l].data(), 0, ggml_nbytes(g->layer_inputs[l]));
-        }
-        ggml_backend_sched_reset(sched_);
-    }
-    auto head = build(e, w, true, true, loss_scale, body::given);
-    if (head->loss == nullptr) {
-        throw std::invalid_argument("the example has no loss term to train on");
-    }
-    expand_backward(head->ctx, head->gf, head->loss);
-    ggml_tensor * grad_t = ggml_graph_get_grad(head->gf, head->last_block_out);
-    if (grad_t == nullptr) {
-        throw std::runtime_error("the loss does not depend on the last block's output");
-    }
-    ggml_set_output(grad_t);
-    allocate(head->gf, "head backward");
-    set_inputs(*head, e, ref, w);
-    ggml_backend_tensor_set(head->last_block_out, xs[L].data(), 0, xs[L].size() * sizeof(float));
-    compute(head->gf, "head backward");
-    const float loss = scalar(head->loss);
-    std::vector<float> grad(xs[L].size());
-    ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
-    ggml_backend_sched_reset(sched_);
-    for (int il = L - 1; il >= 0; il--) {
-        grad = block_backward(*head, il, xs[il], grad);
-    }
-    return loss;
-}
-
-// One block computed again from its input x, with d loss / d output given: adds its LoRA tensors' gradients into
-// the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
-std::vector<float> trainer::block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
-    const int T = packed.T;
-    if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
-        throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
-    }
-    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
-    graph g;  // owns the context
-    g.ctx = ggml_init(ip);
-    g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, true);
-    packed_inputs in = attention_inputs(g.ctx, T);
-    ggml_tensor * x_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
-    ggml_set_input(x_t);
-    if (il > 0) {
-        ggml_set_param(x_t);  // its gradient goes to the block before
-    }
-    ggml_tensor * grad_out_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
-    ggml_set_input(grad_out_t);
-    ggml_tensor * out = family_of(model_).layer(g.ctx, model_, lora_.get(), in, T, il, x_t);
-    ggml_tensor * seed = ggml_sum(g.ctx, ggml_mul(g.ctx, out, grad_out_t));
-    ggml_build_forward_expand(g.gf, seed);
-    expand_backward(g.ctx, g.gf, seed);
-    ggml_tensor * grad_x = il > 0 ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
-    if (il > 0 && grad_x == nullptr) {
-        throw std::runtime_error("block " + std::to_string(il) + "'s output does not depend on its input");
-    }
-    if (grad_x) {
-        ggml_set_output(grad_x);
-    }
-    allocate(g.gf, "block backward");
-    set_attention_inputs(packed, in);
-    ggml_backend_tensor_set(x_t, x.data(), 0, x.size() * sizeof(float));
-    ggml_backend_tensor_set(grad_out_t, grad_out.data(), 0, grad_out.size() * sizeof(float));
-    compute(g.gf, "block backward");
-    std::vector<float> grad_in;
-    if (grad_x) {
-        grad_in.resize(x.size());
-        ggml_backend_tensor_get(grad_x, grad_in.data(), 0, grad_in.size() * sizeof(float));
-    }
-    ggml_backend_sched_reset(sched_);
-    return grad_in;
 }
 
 std::vector<float> trainer::gradient(const example & e, const loss_weights & w, const reference & ref, const std::string & tensor) {

@@ -94,9 +94,9 @@ class trainer {
     };
 
     // One AdamW step on the mean loss of a batch (gradients accumulated over its examples), the gradient first
-    // clipped to max_grad_norm (<= 0: no clipping).
+    // clipped to max_grad_norm (<= 0: no clipping), with Adam's epsilon adam_eps (adamw::step says what it does).
     step_result step(const std::vector<example> & batch, const std::vector<reference> & refs, const loss_weights & w,
-                     float learning_rate, float weight_decay, float max_grad_norm, float adam_eps = 1e-8f);
+                     float learning_rate, float weight_decay, float max_grad_norm, float adam_eps);
 
     // Activation checkpointing for the backward passes (off by default): keep only each block's input and compute
     // the blocks again during the backward pass. Much less memory, one more forward pass; the same gradients.

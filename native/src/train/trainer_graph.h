@@ -1,0 +1,40 @@
+// The trainer's graph of one example and the helpers its parts share (trainer.cpp builds it; reference.cpp and
+// checkpointing.cpp read it). Internal to native/src/train.
+#pragma once
+
+#include "trainer.h"
+
+namespace steer::train {
+
+inline constexpr int GRAPH_SIZE = 1 << 15;
+struct trainer::graph {
+    ggml_context * ctx = nullptr;
+    ggml_cgraph * gf = nullptr;
+    packed_inputs in{};
+    packing p;                                             // tokens, positions, branches and which rows learn what
+    int T = 0;
+    ggml_tensor * rows_l = nullptr, * labels_l = nullptr;  // learn rows and their one-hot next tokens
+    ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
+    ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
+    ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
+    ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
+    ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span
+    ggml_tensor * loss = nullptr, * logp_c = nullptr, * logp_r = nullptr, * kl = nullptr;
+    ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
+    ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
+    ggml_tensor * logits_all = nullptr;
+    ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
+    std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
+    std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
+
+    ~graph() { ggml_free(ctx); }
+};
+
+// The value of a one-element F32 tensor.
+inline float scalar(ggml_tensor * t) {
+    float v = 0;
+    ggml_backend_tensor_get(t, &v, 0, sizeof v);
+    return v;
+}
+
+}  // namespace steer::train
