@@ -11,10 +11,7 @@ namespace steer::train {
 // The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).
 reference trainer::reference_logps(const example & e) {
     auto g = build(e, loss_weights{}, false, false, 1.0f, body::blocks, true);
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-        throw std::runtime_error("could not allocate the reference graph");
-    }
+    allocate(g->gf, "reference");
     set_inputs(*g, e, reference{}, loss_weights{});
     compute(g->gf, "reference");
     reference r;

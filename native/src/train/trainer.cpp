@@ -308,10 +308,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     g.logits_all = lm_logits(g.ctx, model_, hidden_states(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T));
     ggml_set_output(g.logits_all);
     ggml_build_forward_expand(g.gf, g.logits_all);
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g.gf)) {
-        throw std::runtime_error("could not allocate the forward graph");
-    }
+    allocate(g.gf, "forward");
     set_inputs(g, example{}, reference{}, loss_weights{});
     compute(g.gf, "forward");
     std::vector<float> out(ggml_nelements(g.logits_all));
@@ -321,10 +318,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
     auto g = build(e, w, use_lora, false, 1.0f, body::blocks);
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-        throw std::runtime_error("could not allocate the evaluation graph");
-    }
+    allocate(g->gf, "evaluation");
     set_inputs(*g, e, ref, w);
     compute(g->gf, "evaluation");
     evaluation ev;
@@ -340,10 +334,7 @@ predictions trainer::predict(const example & e, bool use_lora) {
     if (g->p.learn_rows.empty() && g->p.keep_rows.empty()) {
         throw std::invalid_argument("an example to predict needs learn or keep rows");
     }
-    ggml_backend_sched_reset(sched_);
-    if (!ggml_backend_sched_alloc_graph(sched_, g->gf)) {
-        throw std::runtime_error("could not allocate the prediction graph");
-    }
+    allocate(g->gf, "prediction");
     set_inputs(*g, e, reference{}, loss_weights{});
     compute(g->gf, "prediction");
     predictions out;
