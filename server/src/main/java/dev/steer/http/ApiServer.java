@@ -11,6 +11,7 @@ import dev.steer.steer.SteerStore;
 import dev.steer.train.JobRunner;
 import dev.steer.train.JobStore;
 import io.javalin.Javalin;
+import io.javalin.http.staticfiles.Location;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.json.JavalinGson;
@@ -87,6 +88,14 @@ public final class ApiServer {
                     }
                 }));
             }
+
+            // The console (docs/console.md): static HTML/CSS/JS from the jar, outside /v1, so the page itself loads
+            // without the key and then asks for it; every call it makes goes through /v1 and the key like any client.
+            config.staticFiles.add(files -> {
+                files.hostedPath = "/";
+                files.directory = "/console";
+                files.location = Location.CLASSPATH;
+            });
 
             config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
             // The counters tell an outsider how busy the server is and what it serves: behind the key too, unless the

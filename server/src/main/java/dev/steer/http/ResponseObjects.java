@@ -119,6 +119,6 @@ record ResponseObjects(String id, String messageId, String model, long createdAt
     }
 
     static ResponseShape.SteerNote note(SteerRecord r) {
-        return new ResponseShape.SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.acceptedText() + r.correctionText(), null);
+        return ResponseShape.SteerNote.of(r, null);
     }
 }

@@ -45,10 +45,16 @@ abstract sealed class ResponseShape {
     record PromptTokensDetails(int cachedTokens) {}
 
     /**
-     * The steer chunk's news: where the output was cut, what was removed and inserted, and the output now;
+     * The steer chunk's news: where the output was cut ({@code at} tokens kept), what was removed and inserted, how many
+     * tokens the insertion is (so a client counting tokens knows where the continuation's start), and the output now;
      * {@code index}: the choice steered, given only when a request has several ({@code n} > 1).
      */
-    record SteerNote(String id, int at, String removed, String inserted, String content, @OmitWhenNull Integer index) {}
+    record SteerNote(String id, int at, String removed, String inserted, int insertedTokens, String content, @OmitWhenNull Integer index) {
+        static SteerNote of(SteerRecord r, Integer index) {
+            return new SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.correctionTokens().length,
+                    r.acceptedText() + r.correctionText(), index);
+        }
+    }
 
     /** One choice's answer: its text, its tokens (for log-probs) and why it ended. */
     record Result(String text, List<TokenEvent> tokens, FinishReason finish) {}
@@ -80,7 +86,7 @@ abstract sealed class ResponseShape {
      */
     Envelope steerChunk(SteerRecord r, Integer index) {
         return envelope(chunkObject(), List.of(), null,
-                new SteerNote(r.id(), r.at(), r.rejectedText(), r.correctionText(), r.acceptedText() + r.correctionText(), index));
+                SteerNote.of(r, index));
     }
 
     Envelope envelope(String object, List<?> choices, UsageJson usage, SteerNote steer) {

@@ -103,14 +103,21 @@ final class SteerRoutes {
         }
     }
 
-    /** POST /v1/chat/completions/{id}/stop {"at"?, "index"?}: stops the completion and records what followed {@code at} as rejected. */
+    /**
+     * POST /v1/chat/completions/{id}/stop {"at"? | "at_char"?, "index"?}: stops the completion and records what followed
+     * {@code at} (output tokens) or {@code at_char} (characters; the token holding that character is rejected too) as rejected.
+     */
     void stop(Context ctx) throws InterruptedException {
         Session completion = session(ctx);
         RequestBody b = RequestBody.parse(ctx.body().isBlank() ? "{}" : ctx.body());
         Session session = choice(completion, b);
+        if (b.has("at") && b.has("at_char")) {
+            throw ApiError.invalid("at", "Give at most one of 'at' (output tokens to keep) and 'at_char' (characters to keep).");
+        }
         Integer at = b.has("at") ? (Integer) (int) b.integer("at", 0, 0, Integer.MAX_VALUE) : null;
+        Integer atChar = b.has("at_char") ? (Integer) (int) b.integer("at_char", 0, 0, Integer.MAX_VALUE) : null;
         try {
-            Respond.json(ctx, 200, SteerJson.summary(steering.stop(session, at)));
+            Respond.json(ctx, 200, SteerJson.summary(steering.stop(session, at, atChar)));
         } catch (Steering.Refused r) {
             throw error(r);
         }

@@ -174,7 +174,7 @@ public final class Steering {
      * nothing rejected) as a rejection, on disk before this returns. The record holds everything the generation
      * produced: it is taken once the generation has ended (at most the steer timeout after the cancel).
      */
-    public SteerRecord stop(Session session, Integer at) throws InterruptedException {
+    public SteerRecord stop(Session session, Integer at, Integer atChar) throws InterruptedException {
         if (!session.steering.compareAndSet(false, true)) {
             throw conflict();
         }
@@ -185,7 +185,8 @@ public final class Steering {
                 session.awaitEnd(timeout.toMillis());
             }
             int[] out = session.output();
-            int a = at == null ? out.length : at;
+            // A cut at a character keeps the whole tokens before it (as a steer's at_char does).
+            int a = atChar != null ? tokenAtChar(out, atChar)[0] : at == null ? out.length : at;
             if (a < 0 || a > out.length) {
                 throw invalid("at", "'at' must be between 0 and " + out.length + ", the output tokens.");
             }

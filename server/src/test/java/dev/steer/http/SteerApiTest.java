@@ -196,6 +196,9 @@ class SteerApiTest {
         assertTrue(after.body().contains("\"steer\":{") && after.body().endsWith("data: [DONE]\n\n"), after.body());
         int correction = model.tokenize("q", false, false).length;
         assertEquals(correction + 1, server.engine.stats().promptTokensComputed.get() - before);
+        JsonObject chunk = JsonParser.parseString(after.body().lines().filter(l -> l.contains("\"steer\":{")).findFirst().orElseThrow()
+                .substring(6)).getAsJsonObject().getAsJsonObject("steer");
+        assertEquals(correction, chunk.get("inserted_tokens").getAsInt(), "the steer chunk says how many tokens the correction is");
 
         // Every steer was recorded, in order, as it was made: where it cut, what it inserted, what ran after it.
         JsonArray steers = json(server.get("/v1/steers?session_id=" + s.id)).getAsJsonArray("data");
@@ -218,6 +221,9 @@ class SteerApiTest {
                 assertEquals(continuations[i], continuation, which);
             }
         }
+        // The live steer chunk too: its inserted text (the rest of the cut token + "xyz") is that record's correction tokens.
+        JsonObject atChar = json(server.get("/v1/steers/" + steers.get(1).getAsJsonObject().get("id").getAsString()));
+        assertEquals(ints(atChar.get("correction_tokens")).length, s.steer.get("inserted_tokens").getAsInt(), s.steer.toString());
         assertEquals(3, steers.get(0).getAsJsonObject().get("at").getAsInt());
         assertEquals(2, steers.get(2).getAsJsonObject().get("at").getAsInt());
         assertTrue(steers.get(1).getAsJsonObject().get("accepted").getAsString().length() <= 5, "at_char 5 keeps whole tokens before it");
@@ -394,6 +400,32 @@ class SteerApiTest {
         assertEquals("rejection", r.get("kind").getAsString());
         assertEquals(4, r.get("at").getAsInt());
         assertFalse(r.get("rejected").getAsString().isEmpty());
+    }
+
+    /** /stop at a character keeps the whole tokens before it; the token holding that character is rejected. */
+    @Test
+    void aStopAtACharacterRejectsFromTheTokenHoldingIt() throws Exception {
+        LiveStream s = new LiveStream(body("stop me at a char", ",\"max_tokens\":12"));
+        s.read(-1);
+        JsonObject whole = json(server.get("/v1/steers/" + json(server.post("/v1/chat/completions/" + s.id + "/stop", "{}")).get("id").getAsString()));
+        int[] out = ints(whole.get("accepted_tokens"));
+        // Where each token's text starts in the output as the server decodes it (a token may hold part of a UTF-8
+        // character: it then adds nothing until the next completes it). Cut one character into the first token
+        // after the first whose text is at least 2 characters long: that token and the rest are rejected.
+        dev.steer.llama.Utf8Stream u = new dev.steer.llama.Utf8Stream();
+        int[] starts = new int[out.length + 1];
+        for (int i = 0; i < out.length; i++) {
+            starts[i + 1] = starts[i] + u.append(model.tokenBytes(out[i], false)).length();
+        }
+        int k = 1;
+        while (k < out.length && starts[k + 1] - starts[k] < 2) {
+            k++;
+        }
+        assertTrue(k < out.length, "some token of the answer is 2+ characters: " + whole);
+        JsonObject r = json(server.post("/v1/chat/completions/" + s.id + "/stop", "{\"at_char\": " + (starts[k] + 1) + "}"));
+        assertEquals(k, r.get("at").getAsInt(), "the token holding the character is rejected: " + r);
+        assertArrayEquals(java.util.Arrays.copyOfRange(out, k, out.length), ints(json(server.get("/v1/steers/" + r.get("id").getAsString())).get("rejected_tokens")));
+        assertEquals(400, server.post("/v1/chat/completions/" + s.id + "/stop", "{\"at\": 1, \"at_char\": 1}").statusCode());
     }
 
     /**

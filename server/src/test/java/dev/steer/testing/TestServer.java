@@ -104,6 +104,12 @@ public final class TestServer implements AutoCloseable {
         return http.send(HttpRequest.newBuilder(URI.create(base() + path)).timeout(REQUEST_TIMEOUT).build(), HttpResponse.BodyHandlers.ofString());
     }
 
+    /** GET with "Authorization: Bearer apiKey", for a server started with a key. */
+    public HttpResponse<String> get(String path, String apiKey) throws IOException, InterruptedException {
+        return http.send(HttpRequest.newBuilder(URI.create(base() + path)).timeout(REQUEST_TIMEOUT)
+                .header("Authorization", "Bearer " + apiKey).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
     /** Asserts an OpenAI-shaped error with {@code status} and returns its {@code error} object. */
     public static JsonObject assertApiError(HttpResponse<String> r, int status) {
         assertEquals(status, r.statusCode(), r.body());
