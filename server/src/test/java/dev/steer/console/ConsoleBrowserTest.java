@@ -65,9 +65,19 @@ class ConsoleBrowserTest {
         return JsonParser.parseString(body).getAsJsonObject();
     }
 
-    /** The steers the server has stored, newest first. */
+    /** The steers the server has stored. */
     static JsonArray steers(TestServer s) throws Exception {
         return json(s.get("/v1/steers?include_excluded=true").body()).getAsJsonArray("data");
+    }
+
+    /** The stored steer with this correction. */
+    static JsonObject steerWith(TestServer s, String correction) throws Exception {
+        for (var e : steers(s)) {
+            if (e.getAsJsonObject().get("correction").getAsString().equals(correction)) {
+                return e.getAsJsonObject();
+            }
+        }
+        throw new AssertionError("no steer with correction '" + correction + "': " + steers(s));
     }
 
     /** A streamed answer steered at its start through the API, tagged: material for a job. */
@@ -119,6 +129,12 @@ class ConsoleBrowserTest {
 
     /** Asks in the Steer view and waits for the streamed answer to finish. */
     static void ask(ChromeDriver b, String user, int maxTokens) {
+        send(b, user, maxTokens);
+        waitText(b, "#answer-status", "finished");
+    }
+
+    /** Asks in the Steer view; the answer streams on. */
+    static void send(ChromeDriver b, String user, int maxTokens) {
         b.get(b.getCurrentUrl().replaceAll("#.*", "") + "#steer");
         waiting(b).until(d -> !d.findElements(By.cssSelector("#model option")).isEmpty());
         WebElement u = b.findElement(By.id("user"));
@@ -128,7 +144,6 @@ class ConsoleBrowserTest {
         max.clear();
         max.sendKeys(String.valueOf(maxTokens));
         b.findElement(By.id("send")).click();
-        waitText(b, "#answer-status", "finished");
     }
 
     /**
@@ -300,11 +315,31 @@ class ConsoleBrowserTest {
             ChromeDriver b = browser();
             try {
                 b.get(s.base() + "/");
+                // A steer while the answer streams: the same stream goes on after the correction.
+                send(b, "Write a long story about a dragon who learns to bake bread.", 400);
+                waiting(b).until(d -> d.findElements(By.cssSelector("#answer .tok.model")).size() >= 12);
+                WebElement live = b.findElements(By.cssSelector("#answer .tok.model")).get(8);
+                int liveAt = Integer.parseInt(live.getAttribute("data-at"));
+                live.click();
+                WebElement box = visible(b, "#answer .editor input");
+                box.sendKeys(" Her name was Crumb.");
+                assertTrue(b.findElement(By.id("answer-status")).getText().startsWith("streaming"), "still streaming when the steer is sent");
+                box.sendKeys(Keys.ENTER);
+                visible(b, "#answer .tok.inserted");
+                waitText(b, "#answer-status", "finished", JOB_WAIT);
+                JsonObject liveRecord = steerWith(s, " Her name was Crumb.");
+                assertEquals(liveAt, liveRecord.get("at").getAsInt());
+                assertEquals(" Her name was Crumb.", liveRecord.get("correction").getAsString());
+                assertEquals(liveRecord.get("rejected").getAsString(), removedText(b), "what is struck through is what was rejected");
+                assertTrue(b.findElements(By.cssSelector("#answer .tok.inserted ~ .tok.model:not(.removed)")).size() > 3,
+                        "the answer went on after the correction");
+                screenshot(b, "steer-live");
+
                 ask(b, "What is the capital of France? Answer in two sentences.", 48);
                 List<WebElement> tokens = b.findElements(By.cssSelector("#answer .tok.model"));
                 assertTrue(tokens.size() > 6, "tokens: " + tokens.size());
                 int at = steerAt(b, 4, " In plain words:");
-                JsonObject record = steers(s).get(0).getAsJsonObject();
+                JsonObject record = steerWith(s, " In plain words:");
                 assertEquals(at, record.get("at").getAsInt());
                 assertEquals(record.get("rejected").getAsString(), removedText(b), "what is struck through is what was rejected");
                 // The box open on a token, showing the alternatives, for the picture.
