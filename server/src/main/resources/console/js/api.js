@@ -69,7 +69,7 @@ export async function readEvents(response, onData) {
   for (;;) {
     const {value, done} = await reader.read();
     if (done) break;
-    buffer += decoder.decode(value, {stream: true});
+    buffer += decoder.decode(value, {stream: true}).replace(/\r\n?/g, '\n');
     let end;
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const event = buffer.slice(0, end);

@@ -37,6 +37,7 @@ export class LearnView {
     this.showError = showError;
     this.refreshServing = refreshServing;
     this.following = null;
+    this.followAbort = null;  // one job's events at a time: each open stream holds one of the browser's connections
     $('job-form').addEventListener('submit', e => { e.preventDefault(); this.start().catch(showError); });
     $('job-cancel').addEventListener('click', () => this.cancel().catch(showError));
     $('rollback').addEventListener('click', () => this.serve('/v1/adapters/rollback').catch(showError));
@@ -67,35 +68,46 @@ export class LearnView {
 
   // The job's events as they come (a finished job's are replayed), then its final state and the gate's report.
   async follow(job) {
+    if (this.followAbort) this.followAbort.abort();
+    const abort = this.followAbort = new AbortController();
     this.following = job.id;
     $('job').hidden = false;
+    $('job-cancel').disabled = !(job.status === 'running' || job.status === 'queued');
     $('job-id').textContent = job.id;
     $('job-status').textContent = job.status;
     $('job-report').replaceChildren();
     const points = [];
     drawLoss($('loss-plot'), points);
-    const r = await request('/v1/fine_tuning/jobs/' + job.id + '/events?stream=true', {accept: 'text/event-stream'});
-    await readEvents(r, e => {
-      if (this.following !== job.id) return;
-      $('job-message').textContent = e.message || '';
-      $('job-status').textContent = 'running';
-      const d = e.data;
-      if (e.type === 'metrics' && d) {
-        points.push({step: d.step, loss: d.train_loss});
-        drawLoss($('loss-plot'), points);
-        $('job-step').textContent = 'step ' + d.step + ' of ' + d.total_steps + ', epoch ' + d.epoch;
-        $('job-speed').textContent = num(d.tokens_per_second, 1) + ' tokens/s';
-        $('job-eta').textContent = 'ETA ' + Math.round(d.eta_seconds) + ' s';
-      }
-    });
-    if (this.following !== job.id) return;
+    try {
+      const r = await request('/v1/fine_tuning/jobs/' + job.id + '/events?stream=true', {accept: 'text/event-stream', signal: abort.signal});
+      await readEvents(r, e => this.onEvent(e, points));
+    } catch (e) {
+      if (e.name === 'AbortError') return;  // another job is followed now
+      throw e;
+    }
+    if (abort.signal.aborted) return;
     const done = await json('/v1/fine_tuning/jobs/' + job.id);
+    $('job-cancel').disabled = true;
     $('job-status').textContent = done.status + (done.adapter_version ? ': adapter ' + done.adapter_version : '')
         + (done.error ? ': ' + (done.error.message || JSON.stringify(done.error)) : '');
     if (done.adapter_version) await this.report(done.adapter_version);
     await this.loadJobs();
     await this.loadAdapters();
     await this.refreshServing();
+  }
+
+  // One event of the followed job: its message, and for a step its loss, place, speed and ETA.
+  onEvent(e, points) {
+    $('job-message').textContent = e.message || '';
+    $('job-status').textContent = 'running';
+    const d = e.data;
+    if (e.type === 'metrics' && d) {
+      points.push({step: d.step, loss: d.train_loss});
+      drawLoss($('loss-plot'), points);
+      $('job-step').textContent = 'step ' + d.step + ' of ' + d.total_steps + ', epoch ' + d.epoch;
+      $('job-speed').textContent = num(d.tokens_per_second, 1) + ' tokens/s';
+      $('job-eta').textContent = 'ETA ' + Math.round(d.eta_seconds) + ' s';
+    }
   }
 
   async cancel() {
@@ -138,9 +150,9 @@ export class LearnView {
   }
 
   async loadJobs() {
-    const page = await json('/v1/fine_tuning/jobs?limit=10');
+    const page = await json('/v1/fine_tuning/jobs');
     const body = $('jobs').tBodies[0];
-    body.replaceChildren(...page.data.map(j => {
+    body.replaceChildren(...page.data.slice(0, 10).map(j => {
       const tr = el('tr');
       const id = el('td');
       id.append(button(j.id, () => this.follow(j).catch(this.showError)));

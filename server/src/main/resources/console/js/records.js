@@ -47,7 +47,7 @@ export class RecordsView {
   async load() {
     const page = await json('/v1/steers?' + this.query({include_excluded: 'true'}));
     const list = $('records');
-    list.replaceChildren(...page.data.map(r => this.card(r)));
+    list.replaceChildren(...page.data.slice().reverse().map(r => this.card(r)));  // the API lists oldest first
     if (!page.data.length) list.replaceChildren(el('p', 'muted', 'No steers yet: steer an answer in the Steer view.'));
   }
 

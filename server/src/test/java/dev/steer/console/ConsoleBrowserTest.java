@@ -261,6 +261,7 @@ class ConsoleBrowserTest {
                     visible(b, "#view-" + view);
                     assertFits(b, view + " (narrow)");
                 }
+                assertFalse(b.findElement(By.id("error")).isDisplayed(), "the page showed an error: " + b.findElement(By.id("error")).getText());
                 collectErrors(b);
             } finally {
                 b.quit();
@@ -286,15 +287,16 @@ class ConsoleBrowserTest {
                 b.switchTo().activeElement().sendKeys(Keys.ARROW_RIGHT);
                 WebElement third = b.switchTo().activeElement();
                 int at = Integer.parseInt(third.getAttribute("data-at"));
-                assertEquals(2, at, "the third token starts after two output tokens");
                 third.sendKeys(Keys.ENTER);
                 visible(b, "#answer .editor input").sendKeys(CORRECTION, Keys.ENTER);
                 visible(b, "#answer .tok.inserted");
                 waitText(b, "#answer-status", "finished");
                 JsonArray stored = json(s.get("/v1/steers", "sekrit").body()).getAsJsonArray("data");
                 assertEquals(1, stored.size());
-                // Cut before the third token: two tokens kept, the rest rejected.
-                assertEquals(2, stored.get(0).getAsJsonObject().get("at").getAsInt(), stored.toString());
+                // Cut before the third element: the tokens before it kept, the rest rejected.
+                assertEquals(at, stored.get(0).getAsJsonObject().get("at").getAsInt(), stored.toString());
+                assertEquals(third, b.findElements(By.cssSelector("#answer .tok")).get(2), "the arrows moved to the third element");
+                assertFalse(b.findElement(By.id("error")).isDisplayed(), "the page showed an error: " + b.findElement(By.id("error")).getText());
                 collectErrors(b);
             } finally {
                 b.quit();
@@ -307,6 +309,7 @@ class ConsoleBrowserTest {
 
     /** The screenshots of docs/console.md, on the real default model: a real answer, a steer, the records, a short job. */
     @Test
+    @Timeout(1200)
     void screenshotsOnSmolLm2() throws Exception {
         Path smol = TestModels.smolLm2OrNull();
         Assumptions.assumeTrue(smol != null, "SmolLM2-135M-Instruct not available: run `bash models/fetch-smollm2.sh` (test.sh does)");
@@ -327,6 +330,7 @@ class ConsoleBrowserTest {
                 box.sendKeys(Keys.ENTER);
                 visible(b, "#answer .tok.inserted");
                 waitText(b, "#answer-status", "finished", JOB_WAIT);
+                assertEquals("live", b.findElement(By.id("answer")).getAttribute("data-last-steer"), "applied to the running stream, not as a continuation");
                 JsonObject liveRecord = steerWith(s, " Her name was Crumb.");
                 assertEquals(liveAt, liveRecord.get("at").getAsInt());
                 assertEquals(" Her name was Crumb.", liveRecord.get("correction").getAsString());
@@ -366,6 +370,7 @@ class ConsoleBrowserTest {
                 b.findElement(By.id("tab-steer")).click();
                 assertFits(b, "steer (narrow, SmolLM2)");
                 screenshot(b, "steer-narrow");
+                assertFalse(b.findElement(By.id("error")).isDisplayed(), "the page showed an error: " + b.findElement(By.id("error")).getText());
                 collectErrors(b);
             } finally {
                 b.quit();
