@@ -11,7 +11,7 @@ const TOP_K = 5;
 
 function percent(logprob) {
   const p = Math.exp(logprob) * 100;
-  return (p >= 10 ? p.toFixed(0) : p.toFixed(1)) + '%';
+  return p < 0.1 ? '<0.1%' : (p >= 10 ? p.toFixed(0) : p.toFixed(1)) + '%';
 }
 
 function bytesText(bytes) {
