@@ -13,7 +13,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     const int L = model_.n_layer;
     std::vector<std::vector<float>> xs(L + 1);
     {
-        auto g = build(e, w, true, true, loss_scale, body::blocks_keeping_inputs);
+        auto g = checkpoints_graph(e, w);
         allocate(g->gf, "checkpointing forward");
         set_inputs(*g, e, ref, w);
         compute(g->gf, "checkpointing forward");
@@ -23,7 +23,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
         }
         ggml_backend_sched_reset(sched_);
     }
-    auto head = build(e, w, true, true, loss_scale, body::given);
+    auto head = head_graph(e, w, loss_scale);
     if (head->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }

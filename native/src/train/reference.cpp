@@ -10,7 +10,7 @@ namespace steer::train {
 
 // The base model's log-probabilities of the spans, and on each keep row its top-K next tokens (renormalized).
 reference trainer::reference_logps(const example & e) {
-    auto g = build(e, loss_weights{}, false, false, 1.0f, body::blocks, true);
+    auto g = loss_graph(e, loss_weights{}, false, false, 1.0f, true);
     allocate(g->gf, "reference");
     set_inputs(*g, e, reference{}, loss_weights{});
     compute(g->gf, "reference");

@@ -74,17 +74,17 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
     }
 }
 
-std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
-                                                body b, bool keep_logits, bool argmax) {
+// What every graph of one example starts with: its packing (keep rows too when a term or output reads them), the
+// attention masks, a ggml context and an empty graph.
+std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_weights & w, bool for_training, bool keep_rows) {
     check_tokens(model_, e.tokens, "tokens");
     check_tokens(model_, e.rejected, "rejected");
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_logits || argmax);
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_rows);
     const packing & p = g->p;
-    const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
-    if (p.learn_rows.empty() && !with_kl && !keep_logits && !argmax) {
+    if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !keep_rows) {
         throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
     }
     g->T = p.T;
@@ -95,108 +95,50 @@ std::unique_ptr<trainer::graph> trainer::build(const example & e, const loss_wei
 
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     g->ctx = ggml_init(ip);
-    ggml_context * ctx = g->ctx;
-    g->gf = ggml_new_graph_custom(ctx, GRAPH_SIZE, for_training);
-    ggml_tensor * hidden = nullptr;
-    if (b == body::given) {
-        // The head of a checkpointed backward: the last block's output is an input whose gradient we want.
-        g->last_block_out = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_embd, g->T);
-        ggml_set_input(g->last_block_out);
-        ggml_set_param(g->last_block_out);
-        hidden = final_norm(ctx, model_, g->last_block_out);
-    } else {
-        if (use_lora) {
-            // The parameters come first, in a fixed order (A then B per target, layers in order).
-            for (ggml_tensor * param : lora_->params()) {
-                ggml_build_forward_expand(g->gf, param);
-            }
-        }
-        g->in = attention_inputs(ctx, g->T);
-        g->in.tokens = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, g->T);
-        ggml_set_input(g->in.tokens);
-        hidden = hidden_states(ctx, model_, use_lora ? lora_.get() : nullptr, g->in, g->T,
-                               b == body::blocks_keeping_inputs ? &g->layer_inputs : nullptr);
-        if (b == body::blocks_keeping_inputs) {
-            // The checkpoints outlive the graph's other activations; the loss is left to the head's graph.
-            for (ggml_tensor * x : g->layer_inputs) {
-                ggml_set_output(x);
-                ggml_build_forward_expand(g->gf, x);
-            }
-            return g;
-        }
-    }
+    g->gf = ggml_new_graph_custom(g->ctx, GRAPH_SIZE, for_training);
+    return g;
+}
 
-    // The LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is a
-    // cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
-    // reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
-    auto rows_logits = [&](const std::vector<int32_t> & rows, ggml_tensor ** rows_t) {
-        *rows_t = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) rows.size());
-        ggml_set_input(*rows_t);
-        return lm_logits(ctx, model_, ggml_get_rows(ctx, hidden, *rows_t));
-    };
-    auto labels = [&](size_t rows, ggml_tensor ** labels_t) {
-        *labels_t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, model_.n_vocab, (int64_t) rows);
-        ggml_set_input(*labels_t);
-        return *labels_t;
-    };
-    ggml_tensor * loss = nullptr;
-    auto add = [&](ggml_tensor * term) { loss = loss == nullptr ? term : ggml_add(ctx, loss, term); };
-    auto output_argmax = [&](ggml_tensor * logits, ggml_tensor ** out) {
-        *out = ggml_argmax(ctx, logits);
-        ggml_set_output(*out);
-        ggml_build_forward_expand(g->gf, *out);
-    };
-    if (!p.learn_rows.empty()) {
-        ggml_tensor * logits_l = rows_logits(p.learn_rows, &g->rows_l);
-        if (argmax) {
-            output_argmax(logits_l, &g->learn_argmax);
-        }
-        ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &g->labels_l));
-        g->logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
-        add(ggml_scale(ctx, ce_l, w.nll));
-    }
-    if ((with_kl || keep_logits || argmax) && !p.keep_rows.empty()) {
-        ggml_tensor * logits_k = rows_logits(p.keep_rows, &g->rows_k);
-        if (argmax) {
-            output_argmax(logits_k, &g->keep_argmax);
-        }
-        if (keep_logits) {
-            g->keep_logits = logits_k;
-            ggml_set_output(logits_k);
-            ggml_build_forward_expand(g->gf, logits_k);
-        }
-        if (with_kl) {
-            g->keep_entropy = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(g->keep_entropy);
-            g->kl = ggml_sub(ctx, ggml_cross_entropy_loss(ctx, logits_k, labels(p.keep_rows.size(), &g->labels_k)), g->keep_entropy);
-            add(ggml_scale(ctx, g->kl, w.kl));
+// Every transformer block from the tokens, through the final norm (the architecture's graph, graphs.h). With
+// `checkpoints`, each block's input is kept as an output too.
+ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints) {
+    if (use_lora) {
+        // The parameters come first, in a fixed order (A then B per target, layers in order).
+        for (ggml_tensor * param : lora_->params()) {
+            ggml_build_forward_expand(g.gf, param);
         }
     }
-    if (!p.rej_rows.empty()) {
-        ggml_tensor * ce_r = ggml_cross_entropy_loss(ctx, rows_logits(p.rej_rows, &g->rows_r), labels(p.rej_rows.size(), &g->labels_r));
-        g->logp_r = ggml_scale(ctx, ce_r, -(float) p.rej_rows.size());
-        if (w.dpo > 0 && g->logp_c != nullptr) {
-            g->ref_delta = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(g->ref_delta);
-            g->dpo_on = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
-            ggml_set_input(g->dpo_on);
-            ggml_tensor * z = ggml_sub(ctx, ggml_scale(ctx, ggml_sub(ctx, g->logp_c, g->logp_r), w.beta), g->ref_delta);
-            add(ggml_scale(ctx, ggml_mul(ctx, ggml_softplus(ctx, ggml_neg(ctx, z)), g->dpo_on), w.dpo));  // -log sigmoid(z)
-        }
-        ggml_set_output(g->logp_r);
-        ggml_build_forward_expand(g->gf, g->logp_r);
+    g.in = attention_inputs(g.ctx, g.T);
+    g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
+    ggml_set_input(g.in.tokens);
+    return hidden_states(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, checkpoints);
+}
+
+std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
+                                                     float loss_scale, bool keep_logits, bool argmax) {
+    auto g = start(e, w, for_training, keep_logits || argmax);
+    head(*g, blocks(*g, use_lora, nullptr), w, loss_scale, keep_logits, argmax);
+    return g;
+}
+
+std::unique_ptr<trainer::graph> trainer::checkpoints_graph(const example & e, const loss_weights & w) {
+    auto g = start(e, w, true, false);
+    blocks(*g, true, &g->layer_inputs);
+    // The checkpoints outlive the graph's other activations; the loss is left to head_graph.
+    for (ggml_tensor * x : g->layer_inputs) {
+        ggml_set_output(x);
+        ggml_build_forward_expand(g->gf, x);
     }
-    for (ggml_tensor * t : { g->logp_c, g->kl }) {
-        if (t != nullptr) {
-            ggml_set_output(t);
-            ggml_build_forward_expand(g->gf, t);
-        }
-    }
-    if (loss != nullptr) {
-        g->loss = ggml_scale(ctx, loss, loss_scale);
-        ggml_set_output(g->loss);
-        ggml_build_forward_expand(g->gf, g->loss);
-    }
+    return g;
+}
+
+std::unique_ptr<trainer::graph> trainer::head_graph(const example & e, const loss_weights & w, float loss_scale) {
+    auto g = start(e, w, true, false);
+    // The last block's output is an input whose gradient we want.
+    g->last_block_out = ggml_new_tensor_2d(g->ctx, GGML_TYPE_F32, model_.n_embd, g->T);
+    ggml_set_input(g->last_block_out);
+    ggml_set_param(g->last_block_out);
+    head(*g, final_norm(g->ctx, model_, g->last_block_out), w, loss_scale, false, false);
     return g;
 }
 
@@ -317,7 +259,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 }
 
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
-    auto g = build(e, w, use_lora, false, 1.0f, body::blocks);
+    auto g = loss_graph(e, w, use_lora, false, 1.0f);
     allocate(g->gf, "evaluation");
     set_inputs(*g, e, ref, w);
     compute(g->gf, "evaluation");
@@ -330,7 +272,7 @@ evaluation trainer::evaluate(const example & e, const loss_weights & w, const re
 }
 
 predictions trainer::predict(const example & e, bool use_lora) {
-    auto g = build(e, loss_weights{}, use_lora, false, 1.0f, body::blocks, false, true);
+    auto g = loss_graph(e, loss_weights{}, use_lora, false, 1.0f, false, true);
     if (g->p.learn_rows.empty() && g->p.keep_rows.empty()) {
         throw std::invalid_argument("an example to predict needs learn or keep rows");
     }
@@ -409,7 +351,7 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
     if (checkpointing_) {
         return backward_checkpointed(e, w, ref, loss_scale);
     }
-    auto g = build(e, w, true, true, loss_scale, body::blocks);
+    auto g = loss_graph(e, w, true, true, loss_scale);
     if (g->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }

@@ -104,13 +104,20 @@ class trainer {
 
   private:
     struct graph;
-    // What a loss graph computes before the final norm: every block from the tokens; the same, keeping each
-    // block's input as an output (the checkpoints); or nothing, the last block's output being an input.
-    enum class body { blocks, blocks_keeping_inputs, given };
-    // keep_logits: also output the keep rows' logits (to compute a reference from); argmax: the argmax of the
-    // learn and keep rows (predict).
-    std::unique_ptr<graph> build(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale, body b,
-                                 bool keep_logits = false, bool argmax = false);
+    // The graphs of one example, each made of the parts below. loss_graph: the blocks and the loss head, the graph
+    // of evaluate, predict, reference_logps and the plain backward; keep_logits also outputs the keep rows' logits
+    // (a reference is computed from them), argmax the argmax of the learn and keep rows (predict).
+    std::unique_ptr<graph> loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
+                                      bool keep_logits = false, bool argmax = false);
+    // Activation checkpointing's two graphs: the blocks keeping each block's input as an output (no loss), and the
+    // head alone on the last block's output given as an input.
+    std::unique_ptr<graph> checkpoints_graph(const example & e, const loss_weights & w);
+    std::unique_ptr<graph> head_graph(const example & e, const loss_weights & w, float loss_scale);
+    // The parts: packing, masks and an empty graph; the blocks through the final norm (keeping each block's input
+    // in `checkpoints` when given); the loss head on the final hidden states (loss_head.cpp).
+    std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows);
+    ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
+    void head(graph & g, ggml_tensor * hidden, const loss_weights & w, float loss_scale, bool keep_logits, bool argmax);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
     void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);

@@ -1,5 +1,5 @@
-// The trainer's graph of one example and the helpers its parts share (trainer.cpp builds it; reference.cpp and
-// checkpointing.cpp read it). Internal to native/src/train.
+// The trainer's graph of one example and the helpers its parts share (trainer.cpp and loss_head.cpp build it;
+// reference.cpp and checkpointing.cpp read it). Internal to native/src/train.
 #pragma once
 
 #include "trainer.h"
@@ -23,8 +23,8 @@ struct trainer::graph {
     ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
     ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
     ggml_tensor * logits_all = nullptr;
-    ggml_tensor * last_block_out = nullptr;                // body::given: the input that stands for all blocks
-    std::vector<ggml_tensor *> layer_inputs;               // body::blocks_keeping_inputs: x_0 .. x_{n_layer}
+    ggml_tensor * last_block_out = nullptr;                // head_graph: the input that stands for all blocks
+    std::vector<ggml_tensor *> layer_inputs;               // checkpoints_graph: x_0 .. x_{n_layer}
     std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
 
     ~graph() { ggml_free(ctx); }
