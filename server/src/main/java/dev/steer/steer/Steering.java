@@ -179,17 +179,16 @@ public final class Steering {
             throw conflict();
         }
         try {
+            // A cut past what exists now is past anything the client has seen: refused before anything is stopped (the
+            // output only grows until the cancel, so whatever passes here still lies within it afterwards).
+            cutAt(session.output(), at, atChar);
             Generation live = session.live();
             if (live != null) {
                 live.cancel();
                 session.awaitEnd(timeout.toMillis());
             }
             int[] out = session.output();
-            // A cut at a character keeps the whole tokens before it (as a steer's at_char does).
-            int a = atChar != null ? tokenAtChar(out, atChar)[0] : at == null ? out.length : at;
-            if (a < 0 || a > out.length) {
-                throw invalid("at", "'at' must be between 0 and " + out.length + ", the output tokens.");
-            }
+            int a = cutAt(out, at, atChar);
             SteerRecord r = rejection(session, model, a, Arrays.copyOf(out, a), Arrays.copyOfRange(out, a, out.length),
                     System.currentTimeMillis());
             store.insert(r);
@@ -326,6 +325,16 @@ public final class Steering {
 
     private static int[] concat(int[]... parts) {
         return Arrays.stream(parts).flatMapToInt(Arrays::stream).toArray();
+    }
+
+    /** Where a stop cuts {@code out}: after {@code at} tokens, or the whole tokens before {@code atChar}, or at its end. */
+    private int cutAt(int[] out, Integer at, Integer atChar) {
+        // A cut at a character keeps the whole tokens before it (as a steer's at_char does).
+        int a = atChar != null ? tokenAtChar(out, atChar)[0] : at == null ? out.length : at;
+        if (a < 0 || a > out.length) {
+            throw invalid("at", "'at' must be between 0 and " + out.length + ", the output tokens.");
+        }
+        return a;
     }
 
     /** [tokens whose text lies wholly before atChar, length of their text]. */

@@ -332,6 +332,11 @@ class SteerApiTest {
         server.sessions.get(s.id).orElseThrow().steering.set(true);  // as if another steer were being applied
         assertEquals(409, server.post(url, "{\"at\": 1, \"text\": \"a\"}").statusCode());
         server.sessions.get(s.id).orElseThrow().steering.set(false);
+        // A stop at a place past the output is refused before anything is stopped.
+        String stop = "/v1/chat/completions/" + s.id + "/stop";
+        assertEquals(400, server.post(stop, "{\"at\": 1000000}").statusCode());
+        assertEquals(400, server.post(stop, "{\"at_char\": 1000000}").statusCode());
+        assertEquals(400, server.post(stop, "{\"at\": 1, \"at_char\": 1}").statusCode());
         assertEquals(records, json(server.get("/v1/steers")).getAsJsonArray("data").size(), "nothing was recorded");
         assertEquals(steersApplied, server.engine.stats().steers.get(), "nothing was applied");
         s.read(3);
