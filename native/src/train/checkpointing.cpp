@@ -15,7 +15,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     {
         auto g = checkpoints_graph(e, w);
         allocate(g->gf, "checkpointing forward");
-        set_inputs(*g, e, ref, w);
+        set_inputs(*g, ref, w);
         compute(g->gf, "checkpointing forward");
         for (int l = 0; l <= L; l++) {
             xs[l].resize(ggml_nelements(g->layer_inputs[l]));
@@ -34,7 +34,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     }
     ggml_set_output(grad_t);
     allocate(head->gf, "head backward");
-    set_inputs(*head, e, ref, w);
+    set_inputs(*head, ref, w);
     ggml_backend_tensor_set(head->last_block_out, xs[L].data(), 0, xs[L].size() * sizeof(float));
     compute(head->gf, "head backward");
     const float loss = scalar(head->loss);

@@ -12,7 +12,7 @@ namespace steer::train {
 reference trainer::reference_logps(const example & e) {
     auto g = loss_graph(e, loss_weights{}, false, false, 1.0f, true);
     allocate(g->gf, "reference");
-    set_inputs(*g, e, reference{}, loss_weights{});
+    set_inputs(*g, reference{}, loss_weights{});
     compute(g->gf, "reference");
     reference r;
     r.logp_chosen = g->logp_c ? scalar(g->logp_c) : 0.0f;

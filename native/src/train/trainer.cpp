@@ -166,7 +166,7 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
     }
 }
 
-void trainer::set_inputs(graph & g, const example &, const reference & ref, const loss_weights & w) {
+void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & w) {
     const packing & p = g.p;
     if (g.in.tokens) {
         ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
@@ -251,7 +251,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
     ggml_set_output(g.logits_all);
     ggml_build_forward_expand(g.gf, g.logits_all);
     allocate(g.gf, "forward");
-    set_inputs(g, example{}, reference{}, loss_weights{});
+    set_inputs(g, reference{}, loss_weights{});
     compute(g.gf, "forward");
     std::vector<float> out(ggml_nelements(g.logits_all));
     ggml_backend_tensor_get(g.logits_all, out.data(), 0, out.size() * sizeof(float));
@@ -261,7 +261,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
     auto g = loss_graph(e, w, use_lora, false, 1.0f);
     allocate(g->gf, "evaluation");
-    set_inputs(*g, e, ref, w);
+    set_inputs(*g, ref, w);
     compute(g->gf, "evaluation");
     evaluation ev;
     ev.loss = g->loss ? scalar(g->loss) : 0.0f;
@@ -277,7 +277,7 @@ predictions trainer::predict(const example & e, bool use_lora) {
         throw std::invalid_argument("an example to predict needs learn or keep rows");
     }
     allocate(g->gf, "prediction");
-    set_inputs(*g, e, reference{}, loss_weights{});
+    set_inputs(*g, reference{}, loss_weights{});
     compute(g->gf, "prediction");
     predictions out;
     out.learn.resize(g->p.learn_rows.size());
@@ -357,7 +357,7 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
     }
     expand_backward(g->ctx, g->gf, g->loss);
     allocate(g->gf, "backward");
-    set_inputs(*g, e, ref, w);
+    set_inputs(*g, ref, w);
     compute(g->gf, "backward");
     const float loss = scalar(g->loss);
     ggml_backend_sched_reset(sched_);

@@ -120,7 +120,8 @@ class trainer {
     void head(graph & g, ggml_tensor * hidden, const loss_weights & w, float loss_scale, bool keep_logits, bool argmax);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
-    void set_inputs(graph & g, const example & e, const reference & ref, const loss_weights & w);
+    // The graph's inputs from its packing (tokens, masks, rows, labels) and the reference (KL targets, DPO offset).
+    void set_inputs(graph & g, const reference & ref, const loss_weights & w);
     void release();  // frees what the constructor made (also when it throws)
 
     void expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss);

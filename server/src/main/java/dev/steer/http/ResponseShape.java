@@ -85,8 +85,7 @@ abstract sealed class ResponseShape {
      * over the usage chunk) and a "steer" object; the output is now {@code content}, and later chunks continue it.
      */
     Envelope steerChunk(SteerRecord r, Integer index) {
-        return envelope(chunkObject(), List.of(), null,
-                SteerNote.of(r, index));
+        return envelope(chunkObject(), List.of(), null, SteerNote.of(r, index));
     }
 
     Envelope envelope(String object, List<?> choices, UsageJson usage, SteerNote steer) {

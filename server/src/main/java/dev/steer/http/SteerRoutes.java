@@ -74,8 +74,8 @@ final class SteerRoutes {
         if (b.has("at") == b.has("at_char")) {
             throw ApiError.invalid("at", "Give exactly one of 'at' (output tokens to keep) and 'at_char' (characters to keep).");
         }
-        Integer at = b.has("at") ? (Integer) (int) b.integer("at", 0, 0, Integer.MAX_VALUE) : null;
-        Integer atChar = b.has("at_char") ? (Integer) (int) b.integer("at_char", 0, 0, Integer.MAX_VALUE) : null;
+        Integer at = position(b, "at");
+        Integer atChar = position(b, "at_char");
         EventStream events = new EventStream();
         AtomicReference<Completions.Started> started = new AtomicReference<>();
         Steering.Outcome done;
@@ -114,13 +114,18 @@ final class SteerRoutes {
         if (b.has("at") && b.has("at_char")) {
             throw ApiError.invalid("at", "Give at most one of 'at' (output tokens to keep) and 'at_char' (characters to keep).");
         }
-        Integer at = b.has("at") ? (Integer) (int) b.integer("at", 0, 0, Integer.MAX_VALUE) : null;
-        Integer atChar = b.has("at_char") ? (Integer) (int) b.integer("at_char", 0, 0, Integer.MAX_VALUE) : null;
+        Integer at = position(b, "at");
+        Integer atChar = position(b, "at_char");
         try {
             Respond.json(ctx, 200, SteerJson.summary(steering.stop(session, at, atChar)));
         } catch (Steering.Refused r) {
             throw error(r);
         }
+    }
+
+    /** A cut position ({@code at}: output tokens, {@code at_char}: characters, to keep), or null when not given. */
+    private static Integer position(RequestBody b, String name) {
+        return b.has(name) ? (Integer) (int) b.integer(name, 0, 0, Integer.MAX_VALUE) : null;
     }
 
     /** A steer not done, as the API answers it. */

@@ -105,7 +105,11 @@ class ConsoleBrowserTest {
 
     /** A bounded wait that looks again when the page replaced an element it was reading (a list re-rendered). */
     static WebDriverWait waiting(ChromeDriver b) {
-        WebDriverWait w = new WebDriverWait(b, WAIT);
+        return waiting(b, WAIT);
+    }
+
+    static WebDriverWait waiting(ChromeDriver b, Duration limit) {
+        WebDriverWait w = new WebDriverWait(b, limit);
         w.ignoring(StaleElementReferenceException.class);
         return w;
     }
@@ -119,9 +123,7 @@ class ConsoleBrowserTest {
     }
 
     static void waitText(ChromeDriver b, String css, String startsWith, Duration limit) {
-        WebDriverWait w = new WebDriverWait(b, limit);
-        w.ignoring(StaleElementReferenceException.class);
-        w.until(d -> {
+        waiting(b, limit).until(d -> {
             List<WebElement> found = d.findElements(By.cssSelector(css));
             return !found.isEmpty() && found.get(0).getText().startsWith(startsWith);
         });
