@@ -5,6 +5,7 @@ import {request, json} from './api.js';
 
 const $ = id => document.getElementById(id);
 const CONTEXT_CHARS = 160;
+const CONTINUATION_CHARS = 240;
 
 function el(tag, className, text) {
   const e = document.createElement(tag);
@@ -69,7 +70,13 @@ export class RecordsView {
     const context = r.accepted.length > CONTEXT_CHARS ? '…' + r.accepted.slice(-CONTEXT_CHARS) : r.accepted;
     text.append(el('span', 'context', context), el('span', 'removed rejected', r.rejected));
     if (r.correction) text.append(el('span', 'inserted correction', r.correction));
-    if (r.continuation) text.append(el('span', 'continuation', r.continuation));
+    if (r.continuation) {
+      // What ran after the correction can be a whole answer: its start is what the steer shows; all of it on hover.
+      const more = r.continuation.length > CONTINUATION_CHARS;
+      const shown = el('span', 'continuation', more ? r.continuation.slice(0, CONTINUATION_CHARS) + '…' : r.continuation);
+      if (more) shown.title = r.continuation;
+      text.append(shown);
+    }
 
     const actions = el('div', 'row');
     const tag = el('input');
