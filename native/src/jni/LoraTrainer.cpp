@@ -43,11 +43,19 @@ static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArra
     return r;
 }
 
-static loss_weights to_weights(jfloat nll, jfloat dpo, jfloat beta, jfloat kl) {
-    if (!std::isfinite(nll) || !std::isfinite(dpo) || !std::isfinite(beta) || !std::isfinite(kl) || nll < 0 || dpo < 0 || beta <= 0 || kl < 0) {
-        throw bad_argument("loss weights must be finite, nll, dpo and kl >= 0, beta > 0");
+// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, fork].
+static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
+    if (weights == nullptr || env->GetArrayLength(weights) != 5) {
+        throw bad_argument("loss weights are [nll, dpo, beta, kl, fork]");
     }
-    return loss_weights{nll, dpo, beta, kl};
+    float v[5];
+    env->GetFloatArrayRegion(weights, 0, 5, v);
+    const loss_weights w{v[0], v[1], v[2], v[3], v[4]};
+    if (!std::isfinite(w.nll) || !std::isfinite(w.dpo) || !std::isfinite(w.beta) || !std::isfinite(w.kl) || !std::isfinite(w.fork)
+        || w.nll < 0 || w.dpo < 0 || w.beta <= 0 || w.kl < 0 || w.fork < 0) {
+        throw bad_argument("loss weights must be finite, nll, dpo, kl and fork >= 0, beta > 0");
+    }
+    return w;
 }
 
 extern "C" {
@@ -113,10 +121,10 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeReference(
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
         jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
-        jfloat nll, jfloat dpo, jfloat beta, jfloat kl) {
+        jfloatArray weights) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
-            auto ev = trainer_of(h)->evaluate(to_example(env, tokens, roles, fork, rejected), to_weights(nll, dpo, beta, kl),
+            auto ev = trainer_of(h)->evaluate(to_example(env, tokens, roles, fork, rejected), to_weights(env, weights),
                                               to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), true);
             float v[4] = {ev.loss, ev.logp_chosen, ev.logp_rejected, ev.kl};
             return to_jfloats(env, v, 4);
@@ -167,10 +175,10 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeRestore(JNIEnv * e
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
         jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
-        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jbyteArray tensor) {
+        jfloatArray weights, jbyteArray tensor) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
-            auto g = trainer_of(h)->gradient(to_example(env, tokens, roles, fork, rejected), to_weights(nll, dpo, beta, kl),
+            auto g = trainer_of(h)->gradient(to_example(env, tokens, roles, fork, rejected), to_weights(env, weights),
                                              to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), to_string(env, tensor));
             return to_jfloats(env, g.data(), g.size());
         } catch (const std::invalid_argument & e) {
@@ -183,7 +191,7 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
         JNIEnv * env, jclass, jlong h, jobjectArray tokens, jobjectArray roles, jintArray forks, jobjectArray rejecteds,
         jfloatArray refs, jobjectArray keep_ids, jobjectArray keep_probs, jfloatArray keep_entropy,
-        jfloat nll, jfloat dpo, jfloat beta, jfloat kl, jfloat lr, jfloat wd, jfloat max_grad_norm, jfloat adam_eps) {
+        jfloatArray weights, jfloat lr, jfloat wd, jfloat max_grad_norm, jfloat adam_eps) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         const jsize n = env->GetArrayLength(tokens);
         if (env->GetArrayLength(roles) != n || env->GetArrayLength(forks) != n || env->GetArrayLength(rejecteds) != n
@@ -213,7 +221,7 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
             }
         }
         try {
-            const auto res = trainer_of(h)->step(batch, rs, to_weights(nll, dpo, beta, kl), lr, wd, max_grad_norm, adam_eps);
+            const auto res = trainer_of(h)->step(batch, rs, to_weights(env, weights), lr, wd, max_grad_norm, adam_eps);
             const float out[2] = {res.loss, res.grad_norm};
             return to_jfloats(env, out, 2);
         } catch (const std::invalid_argument & e) {

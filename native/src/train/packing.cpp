@@ -52,7 +52,13 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
                     p.keep_next.push_back(e.tokens[i]);
                 }
                 break;
-            case role::learn: p.learn_rows.push_back(i - 1); p.learn_next.push_back(e.tokens[i]); break;
+            case role::learn:
+                if ((role) e.roles[i - 1] != role::learn) {
+                    p.learn_first.push_back((int32_t) p.learn_rows.size());
+                }
+                p.learn_rows.push_back(i - 1);
+                p.learn_next.push_back(e.tokens[i]);
+                break;
         }
     }
     p.longest = trunk;

@@ -80,16 +80,29 @@ public final class LoraTrainer extends NativeHandle {
     }
 
     /**
-     * loss = nll * mean CE(learn tokens) + kl * mean KL(base || adapter) over the keep rows
+     * loss = nll * mean CE(learn tokens) + fork * mean CE(each correction's first token)
+     *      + kl * mean KL(base || adapter) over the keep rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
+     *
+     * @param fork weight of the first token of each correction once more: the token where the person rejected the
+     *             model's own choice, which decides whether greedy decoding takes the correction at all (0: off)
      */
-    public record Weights(float nll, float dpo, float beta, float kl) {
+    public record Weights(float nll, float dpo, float beta, float kl, float fork) {
+        public Weights(float nll, float dpo, float beta, float kl) {
+            this(nll, dpo, beta, kl, 0f);
+        }
+
         public Weights(float nll, float dpo, float beta) {
-            this(nll, dpo, beta, 0f);
+            this(nll, dpo, beta, 0f, 0f);
         }
 
         public static Weights sftOnly() {
-            return new Weights(1f, 0f, 0.1f, 0f);
+            return new Weights(1f, 0f, 0.1f, 0f, 0f);
+        }
+
+        /** What the native trainer reads, in this order. */
+        float[] toArray() {
+            return new float[] {nll, dpo, beta, kl, fork};
         }
     }
 
@@ -160,7 +173,7 @@ public final class LoraTrainer extends NativeHandle {
 
     public Evaluation evaluate(Example e, Reference ref, Weights w) {
         float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
-                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl());
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.toArray());
         return new Evaluation(r[0], r[1], r[2], r[3]);
     }
 
@@ -181,7 +194,7 @@ public final class LoraTrainer extends NativeHandle {
     /** d loss / d tensor, e.g. "blk.0.attn_k.weight.lora_a". */
     public float[] gradient(Example e, Reference ref, Weights w, String tensor) {
         return nativeGradient(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
-                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.nll(), w.dpo(), w.beta(), w.kl(), tensor.getBytes(StandardCharsets.UTF_8));
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.toArray(), tensor.getBytes(StandardCharsets.UTF_8));
     }
 
     /**
@@ -226,7 +239,7 @@ public final class LoraTrainer extends NativeHandle {
             keepProbs[i] = ref.keepProbs();
             entropy[i] = ref.keepEntropy();
         }
-        float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, w.nll(), w.dpo(), w.beta(), w.kl(),
+        float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, w.toArray(),
                 o.learningRate(), o.weightDecay(), o.maxGradNorm(), o.adamEpsilon());
         return new StepResult(out[0], out[1]);
     }
@@ -261,15 +274,14 @@ public final class LoraTrainer extends NativeHandle {
     private static native float[] nativeReference(long h, int[] tokens, byte[] roles, int fork, int[] rejected);
 
     private static native float[] nativeEvaluate(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
-                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float nll, float dpo, float beta, float kl);
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float[] weights);
 
     private static native float[] nativeGradient(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
-                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float nll, float dpo, float beta, float kl,
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float[] weights,
                                                  byte[] tensor);
 
     private static native float[] nativeStep(long h, int[][] tokens, byte[][] roles, int[] forks, int[][] rejected, float[] refs,
-                                             int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float nll, float dpo, float beta,
-                                             float kl, float lr, float wd, float maxGradNorm, float adamEpsilon);
+                                             int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float[] weights, float lr, float wd, float maxGradNorm, float adamEpsilon);
 
     private static native int[] nativePredict(long h, int[] tokens, byte[] roles, int fork, int[] rejected, boolean withAdapter);
 
