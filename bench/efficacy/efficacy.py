@@ -357,6 +357,17 @@ def degenerate_4gram(text):
     return None
 
 
+def compliance_where_base_clean(rows, base_rows):
+    """Compliance on the held-out prompts whose base answer does not loop (None without a base evaluation): a loop
+    the base model makes on a prompt by itself (a list that repeats its items) is not something the steered habit
+    can be asked to remove; the base's and the adapter's loop rates are reported beside it."""
+    clean = {r["prompt"] for r in base_rows if not degenerate(r["text"])}
+    if not base_rows:
+        return None
+    rows = [r for r in rows if r["prompt"] in clean]
+    return frac(r["violation"] is None and not r["degenerate"] for r in rows) if rows else None
+
+
 def frac(xs):
     xs = list(xs)
     return round(sum(1 for x in xs if x) / len(xs), 3) if xs else None
@@ -487,6 +498,7 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
             "heldout": len(rows),
             "compliance": frac(r["violation"] is None and not r["degenerate"] for r in rows),
             "compliance_4gram": frac(r["violation"] is None and not degenerate_4gram(r["text"]) for r in rows),
+            "compliance_base_clean": compliance_where_base_clean(rows, base_rows),
             "habit_shown": frac(f.shows_marker(r["text"]) for r in rows),
             "steers_needed_mean": mean(l["n_steers"] if l["complied"] else a.max_steers for l in live),
             "steers_needed": [l["n_steers"] if l["complied"] else None for l in live],
@@ -560,6 +572,8 @@ def phase_rescore(a, fams, res):
             others = [r for g, rs in fam_rows.items() if g != n for r in rs]
             fm["compliance"] = frac(r["violation"] is None and not r["degenerate"] for r in rows)
             fm["compliance_4gram"] = frac(r["violation"] is None and not degenerate_4gram(r["text"]) for r in rows)
+            base_rows = res["eval"][a.run_tag].get("base", {}).get("families", {}).get(n, {}).get("answers", [])
+            fm["compliance_base_clean"] = compliance_where_base_clean(rows, base_rows)
             fm["habit_shown"] = frac(f.shows_marker(r["text"]) for r in rows)
             fm["leakage"] = frac(f.shows_marker(r["text"]) for r in unrel + others)
             fm["leakage_unrelated"] = frac(f.shows_marker(r["text"]) for r in unrel)
@@ -602,11 +616,12 @@ def markdown(res, run_tag):
     ev = res.get("eval", {}).get(run_tag, {})
     if ev:
         lines += ["### Held-out evaluation (greedy)", "",
-                  "| model | family | compliance (4-gram rule) | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| model | family | compliance (4-gram rule) | where the base does not loop | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for label, m in ev.items():
             for n, f in m["families"].items():
-                lines.append(f"| {label} | {n} | {f['compliance']} ({f.get('compliance_4gram', '-')}) | {f['habit_shown']} | {f['steers_needed_mean']} "
+                lines.append(f"| {label} | {n} | {f['compliance']} ({f.get('compliance_4gram', '-')}) | {f.get('compliance_base_clean', '-')} "
+                             f"| {f['habit_shown']} | {f['steers_needed_mean']} "
                              f"| {f['complied_within_cap']} | {f['leakage']} ({f['leakage_unrelated']}) |")
         lines += ["", "| model | unrelated changed (first 40 chars) | beyond near-ties | degenerate (4-gram rule) | degenerate unrelated (4-gram rule) | truncated |",
                   "|---|---|---|---|---|---|"]
