@@ -3,6 +3,8 @@
 #include "model.h"
 
 #include "chat.h"
+#include "common.h"
+#include "peg-parser.h"
 #include "json.h"
 
 using namespace steer;
@@ -58,6 +60,11 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeApply(JNIE
                 in.json_schema = req.at("json_schema").dump();
             }
             in.grammar = req.value("grammar", std::string());
+            if (req.contains("tools") && !req.at("tools").is_null()) {
+                in.tools = common_chat_tools_parse_oaicompat(req.at("tools"));
+                in.tool_choice = common_chat_tool_choice_parse_oaicompat(req.value("tool_choice", std::string("auto")));
+                in.parallel_tool_calls = req.value("parallel_tool_calls", false);
+            }
             if (req.contains("chat_template_kwargs")) {
                 for (const auto & item : req.at("chat_template_kwargs").items()) {
                     in.chat_template_kwargs[item.key()] = item.value().dump();
@@ -79,19 +86,66 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeApply(JNIE
             throw bad_argument(std::string("chat template failed: ") + e.what());
         }
         common_json triggers = common_json::array();
+        // The same triggers as lazy-grammar patterns and tokens, converted as common/sampling.cpp does for llama-server.
+        common_json trigger_patterns = common_json::array(), trigger_tokens = common_json::array();
         for (const auto & t : out.grammar_triggers) {
             triggers.push_back(common_json::object({ { "type", (int) t.type }, { "value", t.value }, { "token", t.token } }));
+            switch (t.type) {
+                case COMMON_GRAMMAR_TRIGGER_TYPE_WORD: trigger_patterns.push_back(regex_escape(t.value)); break;
+                case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN: trigger_patterns.push_back(t.value); break;
+                case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN_FULL: {
+                    std::string anchored = "^$";
+                    if (!t.value.empty()) {
+                        anchored = (t.value.front() != '^' ? "^" : "") + t.value + (t.value.back() != '$' ? "$" : "");
+                    }
+                    trigger_patterns.push_back(anchored);
+                    break;
+                }
+                case COMMON_GRAMMAR_TRIGGER_TYPE_TOKEN: trigger_tokens.push_back(t.token); break;
+            }
         }
         common_json res = common_json::object({
             { "prompt",            out.prompt },
             { "grammar",           out.grammar },
             { "grammar_lazy",      out.grammar_lazy },
             { "grammar_triggers",  triggers },
+            { "trigger_patterns",  trigger_patterns },
+            { "trigger_tokens",    trigger_tokens },
+            { "format",            (int) out.format },
+            { "parser",            out.parser },
             { "additional_stops",  out.additional_stops },
             { "preserved_tokens",  out.preserved_tokens },
             { "generation_prompt", out.generation_prompt },
         });
         return to_bytes(env, res.dump());
+    });
+}
+
+// Parses a finished answer the way the template's format writes tool calls (llama.cpp's common_chat_parse, as
+// llama-server does). In (JSON): {"format": int, "parser": string, "generation_prompt": string, "text": string}.
+// Out (JSON): the assistant message in OpenAI's shape ({"role", "content", "tool_calls"?}). An answer that does not
+// parse (cut off by max_tokens inside a call) is returned as plain content.
+JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeParse(JNIEnv * env, jclass, jbyteArray request_bytes) {
+    return guarded(env, (jbyteArray) nullptr, [&] {
+        common_json req = common_json::parse(to_string(env, request_bytes));
+        const std::string text = req.at("text").get<std::string>();
+        common_chat_parser_params params;
+        params.format = (common_chat_format) req.at("format").get<int>();
+        params.generation_prompt = req.value("generation_prompt", std::string());
+        const std::string parser = req.value("parser", std::string());
+        if (!parser.empty()) {
+            params.parser.load(parser);
+        }
+        common_chat_msg msg;
+        try {
+            msg = common_chat_parse(text, false, params);
+        } catch (const std::exception &) {
+            msg = common_chat_msg();
+            msg.role = "assistant";
+            msg.content = text;
+        }
+        msg.role = "assistant";
+        return to_bytes(env, msg.to_json_oaicompat().dump());
     });
 }
 

@@ -126,18 +126,43 @@ abstract sealed class ResponseShape {
         /** {@code delta} in a chunk, {@code message} in a whole response: exactly one is set. */
         record Choice(int index, @OmitWhenNull Delta delta, @OmitWhenNull Message message, Logprobs logprobs, String finishReason) {}
 
-        /** The first chunk names the role; the last has no content (OpenAI sends {@code "delta": {}}). */
-        record Delta(@OmitWhenNull String role, @OmitWhenNull String content) {}
+        /**
+         * The first chunk names the role; the last has no content (OpenAI sends {@code "delta": {}}). With tools, the
+         * answer is read once it has ended: the last chunk carries its text and its calls.
+         */
+        record Delta(@OmitWhenNull String role, @OmitWhenNull String content, @OmitWhenNull List<ToolCalls.CallDelta> toolCalls) {
+            Delta(String role, String content) {
+                this(role, content, null);
+            }
+        }
 
-        record Message(String role, String content, String refusal) {}
+        record Message(String role, String content, String refusal, @OmitWhenNull List<ToolCalls.Call> toolCalls) {}
 
         record Logprobs(List<TokenLogprob> content, String refusal) {}
 
         /** A token and its log-prob; the sampled token also lists its alternatives, the alternatives do not. */
         record TokenLogprob(String token, float logprob, int[] bytes, @OmitWhenNull List<TokenLogprob> topLogprobs) {}
 
+        /** With tools: reads an ended answer's text as text and calls (null: no tools, the text is the answer). */
+        private final java.util.function.Function<String, ToolCalls.Parsed> tools;
+        /** With tools: each choice's text so far (a steer replaces it), read when the choice ends. */
+        private final Map<Integer, StringBuilder> texts = new java.util.concurrent.ConcurrentHashMap<>();
+
         Chat(String id, String model, LlamaModel llama) {
+            this(id, model, llama, null);
+        }
+
+        Chat(String id, String model, LlamaModel llama, java.util.function.Function<String, ToolCalls.Parsed> tools) {
             super(id, model, llama);
+            this.tools = tools;
+        }
+
+        @Override
+        Envelope steerChunk(SteerRecord r, Integer index) {
+            if (tools != null) {
+                texts.put(index == null ? 0 : index, new StringBuilder(r.acceptedText() + r.correctionText()));
+            }
+            return super.steerChunk(r, index);
         }
 
         @Override
@@ -147,8 +172,23 @@ abstract sealed class ResponseShape {
 
         @Override
         Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
-            Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
-            return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), finish(finish))), null, null);
+            if (tools == null) {
+                Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
+                return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), finish(finish))), null, null);
+            }
+            // Tool calls are read from the whole answer: until it ends, the chunks carry its tokens' log-probs only.
+            StringBuilder sb = texts.computeIfAbsent(index, i -> new StringBuilder());
+            if (finish == null) {
+                if (text != null) {
+                    sb.append(text);
+                }
+                return envelope(chunkObject(), List.of(new Choice(index, new Delta(first ? "assistant" : null, null), null,
+                        logprobs(tokens), null)), null, null);
+            }
+            ToolCalls.Parsed p = tools.apply(sb.toString());
+            Delta delta = new Delta(first ? "assistant" : null, p.content(), p.hasCalls() ? p.deltas() : null);
+            String reason = p.hasCalls() && finish == FinishReason.STOP ? "tool_calls" : finish(finish);
+            return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), reason)), null, null);
         }
 
         @Override
@@ -156,7 +196,13 @@ abstract sealed class ResponseShape {
             List<Choice> choices = new ArrayList<>();
             for (int i = 0; i < results.size(); i++) {
                 Result r = results.get(i);
-                choices.add(new Choice(i, null, new Message("assistant", r.text(), null), logprobs(r.tokens()), finish(r.finish())));
+                if (tools == null) {
+                    choices.add(new Choice(i, null, new Message("assistant", r.text(), null, null), logprobs(r.tokens()), finish(r.finish())));
+                    continue;
+                }
+                ToolCalls.Parsed p = tools.apply(r.text());
+                String reason = p.hasCalls() && r.finish() == FinishReason.STOP ? "tool_calls" : finish(r.finish());
+                choices.add(new Choice(i, null, new Message("assistant", p.content(), null, p.calls()), logprobs(r.tokens()), reason));
             }
             return envelope("chat.completion", choices, UsageJson.of(usage), null);
         }
