@@ -130,7 +130,7 @@ final class Completions {
         if (tools != null && !rendered.grammar().isEmpty()) {
             LlamaSampler.Params sampling = rendered.grammarLazy()
                     ? request.sampling().withLazyGrammar(rendered.grammar(), rendered.triggerPatterns(), rendered.triggerTokens())
-                    : request.sampling().withGrammar(rendered.grammar());
+                    : request.sampling().withGrammar(rendered.grammar(), rendered.generationPrompt());
             request = new GenerationRequest(request.prompt(), sampling, request.maxTokens(), request.stop(), request.topLogprobs(),
                     request.ignoreEos());
         }
