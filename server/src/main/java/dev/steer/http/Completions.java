@@ -81,7 +81,7 @@ final class Completions {
             throw e;
         }
         ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model(),
-                tools == null ? null : text -> ToolCalls.parse(chat.rendered(), text));
+                tools == null ? null : chat.rendered());
         if (options.stream()) {
             Respond.stream(ctx, events.get(0), generations, shape, options.includeUsage());
         } else {
@@ -123,7 +123,8 @@ final class Completions {
         try {
             rendered = templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null, tools));
         } catch (IllegalArgumentException e) {
-            throw ApiError.invalid(tools != null && e.getMessage().contains("tool") ? "tools" : "messages", e.getMessage());
+            // llama.cpp's reasons: "invalid tools: ..." (a function's schema) or about the messages (or the template)
+            throw ApiError.invalid(e.getMessage().startsWith("invalid tools") ? "tools" : "messages", e.getMessage());
         }
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);

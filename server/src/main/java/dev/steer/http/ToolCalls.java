@@ -23,21 +23,18 @@ final class ToolCalls {
 
     record Function(String name, String arguments) {}
 
-    /** The same in a streamed delta, which names its place in the message. */
-    record CallDelta(int index, String id, String type, Function function) {}
+    /**
+     * A call in a streamed delta, as OpenAI sends it: the first names its place, id, type and function name (with the
+     * arguments so far, often ""), the next ones carry only the place and a fragment of the arguments.
+     */
+    record CallDelta(int index, @OmitWhenNull String id, @OmitWhenNull String type, FunctionDelta function) {}
+
+    record FunctionDelta(@OmitWhenNull String name, String arguments) {}
 
     /** An answer read back: its text (null when it is only calls) and its calls (null when none). */
     record Parsed(String content, @OmitWhenNull List<Call> calls) {
         boolean hasCalls() {
             return calls != null && !calls.isEmpty();
-        }
-
-        List<CallDelta> deltas() {
-            List<CallDelta> out = new ArrayList<>();
-            for (int i = 0; i < calls.size(); i++) {
-                out.add(new CallDelta(i, calls.get(i).id(), calls.get(i).type(), calls.get(i).function()));
-            }
-            return out;
         }
     }
 
@@ -62,7 +59,9 @@ final class ToolCalls {
         for (int i = 0; i < tools.size(); i++) {
             names.add(checkTool(tools.get(i), "tools[" + i + "]", names));
         }
-        boolean parallel = b.bool("parallel_tool_calls", true);
+        // llama-server's default, not OpenAI's (true): a small model allowed several calls tends to repeat its call
+        // until max_tokens (SmolLM2 does); a client that wants several asks for them.
+        boolean parallel = b.bool("parallel_tool_calls", false);
         if (choice == null) {
             return new ChatTemplates.Tools(tools, "auto", parallel);
         }
@@ -112,9 +111,17 @@ final class ToolCalls {
         return name.getAsString();
     }
 
-    /** The assistant message llama.cpp read from {@code text}, in our records; calls without an id get one. */
+    /** The assistant message llama.cpp read from a finished answer, in our records; calls without an id get one. */
     static Parsed parse(ChatTemplates.Rendered rendered, String text) {
-        JsonObject m = ChatTemplates.parse(rendered, text);
+        return parse(rendered, text, false);
+    }
+
+    /**
+     * The same for an answer still being written ({@code partial}): the text read so far and the calls begun, the
+     * last one's arguments possibly cut short. Ids are left null here: a stream gives each call its id once.
+     */
+    static Parsed parse(ChatTemplates.Rendered rendered, String text, boolean partial) {
+        JsonObject m = ChatTemplates.parse(rendered, text, partial);
         JsonElement content = m.get("content");
         String c = content == null || content.isJsonNull() ? null : content.getAsString();
         List<Call> calls = new ArrayList<>();
@@ -123,13 +130,24 @@ final class ToolCalls {
                 JsonObject call = e.getAsJsonObject();
                 JsonObject fn = call.getAsJsonObject("function");
                 String id = call.has("id") && !call.get("id").isJsonNull() && !call.get("id").getAsString().isEmpty()
-                        ? call.get("id").getAsString() : "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
-                calls.add(new Call(id, "function", new Function(fn.get("name").getAsString(), fn.get("arguments").getAsString())));
+                        ? call.get("id").getAsString() : partial ? null : newId();
+                calls.add(new Call(id, "function", new Function(string(fn, "name"), string(fn, "arguments"))));
             }
         }
         if (calls.isEmpty()) {
-            return new Parsed(c == null ? text : c, null);
+            return new Parsed(c == null ? (partial ? "" : text) : c, null);
         }
         return new Parsed(c == null || c.isEmpty() ? null : c, calls);
+    }
+
+    /** A string member, "" when a partial answer has not written it yet. */
+    private static String string(JsonObject o, String name) {
+        JsonElement e = o == null ? null : o.get(name);
+        return e == null || e.isJsonNull() ? "" : e.getAsString();
+    }
+
+    /** An id in OpenAI's style, for a call the model wrote without one. */
+    static String newId() {
+        return "call_" + UUID.randomUUID().toString().replace("-", "").substring(0, 24);
     }
 }

@@ -39,11 +39,13 @@ public final class ChatTemplates extends NativeHandle {
     /**
      * A rendered prompt and what the template asks of generation: stops, a grammar for tools or schemas (lazy: it
      * applies once the output matches a trigger pattern or token), and how to read tool calls back ({@code format},
-     * {@code parser}: see {@link #parse}).
+     * {@code parser}: see {@link #parse}). {@code genericTools}: the template cannot render tools, so they were described
+     * in the system message and calls are written as {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}
+     * (docs/api.md, "Tool calls").
      */
     public record Rendered(String prompt, String grammar, boolean grammarLazy, List<String> additionalStops,
                            List<String> preservedTokens, String generationPrompt, List<String> triggerPatterns,
-                           int[] triggerTokens, int format, String parser) {}
+                           int[] triggerTokens, int format, String parser, boolean genericTools) {}
 
     private final LlamaModel model;
 
@@ -110,16 +112,19 @@ public final class ChatTemplates extends NativeHandle {
                 strings(o.getAsJsonArray("trigger_patterns")),
                 o.getAsJsonArray("trigger_tokens").asList().stream().mapToInt(JsonElement::getAsInt).toArray(),
                 o.get("format").getAsInt(),
-                o.get("parser").getAsString());
+                o.get("parser").getAsString(),
+                o.get("generic_tools").getAsBoolean());
     }
 
     /**
      * The assistant message in a finished answer, read the way {@code rendered}'s format writes tool calls
      * (llama.cpp's {@code common_chat_parse}): {"role", "content", "tool_calls"?}. Text that does not parse (an answer
-     * cut off inside a call) comes back as plain content.
+     * cut off inside a call) comes back as plain content. {@code partial}: the answer is still being written (a stream):
+     * what reads so far, the last call's arguments possibly incomplete.
      */
-    public static JsonObject parse(Rendered rendered, String text) {
+    public static JsonObject parse(Rendered rendered, String text, boolean partial) {
         JsonObject req = new JsonObject();
+        req.addProperty("partial", partial);
         req.addProperty("format", rendered.format());
         req.addProperty("parser", rendered.parser());
         req.addProperty("generation_prompt", rendered.generationPrompt());
