@@ -106,8 +106,10 @@ common_chat_params apply_generic_tools(const common_chat_templates * tmpls, cons
     const std::string gen_prompt = out.generation_prompt;
     common_peg_arena parser = build_chat_peg_parser([&](common_chat_peg_builder & p) {
         // One call per <tool_call> block, as Hermes/Qwen write them; several blocks when parallel calls are allowed.
+        // Nothing may follow the last block: the grammar then allows only the end of generation, so a model that
+        // would pad with whitespace (or start another call when one was asked for) stops.
         auto call = p.standard_json_tools(GENERIC_CALL_START, GENERIC_CALL_END, tools, false, true);
-        auto all = in.parallel_tool_calls ? p.one_or_more(call + p.space()) : call + p.space();
+        auto all = in.parallel_tool_calls ? call + p.zero_or_more(p.space() + call) : call;
         if (required) {
             return p.prefix(gen_prompt) << (all + p.end());
         }

@@ -106,6 +106,16 @@ final class Completions {
         return startSession(id, model, chatRequest(messages, options, null).request(), requestJson, new EventStream());
     }
 
+    /**
+     * How the answer to a recorded chat request reads its tool calls (its messages and tools rendered again, as when
+     * it was answered), or null when it offered none: a steer's continuation is streamed in the same shape.
+     */
+    ChatTemplates.Rendered toolFormat(String requestJson) {
+        RequestBody b = RequestBody.parse(requestJson);
+        ChatTemplates.Tools tools = ToolCalls.read(b);
+        return tools == null ? null : render(b.array("messages"), tools);
+    }
+
     /** A chat rendered for the engine, and what the template said about it (how to read tool calls back). */
     record ChatPrompt(GenerationRequest request, ChatTemplates.Rendered rendered) {}
 
@@ -116,16 +126,7 @@ final class Completions {
      */
     private ChatPrompt chatRequest(JsonArray messages, CompletionOptions options, ChatTemplates.Tools tools) {
         checkMessages(messages);
-        // A trailing assistant message is continued (prefill), not answered.
-        String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
-        boolean prefill = lastRole.equals("assistant");
-        ChatTemplates.Rendered rendered;
-        try {
-            rendered = templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null, tools));
-        } catch (IllegalArgumentException e) {
-            // llama.cpp's reasons: "invalid tools: ..." (a function's schema) or about the messages (or the template)
-            throw ApiError.invalid(e.getMessage().startsWith("invalid tools") ? "tools" : "messages", e.getMessage());
-        }
+        ChatTemplates.Rendered rendered = render(messages, tools);
         int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
         GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
         if (tools != null && !rendered.grammar().isEmpty()) {
@@ -137,6 +138,19 @@ final class Completions {
         }
         checkGrammar(request, tools != null ? "tools" : options.grammarParam());
         return new ChatPrompt(request, rendered);
+    }
+
+    /** {@code messages} (checked) rendered with the chat template and {@code tools} (null: none). */
+    private ChatTemplates.Rendered render(JsonArray messages, ChatTemplates.Tools tools) {
+        // A trailing assistant message is continued (prefill), not answered.
+        String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
+        boolean prefill = lastRole.equals("assistant");
+        try {
+            return templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null, tools));
+        } catch (IllegalArgumentException e) {
+            // llama.cpp's reasons: "invalid tools: ..." (a function's schema) or about the messages (or the template)
+            throw ApiError.invalid(e.getMessage().startsWith("invalid tools") ? "tools" : "messages", e.getMessage());
+        }
     }
 
     /** Starts {@code request} as the steerable session {@code id}, its events going to {@code events}. */

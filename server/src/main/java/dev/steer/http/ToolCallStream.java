@@ -50,8 +50,10 @@ final class ToolCallStream {
     }
 
     /**
-     * A steer rewrote the answer to {@code now}. The steer chunk tells the client; what it shows is taken as sent,
-     * and later deltas continue from it (calls keep the ids they were announced with).
+     * A steer rewrote the answer to {@code now}. The steer chunk tells the client (its {@code content} is the answer's
+     * text, call markup included); a call this stream had announced is taken as sent as it now reads, keeps its id, and
+     * its later fragments continue it. A call not announced yet (a continuation streamed after the answer ended starts
+     * with none) is announced with the next chunk, its arguments so far included.
      */
     void steered(String now) {
         text.setLength(0);
@@ -62,10 +64,10 @@ final class ToolCallStream {
         if (p.hasCalls()) {
             for (int i = 0; i < p.calls().size(); i++) {
                 ToolCalls.Function f = p.calls().get(i).function();
-                if (f.name().isEmpty()) {
+                if (i >= sent.size() || f.name().isEmpty()) {
                     break;
                 }
-                kept.add(new Sent(i < sent.size() ? sent.get(i).id() : ToolCalls.newId(), f.name(), f.arguments()));
+                kept.add(new Sent(sent.get(i).id(), f.name(), f.arguments()));
             }
         }
         sent.clear();
