@@ -13,7 +13,7 @@ using namespace steer;
 
 namespace {
 
-// Tool calls for a template that has none (SmolLM2's ChatML, Gemma's): llama.cpp's common renders tools only through
+// Tool calls for a template that has none (SmolLM2's ChatML): llama.cpp's common renders tools only through
 // a template that knows them, and gives no grammar otherwise (llama-server then ignores tools). Here the tools are
 // described in the system message in the Hermes/Qwen2.5 wording, calls are written as
 // <tool_call>{"name": ..., "arguments": {...}}</tool_call>, and earlier calls and results in the history are spelled

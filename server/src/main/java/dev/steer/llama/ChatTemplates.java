@@ -41,7 +41,7 @@ public final class ChatTemplates extends NativeHandle {
      * applies once the output matches a trigger pattern or token), and how to read tool calls back ({@code format},
      * {@code parser}: see {@link #parse}). {@code genericTools}: the template cannot render tools, so they were described
      * in the system message and calls are written as {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}
-     * (docs/api.md, "Tool calls").
+     * (docs/tools.md).
      */
     public record Rendered(String prompt, String grammar, boolean grammarLazy, List<String> additionalStops,
                            List<String> preservedTokens, String generationPrompt, List<String> triggerPatterns,
