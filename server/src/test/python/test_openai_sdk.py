@@ -187,3 +187,88 @@ def test_responses_stream_is_steerable_by_its_id():
         elif e.type in ("response.completed", "response.incomplete"):
             final = e.response.output_text
     assert steered and steered.endswith(" Once upon a time") and final.startswith(steered)
+
+
+# ------------------------------------------------------------------------------------------------ tools
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def valid_weather_args(arguments):
+    """The arguments (JSON text) checked against get_weather's schema; returns them parsed."""
+    import json
+    args = json.loads(arguments)
+    assert set(args) == {"city", "unit"}, args
+    assert isinstance(args["city"], str) and args["unit"] in ("celsius", "fahrenheit"), args
+    return args
+
+
+def tool_chat(**kw):
+    return client.chat.completions.create(**{"model": MODEL, "messages": ASK_WEATHER, "tools": [WEATHER],
+                                             "temperature": 0, "max_tokens": 80, **kw})
+
+
+def test_tools_required_call_validates():
+    for choice in ("required", {"type": "function", "function": {"name": "get_weather"}}):
+        c = tool_chat(tool_choice=choice)
+        assert c.choices[0].finish_reason == "tool_calls"
+        (call,) = c.choices[0].message.tool_calls
+        assert call.type == "function" and call.id.startswith("call_") and call.function.name == "get_weather"
+        valid_weather_args(call.function.arguments)
+
+
+def test_tools_auto_answers_in_text_or_a_valid_call():
+    m = tool_chat(tool_choice="auto").choices[0].message
+    assert m.content or m.tool_calls
+    for call in m.tool_calls or []:
+        valid_weather_args(call.function.arguments)
+
+
+def test_tools_streamed_call_reassembles_to_the_whole_one():
+    whole = tool_chat(tool_choice="required").choices[0].message.tool_calls[0]
+    calls, finish = {}, None
+    for chunk in tool_chat(tool_choice="required", stream=True):
+        for c in chunk.choices:
+            finish = c.finish_reason or finish
+            for t in c.delta.tool_calls or []:
+                if t.id:  # the first delta of a call names it
+                    calls[t.index] = {"id": t.id, "name": t.function.name, "arguments": t.function.arguments or ""}
+                else:
+                    calls[t.index]["arguments"] += t.function.arguments
+    assert finish == "tool_calls" and list(calls) == [0]
+    assert calls[0]["name"] == whole.function.name
+    assert valid_weather_args(calls[0]["arguments"]) == valid_weather_args(whole.function.arguments)
+    # the SDK's own stream helper assembles the same call
+    with client.chat.completions.stream(model=MODEL, messages=ASK_WEATHER, tools=[WEATHER], tool_choice="required",
+                                        temperature=0, max_tokens=80) as s:
+        final = s.get_final_completion()
+    assert valid_weather_args(final.choices[0].message.tool_calls[0].function.arguments) == valid_weather_args(whole.function.arguments)
+
+
+def test_tools_result_in_history_is_answered():
+    call = tool_chat(tool_choice="required").choices[0].message.tool_calls[0]
+    messages = ASK_WEATHER + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call.id, "type": "function", "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temperature": 21, "sky": "sunny"}'}]
+    c = client.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER], tool_choice="none",
+                                       temperature=0, max_tokens=32)
+    assert c.choices[0].message.content and not c.choices[0].message.tool_calls
+
+
+def test_tools_bad_input_is_a_400():
+    with pytest.raises(openai.BadRequestError) as e:
+        tool_chat(tool_choice={"type": "function", "function": {"name": "nope"}})
+    assert e.value.body["param"] == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as e:
+        tool_chat(tools=[{"type": "function", "function": {"name": "f", "parameters": {
+            "type": "object", "properties": {"x": {"type": "strnig"}}}}}])
+    assert e.value.body["param"] == "tools"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL, messages=ASK_WEATHER, tools={"not": "a list"})
+    assert e.value.body["param"] == "tools"

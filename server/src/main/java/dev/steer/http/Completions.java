@@ -50,8 +50,13 @@ final class Completions {
         JsonArray messages = b.array("messages");
         checkMessages(messages);  // before the options: a request's first error is reported, as it always was
         CompletionOptions options = CompletionOptions.read(b, true);
+        ChatTemplates.Tools tools = ToolCalls.read(b);
+        if (tools != null && options.grammarParam() != null && !tools.choice().equals("none")) {
+            throw ApiError.invalid("tools", "'tools' cannot be combined with '" + options.grammarParam() + "': the tool calls have their own grammar.");
+        }
         String id = "chatcmpl-" + UUID.randomUUID().toString().replace("-", "");
-        GenerationRequest request = chatRequest(messages, options);
+        ChatPrompt chat = chatRequest(messages, options, tools);
+        GenerationRequest request = chat.request();
         String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
         // n choices: n sessions on one queue of events. Choice 0's session is named by the completion id, choice i's
         // by choiceId (the steer routes find it from the id and the choice's "index").
@@ -75,7 +80,8 @@ final class Completions {
             opened.forEach(sessions::discard);        // and nothing kept for the refused request
             throw e;
         }
-        ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model());
+        ResponseShape.Chat shape = new ResponseShape.Chat(id, first.started().selection().model(), engine.model(),
+                tools == null ? null : chat.rendered());
         if (options.stream()) {
             Respond.stream(ctx, events.get(0), generations, shape, options.includeUsage());
         } else {
@@ -97,25 +103,54 @@ final class Completions {
      * completion body, whose {@code messages} the exports read. The Responses API's way onto the chat path.
      */
     Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson) {
-        return startSession(id, model, chatRequest(messages, options), requestJson, new EventStream());
+        return startSession(id, model, chatRequest(messages, options, null).request(), requestJson, new EventStream());
     }
 
-    /** The engine request for chat {@code messages}: rendered with the chat template, tokenized, its grammar checked. */
-    private GenerationRequest chatRequest(JsonArray messages, CompletionOptions options) {
+    /**
+     * How the answer to a recorded chat request reads its tool calls (its messages and tools rendered again, as when
+     * it was answered), or null when it offered none: a steer's continuation is streamed in the same shape.
+     */
+    ChatTemplates.Rendered toolFormat(String requestJson) {
+        RequestBody b = RequestBody.parse(requestJson);
+        ChatTemplates.Tools tools = ToolCalls.read(b);
+        return tools == null ? null : render(b.array("messages"), tools);
+    }
+
+    /** A chat rendered for the engine, and what the template said about it (how to read tool calls back). */
+    record ChatPrompt(GenerationRequest request, ChatTemplates.Rendered rendered) {}
+
+    /**
+     * The engine request for chat {@code messages}: rendered with the chat template (with {@code tools}, null for
+     * none: the template describes them and llama.cpp's grammar keeps calls to their schemas), tokenized, its grammar
+     * checked.
+     */
+    private ChatPrompt chatRequest(JsonArray messages, CompletionOptions options, ChatTemplates.Tools tools) {
         checkMessages(messages);
+        ChatTemplates.Rendered rendered = render(messages, tools);
+        int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
+        GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
+        if (tools != null && !rendered.grammar().isEmpty()) {
+            LlamaSampler.Params sampling = rendered.grammarLazy()
+                    ? request.sampling().withLazyGrammar(rendered.grammar(), rendered.triggerPatterns(), rendered.triggerTokens())
+                    : request.sampling().withGrammar(rendered.grammar(), rendered.generationPrompt());
+            request = new GenerationRequest(request.prompt(), sampling, request.maxTokens(), request.stop(), request.topLogprobs(),
+                    request.ignoreEos());
+        }
+        checkGrammar(request, tools != null ? "tools" : options.grammarParam());
+        return new ChatPrompt(request, rendered);
+    }
+
+    /** {@code messages} (checked) rendered with the chat template and {@code tools} (null: none). */
+    private ChatTemplates.Rendered render(JsonArray messages, ChatTemplates.Tools tools) {
         // A trailing assistant message is continued (prefill), not answered.
         String lastRole = messages.get(messages.size() - 1).getAsJsonObject().get("role").getAsString();
         boolean prefill = lastRole.equals("assistant");
-        ChatTemplates.Rendered rendered;
         try {
-            rendered = templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null));
+            return templates.render(new ChatTemplates.Request(messages, !prefill, prefill, null, null, null, tools));
         } catch (IllegalArgumentException e) {
-            throw ApiError.invalid("messages", e.getMessage());
+            // llama.cpp's reasons: "invalid tools: ..." (a function's schema) or about the messages (or the template)
+            throw ApiError.invalid(e.getMessage().startsWith("invalid tools") ? "tools" : "messages", e.getMessage());
         }
-        int[] prompt = engine.model().tokenize(rendered.prompt(), true, true);
-        GenerationRequest request = options.toRequest(prompt, rendered.additionalStops(), engine);
-        checkGrammar(request, options.grammarParam());
-        return request;
     }
 
     /** Starts {@code request} as the steerable session {@code id}, its events going to {@code events}. */

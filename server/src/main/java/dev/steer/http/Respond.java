@@ -98,7 +98,10 @@ final class Respond {
                     case EventStream.Token t -> {
                         TokenEvent e = t.event();
                         if (!e.text().isEmpty() || e.top() != null) {
-                            send(out, shape.chunk(t.choice(), e.text(), List.of(e), null, false));
+                            ResponseShape.Envelope chunk = shape.chunk(t.choice(), e.text(), List.of(e), null, false);
+                            if (chunk != null) {
+                                send(out, chunk);
+                            }
                         }
                     }
                     case EventStream.Steered st -> send(out, shape.steerChunk(st.record(), n > 1 ? st.choice() : null));

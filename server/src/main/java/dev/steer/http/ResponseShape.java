@@ -4,6 +4,7 @@ import dev.steer.engine.FinishReason;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
 import dev.steer.json.OmitWhenNull;
+import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.steer.SteerRecord;
 import java.nio.charset.StandardCharsets;
@@ -11,6 +12,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * How one generation is spelled in OpenAI's JSON: as a chat completion or as a (legacy) text completion. The
@@ -59,7 +61,10 @@ abstract sealed class ResponseShape {
     /** One choice's answer: its text, its tokens (for log-probs) and why it ended. */
     record Result(String text, List<TokenEvent> tokens, FinishReason finish) {}
 
-    /** A streamed chunk of choice {@code index} carrying {@code text} (and the log-probs of {@code tokens}), or its final one. */
+    /**
+     * A streamed chunk of choice {@code index} carrying {@code text} (and the log-probs of {@code tokens}), or its final
+     * one; null when the tokens add nothing a client can be told yet (with tools: the inside of a call's markup).
+     */
     abstract Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first);
 
     Envelope chunk(String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
@@ -126,18 +131,47 @@ abstract sealed class ResponseShape {
         /** {@code delta} in a chunk, {@code message} in a whole response: exactly one is set. */
         record Choice(int index, @OmitWhenNull Delta delta, @OmitWhenNull Message message, Logprobs logprobs, String finishReason) {}
 
-        /** The first chunk names the role; the last has no content (OpenAI sends {@code "delta": {}}). */
-        record Delta(@OmitWhenNull String role, @OmitWhenNull String content) {}
+        /**
+         * The first chunk names the role; the last has no content (OpenAI sends {@code "delta": {}}). With tools, a
+         * chunk carries the text and the call deltas its tokens added ({@link ToolCallStream}).
+         */
+        record Delta(@OmitWhenNull String role, @OmitWhenNull String content, @OmitWhenNull List<ToolCalls.CallDelta> toolCalls) {
+            Delta(String role, String content) {
+                this(role, content, null);
+            }
+        }
 
-        record Message(String role, String content, String refusal) {}
+        record Message(String role, String content, String refusal, @OmitWhenNull List<ToolCalls.Call> toolCalls) {}
 
         record Logprobs(List<TokenLogprob> content, String refusal) {}
 
         /** A token and its log-prob; the sampled token also lists its alternatives, the alternatives do not. */
         record TokenLogprob(String token, float logprob, int[] bytes, @OmitWhenNull List<TokenLogprob> topLogprobs) {}
 
+        /** With tools: how the template writes calls, to read them back (null: no tools, the text is the answer). */
+        private final ChatTemplates.Rendered tools;
+        /** With tools: each streamed choice, read as it grows. */
+        private final Map<Integer, ToolCallStream> streams = new ConcurrentHashMap<>();
+
         Chat(String id, String model, LlamaModel llama) {
+            this(id, model, llama, null);
+        }
+
+        Chat(String id, String model, LlamaModel llama, ChatTemplates.Rendered tools) {
             super(id, model, llama);
+            this.tools = tools;
+        }
+
+        @Override
+        Envelope steerChunk(SteerRecord r, Integer index) {
+            if (tools != null) {
+                stream(index == null ? 0 : index).steered(r.acceptedText() + r.correctionText());
+            }
+            return super.steerChunk(r, index);
+        }
+
+        private ToolCallStream stream(int index) {
+            return streams.computeIfAbsent(index, i -> new ToolCallStream(tools));
         }
 
         @Override
@@ -147,8 +181,19 @@ abstract sealed class ResponseShape {
 
         @Override
         Envelope chunk(int index, String text, List<TokenEvent> tokens, FinishReason finish, boolean first) {
-            Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
-            return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), finish(finish))), null, null);
+            if (tools == null || first) {
+                Delta delta = new Delta(first ? "assistant" : null, finish == null ? text : null);
+                return envelope(chunkObject(), List.of(new Choice(index, delta, null, logprobs(tokens), finish(finish))), null, null);
+            }
+            ToolCallStream s = stream(index);
+            ToolCallStream.Update u = finish == null ? s.append(text == null ? "" : text) : s.finish();
+            Logprobs lp = logprobs(tokens);
+            if (finish == null && u.isEmpty() && lp == null) {
+                return null;  // the tokens so far read as the inside of a call's markup: nothing to tell yet
+            }
+            Delta delta = new Delta(null, u.content(), u.calls().isEmpty() ? null : u.calls());
+            String reason = s.hasCalls() && finish == FinishReason.STOP ? "tool_calls" : finish(finish);
+            return envelope(chunkObject(), List.of(new Choice(index, delta, null, lp, reason)), null, null);
         }
 
         @Override
@@ -156,7 +201,13 @@ abstract sealed class ResponseShape {
             List<Choice> choices = new ArrayList<>();
             for (int i = 0; i < results.size(); i++) {
                 Result r = results.get(i);
-                choices.add(new Choice(i, null, new Message("assistant", r.text(), null), logprobs(r.tokens()), finish(r.finish())));
+                if (tools == null) {
+                    choices.add(new Choice(i, null, new Message("assistant", r.text(), null, null), logprobs(r.tokens()), finish(r.finish())));
+                    continue;
+                }
+                ToolCalls.Parsed p = ToolCalls.parse(tools, r.text());
+                String reason = p.hasCalls() && r.finish() == FinishReason.STOP ? "tool_calls" : finish(r.finish());
+                choices.add(new Choice(i, null, new Message("assistant", p.content(), null, p.calls()), logprobs(r.tokens()), reason));
             }
             return envelope("chat.completion", choices, UsageJson.of(usage), null);
         }

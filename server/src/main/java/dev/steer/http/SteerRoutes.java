@@ -97,7 +97,9 @@ final class SteerRoutes {
                 if (session.id.startsWith(Responses.ID_PREFIX)) {
                     ResponseEvents.stream(ctx, events, c.generation(), Responses.continued(session, served));
                 } else {
-                    Completions.respond(ctx, true, false, events, c.generation(), new ResponseShape.Chat(session.id, served, model()));
+                    // An answer with tools continues as one: its calls read back as tool_calls deltas.
+                    Completions.respond(ctx, true, false, events, c.generation(),
+                            new ResponseShape.Chat(session.id, served, model(), completions.toolFormat(session.requestJson)));
                 }
             }
         }

@@ -17,17 +17,35 @@ import java.util.List;
 public final class ChatTemplates extends NativeHandle {
     private static final Gson GSON = new Gson();
 
-    /** What to render. {@code jsonSchema} / {@code grammar} may be null. */
+    /** What to render. {@code jsonSchema} / {@code grammar} / {@code tools} may be null. */
     public record Request(JsonArray messages, boolean addGenerationPrompt, boolean continueFinalMessage,
-                          JsonElement jsonSchema, String grammar, JsonObject templateKwargs) {
+                          JsonElement jsonSchema, String grammar, JsonObject templateKwargs, Tools tools) {
+        public Request(JsonArray messages, boolean addGenerationPrompt, boolean continueFinalMessage,
+                       JsonElement jsonSchema, String grammar, JsonObject templateKwargs) {
+            this(messages, addGenerationPrompt, continueFinalMessage, jsonSchema, grammar, templateKwargs, null);
+        }
+
         public static Request of(JsonArray messages) {
-            return new Request(messages, true, false, null, null, null);
+            return new Request(messages, true, false, null, null, null, null);
         }
     }
 
-    /** A rendered prompt and what the template asks of generation (stops, a grammar for tools or schemas). */
+    /**
+     * The functions the model may call (OpenAI's {@code tools}), {@code choice} "auto", "none" or "required" (a named
+     * function: the caller passes that one tool, "required"), and whether several calls may come in one answer.
+     */
+    public record Tools(JsonArray tools, String choice, boolean parallel) {}
+
+    /**
+     * A rendered prompt and what the template asks of generation: stops, a grammar for tools or schemas (lazy: it
+     * applies once the output matches a trigger pattern or token), and how to read tool calls back ({@code format},
+     * {@code parser}: see {@link #parse}). {@code genericTools}: the template cannot render tools, so they were described
+     * in the system message and calls are written as {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}
+     * (docs/tools.md).
+     */
     public record Rendered(String prompt, String grammar, boolean grammarLazy, List<String> additionalStops,
-                           List<String> preservedTokens, String generationPrompt) {}
+                           List<String> preservedTokens, String generationPrompt, List<String> triggerPatterns,
+                           int[] triggerTokens, int format, String parser, boolean genericTools) {}
 
     private final LlamaModel model;
 
@@ -77,6 +95,11 @@ public final class ChatTemplates extends NativeHandle {
         if (r.templateKwargs() != null) {
             req.add("chat_template_kwargs", r.templateKwargs());
         }
+        if (r.tools() != null) {
+            req.add("tools", r.tools().tools());
+            req.addProperty("tool_choice", r.tools().choice());
+            req.addProperty("parallel_tool_calls", r.tools().parallel());
+        }
         byte[] out = nativeApply(handle(), GSON.toJson(req).getBytes(StandardCharsets.UTF_8));
         JsonObject o = GSON.fromJson(new String(out, StandardCharsets.UTF_8), JsonObject.class);
         return new Rendered(
@@ -85,7 +108,29 @@ public final class ChatTemplates extends NativeHandle {
                 o.get("grammar_lazy").getAsBoolean(),
                 strings(o.getAsJsonArray("additional_stops")),
                 strings(o.getAsJsonArray("preserved_tokens")),
-                o.get("generation_prompt").getAsString());
+                o.get("generation_prompt").getAsString(),
+                strings(o.getAsJsonArray("trigger_patterns")),
+                o.getAsJsonArray("trigger_tokens").asList().stream().mapToInt(JsonElement::getAsInt).toArray(),
+                o.get("format").getAsInt(),
+                o.get("parser").getAsString(),
+                o.get("generic_tools").getAsBoolean());
+    }
+
+    /**
+     * The assistant message in a finished answer, read the way {@code rendered}'s format writes tool calls
+     * (llama.cpp's {@code common_chat_parse}): {"role", "content", "tool_calls"?}. Text that does not parse (an answer
+     * cut off inside a call) comes back as plain content. {@code partial}: the answer is still being written (a stream):
+     * what reads so far, the last call's arguments possibly incomplete.
+     */
+    public static JsonObject parse(Rendered rendered, String text, boolean partial) {
+        JsonObject req = new JsonObject();
+        req.addProperty("partial", partial);
+        req.addProperty("format", rendered.format());
+        req.addProperty("parser", rendered.parser());
+        req.addProperty("generation_prompt", rendered.generationPrompt());
+        req.addProperty("text", text);
+        byte[] out = nativeParse(GSON.toJson(req).getBytes(StandardCharsets.UTF_8));
+        return GSON.fromJson(new String(out, StandardCharsets.UTF_8), JsonObject.class);
     }
 
     private static List<String> strings(JsonArray a) {
@@ -103,4 +148,6 @@ public final class ChatTemplates extends NativeHandle {
     private static native void nativeFree(long h);
 
     private static native byte[] nativeApply(long h, byte[] request);
+
+    private static native byte[] nativeParse(byte[] request);
 }

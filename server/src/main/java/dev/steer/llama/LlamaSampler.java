@@ -14,10 +14,20 @@ public final class LlamaSampler extends NativeHandle {
      * @param grammar      GBNF with a {@code root} rule, or null for unconstrained output
      * @param lazyPatterns with a grammar: it applies only once the output matches one of these regexes (tool calls)
      * @param lazyTokens   with a grammar: ... or once one of these tokens is produced
+     * @param grammarPrefill with a (non-lazy) grammar: text the prompt already ends with that the grammar begins with
+     *                     (a chat template's generation prompt, which llama.cpp's tool-call grammars start with): the
+     *                     grammar is advanced over its tokens before the first sample, as llama.cpp's common_sampler does
      */
     public record Params(float temperature, int topK, float topP, float minP, int penaltyLastN, float repeatPenalty,
                          float frequencyPenalty, float presencePenalty, long seed, String grammar,
-                         List<String> lazyPatterns, int[] lazyTokens) {
+                         List<String> lazyPatterns, int[] lazyTokens, String grammarPrefill) {
+        public Params(float temperature, int topK, float topP, float minP, int penaltyLastN, float repeatPenalty,
+                      float frequencyPenalty, float presencePenalty, long seed, String grammar,
+                      List<String> lazyPatterns, int[] lazyTokens) {
+            this(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty, seed, grammar,
+                    lazyPatterns, lazyTokens, null);
+        }
+
         public static Params greedy() {
             return new Params(0f, 0, 1f, 0f, 64, 1f, 0f, 0f, 0, null, List.of(), new int[0]);
         }
@@ -29,6 +39,12 @@ public final class LlamaSampler extends NativeHandle {
         public Params withGrammar(String gbnf) {
             return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
                     presencePenalty, seed, gbnf, lazyPatterns, lazyTokens);
+        }
+
+        /** A grammar that begins with {@code prefill}, text the prompt already ends with. */
+        public Params withGrammar(String gbnf, String prefill) {
+            return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
+                    presencePenalty, seed, gbnf, lazyPatterns, lazyTokens, prefill);
         }
 
         public Params withLazyGrammar(String gbnf, List<String> patterns, int[] tokens) {
@@ -74,9 +90,20 @@ public final class LlamaSampler extends NativeHandle {
             patterns = p.lazyPatterns().stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
             tokens = p.lazyTokens();
         }
-        return new LlamaSampler(model, nativeCreate(model.handle(), p.temperature(), p.topK(), p.topP(), p.minP(),
+        LlamaSampler s = new LlamaSampler(model, nativeCreate(model.handle(), p.temperature(), p.topK(), p.topP(), p.minP(),
                 p.penaltyLastN(), p.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty(), p.seed(), grammar,
                 patterns, tokens));
+        if (grammar != null && !p.isLazy() && p.grammarPrefill() != null && !p.grammarPrefill().isEmpty()) {
+            try {
+                for (int t : model.tokenize(p.grammarPrefill(), false, true)) {
+                    s.accept(t);
+                }
+            } catch (RuntimeException e) {
+                s.close();
+                throw new IllegalArgumentException("the grammar does not begin with the generation prompt: " + e.getMessage(), e);
+            }
+        }
+        return s;
     }
 
     /** Picks the next token from the logits at a batch index of the context's last decode, and accepts it. */
