@@ -161,7 +161,6 @@ public final class GrammarLimits {
         int body;
         long min;
         long extra;  // rules made beyond the copies: max - min, or 1 without a maximum
-        boolean unbounded;
 
         Node(byte kind, String name) {
             this.kind = kind;
@@ -480,7 +479,6 @@ public final class GrammarLimits {
             rep.body = body;
             rep.min = min;
             rep.extra = extra;
-            rep.unbounded = max < 0;
             if (after == 0) {  // x{0}: the symbol is gone, and nothing is left to repeat
                 f.items.n = f.last;
                 f.last = -1;
@@ -766,11 +764,11 @@ public final class GrammarLimits {
             for (int u = 0; u < n; u++) {
                 Node node = nodes.get(u);
                 if (node.kind == REP) {
+                    // x* with an x that can be empty is no cycle to refuse: llama.cpp's loop rule for it (rec ::= x rec |)
+                    // ends with itself, so expanding it never grows the parse stack and comes back to a stack it has
+                    // seen. llama.cpp's own tool-call grammars say (tool-call? space)+.
                     if (node.body != TERMINAL) {
                         out.add(node.body);
-                        if (node.unbounded && nullable[node.body]) {
-                            out.add(u);  // x* with an x that can be empty: its loop rule starts with itself
-                        }
                     }
                 } else {
                     for (int[] alt : node.alts) {
@@ -833,8 +831,8 @@ public final class GrammarLimits {
                     }
                 }
                 throw new Violation("grammar_left_recursion", "Rule '" + nodes.get(u).name + "' is left-recursive: it can"
-                        + " reach itself without matching any character (through items that may be empty, or a '*'/'+' of"
-                        + " something that may be empty); llama.cpp cannot run such a grammar.");
+                        + " reach itself without matching any character (through items that may be empty) with more to"
+                        + " match after it; llama.cpp cannot run such a grammar.");
             }
             return order;
         }

@@ -70,6 +70,24 @@ class GrammarBudgetTest {
     }
 
     @Test
+    void aStarOfSomethingThatMayBeEmptyRuns() {
+        // llama.cpp's tool-call grammars say (tool-call? space)+: the loop rule x* makes ends with itself, so the
+        // parse stack does not grow, and expanding it comes back to a stack already seen (llama_grammar_advance_stack)
+        String gbnf = "root ::= (\"a\"? \"c\"?)+ \"b\"";
+        int a = TinyModels.tokenId("a"), c = TinyModels.tokenId("c"), b = TinyModels.tokenId("b");
+        try (LlamaSampler s = LlamaSampler.create(model, LlamaSampler.Params.greedy().withGrammar(gbnf))) {
+            for (int t : new int[] {a, c, c, a, a}) {
+                assertTrue(s.canAccept(t));
+                s.accept(t);
+            }
+            assertEquals(false, s.canAccept(model.info().eos()), "not before the b");
+            s.accept(b);
+            assertTrue(s.canAccept(model.info().eos()));
+            assertEquals(false, s.canAccept(a), "nothing after the b");
+        }
+    }
+
+    @Test
     void theIssuesThreeHundredOptionalItemsFailTheStepOnARealVocabulary() {
         // issue 16's reproduction 2: on SmolLM2's 49k vocabulary (tokens of many spaces and letters) this grammar held
         // the decode thread for good; GrammarLimits refuses it over HTTP (16 optional items in a row at most)
