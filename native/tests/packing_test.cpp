@@ -63,6 +63,17 @@ static void eachCorrectionsFirstTokenIsAForkRow() {
     CHECK(pack(example{ { 10, 11, 12 }, { 0, 1, 1 }, -1, {} }, false, true).learn_first.empty());
 }
 
+static void avoidRowsPredictTheTokensToMakeUnlikely() {
+    // prompt 10, kept 11 12, then 11 12 said again: 12's second time is avoided, nothing after it is read
+    example e{ { 10, 11, 12, 11, 12, 13 }, { 0, 1, 1, 1, 3, 0 }, -1, {} };
+    packing p = pack(e, false, true);
+    CHECK((p.avoid_rows == ints{ 3 }) && (p.avoid_next == ints{ 12 }));
+    CHECK((p.keep_rows == ints{ 0, 1, 2 }));
+    CHECK(p.T == 5);  // token 13 is read by no term
+    CHECK((pack(e, false, false).avoid_rows == ints{ 3 }));  // without the KL's keep rows too
+    CHECK(throws([] { pack(example{ { 1, 2 }, { 0, 4 }, -1, {} }, false); }));  // no role 4
+}
+
 static void withoutKeepTheTailAfterTheLastLearnedTokenIsLeftOut() {
     packing p = pack(answer(), false, false);
     CHECK(p.T == 5);  // token 15 is read only by the KL term
@@ -115,7 +126,7 @@ static void theSlidingWindowHidesKeysTooFarBack() {
 static void badExamplesAreRefused() {
     CHECK(throws([] { pack(example{ { 1 }, { 0 }, -1, {} }, false); }));                      // one token
     CHECK(throws([] { pack(example{ { 1, 2 }, { 0 }, -1, {} }, false); }));                   // roles != tokens
-    CHECK(throws([] { pack(example{ { 1, 2 }, { 0, 3 }, -1, {} }, false); }));                // unknown role
+    CHECK(throws([] { pack(example{ { 1, 2 }, { 0, 9 }, -1, {} }, false); }));                // unknown role
     CHECK(throws([] { pack(example{ { 1, 2 }, { 0, 2 }, 3, {} }, false); }));                 // fork past the end
     CHECK(throws([] { pack(example{ { 1, 2 }, { 0, 2 }, -1, { 7 } }, false); }));             // rejected without a fork
     CHECK(!throws([] { pack(example{ { 1, 2 }, { 0, 2 }, 2, { 7 } }, false); }));             // fork at the end is fine
@@ -124,6 +135,7 @@ static void badExamplesAreRefused() {
 int main() {
     keepAndLearnRowsArePredictingRows();
     eachCorrectionsFirstTokenIsAForkRow();
+    avoidRowsPredictTheTokensToMakeUnlikely();
     withoutKeepTheTailAfterTheLastLearnedTokenIsLeftOut();
     theRejectedBranchContinuesFromTheForkAndSeesOnlyTheSharedPart();
     aStandInRejectedIsOneTokenAfterTheEnd();

@@ -43,17 +43,22 @@ static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArra
     return r;
 }
 
-// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, fork].
+// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, fork, unlikelihood].
 static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
-    if (weights == nullptr || env->GetArrayLength(weights) != 5) {
-        throw bad_argument("loss weights are [nll, dpo, beta, kl, fork]");
+    constexpr jsize N = 6;
+    if (weights == nullptr || env->GetArrayLength(weights) != N) {
+        throw bad_argument("loss weights are [nll, dpo, beta, kl, fork, unlikelihood]");
     }
-    float v[5];
-    env->GetFloatArrayRegion(weights, 0, 5, v);
-    const loss_weights w{v[0], v[1], v[2], v[3], v[4]};
-    if (!std::isfinite(w.nll) || !std::isfinite(w.dpo) || !std::isfinite(w.beta) || !std::isfinite(w.kl) || !std::isfinite(w.fork)
-        || w.nll < 0 || w.dpo < 0 || w.beta <= 0 || w.kl < 0 || w.fork < 0) {
-        throw bad_argument("loss weights must be finite, nll, dpo, kl and fork >= 0, beta > 0");
+    float v[N];
+    env->GetFloatArrayRegion(weights, 0, N, v);
+    for (float x : v) {
+        if (!std::isfinite(x) || x < 0) {
+            throw bad_argument("loss weights must be finite and >= 0, beta > 0");
+        }
+    }
+    const loss_weights w{v[0], v[1], v[2], v[3], v[4], v[5]};
+    if (w.beta <= 0) {
+        throw bad_argument("loss weights must be finite and >= 0, beta > 0");
     }
     return w;
 }

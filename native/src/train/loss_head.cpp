@@ -61,6 +61,17 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
             add(ggml_scale(ctx, g.kl, w.kl));
         }
     }
+    if (w.unlikelihood > 0 && !p.avoid_rows.empty()) {
+        // Unlikelihood (Welleck et al. 2019): mean over the avoid rows of -log(1 - p(token)), p from the softmax.
+        // Only the token's own probability is pushed down; the rest of the row shares what it loses.
+        const int64_t n = (int64_t) p.avoid_rows.size();
+        ggml_tensor * probs = ggml_soft_max(ctx, rows_logits(p.avoid_rows, &g.rows_a));
+        ggml_tensor * p_tok = ggml_sum_rows(ctx, ggml_mul(ctx, probs, labels((size_t) n, &g.labels_a)));  // [1, n]
+        g.one_a = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n);
+        ggml_set_input(g.one_a);
+        ggml_tensor * ul = ggml_scale(ctx, ggml_sum(ctx, ggml_log(ctx, ggml_sub(ctx, g.one_a, p_tok))), -1.0f / (float) n);
+        add(ggml_scale(ctx, ul, w.unlikelihood));
+    }
     if (!p.rej_rows.empty()) {
         ggml_tensor * ce_r = ggml_cross_entropy_loss(ctx, rows_logits(p.rej_rows, &g.rows_r), labels(p.rej_rows.size(), &g.labels_r));
         g.logp_r = ggml_scale(ctx, ce_r, -(float) p.rej_rows.size());

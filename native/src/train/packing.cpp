@@ -22,8 +22,8 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
         throw std::invalid_argument("a rejected span needs a fork");
     }
     for (uint8_t r : e.roles) {
-        if (r > (uint8_t) role::learn) {
-            throw std::invalid_argument("role " + std::to_string(r) + " is not none (0), keep (1) or learn (2)");
+        if (r > (uint8_t) role::avoid) {
+            throw std::invalid_argument("role " + std::to_string(r) + " is not none (0), keep (1), learn (2) or avoid (3)");
         }
     }
     packing p;
@@ -32,7 +32,7 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
     // The answer is computed up to the last token a term reads (its row is the one before it), and to the fork.
     int32_t used = branch ? fork : 1;
     for (int32_t i = 1; i < n; i++) {
-        if ((role) e.roles[i] == role::learn || ((role) e.roles[i] == role::keep && with_keep)) {
+        if ((role) e.roles[i] == role::learn || (role) e.roles[i] == role::avoid || ((role) e.roles[i] == role::keep && with_keep)) {
             used = std::max(used, i);
         }
     }
@@ -59,6 +59,7 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
                 p.learn_rows.push_back(i - 1);
                 p.learn_next.push_back(e.tokens[i]);
                 break;
+            case role::avoid: p.avoid_rows.push_back(i - 1); p.avoid_next.push_back(e.tokens[i]); break;
         }
     }
     p.longest = trunk;

@@ -8,6 +8,8 @@
 //   keep   text the person approved: the adapter's next-token distribution there should stay the base model's
 //          (KL(base || adapter) toward a reference computed once with the adapter off)
 //   learn  a correction: imitate it (cross-entropy)
+//   avoid  a token of the model's own text that says again what the answer already said (a loop starting):
+//          make it unlikely there (unlikelihood, -log(1 - p))
 // Optionally the model's rejected continuation branches off at `fork` (the first token of the last correction):
 // it sees the tokens before the fork and itself, never the answer after the fork, for the preference term.
 #pragma once
@@ -17,7 +19,7 @@
 
 namespace steer::train {
 
-enum class role : uint8_t { none = 0, keep = 1, learn = 2 };
+enum class role : uint8_t { none = 0, keep = 1, learn = 2, avoid = 3 };
 
 struct example {
     std::vector<int32_t> tokens;
@@ -37,6 +39,7 @@ struct packing {
                                                   // one that replaced the model's own choice (the fork term's rows)
     std::vector<int32_t> keep_rows;               // rows whose next-token distribution is kept (their next tokens: keep_next)
     std::vector<int32_t> keep_next;
+    std::vector<int32_t> avoid_rows, avoid_next;  // rows whose next token is to be made unlikely, and those tokens
     std::vector<int32_t> rej_rows, rej_next;      // the rejected branch
     bool placeholder_rejected = false;            // the rejected branch is a one-token stand-in (see pack)
     int32_t longest = 0;                          // the largest position + 1: what the model's context must hold

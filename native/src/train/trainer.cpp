@@ -84,8 +84,9 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
     g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_rows);
     const packing & p = g->p;
-    if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !keep_rows) {
-        throw std::invalid_argument("an example needs a correction to learn, or approved text to keep with a KL weight");
+    if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !(w.unlikelihood > 0 && !p.avoid_rows.empty()) && !keep_rows) {
+        throw std::invalid_argument("an example needs a correction to learn, approved text to keep with a KL weight, or"
+                                    " tokens to avoid with an unlikelihood weight");
     }
     g->T = p.T;
     if (model_.n_ctx_orig > 0 && p.longest > model_.n_ctx_orig) {
@@ -196,6 +197,13 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
         }
         set_rows(g.rows_f, p.learn_first);
         set_onehot(g.labels_f, first_next);
+    }
+    set_rows(g.rows_a, p.avoid_rows);
+    set_onehot(g.labels_a, p.avoid_next);
+    if (g.one_a != nullptr) {
+        // 1 plus a little, so that log(1 - p) stays finite where p rounds to 1
+        const std::vector<float> one(p.avoid_rows.size(), 1.0f + 1e-6f);
+        ggml_backend_tensor_set(g.one_a, one.data(), 0, one.size() * sizeof(float));
     }
     set_rows(g.rows_r, p.rej_rows);
     set_onehot(g.labels_r, p.rej_next);

@@ -17,6 +17,8 @@ struct trainer::graph {
     ggml_tensor * rows_f = nullptr, * labels_f = nullptr;  // the fork term: which learn rows begin a correction, their tokens
     ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
     ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
+    ggml_tensor * rows_a = nullptr, * labels_a = nullptr;  // avoid rows and their one-hot next tokens
+    ggml_tensor * one_a = nullptr;                         // [1, avoid rows] of 1 (what 1 - p subtracts from)
     ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
     ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span

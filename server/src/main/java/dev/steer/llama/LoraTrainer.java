@@ -14,13 +14,14 @@ public final class LoraTrainer extends NativeHandle {
     public static final List<String> ALL_TARGETS = List.of("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down");
 
     /** What the row predicting a token learns (see {@link Example}). */
-    public static final byte NONE = 0, KEEP = 1, LEARN = 2;
+    public static final byte NONE = 0, KEEP = 1, LEARN = 2, AVOID = 3;
 
     /**
      * One training example: an answer as the person left it. {@code tokens} is the prompt, then the answer (the
      * model's text the person approved, their corrections, the continuations they let run); {@code roles} says per
      * token what the row predicting it learns: {@link #NONE} (the prompt), {@link #KEEP} (approved text: stay the base
-     * model there, by the KL term) or {@link #LEARN} (a correction: imitate it). {@code rejected} (may be empty) is
+     * model there, by the KL term), {@link #LEARN} (a correction: imitate it) or {@link #AVOID} (the model's own text
+     * saying again what it said: make that token unlikely there). {@code rejected} (may be empty) is
      * what the model had generated at {@code fork}, the index in {@code tokens} of the last correction's first
      * token; it is compared with the corrections by the preference term. {@code fork} is -1 without a rejected span.
      */
@@ -81,28 +82,33 @@ public final class LoraTrainer extends NativeHandle {
 
     /**
      * loss = nll * mean CE(learn tokens) + fork * mean CE(each correction's first token)
-     *      + kl * mean KL(base || adapter) over the keep rows
+     *      + kl * mean KL(base || adapter) over the keep rows + unlikelihood * mean -log(1 - p(token)) over the avoid rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
      *
-     * @param fork weight of the first token of each correction once more: the token where the person rejected the
-     *             model's own choice, which decides whether greedy decoding takes the correction at all (0: off)
+     * @param fork         weight of the first token of each correction once more: the token where the person rejected
+     *                     the model's own choice, which decides whether greedy decoding takes the correction at all
+     * @param unlikelihood weight of the unlikelihood term on {@link #AVOID} tokens (Welleck et al. 2019)
      */
-    public record Weights(float nll, float dpo, float beta, float kl, float fork) {
+    public record Weights(float nll, float dpo, float beta, float kl, float fork, float unlikelihood) {
+        public Weights(float nll, float dpo, float beta, float kl, float fork) {
+            this(nll, dpo, beta, kl, fork, 0f);
+        }
+
         public Weights(float nll, float dpo, float beta, float kl) {
-            this(nll, dpo, beta, kl, 0f);
+            this(nll, dpo, beta, kl, 0f, 0f);
         }
 
         public Weights(float nll, float dpo, float beta) {
-            this(nll, dpo, beta, 0f, 0f);
+            this(nll, dpo, beta, 0f, 0f, 0f);
         }
 
         public static Weights sftOnly() {
-            return new Weights(1f, 0f, 0.1f, 0f, 0f);
+            return new Weights(1f, 0f, 0.1f, 0f, 0f, 0f);
         }
 
         /** What the native trainer reads, in this order. */
         float[] toArray() {
-            return new float[] {nll, dpo, beta, kl, fork};
+            return new float[] {nll, dpo, beta, kl, fork, unlikelihood};
         }
     }
 

@@ -222,7 +222,7 @@ public final class JobRunner implements AutoCloseable {
             training:
             for (int epoch = 1; epoch <= h.nEpochs(); epoch++) {
                 if (epoch == h.nEpochs() - onPolicy + 1) {
-                    List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens);
+                    List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens, h.unlikelihoodWeight() > 0);
                     for (LoraTrainer.Example e : own) {
                         examples.add(new Example(e, t.reference(e)));
                     }
@@ -307,10 +307,13 @@ public final class JobRunner implements AutoCloseable {
      * leads greedy decoding into states no recorded text visits (the correction said again after itself, a flipped
      * near-tie that runs into a loop), and there the base model's distribution is the one to stay at.
      */
-    private List<LoraTrainer.Example> ownContinuations(LoraTrainer t, String jobId, List<TrainingSet.Item> train, List<int[]> replayPrompts) throws IOException {
+    private List<LoraTrainer.Example> ownContinuations(LoraTrainer t, String jobId, List<TrainingSet.Item> train, List<int[]> replayPrompts,
+                                                        boolean markRepeats) throws IOException {
         List<int[]> contexts = new ArrayList<>();
+        List<Integer> answerStarts = new ArrayList<>();
         for (TrainingSet.Item i : train) {
             contexts.add(Arrays.copyOf(i.example().tokens(), afterLastCorrection(i.example())));
+            answerStarts.add(answerStart(i.example()));
         }
         Path file = registry.dir().resolve(".job-" + jobId + "-own.gguf");
         t.save(file);
@@ -340,18 +343,42 @@ public final class JobRunner implements AutoCloseable {
         }
         List<LoraTrainer.Example> out = new ArrayList<>();
         for (int i = 0; i < contexts.size(); i++) {
-            LoraTrainer.Example e = replayExample(contexts.get(i), afterCorrections.get(i));
+            LoraTrainer.Example e = ownExample(contexts.get(i), answerStarts.get(i), afterCorrections.get(i), markRepeats);
             if (e != null) {
                 out.add(e);
             }
         }
         for (int i = 0; i < replayPrompts.size(); i++) {
-            LoraTrainer.Example e = replayExample(replayPrompts.get(i), replayAnswers.get(i));
+            int[] prompt = replayPrompts.get(i);
+            LoraTrainer.Example e = ownExample(prompt, prompt.length, replayAnswers.get(i), markRepeats);
             if (e != null) {
                 out.add(e);
             }
         }
         return out;
+    }
+
+    /**
+     * The adapter's own text after {@code context} as an example: kept under the KL term, and with
+     * {@code markRepeats} its first repetition of the answer made unlikely and the rest left out ({@link Repeats});
+     * null for an empty text.
+     */
+    static LoraTrainer.Example ownExample(int[] context, int answerStart, int[] own, boolean markRepeats) {
+        if (own.length == 0) {
+            return null;
+        }
+        int[] tokens = TrainingSet.concat(context, own);
+        return new LoraTrainer.Example(tokens, Repeats.ownTextRoles(tokens, answerStart, context.length, markRepeats), -1, new int[0]);
+    }
+
+    /** Where an example's answer begins: its first token that is not the prompt's. */
+    static int answerStart(LoraTrainer.Example e) {
+        for (int i = 0; i < e.roles().length; i++) {
+            if (e.roles()[i] != LoraTrainer.NONE) {
+                return i;
+            }
+        }
+        return e.roles().length;
     }
 
     /** The length of an example's tokens up to and including its last learned (correction) token. */
@@ -396,6 +423,9 @@ public final class JobRunner implements AutoCloseable {
         }
         if (h.klWeight() > 0 && h.onPolicy() > 0) {
             terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");
+            if (h.unlikelihoodWeight() > 0) {
+                terms.add(h.unlikelihoodWeight() + " x unlikelihood where that text starts repeating the answer");
+            }
         }
         return String.join(" + ", terms);
     }
