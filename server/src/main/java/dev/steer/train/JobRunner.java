@@ -226,8 +226,9 @@ public final class JobRunner implements AutoCloseable {
                     for (LoraTrainer.Example e : own) {
                         examples.add(new Example(e, t.reference(e)));
                     }
-                    p.message("info", String.format("From epoch %d on, also training on the adapter's own text: %d continuations after the corrections and replay answers, kept under the KL term.",
-                            epoch, own.size()));
+                    long repeating = own.stream().filter(Repeats::avoids).count();
+                    p.message("info", String.format("From epoch %d on, also training on the adapter's own text: %d continuations after the corrections and replay answers, kept under the KL term%s.",
+                            epoch, own.size(), h.unlikelihoodWeight() > 0 ? "; " + repeating + " of them start repeating the answer, made unlikely there" : ""));
                 }
                 for (List<Example> b : TrainingSet.batches(examples, batch, x -> x.example().tokens().length, order)) {
                     if (cancelRunning || !open) {

@@ -22,6 +22,16 @@ final class Repeats {
 
     private Repeats() {}
 
+    /** Whether the example has a token to avoid. */
+    static boolean avoids(LoraTrainer.Example e) {
+        for (byte r : e.roles()) {
+            if (r == LoraTrainer.AVOID) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /**
      * @param tokens      prompt, the answer so far, then the adapter's own text
      * @param answerStart where the answer begins (the prompt's own words are no repetition)
