@@ -109,7 +109,9 @@ common_chat_params apply_generic_tools(const common_chat_templates * tmpls, cons
         // Nothing may follow the last block: the grammar then allows only the end of generation, so a model that
         // would pad with whitespace (or start another call when one was asked for) stops.
         auto call = p.standard_json_tools(GENERIC_CALL_START, GENERIC_CALL_END, tools, false, true);
-        auto all = in.parallel_tool_calls ? call + p.zero_or_more(p.space() + call) : call;
+        // Several calls: a rule of their own that is a trigger too, as llama.cpp's generators do, since a lazy
+        // grammar's root is made of the trigger rules alone (the single call's rule would allow one call only).
+        auto all = in.parallel_tool_calls ? p.trigger_rule("tool-calls", call + p.zero_or_more(p.space() + call)) : call;
         if (required) {
             return p.prefix(gen_prompt) << (all + p.end());
         }

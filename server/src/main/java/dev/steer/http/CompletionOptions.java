@@ -62,7 +62,7 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         }
 
         LlamaSampler.Params sampling = new LlamaSampler.Params(temperature, topK, topP, minP, lastN, repeat, frequency,
-                presence, seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0]);
+                presence, seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0], null);
         Grammar grammar = grammar(b);
         if (grammar != null) {
             sampling = sampling.withGrammar(grammar.gbnf());
@@ -90,9 +90,7 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         if (index == 0 || p.seed() < 0) {
             return r;
         }
-        LlamaSampler.Params seeded = new LlamaSampler.Params(p.temperature(), p.topK(), p.topP(), p.minP(), p.penaltyLastN(),
-                p.repeatPenalty(), p.frequencyPenalty(), p.presencePenalty(), (p.seed() + index) & 0xFFFFFFFFL, p.grammar(),
-                p.lazyPatterns(), p.lazyTokens());
+        LlamaSampler.Params seeded = p.withSeed((p.seed() + index) & 0xFFFFFFFFL);
         return new GenerationRequest(r.prompt(), seeded, r.maxTokens(), r.stop(), r.topLogprobs(), r.ignoreEos());
     }
 

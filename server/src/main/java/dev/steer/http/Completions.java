@@ -185,6 +185,7 @@ final class Completions {
                 throw ApiError.invalid("messages[" + i + "]", "Each message needs a 'role' of " + ROLES + ".");
             }
         }
+        ToolCalls.checkHistory(messages);
     }
 
     void text(Context ctx) throws InterruptedException {

@@ -124,6 +124,10 @@ final class Respond {
             write(out, "data: [DONE]\n\n");
         } catch (IOException clientGone) {
             generations.forEach(Generation::cancel);
+        } catch (RuntimeException e) {
+            // a chunk that could not be built (a tool call's partial parse): no reader is left for the generations
+            generations.forEach(Generation::cancel);
+            throw e;
         }
     }
 

@@ -5,6 +5,7 @@ import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.ChatTemplates;
+import dev.steer.llama.GrammarLimits;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.UUID;
@@ -72,10 +73,8 @@ final class ToolCalls {
             }
             return new ChatTemplates.Tools(tools, c, parallel);
         }
-        String named = choice.isJsonObject() && choice.getAsJsonObject().has("function")
-                && choice.getAsJsonObject().get("function").isJsonObject()
-                && choice.getAsJsonObject().getAsJsonObject("function").has("name")
-                ? choice.getAsJsonObject().getAsJsonObject("function").get("name").getAsString() : null;
+        JsonElement name = choice.isJsonObject() && choice.getAsJsonObject().get("function") instanceof JsonObject f ? f.get("name") : null;
+        String named = name != null && name.isJsonPrimitive() && name.getAsJsonPrimitive().isString() ? name.getAsString() : null;
         int at = named == null ? -1 : names.indexOf(named);
         if (at < 0) {
             throw ApiError.invalid("tool_choice", named == null
@@ -108,6 +107,13 @@ final class ToolCalls {
         if (params != null && !params.isJsonNull() && !params.isJsonObject()) {
             throw ApiError.invalid(param + ".function.parameters", "'parameters' must be a JSON Schema object.");
         }
+        if (params != null && params.isJsonObject()) {
+            try {
+                GrammarLimits.checkJsonSchema(params);  // the limits response_format gets, before llama.cpp converts it
+            } catch (GrammarLimits.Violation e) {
+                throw new ApiError(400, "invalid_request_error", e.getMessage(), param + ".function.parameters", e.code());
+            }
+        }
         return name.getAsString();
     }
 
@@ -121,6 +127,11 @@ final class ToolCalls {
      * last one's arguments possibly cut short. Ids are left null here: a stream gives each call its id once.
      */
     static Parsed parse(ChatTemplates.Rendered rendered, String text, boolean partial) {
+        if (nesting(text) > GrammarLimits.MAX_SCHEMA_DEPTH) {
+            // llama.cpp's JSON parsing recurses per level: text nested this deep (a steer can write it where a schema
+            // allows any object) is returned as it is rather than parsed
+            return new Parsed(text, null);
+        }
         JsonObject m = ChatTemplates.parse(rendered, text, partial);
         JsonElement content = m.get("content");
         String c = content == null || content.isJsonNull() ? null : content.getAsString();
@@ -138,6 +149,46 @@ final class ToolCalls {
             return new Parsed(c == null ? (partial ? "" : text) : c, null);
         }
         return new Parsed(c == null || c.isEmpty() ? null : c, calls);
+    }
+
+    /**
+     * How deep brackets nest in {@code s} ({@code [} and <code>{</code>, strings not told apart: an upper bound), without
+     * recursion: what llama.cpp's JSON code would recurse through.
+     */
+    static int nesting(String s) {
+        int depth = 0, max = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c == '[' || c == '{') {
+                max = Math.max(max, ++depth);
+            } else if ((c == ']' || c == '}') && depth > 0) {
+                depth--;
+            }
+        }
+        return max;
+    }
+
+    /**
+     * The history's calls: each {@code tool_calls[].function.arguments} a string nested no deeper than a schema may be
+     * (the template's C++ side parses and writes it again, recursing per level), 400 otherwise.
+     */
+    static void checkHistory(JsonArray messages) {
+        for (int i = 0; i < messages.size(); i++) {
+            JsonElement calls = messages.get(i).getAsJsonObject().get("tool_calls");
+            if (calls == null || calls.isJsonNull()) {
+                continue;
+            }
+            String param = "messages[" + i + "].tool_calls";
+            if (!calls.isJsonArray()) {
+                throw ApiError.invalid(param, "'" + param + "' must be an array of calls.");
+            }
+            for (JsonElement call : calls.getAsJsonArray()) {
+                JsonElement args = call.isJsonObject() && call.getAsJsonObject().get("function") instanceof JsonObject f ? f.get("arguments") : null;
+                if (args != null && args.isJsonPrimitive() && nesting(args.getAsString()) > GrammarLimits.MAX_SCHEMA_DEPTH) {
+                    throw ApiError.invalid(param, "A call's 'arguments' nest deeper than " + GrammarLimits.MAX_SCHEMA_DEPTH + " levels.");
+                }
+            }
+        }
     }
 
     /** A string member, "" when a partial answer has not written it yet. */

@@ -21,24 +21,17 @@ public final class LlamaSampler extends NativeHandle {
     public record Params(float temperature, int topK, float topP, float minP, int penaltyLastN, float repeatPenalty,
                          float frequencyPenalty, float presencePenalty, long seed, String grammar,
                          List<String> lazyPatterns, int[] lazyTokens, String grammarPrefill) {
-        public Params(float temperature, int topK, float topP, float minP, int penaltyLastN, float repeatPenalty,
-                      float frequencyPenalty, float presencePenalty, long seed, String grammar,
-                      List<String> lazyPatterns, int[] lazyTokens) {
-            this(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty, presencePenalty, seed, grammar,
-                    lazyPatterns, lazyTokens, null);
-        }
-
         public static Params greedy() {
-            return new Params(0f, 0, 1f, 0f, 64, 1f, 0f, 0f, 0, null, List.of(), new int[0]);
+            return new Params(0f, 0, 1f, 0f, 64, 1f, 0f, 0f, 0, null, List.of(), new int[0], null);
         }
 
         public static Params sampling(float temperature, long seed) {
-            return new Params(temperature, 40, 0.95f, 0.05f, 64, 1f, 0f, 0f, seed, null, List.of(), new int[0]);
+            return new Params(temperature, 40, 0.95f, 0.05f, 64, 1f, 0f, 0f, seed, null, List.of(), new int[0], null);
         }
 
+        /** Another grammar, applying from the first token (the prefill, if any, was the old grammar's). */
         public Params withGrammar(String gbnf) {
-            return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
-                    presencePenalty, seed, gbnf, lazyPatterns, lazyTokens);
+            return withGrammar(gbnf, null);
         }
 
         /** A grammar that begins with {@code prefill}, text the prompt already ends with. */
@@ -49,12 +42,18 @@ public final class LlamaSampler extends NativeHandle {
 
         public Params withLazyGrammar(String gbnf, List<String> patterns, int[] tokens) {
             return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
-                    presencePenalty, seed, gbnf, List.copyOf(patterns), tokens.clone());
+                    presencePenalty, seed, gbnf, List.copyOf(patterns), tokens.clone(), null);
         }
 
         public Params withPenalties(int lastN, float repeat, float frequency, float presence) {
             return new Params(temperature, topK, topP, minP, lastN, repeat, frequency, presence, seed, grammar,
-                    lazyPatterns, lazyTokens);
+                    lazyPatterns, lazyTokens, grammarPrefill);
+        }
+
+        /** The same settings, grammar and prefill included, with another seed. */
+        public Params withSeed(long s) {
+            return new Params(temperature, topK, topP, minP, penaltyLastN, repeatPenalty, frequencyPenalty,
+                    presencePenalty, s, grammar, lazyPatterns, lazyTokens, grammarPrefill);
         }
 
         boolean isLazy() {

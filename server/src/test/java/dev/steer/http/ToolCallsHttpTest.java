@@ -136,6 +136,17 @@ class ToolCallsHttpTest {
     }
 
     @Test
+    void everyOfNSeededChoicesCalls() throws Exception {
+        // choices after the first are seeded again: the grammar's start (the generation prompt) must stay accepted
+        JsonObject c = json(server.post("/v1/chat/completions", body(ASK, ",\"tool_choice\":\"required\",\"n\":2,\"seed\":7,\"temperature\":0.8")));
+        assertEquals(2, c.getAsJsonArray("choices").size());
+        for (JsonElement ch : c.getAsJsonArray("choices")) {
+            assertEquals("tool_calls", ch.getAsJsonObject().get("finish_reason").getAsString(), ch.toString());
+            assertEquals(1, ch.getAsJsonObject().getAsJsonObject("message").getAsJsonArray("tool_calls").size(), ch.toString());
+        }
+    }
+
+    @Test
     void autoAndNoneAnswerWithoutError() throws Exception {
         for (String choice : List.of("", ",\"tool_choice\":\"auto\"", ",\"tool_choice\":\"none\"")) {
             JsonObject m = choice(json(server.post("/v1/chat/completions", body(ASK, choice)))).getAsJsonObject("message");
@@ -237,6 +248,20 @@ class ToolCallsHttpTest {
         TestServer.assertApiError(server.post("/v1/chat/completions",
                 "{\"model\":\"tiny\",\"messages\":" + ASK + ",\"tool_choice\":\"required\"}"), 400);
         TestServer.assertApiError(server.post("/v1/chat/completions", body(ASK, ",\"grammar\":\"root ::= \\\"x\\\"\"")), 400);
+        // a named choice whose name is not a string; a schema the limits refuse (minimum above maximum: no value fits)
+        assertEquals("tool_choice", TestServer.assertApiError(server.post("/v1/chat/completions",
+                body(ASK, ",\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":null}}")), 400).get("param").getAsString());
+        assertEquals("tools[0].function.parameters", TestServer.assertApiError(server.post("/v1/chat/completions",
+                "{\"model\":\"tiny\",\"messages\":" + ASK + ",\"tool_choice\":\"required\",\"tools\":[{\"type\":\"function\",\"function\":"
+                        + "{\"name\":\"f\",\"parameters\":{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"integer\",\"minimum\":5,"
+                        + "\"maximum\":1}},\"required\":[\"n\"]}}}]}"), 400).get("param").getAsString());
+        // history arguments nested 20,000 deep (a string, so Gson's own limit does not see it): refused before the
+        // template's C++ side parses and writes them again (its JSON writer recurses per level)
+        String deep = "[".repeat(20_000) + "]".repeat(20_000);
+        assertEquals("messages[1].tool_calls", TestServer.assertApiError(server.post("/v1/chat/completions", body(
+                "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":"
+                        + "\"function\",\"function\":{\"name\":\"pick\",\"arguments\":\"" + deep + "\"}}]},{\"role\":\"tool\",\"tool_call_id\":"
+                        + "\"c\",\"content\":\"ok\"}]", "")), 400).get("param").getAsString());
         // a history call that is not one
         TestServer.assertApiError(server.post("/v1/chat/completions", body(
                 "[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"tool_calls\":\"x\"}]", "")), 400);

@@ -30,6 +30,21 @@ class ChatTemplatesTest {
     }
 
     @Test
+    void autoWithParallelCallsLetsTheLazyGrammarTakeSeveralCalls() {
+        // a lazy grammar's root is its trigger rules: several calls need a trigger rule of their own
+        JsonArray tools = messages("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\"}}}]");
+        try (ChatTemplates t = ChatTemplates.forModel(model, null)) {
+            for (boolean parallel : new boolean[] {true, false}) {
+                var r = t.render(new ChatTemplates.Request(messages("[{\"role\":\"user\",\"content\":\"hi\"}]"), true, false, null, null,
+                        null, new ChatTemplates.Tools(tools, "auto", parallel)));
+                assertTrue(r.grammarLazy());
+                String root = r.grammar().lines().filter(l -> l.startsWith("root ::=")).findFirst().orElseThrow();
+                assertEquals(parallel, root.contains("tool-calls"), root + "\n" + r.grammar());
+            }
+        }
+    }
+
+    @Test
     void continuesAFinalAssistantMessage() {
         try (ChatTemplates t = ChatTemplates.forModel(model, null)) {
             JsonArray m = messages("[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"Hello, I am\"}]");
