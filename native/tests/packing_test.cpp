@@ -52,17 +52,6 @@ static void keepAndLearnRowsArePredictingRows() {
     CHECK(p.longest == 6);
 }
 
-static void eachCorrectionsFirstTokenIsAForkRow() {
-    CHECK((pack(answer(), false, true).learn_first == ints{ 0 }));  // 13 begins the one correction; 14 follows it
-    // two corrections (13 14, then 16) with kept text between: the first token of each, as indices into learn_rows
-    example two{ { 10, 11, 13, 14, 15, 16, 17 }, { 0, 1, 2, 2, 1, 2, 1 }, -1, {} };
-    packing p = pack(two, false, true);
-    CHECK((p.learn_rows == ints{ 1, 2, 4 }) && (p.learn_first == ints{ 0, 2 }));
-    // a correction right after the prompt (the answer's first token) is a fork row too
-    CHECK((pack(example{ { 10, 13, 14 }, { 0, 2, 2 }, -1, {} }, false, false).learn_first == ints{ 0 }));
-    CHECK(pack(example{ { 10, 11, 12 }, { 0, 1, 1 }, -1, {} }, false, true).learn_first.empty());
-}
-
 static void avoidRowsPredictTheTokensToMakeUnlikely() {
     // prompt 10, kept 11 12, then 11 12 said again: 12's second time is avoided, nothing after it is read
     example e{ { 10, 11, 12, 11, 12, 13 }, { 0, 1, 1, 1, 3, 0 }, -1, {} };
@@ -134,7 +123,6 @@ static void badExamplesAreRefused() {
 
 int main() {
     keepAndLearnRowsArePredictingRows();
-    eachCorrectionsFirstTokenIsAForkRow();
     avoidRowsPredictTheTokensToMakeUnlikely();
     withoutKeepTheTailAfterTheLastLearnedTokenIsLeftOut();
     theRejectedBranchContinuesFromTheForkAndSeesOnlyTheSharedPart();

@@ -43,11 +43,11 @@ static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArra
     return r;
 }
 
-// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, fork, unlikelihood].
+// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, unlikelihood].
 static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
-    constexpr jsize N = 6;
+    constexpr jsize N = 5;
     if (weights == nullptr || env->GetArrayLength(weights) != N) {
-        throw bad_argument("loss weights are [nll, dpo, beta, kl, fork, unlikelihood]");
+        throw bad_argument("loss weights are [nll, dpo, beta, kl, unlikelihood]");
     }
     float v[N];
     env->GetFloatArrayRegion(weights, 0, N, v);
@@ -56,7 +56,7 @@ static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
             throw bad_argument("loss weights must be finite and >= 0, beta > 0");
         }
     }
-    const loss_weights w{v[0], v[1], v[2], v[3], v[4], v[5]};
+    const loss_weights w{v[0], v[1], v[2], v[3], v[4]};
     if (w.beta <= 0) {
         throw bad_argument("loss weights must be finite and >= 0, beta > 0");
     }

@@ -36,13 +36,6 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
         ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &g.labels_l));
         g.logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
-        if (w.fork > 0 && !p.learn_first.empty()) {
-            // The rows where a correction begins, taken from the logits above (no second LM head).
-            g.rows_f = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) p.learn_first.size());
-            ggml_set_input(g.rows_f);
-            ggml_tensor * logits_f = ggml_get_rows(ctx, logits_l, g.rows_f);
-            add(ggml_scale(ctx, ggml_cross_entropy_loss(ctx, logits_f, labels(p.learn_first.size(), &g.labels_f)), w.fork));
-        }
     }
     if ((with_kl || keep_logits || argmax) && !p.keep_rows.empty()) {
         ggml_tensor * logits_k = rows_logits(p.keep_rows, &g.rows_k);

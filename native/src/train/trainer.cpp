@@ -190,14 +190,6 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     };
     set_rows(g.rows_l, p.learn_rows);
     set_onehot(g.labels_l, p.learn_next);
-    if (g.rows_f != nullptr) {
-        std::vector<int32_t> first_next;
-        for (int32_t j : p.learn_first) {
-            first_next.push_back(p.learn_next[j]);
-        }
-        set_rows(g.rows_f, p.learn_first);
-        set_onehot(g.labels_f, first_next);
-    }
     set_rows(g.rows_a, p.avoid_rows);
     set_onehot(g.labels_a, p.avoid_next);
     if (g.one_a != nullptr) {

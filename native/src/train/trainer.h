@@ -34,8 +34,6 @@ struct loss_weights {
     float dpo = 0.0f;   // lambda: weight of the span-DPO term; 0 turns it off
     float beta = 0.1f;
     float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
-    float fork = 0.0f;  // weight of a second cross-entropy on each correction's first token only (mean over them):
-                        // the token where the person rejected the model's own choice; 0 turns it off
     float unlikelihood = 0.0f;  // weight of -log(1 - p(token)) on the avoid rows (mean); 0 turns it off
 };
 

@@ -81,34 +81,28 @@ public final class LoraTrainer extends NativeHandle {
     }
 
     /**
-     * loss = nll * mean CE(learn tokens) + fork * mean CE(each correction's first token)
-     *      + kl * mean KL(base || adapter) over the keep rows + unlikelihood * mean -log(1 - p(token)) over the avoid rows
+     * loss = nll * mean CE(learn tokens) + kl * mean KL(base || adapter) over the keep rows
+     *      + unlikelihood * mean -log(1 - p(token)) over the avoid rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
      *
-     * @param fork         weight of the first token of each correction once more: the token where the person rejected
-     *                     the model's own choice, which decides whether greedy decoding takes the correction at all
      * @param unlikelihood weight of the unlikelihood term on {@link #AVOID} tokens (Welleck et al. 2019)
      */
-    public record Weights(float nll, float dpo, float beta, float kl, float fork, float unlikelihood) {
-        public Weights(float nll, float dpo, float beta, float kl, float fork) {
-            this(nll, dpo, beta, kl, fork, 0f);
-        }
-
+    public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood) {
         public Weights(float nll, float dpo, float beta, float kl) {
-            this(nll, dpo, beta, kl, 0f, 0f);
+            this(nll, dpo, beta, kl, 0f);
         }
 
         public Weights(float nll, float dpo, float beta) {
-            this(nll, dpo, beta, 0f, 0f, 0f);
+            this(nll, dpo, beta, 0f, 0f);
         }
 
         public static Weights sftOnly() {
-            return new Weights(1f, 0f, 0.1f, 0f, 0f, 0f);
+            return new Weights(1f, 0f, 0.1f, 0f, 0f);
         }
 
         /** What the native trainer reads, in this order. */
         float[] toArray() {
-            return new float[] {nll, dpo, beta, kl, fork, unlikelihood};
+            return new float[] {nll, dpo, beta, kl, unlikelihood};
         }
     }
 

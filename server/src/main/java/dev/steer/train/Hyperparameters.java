@@ -27,9 +27,6 @@ import java.util.List;
  * @param adamEpsilon     Adam's epsilon (HF's {@code adam_epsilon}): with the usual 1e-8 every LoRA entry moves by
  *                        about the learning rate each step, signal or not; above an entry's gradient scale, an entry
  *                        moves in proportion to its gradient (docs/training.md)
- * @param forkWeight      weight of a second cross-entropy on each correction's first token alone: the token where
- *                        the person rejected the model's own choice, which decides whether greedy decoding takes
- *                        the correction at all (0: off)
  * @param unlikelihoodWeight with {@code onPolicy}: weight of an unlikelihood term on the adapter's own text where it
  *                        says again what the answer already said (a loop starting; docs/training.md) (0: off)
  */
@@ -37,7 +34,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float forkWeight, float unlikelihoodWeight) {
+                              float unlikelihoodWeight) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -61,14 +58,13 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static final float DEFAULT_KL_WEIGHT = 5f;
     public static final int DEFAULT_REPLAY = 32;
     public static final float DEFAULT_ADAM_EPSILON = LoraTrainer.Optimizer.ADAM_EPSILON;
-    public static final float DEFAULT_FORK_WEIGHT = 0f;
     public static final float DEFAULT_UNLIKELIHOOD_WEIGHT = 0f;
 
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_FORK_WEIGHT, DEFAULT_UNLIKELIHOOD_WEIGHT);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -77,7 +73,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     }
 
     public LoraTrainer.Weights weights() {
-        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, forkWeight, unlikelihoodWeight);
+        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight);
     }
 
     /** The learning rate of step {@code step} (0-based) of {@code total}: linear warm-up, then cosine decay to lr/10. */

@@ -413,9 +413,6 @@ public final class JobRunner implements AutoCloseable {
         if (h.nllWeight() > 0) {
             terms.add(h.nllWeight() + " x cross-entropy on the corrections");
         }
-        if (h.forkWeight() > 0) {
-            terms.add(h.forkWeight() + " x cross-entropy on each correction's first token");
-        }
         if (h.klWeight() > 0) {
             terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers");
         }

@@ -84,12 +84,12 @@ class UnlikelihoodTermTest {
             LoraTrainer.Reference none = new LoraTrainer.Reference(0f, 0f);
             double want = reference(e, t.logits(e.tokens(), true));
             assertTrue(want > 1e-4, "the tiny model gives the avoided tokens some probability: " + want);
-            assertEquals(2.5 * want, t.evaluate(e, none, new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f, 2.5f)).loss(), 1e-4 * (1 + want));
+            assertEquals(2.5 * want, t.evaluate(e, none, new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 2.5f)).loss(), 1e-4 * (1 + want));
             // the keep rows count only for the KL term: with its weight 0 and the unlikelihood off, nothing is left to train
-            assertThrows(IllegalArgumentException.class, () -> t.evaluate(e, none, new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f, 0f)));
+            assertThrows(IllegalArgumentException.class, () -> t.evaluate(e, none, new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f)));
             // the KL's rows are the keep rows: adding it changes the loss by exactly its own term
             LoraTrainer.Reference ref = t.reference(e);
-            LoraTrainer.Evaluation both = t.evaluate(e, ref, new LoraTrainer.Weights(0f, 0f, 0.1f, 1.5f, 0f, 2.5f));
+            LoraTrainer.Evaluation both = t.evaluate(e, ref, new LoraTrainer.Weights(0f, 0f, 0.1f, 1.5f, 2.5f));
             assertEquals(2.5 * want + 1.5 * both.kl(), both.loss(), 1e-4 * (1 + both.loss()));
         }
     }
@@ -99,7 +99,7 @@ class UnlikelihoodTermTest {
         LoraTrainer.Example e = looping();
         try (LoraTrainer t = trainer(4)) {
             LoraTrainer.Reference ref = t.reference(e);
-            for (LoraTrainer.Weights w : List.of(new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f, 1f), new LoraTrainer.Weights(0f, 0f, 0.1f, 2f, 0f, 3f))) {
+            for (LoraTrainer.Weights w : List.of(new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 1f), new LoraTrainer.Weights(0f, 0f, 0.1f, 2f, 3f))) {
                 for (String name : List.of("blk.0.attn_q.weight.lora_a", "blk.1.attn_v.weight.lora_b", "blk.0.ffn_down.weight.lora_b",
                         "blk.1.ffn_gate.weight.lora_a")) {
                     LoraTrainerTest.checkGradient(t, e, ref, w, name);
@@ -114,7 +114,7 @@ class UnlikelihoodTermTest {
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 2)) {
             LoraTrainer.Reference ref = t.reference(e);
             double before = reference(e, t.logits(e.tokens(), true));
-            LoraTrainer.Weights w = new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f, 1f);
+            LoraTrainer.Weights w = new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 1f);
             for (int step = 0; step < 10; step++) {
                 t.step(List.of(e), List.of(ref), w, 1e-2f, 0f);
             }
