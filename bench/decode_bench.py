@@ -3,7 +3,9 @@
 
 Starts each server in turn, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and
 measures decode speed from the streamed tokens: per stream (tokens after the first / time after the first token)
-and in aggregate (all tokens after each stream's first / wall time of the decode phase). Standard library only.
+and in aggregate (all tokens after each stream's first / wall time of the decode phase); then the time to the first
+token of one stream whose prompt is about --long-prompt tokens (a different start each round, so no server can reuse
+a cached prefix). Standard library only.
 
   python3 bench/decode_bench.py --model M.gguf --steer-jar server/target/steer-server.jar \
       --llama-server PATH/llama-server --threads 2 --out bench/results/decode-cpu.json
@@ -35,6 +37,27 @@ def wait_healthy(port, proc, timeout=300):
             pass
         time.sleep(0.5)
     raise RuntimeError("server did not become healthy")
+
+
+WORDS = ("river mountain window garden teacher yellow market doctor summer quiet basket bridge candle forest "
+         "letter engine island orange pencil rocket silver travel violin winter").split()
+
+
+def long_prompt(round_no, n_words):
+    """About one token per word on the bench models' tokenizers; its first words differ every round."""
+    words = [WORDS[(i * 7 + round_no * 3) % len(WORDS)] for i in range(n_words)]
+    return "Round %d. Summarize these words: %s" % (round_no, " ".join(words))
+
+
+def measure_ttft(port, n_words, rounds):
+    """Median time to the first streamed token for one long prompt (max_tokens 4), and its prompt tokens."""
+    ttft, prompt_tokens = [], None
+    for r in range(rounds):
+        out = [None]
+        stream_one(port, long_prompt(r, n_words), 4, out, 0)
+        ttft.append(out[0]["stamps"][0] - out[0]["start"])
+        prompt_tokens = (out[0]["usage"] or {}).get("prompt_tokens", prompt_tokens)
+    return {"ttft_s": sorted(ttft)[len(ttft) // 2], "prompt_tokens": prompt_tokens, "rounds": rounds}
 
 
 def stream_one(port, prompt, max_tokens, out, i):
@@ -109,6 +132,10 @@ def bench_server(name, cmd, port, args):
         for c in args.concurrency:
             out[str(c)] = measure(port, c, args.max_tokens, args.rounds)
             print("%-12s concurrency %d: %s" % (name, c, out[str(c)]), file=sys.stderr)
+        if args.long_prompt > 0:
+            stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)  # warm-up of the long path
+            out["long_prompt"] = measure_ttft(port, args.long_prompt, args.rounds)
+            print("%-12s long prompt: %s" % (name, out["long_prompt"]), file=sys.stderr)
         return out
     finally:
         proc.terminate()
@@ -127,6 +154,7 @@ def main():
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
+    p.add_argument("--long-prompt", type=int, default=480, help="words of the time-to-first-token prompt (0: skip)")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--logs", default="/tmp")
     p.add_argument("--out")
@@ -143,11 +171,15 @@ def main():
         "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "model": os.path.basename(a.model),
         "settings": {"threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
+                     "long_prompt_words": a.long_prompt,
                      "max_tokens": a.max_tokens, "rounds": a.rounds, "sampling": "greedy, ignore_eos"},
         "llama_server": llama, "steer": steer,
         "ratio_steer_over_llama_server": {c: {"per_stream": steer[c]["per_stream_tps"] / llama[c]["per_stream_tps"],
-                                              "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]} for c in steer},
+                                              "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]}
+                                          for c in steer if c != "long_prompt"},
     }
+    if "long_prompt" in steer:
+        result["ttft_ratio_steer_over_llama_server"] = steer["long_prompt"]["ttft_s"] / llama["long_prompt"]["ttft_s"]
     text = json.dumps(result, indent=2)
     print(text)
     if a.out:
