@@ -5,16 +5,24 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.google.gson.JsonParser;
 import com.openai.client.OpenAIClient;
 import com.openai.client.okhttp.OpenAIOkHttpClient;
+import com.openai.core.JsonValue;
 import com.openai.core.http.StreamResponse;
 import com.openai.errors.BadRequestException;
 import com.openai.errors.NotFoundException;
 import com.openai.errors.RateLimitException;
 import com.openai.errors.UnauthorizedException;
+import com.openai.models.FunctionDefinition;
+import com.openai.models.FunctionParameters;
 import com.openai.models.chat.completions.ChatCompletion;
 import com.openai.models.chat.completions.ChatCompletionChunk;
 import com.openai.models.chat.completions.ChatCompletionCreateParams;
+import com.openai.models.chat.completions.ChatCompletionFunctionTool;
+import com.openai.models.chat.completions.ChatCompletionMessageFunctionToolCall;
+import com.openai.models.chat.completions.ChatCompletionNamedToolChoice;
+import com.openai.models.chat.completions.ChatCompletionToolChoiceOption;
 import com.openai.models.chat.completions.ChatCompletionStreamOptions;
 import com.openai.models.chat.completions.StructuredChatCompletionCreateParams;
 import com.openai.models.completions.Completion;
@@ -143,6 +151,47 @@ class OpenAiClientTest {
             stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().content().ifPresent(streamed[(int) ch.index()]::append)));
         }
         assertEquals(a, List.of(streamed[0].toString(), streamed[1].toString()));
+    }
+
+    /** ToolCallsHttpTest's pick function, built with the SDK's own types. */
+    private static ChatCompletionFunctionTool pickTool() {
+        FunctionParameters.Builder params = FunctionParameters.builder();
+        ToolCallsHttpTest.PICK_SCHEMA.entrySet().forEach(e -> params.putAdditionalProperty(e.getKey(), JsonValue.from(
+                new com.google.gson.Gson().fromJson(e.getValue(), Object.class))));
+        return ChatCompletionFunctionTool.builder()
+                .function(FunctionDefinition.builder().name("pick").description("Pick a color").parameters(params.build()).build()).build();
+    }
+
+    @Test
+    void toolCallsRequiredAndNamedValidateAndAStreamedCallReassembles() {
+        var required = ChatCompletionCreateParams.builder().model("tiny").addUserMessage("pick a color").temperature(0.0)
+                .maxCompletionTokens(400).addTool(pickTool()).toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).build();
+        var named = required.toBuilder().toolChoice(ChatCompletionNamedToolChoice.builder()
+                .function(ChatCompletionNamedToolChoice.Function.builder().name("pick").build()).build()).build();
+        String whole = null;
+        for (var params : List.of(required, named)) {
+            ChatCompletion c = client.chat().completions().create(params);
+            assertEquals(ChatCompletion.Choice.FinishReason.TOOL_CALLS, c.choices().get(0).finishReason());
+            var calls = c.choices().get(0).message().toolCalls().orElseThrow();
+            assertEquals(1, calls.size());
+            ChatCompletionMessageFunctionToolCall call = calls.get(0).asFunction();
+            assertEquals("pick", call.function().name());
+            assertEquals(List.of(), ToolCallsHttpTest.violations(ToolCallsHttpTest.PICK_SCHEMA,
+                    JsonParser.parseString(call.function().arguments()), "arguments"));
+            whole = call.function().arguments();
+        }
+        // the named call streamed: the fragments of its arguments make the whole call's (greedy)
+        StringBuilder args = new StringBuilder();
+        List<String> names = new ArrayList<>();
+        try (StreamResponse<ChatCompletionChunk> stream = client.chat().completions().createStreaming(named)) {
+            stream.stream().forEach(chunk -> chunk.choices().forEach(ch -> ch.delta().toolCalls().ifPresent(tcs -> tcs.forEach(tc -> {
+                assertEquals(0, tc.index());
+                tc.function().flatMap(f -> f.name()).ifPresent(names::add);
+                tc.function().flatMap(f -> f.arguments()).ifPresent(args::append);
+            }))));
+        }
+        assertEquals(List.of("pick"), names, "the name comes once, with the call's first delta");
+        assertEquals(whole, args.toString());
     }
 
     private static String outputText(Response r) {
