@@ -163,7 +163,7 @@ class OpenAiClientTest {
     }
 
     @Test
-    void toolCallsRequiredAndNamedValidateAndAStreamedCallReassembles() {
+    void toolCallsRequiredNamedAndAutoValidateAndAStreamedCallReassembles() {
         var required = ChatCompletionCreateParams.builder().model("tiny").addUserMessage("pick a color").temperature(0.0)
                 .maxCompletionTokens(400).addTool(pickTool()).toolChoice(ChatCompletionToolChoiceOption.Auto.REQUIRED).build();
         var named = required.toBuilder().toolChoice(ChatCompletionNamedToolChoice.builder()
@@ -180,6 +180,12 @@ class OpenAiClientTest {
                     JsonParser.parseString(call.function().arguments()), "arguments"));
             whole = call.function().arguments();
         }
+        // auto: an answer in text, or a call that validates (random weights rarely write the call's opening)
+        ChatCompletion auto = client.chat().completions().create(required.toBuilder().toolChoice(ChatCompletionToolChoiceOption.Auto.AUTO)
+                .maxCompletionTokens(40).build());
+        auto.choices().get(0).message().toolCalls().ifPresent(calls -> calls.forEach(tc -> assertEquals(List.of(), ToolCallsHttpTest.violations(
+                ToolCallsHttpTest.PICK_SCHEMA, JsonParser.parseString(tc.asFunction().function().arguments()), "arguments"))));
+        assertTrue(auto.choices().get(0).message().content().isPresent() || auto.choices().get(0).message().toolCalls().isPresent());
         // the named call streamed: the fragments of its arguments make the whole call's (greedy)
         StringBuilder args = new StringBuilder();
         List<String> names = new ArrayList<>();
