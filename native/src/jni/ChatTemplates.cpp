@@ -221,11 +221,9 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeApply(JNIE
         } catch (const std::exception & e) {
             throw bad_argument(std::string("chat template failed: ") + e.what());
         }
-        common_json triggers = common_json::array();
-        // The same triggers as lazy-grammar patterns and tokens, converted as common/sampling.cpp does for llama-server.
+        // The grammar's triggers as lazy-grammar patterns and tokens, converted as common/sampling.cpp does for llama-server.
         common_json trigger_patterns = common_json::array(), trigger_tokens = common_json::array();
         for (const auto & t : out.grammar_triggers) {
-            triggers.push_back(common_json::object({ { "type", (int) t.type }, { "value", t.value }, { "token", t.token } }));
             switch (t.type) {
                 case COMMON_GRAMMAR_TRIGGER_TYPE_WORD: trigger_patterns.push_back(regex_escape(t.value)); break;
                 case COMMON_GRAMMAR_TRIGGER_TYPE_PATTERN: trigger_patterns.push_back(t.value); break;
@@ -244,7 +242,6 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeApply(JNIE
             { "prompt",            out.prompt },
             { "grammar",           out.grammar },
             { "grammar_lazy",      out.grammar_lazy },
-            { "grammar_triggers",  triggers },
             { "trigger_patterns",  trigger_patterns },
             { "trigger_tokens",    trigger_tokens },
             { "format",            (int) out.format },
@@ -252,7 +249,6 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_ChatTemplates_nativeApply(JNIE
             { "additional_stops",  out.additional_stops },
             { "preserved_tokens",  out.preserved_tokens },
             { "generation_prompt", out.generation_prompt },
-            { "generic_tools",     generic },
         });
         return to_bytes(env, res.dump());
     });

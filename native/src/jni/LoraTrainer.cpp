@@ -51,13 +51,12 @@ static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
     }
     float v[N];
     env->GetFloatArrayRegion(weights, 0, N, v);
-    for (float x : v) {
-        if (!std::isfinite(x) || x < 0) {
-            throw bad_argument("loss weights must be finite and >= 0, beta > 0");
-        }
-    }
     const loss_weights w{v[0], v[1], v[2], v[3], v[4]};
-    if (w.beta <= 0) {
+    bool ok = w.beta > 0;
+    for (float x : v) {
+        ok = ok && std::isfinite(x) && x >= 0;
+    }
+    if (!ok) {
         throw bad_argument("loss weights must be finite and >= 0, beta > 0");
     }
     return w;

@@ -38,6 +38,10 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
         this(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, prompt.length, null, null);
     }
 
+    public GenerationRequest withSampling(LlamaSampler.Params s) {
+        return new GenerationRequest(prompt, s, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, adapter);
+    }
+
     public GenerationRequest withAdapter(LoraAdapter a) {
         return new GenerationRequest(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, a);
     }

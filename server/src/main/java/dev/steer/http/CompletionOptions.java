@@ -90,8 +90,7 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         if (index == 0 || p.seed() < 0) {
             return r;
         }
-        LlamaSampler.Params seeded = p.withSeed((p.seed() + index) & 0xFFFFFFFFL);
-        return new GenerationRequest(r.prompt(), seeded, r.maxTokens(), r.stop(), r.topLogprobs(), r.ignoreEos());
+        return r.withSampling(p.withSeed((p.seed() + index) & 0xFFFFFFFFL));
     }
 
     private static final String SCHEMA_PARAM = "response_format.json_schema";

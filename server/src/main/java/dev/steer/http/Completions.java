@@ -133,8 +133,7 @@ final class Completions {
             LlamaSampler.Params sampling = rendered.grammarLazy()
                     ? request.sampling().withLazyGrammar(rendered.grammar(), rendered.triggerPatterns(), rendered.triggerTokens())
                     : request.sampling().withGrammar(rendered.grammar(), rendered.generationPrompt());
-            request = new GenerationRequest(request.prompt(), sampling, request.maxTokens(), request.stop(), request.topLogprobs(),
-                    request.ignoreEos());
+            request = request.withSampling(sampling);
         }
         checkGrammar(request, tools != null ? "tools" : options.grammarParam());
         return new ChatPrompt(request, rendered);

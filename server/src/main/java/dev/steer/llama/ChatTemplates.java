@@ -39,13 +39,12 @@ public final class ChatTemplates extends NativeHandle {
     /**
      * A rendered prompt and what the template asks of generation: stops, a grammar for tools or schemas (lazy: it
      * applies once the output matches a trigger pattern or token), and how to read tool calls back ({@code format},
-     * {@code parser}: see {@link #parse}). {@code genericTools}: the template cannot render tools, so they were described
-     * in the system message and calls are written as {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}
-     * (docs/tools.md).
+     * {@code parser}: see {@link #parse}). A template that cannot render tools gets them described in the system
+     * message and writes calls as {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>} (docs/tools.md).
      */
     public record Rendered(String prompt, String grammar, boolean grammarLazy, List<String> additionalStops,
                            List<String> preservedTokens, String generationPrompt, List<String> triggerPatterns,
-                           int[] triggerTokens, int format, String parser, boolean genericTools) {}
+                           int[] triggerTokens, int format, String parser) {}
 
     private final LlamaModel model;
 
@@ -112,8 +111,7 @@ public final class ChatTemplates extends NativeHandle {
                 strings(o.getAsJsonArray("trigger_patterns")),
                 o.getAsJsonArray("trigger_tokens").asList().stream().mapToInt(JsonElement::getAsInt).toArray(),
                 o.get("format").getAsInt(),
-                o.get("parser").getAsString(),
-                o.get("generic_tools").getAsBoolean());
+                o.get("parser").getAsString());
     }
 
     /**

@@ -430,13 +430,7 @@ public final class JobRunner implements AutoCloseable {
 
     /** A prompt and the base model's answer, the answer kept under the KL term; null for an empty answer. */
     static LoraTrainer.Example replayExample(int[] prompt, int[] answer) {
-        if (answer.length == 0) {
-            return null;
-        }
-        int[] tokens = TrainingSet.concat(prompt, answer);
-        byte[] roles = new byte[tokens.length];
-        Arrays.fill(roles, prompt.length, tokens.length, LoraTrainer.KEEP);
-        return new LoraTrainer.Example(tokens, roles, -1, new int[0]);
+        return ownExample(prompt, prompt.length, answer, false);
     }
 
     /** What the store keeps of a finished job: counters, loss curve, eval report, events. */

@@ -155,6 +155,38 @@ class LoraTrainerTest {
      * The analytic gradient against central finite differences, along g/|g| and along random directions: a check
      * along g alone passes with half of g zeroed, a random direction v sees every entry (v . g).
      */
+    /** Every LoRA B of the tiny llama drawn N(0, scale²) from {@code seed}: an adapter that moves the logits. */
+    static void perturbB(LoraTrainer t, int seed, float scale) {
+        Random rnd = new Random(seed);
+        for (String target : LoraTrainer.ALL_TARGETS) {
+            for (int l = 0; l < TestModels.tinyLlama().info().layers(); l++) {
+                String b = "blk." + l + "." + target + ".weight.lora_b";
+                float[] v = t.tensor(b);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = (float) rnd.nextGaussian() * scale;
+                }
+                t.setTensor(b, v);
+            }
+        }
+    }
+
+    /** log softmax of row {@code row} of [rows, vocab] logits, in double precision: the tests' reference. */
+    static double[] logSoftmax(float[] logits, int row, int vocab) {
+        double max = Double.NEGATIVE_INFINITY;
+        for (int v = 0; v < vocab; v++) {
+            max = Math.max(max, logits[row * vocab + v]);
+        }
+        double z = 0;
+        for (int v = 0; v < vocab; v++) {
+            z += Math.exp(logits[row * vocab + v] - max);
+        }
+        double[] out = new double[vocab];
+        for (int v = 0; v < vocab; v++) {
+            out[v] = logits[row * vocab + v] - max - Math.log(z);
+        }
+        return out;
+    }
+
     static void checkGradient(LoraTrainer t, LoraTrainer.Example e, LoraTrainer.Reference ref, LoraTrainer.Weights w, String name) {
         float[] g = t.gradient(e, ref, w, name);
         double norm = 0;

@@ -9,7 +9,6 @@ import dev.steer.testing.TestModels;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -40,20 +39,6 @@ class PredictTest {
         return new LoraTrainer.Example(tokens, roles, fork, model.tokenize(" a token", false, false));
     }
 
-    private static void perturb(LoraTrainer t, int seed, float scale) {
-        Random rnd = new Random(seed);
-        for (String target : LoraTrainer.ALL_TARGETS) {
-            for (int l = 0; l < TestModels.tinyLlama().info().layers(); l++) {
-                String b = "blk." + l + "." + target + ".weight.lora_b";
-                float[] v = t.tensor(b);
-                for (int i = 0; i < v.length; i++) {
-                    v[i] = (float) rnd.nextGaussian() * scale;
-                }
-                t.setTensor(b, v);
-            }
-        }
-    }
-
     /** The argmax of each row that predicts a token of {@code role}, from the full logits. */
     private int[] argmaxOf(float[] logits, LoraTrainer.Example e, byte role) {
         List<Integer> out = new ArrayList<>();
@@ -76,7 +61,7 @@ class PredictTest {
     void predictIsTheArgmaxOfEveryLearnAndKeepRow() {
         LoraTrainer.Example e = example();
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
-            perturb(t, 3, 0.2f);  // the adapter moves the logits: with and without it must differ
+            LoraTrainerTest.perturbB(t, 3, 0.2f);  // the adapter moves the logits: with and without it must differ
             for (boolean withAdapter : new boolean[] {false, true}) {
                 float[] logits = t.logits(e.tokens(), withAdapter);
                 LoraTrainer.Predictions p = t.predict(e, withAdapter);
@@ -102,10 +87,10 @@ class PredictTest {
     void restoreGivesBackTheSnapshotsWeights() {
         LoraTrainer.Example e = example();
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
-            perturb(t, 5, 0.1f);
+            LoraTrainerTest.perturbB(t, 5, 0.1f);
             float[] saved = t.snapshot();
             float[] before = t.logits(e.tokens(), true);
-            perturb(t, 6, 0.3f);
+            LoraTrainerTest.perturbB(t, 6, 0.3f);
             assertFalse(Arrays.equals(before, t.logits(e.tokens(), true)));
             t.restore(saved);
             assertArrayEquals(before, t.logits(e.tokens(), true));

@@ -8,7 +8,6 @@ import dev.steer.testing.TestModels;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -40,37 +39,11 @@ class PreservationTermTest {
     }
 
     private static void perturb(LoraTrainer t, int seed) {
-        Random rnd = new Random(seed);
-        for (String target : LoraTrainer.ALL_TARGETS) {
-            for (int l = 0; l < model().info().layers(); l++) {
-                String b = "blk." + l + "." + target + ".weight.lora_b";
-                float[] v = t.tensor(b);
-                for (int i = 0; i < v.length; i++) {
-                    v[i] = (float) rnd.nextGaussian() * 0.05f;
-                }
-                t.setTensor(b, v);
-            }
-        }
-    }
-
-    private static LlamaModel model() {
-        return TestModels.tinyLlama();
+        LoraTrainerTest.perturbB(t, seed, 0.05f);
     }
 
     private double[] logSoftmax(float[] logits, int row) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int v = 0; v < vocab; v++) {
-            max = Math.max(max, logits[row * vocab + v]);
-        }
-        double z = 0;
-        for (int v = 0; v < vocab; v++) {
-            z += Math.exp(logits[row * vocab + v] - max);
-        }
-        double[] out = new double[vocab];
-        for (int v = 0; v < vocab; v++) {
-            out[v] = logits[row * vocab + v] - max - Math.log(z);
-        }
-        return out;
+        return LoraTrainerTest.logSoftmax(logits, row, vocab);
     }
 
     @Test

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.steer.testing.TestModels;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -37,31 +36,13 @@ class UnlikelihoodTermTest {
 
     private LoraTrainer trainer(int seed) {
         LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, seed, 2);
-        Random rnd = new Random(seed + 100);
-        for (String target : LoraTrainer.ALL_TARGETS) {
-            for (int l = 0; l < model.info().layers(); l++) {
-                String b = "blk." + l + "." + target + ".weight.lora_b";
-                float[] v = t.tensor(b);
-                for (int i = 0; i < v.length; i++) {
-                    v[i] = (float) rnd.nextGaussian() * 0.05f;
-                }
-                t.setTensor(b, v);
-            }
-        }
+        LoraTrainerTest.perturbB(t, seed + 100, 0.05f);
         return t;
     }
 
     /** p(next) at a row, from logits. */
     private double prob(float[] logits, int row, int next) {
-        double max = Double.NEGATIVE_INFINITY;
-        for (int v = 0; v < vocab; v++) {
-            max = Math.max(max, logits[row * vocab + v]);
-        }
-        double z = 0;
-        for (int v = 0; v < vocab; v++) {
-            z += Math.exp(logits[row * vocab + v] - max);
-        }
-        return Math.exp(logits[row * vocab + next] - max) / z;
+        return Math.exp(LoraTrainerTest.logSoftmax(logits, row, vocab)[next]);
     }
 
     private double reference(LoraTrainer.Example e, float[] logits) {
