@@ -91,6 +91,16 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(J
     guarded_void(env, [&] { trainer_of(h)->set_checkpointing(on == JNI_TRUE); });
 }
 
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetThreads(JNIEnv * env, jclass, jlong h, jint n) {
+    guarded_void(env, [&] {
+        try {
+            trainer_of(h)->set_threads(n);
+        } catch (const std::invalid_argument & e) {
+            throw bad_argument(e.what());
+        }
+    });
+}
+
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeLogits(JNIEnv * env, jclass, jlong h, jintArray tokens, jboolean use_lora) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {

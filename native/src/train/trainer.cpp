@@ -49,6 +49,13 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
     }
 }
 
+void trainer::set_threads(int n_threads) {
+    if (n_threads < 1) {
+        throw std::invalid_argument("threads must be >= 1");
+    }
+    ggml_backend_cpu_set_n_threads(backends_.back(), n_threads);  // the CPU backend is the last (the constructor)
+}
+
 trainer::~trainer() {
     release();
 }

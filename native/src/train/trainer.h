@@ -103,6 +103,9 @@ class trainer {
     // the blocks again during the backward pass. Much less memory, one more forward pass; the same gradients.
     void set_checkpointing(bool on) { checkpointing_ = on; }
 
+    // CPU threads for what the trainer computes from now on (>= 1): a job uses more while nothing is being served.
+    void set_threads(int n_threads);
+
   private:
     struct graph;
     // The graphs of one example, each made of the parts below. loss_graph: the blocks and the loss head, the graph

@@ -99,7 +99,7 @@ public final class Main implements Callable<Integer> {
     Path steerDb;
 
     @Option(names = "--train-threads", defaultValue = "${env:STEER_TRAIN_THREADS:-0}",
-            description = "CPU threads for training jobs, apart from serving's; 0 = half the cores (STEER_TRAIN_THREADS).")
+            description = "CPU threads for training jobs, apart from serving's; 0 = half the cores while serving, all of them while nothing is served (STEER_TRAIN_THREADS).")
     int trainThreads;
 
     @Option(names = "--cpu-repack", defaultValue = "${env:STEER_CPU_REPACK:-false}",
@@ -139,7 +139,7 @@ public final class Main implements Callable<Integer> {
                 : steerDb != null ? steerDb.toAbsolutePath().getParent()
                 : Path.of(System.getProperty("user.home"), ".local", "share", "steer");
         Server server = new Server(llama, new Server.Config(Fingerprint.sha256(path), steerDb != null ? steerDb : data.resolve("steers.db"),
-                data.resolve("adapters"), sessionTtl * 1000, template, trainThreads > 0 ? trainThreads : Math.max(1, cores / 2),
+                data.resolve("adapters"), sessionTtl * 1000, template, trainThreads,
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
                 new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics,
                         java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions));

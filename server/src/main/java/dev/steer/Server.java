@@ -24,7 +24,8 @@ public final class Server implements AutoCloseable {
      * @param database    SQLite file of steers, jobs and adapter versions
      * @param adapterDir  where adapter versions live
      * @param chatTemplate a Jinja template to use instead of the model's, or null
-     * @param trainThreads CPU threads a training job uses, apart from serving's
+     * @param trainThreads CPU threads a training job uses, apart from serving's; 0: half the cores while serving, all
+     *                     while nothing is served ({@link JobRunner.Threads#of})
      * @param maxSessions  steerable sessions held at most (see {@link Sessions})
      */
     public record Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
@@ -59,7 +60,8 @@ public final class Server implements AutoCloseable {
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
         served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256(), c.api().decodeStepTimeout());
         jobs = JobStore.open(c.database());
-        training = new JobRunner(jobs, steers, adapters, served, engine, templates, c.modelSha256(), c.trainThreads());
+        training = new JobRunner(jobs, steers, adapters, served, engine, templates, c.modelSha256(),
+                JobRunner.Threads.of(c.trainThreads(), Runtime.getRuntime().availableProcessors()));
         api = ApiServer.start(c.api(), new ApiServer.Services(engine, templates, sessions, steers, served, adapters, jobs, training));
     }
 

@@ -156,6 +156,15 @@ public final class LoraTrainer extends NativeHandle {
         return this;
     }
 
+    /** CPU threads for what the trainer computes from now on (at least 1; {@link #create} set the first count). */
+    public LoraTrainer threads(int n) {
+        if (n < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + n);
+        }
+        nativeSetThreads(handle(), n);
+        return this;
+    }
+
     /** Logits of every position of {@code tokens} from the training graph, [tokens.length * vocab]. */
     public float[] logits(int[] tokens, boolean withAdapter) {
         return nativeLogits(handle(), tokens, withAdapter);
@@ -268,6 +277,8 @@ public final class LoraTrainer extends NativeHandle {
     private static native void nativeFree(long h);
 
     private static native void nativeSetCheckpointing(long h, boolean on);
+
+    private static native void nativeSetThreads(long h, int n);
 
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 

@@ -49,16 +49,39 @@ public final class JobRunner implements AutoCloseable {
     private final ChatTemplates templates;
     private final Greedy greedy;
     private final String baseSha256;
-    private final int threads;
+    private final Threads threads;
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
     private final Thread thread;
     private volatile String running;
     private volatile boolean cancelRunning;
     private volatile boolean open = true;
 
-    /** @param threads CPU threads for training, kept apart from serving's */
+    /**
+     * CPU threads a job trains with: {@code serving} while the engine has generations running or waiting, {@code idle}
+     * while it has none. Chosen again before every step, so a job on a quiet server trains on every core (a small
+     * machine's job takes about half the time) and gives the cores back to serving within one step.
+     */
+    public record Threads(int serving, int idle) {
+        public Threads {
+            if (serving < 1 || idle < serving) {
+                throw new IllegalArgumentException("training threads: 1 <= serving <= idle, got " + serving + ", " + idle);
+            }
+        }
+
+        /** {@code --train-threads}: n > 0 is n always; 0 (the default) is half the cores beside serving, all of them alone. */
+        public static Threads of(int configured, int cores) {
+            return configured > 0 ? new Threads(configured, configured) : new Threads(Math.max(1, cores / 2), Math.max(1, cores));
+        }
+
+        /** The count for an engine with {@code generations} running or waiting. */
+        public int with(long generations) {
+            return generations == 0 ? idle : serving;
+        }
+    }
+
+    /** @param threads CPU threads for training (see {@link Threads}) */
     public JobRunner(JobStore jobs, SteerStore steers, AdapterRegistry registry, ServedAdapters served, Engine engine,
-                     ChatTemplates templates, String baseSha256, int threads) {
+                     ChatTemplates templates, String baseSha256, Threads threads) {
         this.jobs = jobs;
         this.steers = steers;
         this.registry = registry;
@@ -201,7 +224,7 @@ public final class JobRunner implements AutoCloseable {
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
-        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), threads)) {
+        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), trainingThreads())) {
             t.checkpointing(h.activationCheckpointing());
             LoraTrainer.Weights w = h.weights();
             List<Example> examples = new ArrayList<>();
@@ -234,6 +257,7 @@ public final class JobRunner implements AutoCloseable {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
                     }
+                    t.threads(trainingThreads());  // the checks between steps run with what the last step chose
                     LoraTrainer.Optimizer o = h.optimizerAt(step, total);
                     List<LoraTrainer.Example> exs = b.stream().map(Example::example).toList();
                     LoraTrainer.StepResult r = t.step(exs, b.stream().map(Example::reference).toList(), w, o);
@@ -407,6 +431,12 @@ public final class JobRunner implements AutoCloseable {
     private static final int WATCH_TOKENS = 24;
     /** How often per epoch the job measures its checkpoints ({@link Checkpoints}). */
     private static final int CHECKS_PER_EPOCH = 2;
+
+    /** All of {@link Threads#idle} while the engine has nothing running or waiting, else {@link Threads#serving}. */
+    int trainingThreads() {
+        var s = engine.stats();
+        return threads.with(s.active.get() + s.queued.get());
+    }
 
     private static String lossTerms(Hyperparameters h) {
         List<String> terms = new ArrayList<>();

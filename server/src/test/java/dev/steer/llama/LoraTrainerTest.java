@@ -262,6 +262,30 @@ class LoraTrainerTest {
         }
     }
 
+    /** A job changes the thread count between steps (JobRunner.Threads): the same step, however many threads compute it. */
+    @Test
+    void theThreadCountChangesHowFastNotWhatAStepComputes() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Optimizer o = new LoraTrainer.Optimizer(1e-2f, 0f, 1f);
+        float[][] after = new float[2][];
+        float[] loss = new float[2];
+        for (int run = 0; run < 2; run++) {
+            try (LoraTrainer t = trainer(4)) {
+                LoraTrainer.Reference ref = t.reference(e);
+                t.threads(run == 0 ? 1 : 3);
+                loss[run] = t.step(List.of(e), List.of(ref), LoraTrainer.Weights.sftOnly(), o).loss();
+                t.threads(run == 0 ? 2 : 1);
+                t.step(List.of(e), List.of(ref), LoraTrainer.Weights.sftOnly(), o);
+                after[run] = t.tensor("blk.0.attn_q.weight.lora_b");
+            }
+        }
+        assertEquals(loss[0], loss[1], 1e-5);
+        assertTrue(maxDiff(after[0], after[1]) < 1e-5, "B after two steps differs by " + maxDiff(after[0], after[1]));
+        try (LoraTrainer t = trainer(4)) {
+            assertThrows(IllegalArgumentException.class, () -> t.threads(0));
+        }
+    }
+
     @Test
     void onlyTheChosenSpanCountsInTheLoss() {
         LoraTrainer.Example e = example();
