@@ -35,6 +35,42 @@ public record AdapterVersion(int number) {
         return n < 1 ? Optional.empty() : Optional.of(new AdapterVersion(n));
     }
 
+    /**
+     * What a model name asks of the model served as {@code baseModel}: the one place model names are read. Which
+     * versions exist is the registry's matter ({@link ServedAdapters}); this is only the name.
+     */
+    public sealed interface ModelName {
+        /** {@code tiny} (or no name): whichever version is active */
+        record Active() implements ModelName {}
+
+        /** {@code tiny@base}: the base model alone */
+        record Base() implements ModelName {}
+
+        /** {@code tiny@v3}: that version */
+        record Pinned(AdapterVersion version) implements ModelName {}
+
+        /** {@code tiny@something}: the served model with a suffix that is no version id ({@code tiny@3}, {@code tiny@}) */
+        record BadSuffix(String suffix) implements ModelName {}
+
+        /** not the served model's name at all */
+        record OtherModel() implements ModelName {}
+    }
+
+    /** Reads {@code name} (null: none given) as a name of {@code baseModel} or one of its versions. */
+    public static ModelName parseModelName(String baseModel, String name) {
+        if (name == null || name.equals(baseModel)) {
+            return new ModelName.Active();
+        }
+        if (!name.startsWith(baseModel + "@")) {
+            return new ModelName.OtherModel();
+        }
+        String suffix = name.substring(baseModel.length() + 1);
+        if (suffix.equals(BASE)) {
+            return new ModelName.Base();
+        }
+        return parse(suffix).<ModelName>map(ModelName.Pinned::new).orElseGet(() -> new ModelName.BadSuffix(suffix));
+    }
+
     /** The id of {@code number}, or null for null (the base model): how records and responses spell "no adapter". */
     public static String idOrNull(Integer number) {
         return number == null ? null : of(number).id();

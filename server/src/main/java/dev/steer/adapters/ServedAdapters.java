@@ -1,5 +1,6 @@
 package dev.steer.adapters;
 
+import dev.steer.adapters.AdapterVersion.ModelName;
 import dev.steer.engine.Engine;
 import dev.steer.engine.EngineUnavailableException;
 import dev.steer.llama.LoraAdapter;
@@ -104,21 +105,23 @@ public final class ServedAdapters {
     }
 
     private Selection select(String model) {
-        if (model == null || model.equals(baseModel)) {
-            String pinned = AdapterVersion.pinnedName(baseModel, active);
-            return active == null ? new Selection(baseModel, pinned, null, null) : new Selection(pinned, pinned, active, loaded.get(active));
-        }
-        if (!model.startsWith(baseModel + "@")) {
-            throw new UnknownModelException("The model '" + model + "' does not exist; this server serves '" + baseModel
-                    + "' and its adapter versions ('" + AdapterVersion.of(1).modelName(baseModel) + "', ...).");
-        }
-        String v = model.substring(baseModel.length() + 1);
-        if (v.equals(AdapterVersion.BASE)) {
-            return new Selection(model, model, null, null);
-        }
-        int version = AdapterVersion.parse(v).map(AdapterVersion::number).orElse(-1);
-        if (version < 0 || registry.get(version).isEmpty()) {
-            throw new UnknownModelException("The model '" + model + "' does not exist: no adapter version '" + v + "'.");
+        return switch (AdapterVersion.parseModelName(baseModel, model)) {
+            case ModelName.Active a -> active == null
+                    ? new Selection(baseModel, AdapterVersion.pinnedName(baseModel, null), null, null)
+                    : new Selection(AdapterVersion.pinnedName(baseModel, active), AdapterVersion.pinnedName(baseModel, active), active,
+                            loaded.get(active));
+            case ModelName.Base b -> new Selection(model, model, null, null);
+            case ModelName.Pinned p -> pinned(model, p.version().number());
+            case ModelName.BadSuffix b -> throw noSuchVersion(model);
+            case ModelName.OtherModel o -> throw new UnknownModelException("The model '" + model + "' does not exist; this server serves '"
+                    + baseModel + "' and its adapter versions ('" + AdapterVersion.of(1).modelName(baseModel) + "', ...).");
+        };
+    }
+
+    /** {@code model} pins {@code version}: loaded now if it is registered but not in memory. */
+    private Selection pinned(String model, int version) {
+        if (registry.get(version).isEmpty()) {
+            throw noSuchVersion(model);
         }
         LoraAdapter a = loaded.get(version);
         if (a == null) {
@@ -127,6 +130,12 @@ public final class ServedAdapters {
             evict();
         }
         return new Selection(model, model, version, a);
+    }
+
+    /** {@code model} is the served model's name with a suffix that names no registered version. */
+    private UnknownModelException noSuchVersion(String model) {
+        return new UnknownModelException("The model '" + model + "' does not exist: no adapter version '"
+                + model.substring(baseModel.length() + 1) + "'.");
     }
 
     /** Makes {@code version} (null: the base model) serve new requests; returns the previous one. */

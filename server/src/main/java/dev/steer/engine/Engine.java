@@ -47,11 +47,14 @@ public final class Engine implements AutoCloseable {
     final class Job implements Generation {
         final GenerationRequest request;
         final GenerationListener listener;
+        /** its output, the one copy: the slot that runs it writes it, the listener's side reads it */
+        final GenerationOutput output;
         final AtomicBoolean cancelled = new AtomicBoolean();
 
         Job(GenerationRequest request, GenerationListener listener) {
             this.request = request;
             this.listener = listener;
+            this.output = GenerationOutput.startOf(request);
         }
 
         @Override
@@ -181,6 +184,8 @@ public final class Engine implements AutoCloseable {
                     + " tokens; this server's context per request is " + perSequence + " tokens");
         }
         Job job = new Job(request, listener);
+        // Before it is queued, so before any other callback: whoever reads the output has it from the start.
+        listener.onSubmitted(job.output);
         synchronized (waiting) {
             if (death != null) {
                 throw stopped();  // checked under the lock the dying thread drains the queue under: nothing is left behind
@@ -551,8 +556,9 @@ public final class Engine implements AutoCloseable {
             }
             throw new SteerRefusedException(SteerRefusedException.Reason.IN_FLIGHT, "another steer is still being applied");
         }
-        LlamaSampler next = SteerSurgery.check(model, c.job().request.sampling(), s.out, s.outLength, s.outputStart,
-                perSequence, c.at(), c.correction());
+        int length = s.out.writtenLength();
+        LlamaSampler next = SteerSurgery.check(model, c.job().request.sampling(), s.out.written(0, length), length,
+                s.outputStart, perSequence, c.at(), c.correction());
         s.steer(context, c.at(), c.correction(), next, c.maxTokens(), c.done());  // from here on nothing can fail
         stats.steers.incrementAndGet();
     }
@@ -643,9 +649,10 @@ public final class Engine implements AutoCloseable {
         try {
             s.job.listener.onSteer(e);  // stores the steer: a failure there (disk full, SQLITE_BUSY) fails the steer
         } catch (RuntimeException failed) {
-            fail(s, failed);
+            fail(s, failed);  // the output's readers never see this steer
             return;
         }
+        s.steerShown();
         s.steerFinished(e, null);
     }
 
@@ -664,9 +671,9 @@ public final class Engine implements AutoCloseable {
             fail(s, e);
             return;
         }
-        s.sampled(token);
-        stats.generatedTokens.incrementAndGet();
         boolean eog = model.isEndOfGeneration(token) && !r.ignoreEos();
+        s.sampled(token, eog);
+        stats.generatedTokens.incrementAndGet();
         byte[] bytes = eog ? new byte[0] : model.tokenBytes(token, false);
         String text = eog ? "" : s.stops.append(s.utf8.append(bytes));
         try {

@@ -5,6 +5,14 @@ package dev.steer.engine;
  * (hand events to another thread; never block on a client socket).
  */
 public interface GenerationListener {
+    /**
+     * The generation is about to be queued; {@code output} is its output, which the engine writes from the decode
+     * thread and any thread may read ({@link GenerationOutput#tokens}). Called on the submitting thread, before any
+     * other call; a submit refused after it (a full queue) starts nothing, and {@code output} then stays what the
+     * request continues.
+     */
+    default void onSubmitted(GenerationOutput output) {}
+
     void onToken(TokenEvent event);
 
     /**

@@ -13,8 +13,9 @@ import java.util.concurrent.CompletableFuture;
  * Between generations it keeps its tokens in the KV cache, so a later prompt with the same prefix reuses them.
  *
  * <p>Positions: the cache holds {@code cached[0 .. cachedLength)} at positions 0, 1, ...; the generation's prompt
- * ends at {@code outputStart}; its output (generated tokens and corrections, in order) is {@code out}, where
- * {@code out[i]} sits at position {@code outputStart + i}.
+ * ends at {@code outputStart}; its output (generated tokens and corrections, in order) is {@code out}, the
+ * generation's own {@link GenerationOutput} (which its session reads too), where token {@code i} sits at position
+ * {@code outputStart + i}.
  *
  * <p>Its transitions are its own methods, called by {@link Engine}: {@link #start} (a generation is admitted),
  * {@link #steer} (the cut, by {@link SteerSurgery}), {@link #forkDecoded} (the steer is complete), {@link #sampled},
@@ -40,8 +41,7 @@ final class Slot {
     CompletableFuture<SteerEvent> steerDone;
 
     int outputStart;
-    int[] out = new int[64];
-    int outLength;
+    GenerationOutput out;      // the running generation's output; this slot writes it, only while it runs it
     int generated;             // tokens sampled in this generation (usage)
     int budget;                // tokens that may still be sampled
     int nextToken = -1;        // sampled, not yet decoded
@@ -73,10 +73,7 @@ final class Slot {
         this.pendingSteer = r.steer();
         this.steerDone = null;
         this.outputStart = r.outputStart();
-        this.outLength = 0;
-        for (int i = r.outputStart(); i < prompt.length; i++) {
-            appendOut(prompt[i]);
-        }
+        this.out = job.output;  // already holds the answer being continued, if any
         this.reusedPrompt = keep;
         this.generated = 0;
         this.budget = r.maxTokens();
@@ -126,11 +123,21 @@ final class Slot {
         }
     }
 
-    /** A token was sampled: it is output now, and counts against the budget. */
-    void sampled(int token) {
+    /**
+     * A token was sampled: it counts against the budget, and is output now unless it ends the generation (an
+     * end-of-generation token ends the answer, it is not part of it; with {@code ignore_eos} it is just a token).
+     */
+    void sampled(int token, boolean ends) {
         generated++;
         budget--;
-        appendOut(token);
+        if (!ends) {
+            out.append(token);
+        }
+    }
+
+    /** The steer reported to the listener: the output's readers see it from now on. */
+    void steerShown() {
+        out.showSteer();
     }
 
     /** The generation ends (finished or failed): its steer in flight fails, its sampler is freed; the cache stays. */
@@ -142,6 +149,7 @@ final class Slot {
         }
         // A cut-short prefill leaves a partial prompt in the cache: still a valid prefix for later requests.
         job = null;
+        out = null;  // the output is the finished generation's (and its session's) now: never written again
         adapter = null;
         nextToken = -1;
         batchIndex = -1;
@@ -166,13 +174,6 @@ final class Slot {
             cached = Arrays.copyOf(cached, cached.length * 2);
         }
         cached[cachedLength++] = token;
-    }
-
-    void appendOut(int token) {
-        if (outLength == out.length) {
-            out = Arrays.copyOf(out, out.length * 2);
-        }
-        out[outLength++] = token;
     }
 
     /** How many leading tokens of {@code prompt} this slot already holds. */

@@ -4,7 +4,6 @@ import dev.steer.llama.LlamaContext;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
 import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
 
 /**
  * A steer's checks and its cut. {@link #check} is the one validation of a steer, wherever it is applied (a live
@@ -63,16 +62,13 @@ public final class SteerSurgery {
      * steer (its fork log-probs still to come).
      */
     static SteerEvent cut(LlamaContext context, Slot s, int at, int[] correction) {
-        int[] accepted = Arrays.copyOf(s.out, at);
-        int[] rejected = Arrays.copyOfRange(s.out, at, s.outLength);
+        int[] accepted = s.out.written(0, at);
+        int[] rejected = s.out.written(at, s.out.writtenLength());
         int fork = s.outputStart + at - 1;
-        int forkToken = at == 0 ? s.cached[fork] : s.out[at - 1];
+        int forkToken = at == 0 ? s.cached[fork] : s.out.writtenAt(at - 1);
         context.removeTokens(s.seq, fork, -1);
         s.cachedLength = Math.min(s.cachedLength, fork);
-        s.outLength = at;
-        for (int t : correction) {
-            s.appendOut(t);
-        }
+        s.out.cut(at, correction);  // its readers see the cut once the steer is reported
         int[] input = new int[1 + correction.length];
         input[0] = forkToken;
         System.arraycopy(correction, 0, input, 1, correction.length);

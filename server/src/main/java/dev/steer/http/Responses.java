@@ -4,11 +4,13 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import com.google.gson.JsonPrimitive;
+import dev.steer.json.Json;
+import dev.steer.json.OmitWhenNull;
 import dev.steer.llama.LlamaModel;
 import dev.steer.steer.Session;
 import dev.steer.steer.Sessions;
 import io.javalin.http.Context;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.UUID;
@@ -23,9 +25,47 @@ import java.util.UUID;
 final class Responses {
     static final String ID_PREFIX = "resp_";
     private static final Set<String> ROLES = Set.of("user", "assistant", "system", "developer");
-    /** Sampling fields that mean the same here as in a chat completion, OpenAI's and our extensions: copied as given. */
-    private static final List<String> SAMPLING = List.of("temperature", "top_p", "seed", "top_k", "min_p", "presence_penalty",
-            "frequency_penalty", "repeat_penalty", "repeat_last_n", "ignore_eos", "stream");
+
+    /**
+     * The chat completion body a Responses request becomes: what the chat path reads, and what the session records
+     * (steer records and exports read its {@code messages}). A field the request left out is left out here too. The
+     * sampling fields mean the same here as in a chat completion (OpenAI's and our extensions): copied as given, and
+     * checked by the chat path, so an error names them as the client wrote them.
+     *
+     * @param instructions       kept so that a follow-up can leave these instructions out (OpenAI does not carry them
+     *                           over), and so that a steer's continuation can describe the response it continues
+     * @param previousResponseId kept for the same description
+     */
+    record ChatBody(String model, List<Message> messages, @OmitWhenNull JsonElement temperature, @OmitWhenNull JsonElement topP,
+                    @OmitWhenNull JsonElement seed, @OmitWhenNull JsonElement topK, @OmitWhenNull JsonElement minP,
+                    @OmitWhenNull JsonElement presencePenalty, @OmitWhenNull JsonElement frequencyPenalty,
+                    @OmitWhenNull JsonElement repeatPenalty, @OmitWhenNull JsonElement repeatLastN,
+                    @OmitWhenNull JsonElement ignoreEos, @OmitWhenNull JsonElement stream,
+                    @OmitWhenNull Integer maxCompletionTokens, @OmitWhenNull ResponseFormat responseFormat,
+                    @OmitWhenNull String instructions, @OmitWhenNull String previousResponseId) {}
+
+    /** A chat message: the Responses input is text only. */
+    record Message(String role, String content) {}
+
+    /** {@code text.format} as a chat completion's {@code response_format} (none for plain text). */
+    record ResponseFormat(String type, @OmitWhenNull JsonSchemaFields jsonSchema) {}
+
+    /**
+     * The fields of a {@code json_schema} format that a chat completion reads, as the client gave them (checked by the
+     * chat path; a JSON null stays null, a missing one is left out).
+     */
+    record JsonSchemaFields(@OmitWhenNull JsonElement name, @OmitWhenNull JsonElement description, @OmitWhenNull JsonElement strict,
+                            @OmitWhenNull JsonElement schema) {
+        static JsonSchemaFields of(JsonObject o) {
+            return new JsonSchemaFields(o.get("name"), o.get("description"), o.get("strict"), o.get("schema"));
+        }
+    }
+
+    /** {@code text.format} as a response shows it when the request's own is not at hand: its type and schema fields. */
+    record TextFormat(String type, @OmitWhenNull JsonElement name, @OmitWhenNull JsonElement description,
+                      @OmitWhenNull JsonElement strict, @OmitWhenNull JsonElement schema) {
+        static final TextFormat TEXT = new TextFormat("text", null, null, null, null);
+    }
 
     private final Completions completions;
     private final Sessions sessions;
@@ -51,43 +91,23 @@ final class Responses {
         Integer maxOutput = b.has("max_output_tokens") ? (int) b.integer("max_output_tokens", 0, 1, Integer.MAX_VALUE) : null;
         JsonElement format = format(b.nested("text"));
 
-        JsonArray messages = new JsonArray();
+        List<Message> messages = new ArrayList<>();
         if (instructions != null) {
-            messages.add(message("system", instructions));
+            messages.add(new Message("system", instructions));
         }
         if (previous != null) {
             messages.addAll(history(previous));
         }
         messages.addAll(input(b));
 
-        // The chat completion this request is: what the chat path reads, and what the session records.
-        JsonObject chat = new JsonObject();
-        chat.addProperty("model", modelName);
-        chat.add("messages", messages);
-        for (String f : SAMPLING) {
-            if (b.has(f)) {
-                chat.add(f, b.raw(f));
-            }
-        }
-        if (maxOutput != null) {
-            chat.addProperty("max_completion_tokens", maxOutput);
-        }
-        JsonObject responseFormat = responseFormat(format);
-        if (responseFormat != null) {
-            chat.add("response_format", responseFormat);
-        }
-        // Kept so that a follow-up can leave these instructions out (OpenAI does not carry them over), and so that
-        // a steer's continuation can describe the response it continues.
-        if (instructions != null) {
-            chat.addProperty("instructions", instructions);
-        }
-        if (previous != null) {
-            chat.addProperty("previous_response_id", previous);
-        }
+        ChatBody body = new ChatBody(modelName, messages, b.raw("temperature"), b.raw("top_p"), b.raw("seed"), b.raw("top_k"),
+                b.raw("min_p"), b.raw("presence_penalty"), b.raw("frequency_penalty"), b.raw("repeat_penalty"), b.raw("repeat_last_n"),
+                b.raw("ignore_eos"), b.raw("stream"), maxOutput, responseFormat(format), instructions, previous);
+        JsonObject chat = Json.tree(body).getAsJsonObject();  // the chat path reads a request body as a tree
         CompletionOptions options = read(chat);
 
         String id = ID_PREFIX + hex();
-        Completions.Chat started = completions.startChat(id, modelName, messages, options, chat.toString());
+        Completions.Chat started = completions.startChat(id, modelName, chat.getAsJsonArray("messages"), options, Json.write(body));
         ResponseObjects shape = new ResponseObjects(id, "msg_" + hex(), started.started().selection().model(),
                 System.currentTimeMillis() / 1000, instructions, maxOutput, previous, b.number("temperature", 1.0, 0, 2),
                 b.number("top_p", 1.0, 0, 1), format);
@@ -104,22 +124,18 @@ final class Responses {
      */
     static ResponseObjects continued(Session session, String model) {
         JsonObject chat = JsonParser.parseString(session.requestJson).getAsJsonObject();
-        JsonObject rf = chat.has("response_format") ? chat.getAsJsonObject("response_format") : null;
-        JsonObject format = new JsonObject();
-        if (rf == null) {
-            format.addProperty("type", "text");
-        } else {
-            format.add("type", rf.get("type"));
-            if (rf.has("json_schema")) {
-                rf.getAsJsonObject("json_schema").entrySet().forEach(e -> format.add(e.getKey(), e.getValue()));
-            }
+        TextFormat format = TextFormat.TEXT;
+        if (chat.has("response_format")) {
+            JsonObject rf = chat.getAsJsonObject("response_format");
+            JsonSchemaFields js = JsonSchemaFields.of(rf.has("json_schema") ? rf.getAsJsonObject("json_schema") : new JsonObject());
+            format = new TextFormat(rf.get("type").getAsString(), js.name(), js.description(), js.strict(), js.schema());
         }
         return new ResponseObjects(session.id, "msg_" + hex(), model, System.currentTimeMillis() / 1000,
                 chat.has("instructions") ? chat.get("instructions").getAsString() : null,
                 chat.has("max_completion_tokens") ? chat.get("max_completion_tokens").getAsInt() : null,
                 chat.has("previous_response_id") ? chat.get("previous_response_id").getAsString() : null,
                 chat.has("temperature") ? chat.get("temperature").getAsDouble() : 1.0,
-                chat.has("top_p") ? chat.get("top_p").getAsDouble() : 1.0, format);
+                chat.has("top_p") ? chat.get("top_p").getAsDouble() : 1.0, Json.tree(format));
     }
 
     /** The chat options of the translated body; an error about a translated field names the field the client sent. */
@@ -140,7 +156,7 @@ final class Responses {
     private static JsonElement format(RequestBody text) {
         JsonObject f = text.object("format");
         if (f == null) {
-            return JsonParser.parseString("{\"type\": \"text\"}");
+            return Json.tree(TextFormat.TEXT);
         }
         JsonElement type = f.get("type");
         if (type == null || !type.isJsonPrimitive() || !type.getAsJsonPrimitive().isString()
@@ -153,25 +169,15 @@ final class Responses {
         return f;
     }
 
-    /** {@code text.format} as a chat completion's {@code response_format}, or null for plain text. */
-    private static JsonObject responseFormat(JsonElement format) {
+    /** {@code text.format} (checked by {@link #format}) as a chat completion's {@code response_format}, or null for plain text. */
+    private static ResponseFormat responseFormat(JsonElement format) {
         JsonObject f = format.getAsJsonObject();
         String type = f.get("type").getAsString();
-        if (type.equals("text")) {
-            return null;
-        }
-        JsonObject rf = new JsonObject();
-        rf.addProperty("type", type);
-        if (type.equals("json_schema")) {
-            JsonObject js = new JsonObject();
-            for (String k : List.of("name", "description", "strict", "schema")) {
-                if (f.has(k)) {
-                    js.add(k, f.get(k));
-                }
-            }
-            rf.add("json_schema", js);
-        }
-        return rf;
+        return switch (type) {
+            case "text" -> null;
+            case "json_schema" -> new ResponseFormat(type, JsonSchemaFields.of(f));
+            default -> new ResponseFormat(type, null);
+        };
     }
 
     /**
@@ -179,7 +185,7 @@ final class Responses {
      * OpenAI does not carry over) and its answer as it stands, steers included. Only a response within the session
      * TTL, and only once it has finished.
      */
-    private JsonArray history(String previous) {
+    private List<Message> history(String previous) {
         Session s = previous.startsWith(ID_PREFIX) ? sessions.get(previous).orElse(null) : null;
         if (s == null) {
             throw new ApiError(400, "invalid_request_error", "Previous response with id '" + previous
@@ -189,27 +195,30 @@ final class Responses {
         if (s.live() != null) {
             throw ApiError.invalid("previous_response_id", "The previous response '" + previous + "' is still in progress.");
         }
+        // Its chat body, as written by create (a resp_ session has no other): every message a role and a text.
         JsonObject earlier = JsonParser.parseString(s.requestJson).getAsJsonObject();
-        JsonArray messages = earlier.getAsJsonArray("messages").deepCopy();
+        List<Message> messages = new ArrayList<>();
+        for (JsonElement m : earlier.getAsJsonArray("messages")) {
+            messages.add(new Message(m.getAsJsonObject().get("role").getAsString(), m.getAsJsonObject().get("content").getAsString()));
+        }
         if (earlier.has("instructions")) {
             messages.remove(0);
         }
-        messages.add(message("assistant", model.detokenize(s.output(), false, false)));
+        messages.add(new Message("assistant", model.detokenize(s.output(), false, false)));
         return messages;
     }
 
     /** {@code input}: a string (one user message) or a list of message items; text content only. */
-    private static JsonArray input(RequestBody b) {
+    private static List<Message> input(RequestBody b) {
         JsonElement in = b.raw("input");
-        JsonArray out = new JsonArray();
         if (in != null && in.isJsonPrimitive() && in.getAsJsonPrimitive().isString()) {
-            out.add(message("user", in.getAsString()));
-            return out;
+            return List.of(new Message("user", in.getAsString()));
         }
         if (in == null || !in.isJsonArray() || in.getAsJsonArray().isEmpty()) {
             throw ApiError.invalid("input", "'input' must be a string or a non-empty array of messages.");
         }
         JsonArray items = in.getAsJsonArray();
+        List<Message> out = new ArrayList<>();
         for (int i = 0; i < items.size(); i++) {
             String param = "input[" + i + "]";
             if (!items.get(i).isJsonObject()) {
@@ -225,7 +234,7 @@ final class Responses {
             if (role == null || !ROLES.contains(role)) {
                 throw ApiError.invalid(param + ".role", "Each input message needs a 'role' of " + ROLES + ".");
             }
-            out.add(message(role, content(item.get("content"), param + ".content")));
+            out.add(new Message(role, content(item.get("content"), param + ".content")));
         }
         return out;
     }
@@ -269,13 +278,6 @@ final class Responses {
             throw ApiError.invalid(param + "." + name, "'" + param + "." + name + "' must be a string.");
         }
         return v.getAsString();
-    }
-
-    private static JsonObject message(String role, String content) {
-        JsonObject m = new JsonObject();
-        m.addProperty("role", role);
-        m.add("content", new JsonPrimitive(content));
-        return m;
     }
 
     private static String hex() {

@@ -1,9 +1,9 @@
 package dev.steer.steer;
 
 import dev.steer.engine.Generation;
+import dev.steer.engine.GenerationOutput;
 import dev.steer.engine.GenerationRequest;
-import java.util.ArrayList;
-import java.util.List;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.LongSupplier;
@@ -11,6 +11,10 @@ import java.util.function.LongSupplier;
 /**
  * A chat completion that can be steered: its prompt, its output so far (generated tokens and corrections, in order),
  * and the generation producing it while one runs. Steers on one session are serialized ({@link #steering}).
+ *
+ * <p>The output is not copied here: the session adopts the {@link GenerationOutput} of each generation it submits
+ * (a continuation after a steer is a new generation, which starts with the answer so far), and reads it as the
+ * engine writes it.
  */
 public final class Session {
     public final String id;
@@ -27,7 +31,8 @@ public final class Session {
     /** told when this session finishes or runs again, under this session's lock (null: held by no {@link Sessions}) */
     private final Sessions owner;
 
-    private final List<Integer> out = new ArrayList<>();
+    /** the output of the session's latest generation; swapped only by a submit, which a running generation precludes */
+    private volatile GenerationOutput out = GenerationOutput.of();
     private Generation live;
     private long finishedAt;
     private String lastSteerId;
@@ -55,8 +60,17 @@ public final class Session {
         return request.prompt();
     }
 
-    public synchronized int[] output() {
-        return out.stream().mapToInt(Integer::intValue).toArray();
+    /** The output as it stands: a consistent copy, taken without waiting for the decode thread. */
+    public int[] output() {
+        return out.tokens();
+    }
+
+    /**
+     * {@code output} is the output from now on: that of the generation being submitted for this session, which starts
+     * with the answer it continues (so a reader never sees the answer shrink while it is resubmitted).
+     */
+    void adopt(GenerationOutput output) {
+        out = output;
     }
 
     /** The running generation, or null once it has finished. */
@@ -101,29 +115,23 @@ public final class Session {
         return live == null;
     }
 
-    synchronized void generated(int token) {
-        out.add(token);
-    }
-
     /**
-     * The output is now {@code accepted + correction}; returns the steer whose continuation just ended, or null.
+     * A steer that keeps {@code at} output tokens and appends {@code correction} is recorded as {@code steerId} (the
+     * engine made the cut in the output); its continuation starts after the correction. Returns the steer whose
+     * continuation just ended, or null.
      * @param stored completes once the steer's record is on disk (and its client has been told of it)
      */
     synchronized String steered(int at, int[] correction, String steerId, CompletableFuture<Void> stored) {
-        out.subList(at, out.size()).clear();
-        for (int t : correction) {
-            out.add(t);
-        }
         String previous = lastSteerId;
         lastSteerId = steerId;
         lastSteerStored = stored;
-        continuationFrom = out.size();
+        continuationFrom = at + correction.length;
         return previous;
     }
 
-    /** The tokens generated since the last steer (its continuation so far). */
-    synchronized int[] continuation() {
-        return out.subList(Math.min(continuationFrom, out.size()), out.size()).stream().mapToInt(Integer::intValue).toArray();
+    /** The tokens of {@code output} since the last steer: that steer's continuation in it. */
+    synchronized int[] continuation(int[] output) {
+        return Arrays.copyOfRange(output, Math.min(continuationFrom, output.length), output.length);
     }
 
     /** The id of the last steer stored for this session, or null. */

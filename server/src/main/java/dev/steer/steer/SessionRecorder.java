@@ -2,20 +2,23 @@ package dev.steer.steer;
 
 import dev.steer.engine.FinishReason;
 import dev.steer.engine.GenerationListener;
+import dev.steer.engine.GenerationOutput;
 import dev.steer.engine.SteerEvent;
 import dev.steer.engine.TokenEvent;
 import dev.steer.engine.Usage;
 import dev.steer.llama.LlamaModel;
 import java.util.ArrayDeque;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
 
 /**
- * Sits between the engine and a client's response: keeps the session's output current, and stores every steer
- * before its client hears of it. It runs on the decode thread, which must never wait on the store (its lock can be
- * held for long by an HTTP request), so the writes go to the store's writer thread ({@link SteerStore#writer}), and
- * what the client would hear after a write (the steer chunk, the continuation, the end) is held here until that
- * write is on disk. The decode thread goes on generating meanwhile; the client sees nothing the store has not got.
+ * Sits between the engine and a client's response: gives the session its generation's output (the engine's own
+ * buffer, {@link #onSubmitted}), and stores every steer before its client hears of it. It runs on the decode thread,
+ * which must never wait on the store (its lock can be held for long by an HTTP request), so the writes go to the
+ * store's writer thread ({@link SteerStore#writer}), and what the client would hear after a write (the steer chunk,
+ * the continuation, the end) is held here until that write is on disk. The decode thread goes on generating
+ * meanwhile; the client sees nothing the store has not got.
  */
 public final class SessionRecorder implements GenerationListener {
     private final Session session;
@@ -23,7 +26,8 @@ public final class SessionRecorder implements GenerationListener {
     private final LlamaModel model;
     private final GenerationListener downstream;
     private final Consumer<SteerRecord> onRecorded;
-    private int endToken = -1;  // the end-of-generation token the model ended with, if it did
+    private GenerationOutput output = GenerationOutput.of();  // this generation's, from onSubmitted
+    private int endToken = -1;  // the end-of-generation token the model ended with, if it did (not in the output)
 
     // Held briefly (queue adds, never I/O) by the decode thread and by the writer thread as a write completes.
     private final Object order = new Object();
@@ -43,15 +47,20 @@ public final class SessionRecorder implements GenerationListener {
         this.onRecorded = onRecorded;
     }
 
+    /** On the submitting thread, before the generation is queued: the session reads this generation's output. */
+    @Override
+    public void onSubmitted(GenerationOutput generationOutput) {
+        output = generationOutput;  // the decode thread sees it: the submit hands the job over under a lock
+        session.adopt(generationOutput);
+    }
+
     @Override
     public void onToken(TokenEvent e) {
         throwIfFailed();
-        if (e.token() != TokenEvent.NO_TOKEN) {
-            if (model.isEndOfGeneration(e.token())) {
-                endToken = e.token();
-            } else {
-                session.generated(e.token());
-            }
+        // The engine ends the answer at an end-of-generation token and leaves it out of the output (unless the request
+        // ignores it: then it is output like any token); the record of the last steer's continuation keeps it.
+        if (e.token() != TokenEvent.NO_TOKEN && model.isEndOfGeneration(e.token()) && !session.request.ignoreEos()) {
+            endToken = e.token();
         }
         deliver(() -> downstream.onToken(e));
     }
@@ -60,7 +69,11 @@ public final class SessionRecorder implements GenerationListener {
     public void onSteer(SteerEvent e) {
         throwIfFailed();
         String previous = session.lastSteerId();
-        int[] continuation = session.continuation();
+        // What the previous steer's continuation was up to this steer, rejected tokens included (docs/architecture.md,
+        // sharp edge 9): taken from the output before the cut, accepted + rejected.
+        int[] before = Arrays.copyOf(e.accepted(), e.accepted().length + e.rejected().length);
+        System.arraycopy(e.rejected(), 0, before, e.accepted().length, e.rejected().length);
+        int[] continuation = session.continuation(before);
         endToken = -1;
         SteerRecord r = Steering.steerRecord(session, model, e, System.currentTimeMillis());
         String id = r.id();
@@ -82,9 +95,9 @@ public final class SessionRecorder implements GenerationListener {
     @Override
     public void onFinish(FinishReason reason, Usage usage) {
         // A continuation the model ended itself keeps its end token: training then learns where the answer ends.
-        int[] c = session.continuation();
+        int[] c = session.continuation(output.tokens());
         if (endToken >= 0) {
-            c = java.util.Arrays.copyOf(c, c.length + 1);
+            c = Arrays.copyOf(c, c.length + 1);
             c[c.length - 1] = endToken;
         }
         String last = session.lastSteerId();

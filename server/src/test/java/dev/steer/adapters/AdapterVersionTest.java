@@ -23,6 +23,24 @@ class AdapterVersionTest {
     }
 
     @Test
+    void modelNamesAreReadAgainstTheServedModel() {
+        assertEquals(new AdapterVersion.ModelName.Active(), AdapterVersion.parseModelName("tiny", "tiny"), "follows the active version");
+        assertEquals(new AdapterVersion.ModelName.Active(), AdapterVersion.parseModelName("tiny", null), "no model given");
+        assertEquals(new AdapterVersion.ModelName.Base(), AdapterVersion.parseModelName("tiny", "tiny@base"));
+        assertEquals(new AdapterVersion.ModelName.Pinned(AdapterVersion.of(3)), AdapterVersion.parseModelName("tiny", "tiny@v3"));
+        assertEquals(new AdapterVersion.ModelName.Pinned(AdapterVersion.of(12)), AdapterVersion.parseModelName("tiny", "tiny@v12"));
+        // A base name that itself holds an "@": only the part after the served name is the suffix.
+        assertEquals(new AdapterVersion.ModelName.Pinned(AdapterVersion.of(2)), AdapterVersion.parseModelName("org@tiny", "org@tiny@v2"));
+        for (String bad : new String[] {"tiny@", "tiny@3", "tiny@v", "tiny@v0", "tiny@V1", "tiny@Base", "tiny@base ", "tiny@v1@v2",
+                "tiny@v1234567890"}) {
+            assertEquals(new AdapterVersion.ModelName.BadSuffix(bad.substring("tiny@".length())), AdapterVersion.parseModelName("tiny", bad), bad);
+        }
+        for (String other : new String[] {"other", "tin", "tiny2", "tiny-v1", "Tiny", "", "@v1", " tiny", "v1"}) {
+            assertEquals(new AdapterVersion.ModelName.OtherModel(), AdapterVersion.parseModelName("tiny", other), other);
+        }
+    }
+
+    @Test
     void onlyVersionIdsParse() {
         assertEquals(Optional.of(AdapterVersion.of(12)), AdapterVersion.parse("v12"));
         assertEquals(Optional.of(AdapterVersion.of(999_999_999)), AdapterVersion.parse("v999999999"));

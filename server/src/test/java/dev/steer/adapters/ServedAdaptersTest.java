@@ -53,6 +53,32 @@ class ServedAdaptersTest {
         return registry.register(file, new AdapterRegistry.Lineage("tiny", sha, "job", List.of(), List.of(), new JsonObject(), new JsonObject(), "passed"));
     }
 
+    /** Each kind of model name selects what it names; a name of no registered version is refused, saying which. */
+    @Test
+    void modelNamesSelectTheActiveVersionThePinnedOneOrTheBase() throws Exception {
+        AdapterRegistry.Version v1 = register(SHA, 1);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        assertEquals(new ServedAdapters.Selection("tiny", "tiny@base", null, null), served.submit("tiny", sel -> sel), "nothing active");
+        served.activate(v1.version(), "test");
+        ServedAdapters.Selection active = served.submit(null, sel -> sel);
+        assertEquals("tiny@v" + v1.version(), active.model(), "no name: the active version, named by its pin");
+        assertEquals(v1.version(), active.version());
+        assertTrue(active.adapter() != null);
+        assertEquals(new ServedAdapters.Selection("tiny@base", "tiny@base", null, null), served.submit("tiny@base", sel -> sel));
+        assertEquals(active, served.submit("tiny@v" + v1.version(), sel -> sel), "pinned: the same version and adapter");
+        ServedAdapters.UnknownModelException unregistered = assertThrows(ServedAdapters.UnknownModelException.class,
+                () -> served.submit("tiny@v" + (v1.version() + 1), sel -> sel));
+        assertEquals("The model 'tiny@v" + (v1.version() + 1) + "' does not exist: no adapter version 'v" + (v1.version() + 1) + "'.",
+                unregistered.getMessage());
+        ServedAdapters.UnknownModelException badSuffix = assertThrows(ServedAdapters.UnknownModelException.class,
+                () -> served.submit("tiny@latest", sel -> sel));
+        assertEquals("The model 'tiny@latest' does not exist: no adapter version 'latest'.", badSuffix.getMessage());
+        ServedAdapters.UnknownModelException other = assertThrows(ServedAdapters.UnknownModelException.class,
+                () -> served.submit("gpt-5", sel -> sel));
+        assertTrue(other.getMessage().startsWith("The model 'gpt-5' does not exist; this server serves 'tiny'"), other.getMessage());
+        served.closeAll();
+    }
+
     @Test
     void aRollbackWhoseLoadFailsChangesNothing() throws Exception {
         AdapterRegistry.Version v1 = register(SHA, 1);

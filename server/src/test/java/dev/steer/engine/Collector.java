@@ -11,6 +11,17 @@ final class Collector implements GenerationListener {
                   List<SteerEvent> steers) {}
 
     private final List<SteerEvent> steers = new ArrayList<>();
+    private volatile GenerationOutput output;
+
+    @Override
+    public void onSubmitted(GenerationOutput o) {
+        output = o;
+    }
+
+    /** The generation's output as any thread reads it. */
+    GenerationOutput output() {
+        return output;
+    }
 
     @Override
     public synchronized void onSteer(SteerEvent e) {

@@ -70,6 +70,8 @@ class EngineSteerTest {
         assertEquals(Arrays.stream(continuation).boxed().toList(), fresh.await().tokens());
         assertEquals(FinishReason.LENGTH, r.reason());
         assertEquals(List.of(e), r.steers());
+        assertArrayEquals(concat(e.accepted(), correction, continuation), c.output().tokens(),
+                "the output its readers see is the one the engine cut: kept, correction, continuation");
     }
 
     @Test
@@ -120,6 +122,9 @@ class EngineSteerTest {
         assertEquals(rejected[0], r.steers().get(0).forkTop().tokens()[0]);
         assertEquals(5, r.tokens().size());
         assertTrue(IntStream.of(accepted).boxed().toList().equals(out.subList(0, at)));
+        int[] continuation = r.tokens().stream().mapToInt(Integer::intValue).toArray();
+        assertArrayEquals(concat(accepted, correction, continuation), next.output().tokens(),
+                "the continuation's output starts with the answer it continues, as steered");
     }
 
     /**

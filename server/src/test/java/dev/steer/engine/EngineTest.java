@@ -1,5 +1,6 @@
 package dev.steer.engine;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -52,6 +53,26 @@ class EngineTest {
         assertEquals(model.isEndOfGeneration(expected.get(expected.size() - 1)) ? FinishReason.STOP : FinishReason.LENGTH, r.reason());
         assertEquals(prompt.length, r.usage().promptTokens());
         assertEquals(expected.size(), r.usage().completionTokens());
+    }
+
+    /**
+     * The output that a session reads (the generation's {@link GenerationOutput}) is the answer: a model that ends
+     * itself reports its end-of-generation token to the listener, and the output leaves it out. A grammar that must
+     * end after "ab" makes the random-weight model end.
+     */
+    @Test
+    void theEndOfGenerationTokenIsReportedButIsNotOutput() {
+        int[] prompt = model.tokenize("the", true, false);
+        Collector c = new Collector();
+        engine.submit(new GenerationRequest(prompt, LlamaSampler.Params.sampling(1.0f, 3).withGrammar("root ::= \"ab\""), 64,
+                List.of(), -1, false), c);
+        Collector.Result r = c.await();
+        assertEquals(FinishReason.STOP, r.reason(), "the grammar ended the answer: " + r.tokens());
+        int end = r.tokens().get(r.tokens().size() - 1);
+        assertTrue(model.isEndOfGeneration(end));
+        int[] answer = r.tokens().subList(0, r.tokens().size() - 1).stream().mapToInt(Integer::intValue).toArray();
+        assertArrayEquals(answer, c.output().tokens());
+        assertEquals("ab", model.detokenize(c.output().tokens(), false, false));
     }
 
     @Test

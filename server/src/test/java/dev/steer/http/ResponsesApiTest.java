@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import com.google.gson.JsonPrimitive;
 import dev.steer.llama.LlamaModel;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
@@ -206,6 +207,38 @@ class ResponsesApiTest {
         assertTrue(again.stream().anyMatch(e -> e.get("type").getAsString().equals("response.output_text.steered")), cont.body());
         assertEquals("response.incomplete", again.get(again.size() - 1).get("type").getAsString());
         assertNotNull(again.get(again.size() - 1).getAsJsonObject("response").getAsJsonObject("usage"));
+    }
+
+    /**
+     * The chat completion a Responses request becomes, as its session records it (and steer records and exports keep
+     * it): every field it carries, in this order, the sampling fields exactly as the client wrote them, a JSON null in
+     * the schema kept, the first instructions not carried over.
+     */
+    @Test
+    void theRecordedChatBodyIsTheTranslationFieldForField() throws Exception {
+        JsonObject first = json(server.post("/v1/responses", "{\"model\":\"tiny\",\"input\":\"one\",\"instructions\":\"sys\","
+                + "\"max_output_tokens\":3,\"temperature\":0}"));
+        String previous = first.get("id").getAsString();
+        String schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}";
+        String sampling = "\"temperature\":0.0,\"top_p\":0.90,\"seed\":7,\"top_k\":5,\"min_p\":0.05,\"presence_penalty\":0.1,"
+                + "\"frequency_penalty\":0.2,\"repeat_penalty\":1.1,\"repeat_last_n\":16,\"ignore_eos\":false";
+        JsonObject second = json(server.post("/v1/responses", "{\"stream\":false,\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                + "\"input_text\",\"text\":\"two <b>\"},{\"type\":\"input_text\",\"text\":\" & more\"}]}],\"model\":\"tiny\","
+                + "\"instructions\":\"be brief\",\"previous_response_id\":\"" + previous + "\",\"max_output_tokens\":4,\"unknown\":1,"
+                + "\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"a\",\"description\":null,\"strict\":true,\"schema\":" + schema
+                + ",\"extra\":2}}," + sampling + "}"));
+        String id = second.get("id").getAsString();
+        HttpResponse<String> stop = server.post("/v1/responses/" + id + "/stop", "{}");
+        assertEquals(200, stop.statusCode(), stop.body());
+        JsonObject record = json(server.get("/v1/steers/" + JsonParser.parseString(stop.body()).getAsJsonObject().get("id").getAsString()));
+        String answer = new JsonPrimitive(text(first)).toString();
+        String expected = "{\"model\":\"tiny\",\"messages\":[{\"role\":\"system\",\"content\":\"be brief\"},"
+                + "{\"role\":\"user\",\"content\":\"one\"},{\"role\":\"assistant\",\"content\":" + answer + "},"
+                + "{\"role\":\"user\",\"content\":\"two <b> & more\"}],"
+                + sampling + ",\"stream\":false,\"max_completion_tokens\":4,"
+                + "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"a\",\"description\":null,\"strict\":true,"
+                + "\"schema\":" + schema + "}},\"instructions\":\"be brief\",\"previous_response_id\":\"" + previous + "\"}";
+        assertEquals(expected, record.get("request").toString());
     }
 
     @Test

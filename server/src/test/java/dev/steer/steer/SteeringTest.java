@@ -1,5 +1,6 @@
 package dev.steer.steer;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
@@ -9,6 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.steer.engine.FinishReason;
 import dev.steer.engine.Generation;
 import dev.steer.engine.GenerationListener;
+import dev.steer.engine.GenerationOutput;
+import dev.steer.engine.OutputWriter;
 import dev.steer.engine.GenerationRequest;
 import dev.steer.engine.SteerEvent;
 import dev.steer.engine.TokenEvent;
@@ -18,8 +21,10 @@ import dev.steer.llama.TopLogprobs;
 import dev.steer.testing.TestModels;
 import java.nio.file.Files;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.IntStream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -43,9 +48,7 @@ class SteeringTest {
             Session s = sessions.open("chatcmpl-race", "tiny", "tiny", null, "{\"messages\":[]}", GenerationRequest.greedy(prompt, 8));
             s.starting();
             int[] answer = model.tokenize(" one two three four", false, false);
-            for (int t : answer) {
-                s.generated(t);
-            }
+            s.adopt(GenerationOutput.of(answer));  // what the first generation wrote
             s.finished(clock.get());
             assertNull(s.live());
 
@@ -72,12 +75,16 @@ class SteeringTest {
             };
             Steering.Outcome o = steering.steer(s, new Steering.Ask(2, null, " 2", 4), client, r -> {},
                     (next, listener) -> {
-                        // What the engine does for a continuation, all of it before the submit returns: the fork is
-                        // decoded (its log-probs added), the continuation's tokens, the end.
+                        // What the engine does for a continuation, all of it before the submit returns: its output handed
+                        // over, the fork decoded (its log-probs added), the continuation's tokens, the end.
+                        GenerationOutput out = OutputWriter.startOf(next);
+                        listener.onSubmitted(out);
                         SteerEvent e = next.steer();
                         listener.onSteer(new SteerEvent(e.at(), e.accepted(), e.rejected(), e.correction(),
                                 new TopLogprobs(new int[] {answer[2]}, new float[] {-0.5f})));
+                        OutputWriter.showSteer(out);
                         for (int t : continuation) {
+                            OutputWriter.append(out, t);
                             listener.onToken(new TokenEvent(t, model.tokenBytes(t, false), "", 0f, null));
                         }
                         listener.onFinish(FinishReason.LENGTH, new Usage(next.prompt().length, 0, continuation.length));
@@ -95,6 +102,10 @@ class SteeringTest {
             store.writer().submit(() -> {}).get();  // the continuation's write, handed over at the end, is done too
             SteerRecord after = store.get(r.id()).orElseThrow();
             assertEquals(continuation.length, after.continuationTokens().length, "the continuation that ran is on the record");
+            int[] expected = IntStream.concat(IntStream.concat(Arrays.stream(answer, 0, 2), Arrays.stream(r.correctionTokens())),
+                    Arrays.stream(continuation)).toArray();
+            assertArrayEquals(expected, s.output(),
+                    "the session reads the continuation's output: kept, correction, continuation");
 
             // And it expires like any finished session.
             clock.addAndGet(TTL + 1);
