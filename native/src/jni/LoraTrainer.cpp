@@ -91,13 +91,14 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(J
     guarded_void(env, [&] { trainer_of(h)->set_checkpointing(on == JNI_TRUE); });
 }
 
-JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetThreads(JNIEnv * env, jclass, jlong h, jint n) {
+// cell: a direct buffer of at least 4 bytes that the Java object keeps alive as long as the trainer.
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetThreadCell(JNIEnv * env, jclass, jlong h, jobject cell) {
     guarded_void(env, [&] {
-        try {
-            trainer_of(h)->set_threads(n);
-        } catch (const std::invalid_argument & e) {
-            throw bad_argument(e.what());
+        void * p = env->GetDirectBufferAddress(cell);
+        if (p == nullptr || env->GetDirectBufferCapacity(cell) < 4) {
+            throw bad_argument("the thread cell must be a direct buffer of 4 bytes or more");
         }
+        trainer_of(h)->set_thread_cell(static_cast<const int32_t *>(p));
     });
 }
 

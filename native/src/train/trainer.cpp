@@ -38,6 +38,7 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
     try {
         ggml_backend_t cpu = ggml_backend_cpu_init();
         ggml_backend_cpu_set_n_threads(cpu, n_threads);
+        threads_ = n_threads;
         backends_.push_back(cpu);
         sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), GRAPH_SIZE, false, true);
         lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backends_.front());
@@ -49,11 +50,15 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
     }
 }
 
-void trainer::set_threads(int n_threads) {
-    if (n_threads < 1) {
-        throw std::invalid_argument("threads must be >= 1");
+void trainer::apply_threads() {
+    if (thread_cell_ == nullptr) {
+        return;
     }
-    ggml_backend_cpu_set_n_threads(backends_.back(), n_threads);  // the CPU backend is the last (the constructor)
+    int n = __atomic_load_n(thread_cell_, __ATOMIC_ACQUIRE);
+    if (n >= 1 && n != threads_) {
+        ggml_backend_cpu_set_n_threads(backends_.back(), n);  // the CPU backend is the last (the constructor)
+        threads_ = n;
+    }
 }
 
 trainer::~trainer() {
@@ -349,6 +354,7 @@ void trainer::expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
 }
 
 void trainer::compute(ggml_cgraph * gf, const char * what) {
+    apply_threads();
     if (ggml_backend_sched_graph_compute(sched_, gf) != GGML_STATUS_SUCCESS) {
         ggml_backend_sched_reset(sched_);
         throw std::runtime_error(std::string("the ") + what + " graph failed");

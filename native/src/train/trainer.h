@@ -103,8 +103,10 @@ class trainer {
     // the blocks again during the backward pass. Much less memory, one more forward pass; the same gradients.
     void set_checkpointing(bool on) { checkpointing_ = on; }
 
-    // CPU threads for what the trainer computes from now on (>= 1): a job uses more while nothing is being served.
-    void set_threads(int n_threads);
+    // Where the CPU thread count lives: *cell is read before each graph (a value below 1 is ignored). Another thread
+    // may write it at any time (the server lowers it as soon as a request arrives, mid-step); the caller keeps the
+    // cell alive while the trainer lives.
+    void set_thread_cell(const int32_t * cell) { thread_cell_ = cell; }
 
   private:
     struct graph;
@@ -144,6 +146,9 @@ class trainer {
     std::unique_ptr<lora_set> lora_;
     std::unique_ptr<adamw> opt_;
     bool checkpointing_ = false;
+    const int32_t * thread_cell_ = nullptr;
+    int threads_ = 1;  // what the CPU backend was last given
+    void apply_threads();
 };
 
 }  // namespace steer::train

@@ -99,7 +99,7 @@ public final class Main implements Callable<Integer> {
     Path steerDb;
 
     @Option(names = "--train-threads", defaultValue = "${env:STEER_TRAIN_THREADS:-0}",
-            description = "CPU threads for training jobs, apart from serving's; 0 = half the cores while serving, all of them while nothing is served (STEER_TRAIN_THREADS).")
+            description = "CPU threads for training jobs; 0 = half the cores while anything is generated, all of them while nothing is (STEER_TRAIN_THREADS).")
     int trainThreads;
 
     @Option(names = "--cpu-repack", defaultValue = "${env:STEER_CPU_REPACK:-false}",

@@ -119,6 +119,7 @@ public final class Engine implements AutoCloseable {
     private final List<LoraAdapter> retired = new ArrayList<>();   // decode thread: waiting for their last user
     private LoraAdapter applied;                                   // decode thread: the adapter set on the context now
     private final EngineStats stats = new EngineStats();
+    private final java.util.List<Runnable> loadListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     private final Thread thread;
     private volatile boolean running = true;
     /** System.nanoTime() when the decode thread began its current iteration; IDLE while it sleeps, waiting for work. */
@@ -199,7 +200,32 @@ public final class Engine implements AutoCloseable {
             stats.requests.incrementAndGet();
             waiting.notifyAll();
         }
+        loadChanged();
         return job;
+    }
+
+    /** Generations running or waiting now. */
+    public long load() {
+        return stats.active.get() + stats.queued.get();
+    }
+
+    /**
+     * {@code listener} runs after work arrives (on the submitting thread) and after a generation ends (on the decode
+     * thread), to read {@link #load}. It must be quick and must not block: the training job uses it to give serving
+     * its cores back at once.
+     */
+    public void onLoadChange(Runnable listener) {
+        loadListeners.add(listener);
+    }
+
+    private void loadChanged() {
+        for (Runnable r : loadListeners) {
+            try {
+                r.run();
+            } catch (RuntimeException e) {
+                LOG.warn("a load listener failed", e);
+            }
+        }
     }
 
     /**
@@ -761,6 +787,7 @@ public final class Engine implements AutoCloseable {
     private void release(Slot s) {
         s.release();
         stats.active.decrementAndGet();
+        loadChanged();
     }
 
     @Override

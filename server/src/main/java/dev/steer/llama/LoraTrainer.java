@@ -143,7 +143,15 @@ public final class LoraTrainer extends NativeHandle {
     /** A trainer with fresh LoRA tensors (A random, B zero: the adapter starts as the base model). */
     public static LoraTrainer create(LlamaModel model, List<String> targets, int rank, float alpha, int seed, int threads) {
         byte[][] t = targets.stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
-        return new LoraTrainer(model, nativeCreate(model.handle(), t, rank, alpha, seed, threads));
+        LoraTrainer trainer = new LoraTrainer(model, nativeCreate(model.handle(), t, rank, alpha, seed, threads));
+        try {
+            trainer.threads(threads);
+            nativeSetThreadCell(trainer.handle(), trainer.threadCell);
+        } catch (RuntimeException e) {
+            trainer.close();
+            throw e;
+        }
+        return trainer;
     }
 
     /**
@@ -156,12 +164,16 @@ public final class LoraTrainer extends NativeHandle {
         return this;
     }
 
-    /** CPU threads for what the trainer computes from now on (at least 1; {@link #create} set the first count). */
+    /**
+     * CPU threads for the trainer's next graph (at least 1; {@link #create} set the first count). Any thread may call
+     * it at any time, during a step too: each example's forward and backward graph reads the count when it starts,
+     * so serving can take cores back within one graph rather than one step.
+     */
     public LoraTrainer threads(int n) {
         if (n < 1) {
             throw new IllegalArgumentException("threads must be >= 1, got " + n);
         }
-        nativeSetThreads(handle(), n);
+        THREAD_CELL.setVolatile(threadCell, 0, n);  // only the cell: safe while the native trainer is busy or closed
         return this;
     }
 
@@ -278,7 +290,12 @@ public final class LoraTrainer extends NativeHandle {
 
     private static native void nativeSetCheckpointing(long h, boolean on);
 
-    private static native void nativeSetThreads(long h, int n);
+    private static native void nativeSetThreadCell(long h, java.nio.ByteBuffer cell);
+
+    /** The thread count the native trainer reads before each graph ({@link #threads}); lives as long as this object. */
+    private final java.nio.ByteBuffer threadCell = java.nio.ByteBuffer.allocateDirect(4).order(java.nio.ByteOrder.nativeOrder());
+    private static final java.lang.invoke.VarHandle THREAD_CELL =
+            java.lang.invoke.MethodHandles.byteBufferViewVarHandle(int[].class, java.nio.ByteOrder.nativeOrder());
 
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 

@@ -64,7 +64,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
      * docs/training.md) held-out compliance 0.64 against 0.56, steers needed down 76-79% on every seed (three epochs: 64%,
      * 67%, 86%), loops no more (0.17 of answers against 0.19), every adapter passed the gate. What it buys is mostly
-     * the slower decay (the checkpoint kept is often that of step 45-54 of 90, trained at a larger rate than step 54
+     * the slower decay (the checkpoint kept was that of step 45, 54 and 72 of 90, trained at a larger rate than step 54
      * of 54); a larger rate at three epochs (2e-3) learned as much, but the gate refused one of its three adapters for
      * changing unrelated answers. It costs time: 90 steps instead of 54 for 50 steers.
      */

@@ -53,13 +53,16 @@ public final class JobRunner implements AutoCloseable {
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
     private final Thread thread;
     private volatile String running;
+    private volatile LoraTrainer training;  // the running job's trainer, whose thread count follows the engine's load
     private volatile boolean cancelRunning;
     private volatile boolean open = true;
 
     /**
      * CPU threads a job trains with: {@code serving} while the engine has generations running or waiting, {@code idle}
-     * while it has none. Chosen again before every step, so a job on a quiet server trains on every core (a small
-     * machine's job takes about half the time) and gives the cores back to serving within one step.
+     * while it has none. A job on a quiet server trains on every core (a small machine's job takes about half the time);
+     * a request that arrives lowers the count at once ({@link Engine#onLoadChange}), and the trainer reads it before
+     * each graph (one example's forward or backward, well under a second here), so serving gets its cores back within
+     * one graph, not one step.
      */
     public record Threads(int serving, int idle) {
         public Threads {
@@ -92,6 +95,7 @@ public final class JobRunner implements AutoCloseable {
         this.greedy = new Greedy(engine, served);
         this.baseSha256 = baseSha256;
         this.threads = threads;
+        engine.onLoadChange(this::loadChanged);
         int lost = jobs.failInterrupted();
         if (lost > 0) {
             LOG.warn("{} job(s) were running when the server stopped; marked failed", lost);
@@ -226,6 +230,7 @@ public final class JobRunner implements AutoCloseable {
         AdapterRegistry.Version v = null;
         try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.seed(), trainingThreads())) {
             t.checkpointing(h.activationCheckpointing());
+            training = t;
             LoraTrainer.Weights w = h.weights();
             List<Example> examples = new ArrayList<>();
             for (TrainingSet.Item i : set.train()) {
@@ -257,7 +262,7 @@ public final class JobRunner implements AutoCloseable {
                     if (cancelRunning || !open) {
                         throw new Cancelled(step);
                     }
-                    t.threads(trainingThreads());  // the checks between steps run with what the last step chose
+                    t.threads(trainingThreads());  // also here: a missed change costs one step at most
                     LoraTrainer.Optimizer o = h.optimizerAt(step, total);
                     List<LoraTrainer.Example> exs = b.stream().map(Example::example).toList();
                     LoraTrainer.StepResult r = t.step(exs, b.stream().map(Example::reference).toList(), w, o);
@@ -308,6 +313,8 @@ public final class JobRunner implements AutoCloseable {
                 registry.setResult(v.version(), new JsonObject(), "error");  // registered, never checked: it stays inactive
             }
             throw e;
+        } finally {
+            training = null;
         }
         p.message(report.passed() ? "info" : "warn", "Eval gate " + report.verdict() + ": " + report.reason());
         JsonObject metrics = result(p, report);
@@ -434,8 +441,15 @@ public final class JobRunner implements AutoCloseable {
 
     /** All of {@link Threads#idle} while the engine has nothing running or waiting, else {@link Threads#serving}. */
     int trainingThreads() {
-        var s = engine.stats();
-        return threads.with(s.active.get() + s.queued.get());
+        return threads.with(engine.load());
+    }
+
+    /** The engine's load changed (a request arrived, a generation ended): the running job's next graph follows it. */
+    private void loadChanged() {
+        LoraTrainer t = training;
+        if (t != null) {
+            t.threads(trainingThreads());  // writes a cell the trainer reads; harmless if it has just been closed
+        }
     }
 
     private static String lossTerms(Hyperparameters h) {

@@ -75,6 +75,37 @@ class EngineTest {
         assertEquals("ab", model.detokenize(c.output().tokens(), false, false));
     }
 
+    /**
+     * The engine tells its load listeners when work arrives and when a generation ends (a training job gives serving
+     * its cores back on the first, takes them again after the last), and {@link Engine#load} counts what runs or waits.
+     */
+    @Test
+    void loadListenersHearOfEveryArrivalAndEveryEnd() throws InterruptedException {
+        try (Engine own = new Engine(model, new Engine.Config(2, 1024, 64, 2, 8))) {
+            java.util.List<Long> seen = new java.util.concurrent.CopyOnWriteArrayList<>();
+            own.onLoadChange(() -> seen.add(own.load()));
+            own.onLoadChange(() -> { throw new IllegalStateException("a broken listener changes nothing"); });
+            assertEquals(0, own.load());
+            List<Collector> cs = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                Collector c = new Collector();
+                own.submit(sampled("load " + i, i, 8), c);
+                cs.add(c);
+            }
+            for (Collector c : cs) {
+                assertEquals(8, c.await().tokens().size());
+            }
+            long deadline = System.nanoTime() + 10_000_000_000L;  // a slot is released just after its listener hears the end
+            while ((own.load() != 0 || seen.size() < 6) && System.nanoTime() < deadline) {
+                Thread.sleep(10);
+            }
+            assertEquals(0, own.load());
+            assertTrue(seen.size() >= 6, "three arrivals and three ends: " + seen);
+            assertTrue(seen.contains(0L), "the last end left nothing running or waiting: " + seen);
+            assertTrue(seen.stream().anyMatch(n -> n > 0), "arrivals are counted: " + seen);
+        }
+    }
+
     @Test
     void eightConcurrentSeededGenerationsEqualTheSameRunOneAtATime() {
         List<GenerationRequest> requests = new ArrayList<>();
