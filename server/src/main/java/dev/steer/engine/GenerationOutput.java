@@ -60,7 +60,7 @@ public final class GenerationOutput {
         if (r.steer() == null) {
             return new GenerationOutput(written, written);
         }
-        int[] before = concat(r.steer().accepted(), r.steer().rejected());
+        int[] before = r.steer().before();
         return new GenerationOutput(written, new Tokens(before, before.length));
     }
 
@@ -133,11 +133,5 @@ public final class GenerationOutput {
     /** The steer is reported: readers see the output after it from now on. */
     void showSteer() {
         visible = written;
-    }
-
-    private static int[] concat(int[] a, int[] b) {
-        int[] c = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, c, a.length, b.length);
-        return c;
     }
 }

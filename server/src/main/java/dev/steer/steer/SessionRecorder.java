@@ -71,9 +71,7 @@ public final class SessionRecorder implements GenerationListener {
         String previous = session.lastSteerId();
         // What the previous steer's continuation was up to this steer, rejected tokens included (docs/architecture.md,
         // sharp edge 9): taken from the output before the cut, accepted + rejected.
-        int[] before = Arrays.copyOf(e.accepted(), e.accepted().length + e.rejected().length);
-        System.arraycopy(e.rejected(), 0, before, e.accepted().length, e.rejected().length);
-        int[] continuation = session.continuation(before);
+        int[] continuation = session.continuation(e.before());
         endToken = -1;
         SteerRecord r = Steering.steerRecord(session, model, e, System.currentTimeMillis());
         String id = r.id();
