@@ -106,10 +106,10 @@ public final class ServedAdapters {
 
     private Selection select(String model) {
         return switch (AdapterVersion.parseModelName(baseModel, model)) {
-            case ModelName.Active a -> active == null
-                    ? new Selection(baseModel, AdapterVersion.pinnedName(baseModel, null), null, null)
-                    : new Selection(AdapterVersion.pinnedName(baseModel, active), AdapterVersion.pinnedName(baseModel, active), active,
-                            loaded.get(active));
+            case ModelName.Active a -> {
+                String pinned = AdapterVersion.pinnedName(baseModel, active);
+                yield active == null ? new Selection(baseModel, pinned, null, null) : new Selection(pinned, pinned, active, loaded.get(active));
+            }
             case ModelName.Base b -> new Selection(model, model, null, null);
             case ModelName.Pinned p -> pinned(model, p.version().number());
             case ModelName.BadSuffix b -> throw noSuchVersion(model);

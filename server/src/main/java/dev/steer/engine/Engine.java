@@ -11,6 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
@@ -119,7 +120,7 @@ public final class Engine implements AutoCloseable {
     private final List<LoraAdapter> retired = new ArrayList<>();   // decode thread: waiting for their last user
     private LoraAdapter applied;                                   // decode thread: the adapter set on the context now
     private final EngineStats stats = new EngineStats();
-    private final java.util.List<Runnable> loadListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<Runnable> loadListeners = new CopyOnWriteArrayList<>();  // onLoadChange
     private final Thread thread;
     private volatile boolean running = true;
     /** System.nanoTime() when the decode thread began its current iteration; IDLE while it sleeps, waiting for work. */

@@ -1,5 +1,9 @@
 package dev.steer.llama;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
@@ -133,6 +137,9 @@ public final class LoraTrainer extends NativeHandle {
     public record Predictions(int[] learn, int[] keep) {}
 
     private final LlamaModel model;
+    /** The thread count the native trainer reads before each graph ({@link #threads}); lives as long as this object. */
+    private final ByteBuffer threadCell = ByteBuffer.allocateDirect(4).order(ByteOrder.nativeOrder());
+    private static final VarHandle THREAD_CELL = MethodHandles.byteBufferViewVarHandle(int[].class, ByteOrder.nativeOrder());
 
     private LoraTrainer(LlamaModel model, long handle) {
         super(handle);
@@ -290,12 +297,7 @@ public final class LoraTrainer extends NativeHandle {
 
     private static native void nativeSetCheckpointing(long h, boolean on);
 
-    private static native void nativeSetThreadCell(long h, java.nio.ByteBuffer cell);
-
-    /** The thread count the native trainer reads before each graph ({@link #threads}); lives as long as this object. */
-    private final java.nio.ByteBuffer threadCell = java.nio.ByteBuffer.allocateDirect(4).order(java.nio.ByteOrder.nativeOrder());
-    private static final java.lang.invoke.VarHandle THREAD_CELL =
-            java.lang.invoke.MethodHandles.byteBufferViewVarHandle(int[].class, java.nio.ByteOrder.nativeOrder());
+    private static native void nativeSetThreadCell(long h, ByteBuffer cell);
 
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 
