@@ -28,8 +28,12 @@ static example to_example(JNIEnv * env, jintArray tokens, jbyteArray roles, jint
     return e;
 }
 
-static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy) {
-    reference r{ref_c, ref_r, {}, {}, keep_entropy};
+static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
+                              jintArray guard) {
+    reference r{ref_c, ref_r, {}, {}, keep_entropy, {}};
+    if (guard != nullptr) {
+        r.guard = to_ints(env, guard);
+    }
     if (keep_ids != nullptr) {
         r.keep_ids = to_ints(env, keep_ids);
     }
@@ -43,15 +47,15 @@ static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArra
     return r;
 }
 
-// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, unlikelihood].
+// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, unlikelihood, guard].
 static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
-    constexpr jsize N = 5;
+    constexpr jsize N = 6;
     if (weights == nullptr || env->GetArrayLength(weights) != N) {
-        throw bad_argument("loss weights are [nll, dpo, beta, kl, unlikelihood]");
+        throw bad_argument("loss weights are [nll, dpo, beta, kl, unlikelihood, guard]");
     }
     float v[N];
     env->GetFloatArrayRegion(weights, 0, N, v);
-    const loss_weights w{v[0], v[1], v[2], v[3], v[4]};
+    const loss_weights w{v[0], v[1], v[2], v[3], v[4], v[5]};
     bool ok = w.beta > 0;
     for (float x : v) {
         ok = ok && std::isfinite(x) && x >= 0;
@@ -135,12 +139,12 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeReference(
 // [loss, logp_chosen, logp_rejected, kl] with the adapter on.
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
-        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
+        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy, jintArray guard,
         jfloatArray weights) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
             auto ev = trainer_of(h)->evaluate(to_example(env, tokens, roles, fork, rejected), to_weights(env, weights),
-                                              to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), true);
+                                              to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy, guard), true);
             float v[4] = {ev.loss, ev.logp_chosen, ev.logp_rejected, ev.kl};
             return to_jfloats(env, v, 4);
         } catch (const std::invalid_argument & e) {
@@ -189,12 +193,12 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeRestore(JNIEnv * e
 
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,
-        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy,
+        jfloat ref_c, jfloat ref_r, jintArray keep_ids, jfloatArray keep_probs, jfloat keep_entropy, jintArray guard,
         jfloatArray weights, jbyteArray tensor) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         try {
             auto g = trainer_of(h)->gradient(to_example(env, tokens, roles, fork, rejected), to_weights(env, weights),
-                                             to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy), to_string(env, tensor));
+                                             to_reference(env, ref_c, ref_r, keep_ids, keep_probs, keep_entropy, guard), to_string(env, tensor));
             return to_jfloats(env, g.data(), g.size());
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
@@ -205,13 +209,13 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeGradient(
 // One AdamW step over a batch; examples and references as parallel arrays. Returns [mean loss, gradient norm].
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
         JNIEnv * env, jclass, jlong h, jobjectArray tokens, jobjectArray roles, jintArray forks, jobjectArray rejecteds,
-        jfloatArray refs, jobjectArray keep_ids, jobjectArray keep_probs, jfloatArray keep_entropy,
+        jfloatArray refs, jobjectArray keep_ids, jobjectArray keep_probs, jfloatArray keep_entropy, jobjectArray guards,
         jfloatArray weights, jfloat lr, jfloat wd, jfloat max_grad_norm, jfloat adam_eps) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         const jsize n = env->GetArrayLength(tokens);
         if (env->GetArrayLength(roles) != n || env->GetArrayLength(forks) != n || env->GetArrayLength(rejecteds) != n
             || env->GetArrayLength(refs) != 2 * n || env->GetArrayLength(keep_ids) != n || env->GetArrayLength(keep_probs) != n
-            || env->GetArrayLength(keep_entropy) != n) {
+            || env->GetArrayLength(keep_entropy) != n || env->GetArrayLength(guards) != n) {
             throw bad_argument("one example (tokens, roles, fork, rejected) and one reference per batch entry");
         }
         std::vector<float> r((size_t) 2 * n), ent(n);
@@ -227,9 +231,10 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeStep(
             auto rj = (jintArray) env->GetObjectArrayElement(rejecteds, i);
             auto ki = (jintArray) env->GetObjectArrayElement(keep_ids, i);
             auto kp = (jfloatArray) env->GetObjectArrayElement(keep_probs, i);
+            auto gd = (jintArray) env->GetObjectArrayElement(guards, i);
             batch.push_back(to_example(env, t, ro, fk[i], rj));
-            rs.push_back(to_reference(env, r[2 * i], r[2 * i + 1], ki, kp, ent[i]));
-            for (jobject o : {(jobject) t, (jobject) ro, (jobject) rj, (jobject) ki, (jobject) kp}) {
+            rs.push_back(to_reference(env, r[2 * i], r[2 * i + 1], ki, kp, ent[i], gd));
+            for (jobject o : {(jobject) t, (jobject) ro, (jobject) rj, (jobject) ki, (jobject) kp, (jobject) gd}) {
                 if (o != nullptr) {
                     env->DeleteLocalRef(o);
                 }

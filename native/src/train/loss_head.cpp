@@ -8,6 +8,7 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
     ggml_context * ctx = g.ctx;
     const packing & p = g.p;
     const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
+    const bool with_guard = w.guard > 0 && !p.keep_rows.empty();
     // The LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is a
     // cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
     // reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
@@ -37,7 +38,7 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
         g.logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
     }
-    if ((with_kl || keep_logits || argmax) && !p.keep_rows.empty()) {
+    if ((with_kl || with_guard || keep_logits || argmax) && !p.keep_rows.empty()) {
         ggml_tensor * logits_k = rows_logits(p.keep_rows, &g.rows_k);
         if (argmax) {
             output_argmax(logits_k, &g.keep_argmax);
@@ -52,6 +53,21 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
             ggml_set_input(g.keep_entropy);
             g.kl = ggml_sub(ctx, ggml_cross_entropy_loss(ctx, logits_k, labels(p.keep_rows.size(), &g.labels_k)), g.keep_entropy);
             add(ggml_scale(ctx, g.kl, w.kl));
+        }
+        if (with_guard) {
+            // The guard (trainer.h): per keep row P(G) = the guarded tokens' summed probability; its -log(1 - P(G))
+            // above the reference's, the excess only (relu: no gradient at or below the base), the mean over the
+            // guarded rows (rows without guarded tokens have weight 0).
+            const int64_t n = (int64_t) p.keep_rows.size();
+            ggml_tensor * p_set = ggml_sum_rows(ctx, ggml_mul(ctx, ggml_soft_max(ctx, logits_k), labels((size_t) n, &g.labels_g)));  // [1, n]
+            auto row_input = [&](ggml_tensor ** t) {
+                *t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n);
+                ggml_set_input(*t);
+                return *t;
+            };
+            ggml_tensor * surprise = ggml_neg(ctx, ggml_log(ctx, ggml_sub(ctx, row_input(&g.one_g), p_set)));
+            ggml_tensor * excess = ggml_relu(ctx, ggml_sub(ctx, surprise, row_input(&g.guard_floor)));
+            add(ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, excess, row_input(&g.guard_mean))), w.guard));
         }
     }
     if (w.unlikelihood > 0 && !p.avoid_rows.empty()) {

@@ -94,7 +94,7 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || keep_rows);
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || w.guard > 0 || keep_rows);
     const packing & p = g->p;
     if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !(w.unlikelihood > 0 && !p.avoid_rows.empty()) && !keep_rows) {
         throw std::invalid_argument("an example needs a correction to learn, approved text to keep with a KL weight, or"
@@ -179,6 +179,48 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
     }
 }
 
+// The guard's inputs from the reference's pairs: per keep row the guarded tokens (multi-hot), the reference's
+// -log(1 - P_ref(G)) from `soft` (the KL's target distributions, [keep rows * n_vocab]), and each guarded row's
+// share of the mean.
+void trainer::set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const {
+    const size_t V = model_.n_vocab, n = g.p.keep_rows.size();
+    if (ref.guard.size() % 2 != 0) {
+        throw std::invalid_argument("the guard holds (keep row, token) pairs");
+    }
+    std::vector<float> hot(V * n, 0.0f);
+    for (size_t i = 0; i < ref.guard.size(); i += 2) {
+        const int32_t r = ref.guard[i], t = ref.guard[i + 1];
+        if (r < 0 || (size_t) r >= n || t < 0 || t >= model_.n_vocab) {
+            throw std::invalid_argument("a guard pair names a keep row the example lacks or a token outside the vocabulary");
+        }
+        hot[(size_t) r * V + t] = 1.0f;
+    }
+    std::vector<float> floor(n, 0.0f), mean(n, 0.0f);
+    size_t guarded = 0;
+    for (size_t r = 0; r < n; r++) {
+        double p_ref = 0;
+        bool any = false;
+        for (size_t v = 0; v < V; v++) {
+            if (hot[r * V + v] != 0.0f) {
+                p_ref += soft[r * V + v];
+                any = true;
+            }
+        }
+        floor[r] = (float) -std::log(std::max(1e-6, 1.0 + 1e-6 - p_ref));
+        guarded += any ? 1 : 0;
+        mean[r] = any ? 1.0f : 0.0f;
+    }
+    for (float & m : mean) {
+        m /= (float) std::max<size_t>(1, guarded);
+    }
+    // 1 plus a little, as for the unlikelihood term: log(1 - P) stays finite where P rounds to 1
+    const std::vector<float> one(n, 1.0f + 1e-6f);
+    ggml_backend_tensor_set(g.labels_g, hot.data(), 0, hot.size() * sizeof(float));
+    ggml_backend_tensor_set(g.guard_floor, floor.data(), 0, n * sizeof(float));
+    ggml_backend_tensor_set(g.guard_mean, mean.data(), 0, n * sizeof(float));
+    ggml_backend_tensor_set(g.one_g, one.data(), 0, n * sizeof(float));
+}
+
 void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & w) {
     const packing & p = g.p;
     if (g.in.tokens) {
@@ -212,7 +254,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     set_rows(g.rows_r, p.rej_rows);
     set_onehot(g.labels_r, p.rej_next);
     set_rows(g.rows_k, p.keep_rows);
-    if (g.labels_k != nullptr) {
+    if (g.labels_k != nullptr || g.labels_g != nullptr) {
         const size_t K = REFERENCE_TOP_K, n = p.keep_rows.size();
         if (ref.keep_ids.size() != n * K || ref.keep_probs.size() != n * K) {
             throw std::invalid_argument("the reference holds " + std::to_string(ref.keep_ids.size() / K) + " keep rows; the example has "
@@ -236,8 +278,13 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
                 soft[r * V + ref.keep_ids[r * K + k]] = ref.keep_probs[r * K + k];
             }
         }
-        ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
-        ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
+        if (g.labels_k != nullptr) {
+            ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
+            ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
+        }
+        if (g.labels_g != nullptr) {
+            set_guard(g, ref, soft);
+        }
     }
     if (g.ref_delta) {
         const float d = p.placeholder_rejected ? 0.0f : w.beta * (ref.logp_chosen - ref.logp_rejected);

@@ -4,6 +4,14 @@
 //   L = alpha_nll * mean CE(learn tokens)                                 imitate the corrections
 //     + kappa     * mean KL(p_ref || p) over the keep rows                 stay the base model where the person approved
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
+//     + gamma     * mean over the guarded keep rows of max(0, -log(1 - P(G)) + log(1 - P_ref(G)))
+//
+// The last is the guard: G is a keep row's guarded token set (the job's correction tokens other than the row's own
+// next token, reference::guard) and P(G) their summed probability. KL(p_ref || p) barely notices an adapter that
+// moves a few percent of a flat row's mass onto one new token, yet on a flat row that is enough to make the
+// correction's word the greedy choice where the person approved something else (the learned sentence said again,
+// the habit leaking into other answers). The guard charges exactly that: the corrections' tokens, together, getting
+// more likely than the base made them at approved text; no gradient while they are not.
 //
 // where p_ref is the same weights with the adapter off, computed once per example (reference_logps), "chosen" is
 // every learn token of the example and "rejected" the rejected branch. The KL term is computed as a soft-label
@@ -35,6 +43,7 @@ struct loss_weights {
     float beta = 0.1f;
     float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
     float unlikelihood = 0.0f;  // weight of -log(1 - p(token)) on the avoid rows (mean); 0 turns it off
+    float guard = 0.0f;         // gamma: weight of the guard on the keep rows' guarded tokens (mean); 0 turns it off
 };
 
 struct reference {
@@ -45,6 +54,8 @@ struct reference {
     std::vector<int32_t> keep_ids;
     std::vector<float> keep_probs;
     float keep_entropy = 0;
+    // The guard's pairs, flattened: (keep row index, token), the token held to the base's probability there.
+    std::vector<int32_t> guard;
 };
 
 // What greedy decoding would write at each learn row and each keep row of one example, given the text before it
@@ -128,6 +139,7 @@ class trainer {
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
     // The graph's inputs from its packing (tokens, masks, rows, labels) and the reference (KL targets, DPO offset).
     void set_inputs(graph & g, const reference & ref, const loss_weights & w);
+    void set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const;
     void release();  // frees what the constructor made (also when it throws)
 
     void expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss);

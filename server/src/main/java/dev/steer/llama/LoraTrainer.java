@@ -6,7 +6,9 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * Trains a LoRA adapter for a loaded model with our own ggml training graph (native/src/train), reading the very
@@ -88,25 +90,32 @@ public final class LoraTrainer extends NativeHandle {
      * loss = nll * mean CE(learn tokens) + kl * mean KL(base || adapter) over the keep rows
      *      + unlikelihood * mean -log(1 - p(token)) over the avoid rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
+     *      + guard * mean over the guarded keep rows of max(0, -log(1 - P(G)) + log(1 - P_base(G)))
      *
      * @param unlikelihood weight of the unlikelihood term on {@link #AVOID} tokens (Welleck et al. 2019)
+     * @param guard weight of the guard: at a keep row, the guarded tokens G ({@link Reference#guard}, a job's correction
+     *              tokens) may together get no more likely than the base model made them (native trainer.h says why)
      */
-    public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood) {
+    public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood, float guard) {
+        public Weights(float nll, float dpo, float beta, float kl, float unlikelihood) {
+            this(nll, dpo, beta, kl, unlikelihood, 0f);
+        }
+
         public Weights(float nll, float dpo, float beta, float kl) {
-            this(nll, dpo, beta, kl, 0f);
+            this(nll, dpo, beta, kl, 0f, 0f);
         }
 
         public Weights(float nll, float dpo, float beta) {
-            this(nll, dpo, beta, 0f, 0f);
+            this(nll, dpo, beta, 0f, 0f, 0f);
         }
 
         public static Weights sftOnly() {
-            return new Weights(1f, 0f, 0.1f, 0f, 0f);
+            return new Weights(1f, 0f, 0.1f, 0f, 0f, 0f);
         }
 
         /** What the native trainer reads, in this order. */
         float[] toArray() {
-            return new float[] {nll, dpo, beta, kl, unlikelihood};
+            return new float[] {nll, dpo, beta, kl, unlikelihood, guard};
         }
     }
 
@@ -117,11 +126,35 @@ public final class LoraTrainer extends NativeHandle {
      * The base model (adapter off) on one example: summed log-probabilities of the learn tokens and of the rejected
      * span, and on each keep row its {@link #REFERENCE_TOP_K} most likely next tokens with their probabilities
      * ([keep rows * K]; the rest of a row's mass counts as spread evenly over the other tokens) and the mean
-     * entropy of those targets: what the KL term pulls the adapter toward.
+     * entropy of those targets: what the KL term pulls the adapter toward. {@code guard} holds the guard term's
+     * (keep row index, token) pairs, flattened: at that keep row (the index among the example's keep rows) the
+     * token may get no more likely than the base makes it (empty: nothing guarded; see {@link #guarding}).
      */
-    public record Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy) {
+    public record Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard) {
+        public Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy) {
+            this(logpChosen, logpRejected, keepIds, keepProbs, keepEntropy, new int[0]);
+        }
+
         public Reference(float logpChosen, float logpRejected) {
             this(logpChosen, logpRejected, new int[0], new float[0], 0f);
+        }
+
+        /**
+         * This reference with {@code tokens} guarded at every keep row of {@code e}, except where one of them is the
+         * row's own next token (the person approved it there).
+         */
+        public Reference guarding(Example e, Set<Integer> tokens) {
+            List<Integer> pairs = new ArrayList<>();
+            int[] kept = e.tokensOf(KEEP);
+            for (int row = 0; row < kept.length; row++) {
+                for (int t : tokens) {
+                    if (t != kept[row]) {
+                        pairs.add(row);
+                        pairs.add(t);
+                    }
+                }
+            }
+            return new Reference(logpChosen, logpRejected, keepIds, keepProbs, keepEntropy, pairs.stream().mapToInt(Integer::intValue).toArray());
         }
     }
 
@@ -201,7 +234,7 @@ public final class LoraTrainer extends NativeHandle {
 
     public Evaluation evaluate(Example e, Reference ref, Weights w) {
         float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
-                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.toArray());
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), ref.guard(), w.toArray());
         return new Evaluation(r[0], r[1], r[2], r[3]);
     }
 
@@ -222,7 +255,7 @@ public final class LoraTrainer extends NativeHandle {
     /** d loss / d tensor, e.g. "blk.0.attn_k.weight.lora_a". */
     public float[] gradient(Example e, Reference ref, Weights w, String tensor) {
         return nativeGradient(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
-                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), w.toArray(), tensor.getBytes(StandardCharsets.UTF_8));
+                ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), ref.guard(), w.toArray(), tensor.getBytes(StandardCharsets.UTF_8));
     }
 
     /**
@@ -249,7 +282,7 @@ public final class LoraTrainer extends NativeHandle {
     /** One AdamW step on the batch's mean loss (gradients accumulated over its examples, then clipped). */
     public StepResult step(List<Example> batch, List<Reference> refs, Weights w, Optimizer o) {
         int n = batch.size();
-        int[][] tokens = new int[n][], rejected = new int[n][], keepIds = new int[n][];
+        int[][] tokens = new int[n][], rejected = new int[n][], keepIds = new int[n][], guards = new int[n][];
         byte[][] roles = new byte[n][];
         float[][] keepProbs = new float[n][];
         int[] forks = new int[n];
@@ -266,8 +299,9 @@ public final class LoraTrainer extends NativeHandle {
             keepIds[i] = ref.keepIds();
             keepProbs[i] = ref.keepProbs();
             entropy[i] = ref.keepEntropy();
+            guards[i] = ref.guard();
         }
-        float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, w.toArray(),
+        float[] out = nativeStep(handle(), tokens, roles, forks, rejected, r, keepIds, keepProbs, entropy, guards, w.toArray(),
                 o.learningRate(), o.weightDecay(), o.maxGradNorm(), o.adamEpsilon());
         return new StepResult(out[0], out[1]);
     }
@@ -304,14 +338,14 @@ public final class LoraTrainer extends NativeHandle {
     private static native float[] nativeReference(long h, int[] tokens, byte[] roles, int fork, int[] rejected);
 
     private static native float[] nativeEvaluate(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
-                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float[] weights);
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard, float[] weights);
 
     private static native float[] nativeGradient(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
-                                                 int[] keepIds, float[] keepProbs, float keepEntropy, float[] weights,
+                                                 int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard, float[] weights,
                                                  byte[] tensor);
 
     private static native float[] nativeStep(long h, int[][] tokens, byte[][] roles, int[] forks, int[][] rejected, float[] refs,
-                                             int[][] keepIds, float[][] keepProbs, float[] keepEntropy, float[] weights, float lr, float wd, float maxGradNorm, float adamEpsilon);
+                                             int[][] keepIds, float[][] keepProbs, float[] keepEntropy, int[][] guards, float[] weights, float lr, float wd, float maxGradNorm, float adamEpsilon);
 
     private static native int[] nativePredict(long h, int[] tokens, byte[] roles, int fork, int[] rejected, boolean withAdapter);
 

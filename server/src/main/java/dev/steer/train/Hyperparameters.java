@@ -29,12 +29,14 @@ import java.util.List;
  *                        moves in proportion to its gradient (docs/training.md)
  * @param unlikelihoodWeight with {@code onPolicy}: weight of an unlikelihood term on the adapter's own text where it
  *                        says again what the answer already said (a loop starting; docs/training.md) (0: off)
+ * @param guardWeight     γ: weight of the guard: at the approved text and the replay answers, the job's correction
+ *                        tokens together get no more likely than the base model made them (docs/training.md) (0: off)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float unlikelihoodWeight) {
+                              float unlikelihoodWeight, float guardWeight) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -59,6 +61,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static final int DEFAULT_REPLAY = 32;
     public static final float DEFAULT_ADAM_EPSILON = LoraTrainer.Optimizer.ADAM_EPSILON;
     public static final float DEFAULT_UNLIKELIHOOD_WEIGHT = 0f;
+    public static final float DEFAULT_GUARD_WEIGHT = 0f;
 
     /**
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
@@ -74,7 +77,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -83,7 +86,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     }
 
     public LoraTrainer.Weights weights() {
-        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight);
+        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight, guardWeight);
     }
 
     /** The learning rate of step {@code step} (0-based) of {@code total}: linear warm-up, then cosine decay to lr/10. */

@@ -21,6 +21,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
@@ -232,14 +234,15 @@ public final class JobRunner implements AutoCloseable {
             t.checkpointing(h.activationCheckpointing());
             training = t;
             LoraTrainer.Weights w = h.weights();
+            Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
             List<Example> examples = new ArrayList<>();
             for (TrainingSet.Item i : set.train()) {
-                LoraTrainer.Example e = i.example();  // without a KL weight the trainer leaves its keep rows out
-                // References only for the terms that use them: the preference term's span log-probs, the KL's keep rows.
-                examples.add(new Example(e, kl || w.dpo() > 0 ? t.reference(e) : new LoraTrainer.Reference(0, 0)));
+                LoraTrainer.Example e = i.example();  // without a KL or guard weight the trainer leaves its keep rows out
+                // References only for the terms that use them: the preference term's span log-probs, the keep rows'.
+                examples.add(new Example(e, kl || w.dpo() > 0 || w.guard() > 0 ? reference(t, e, guarded) : new LoraTrainer.Reference(0, 0)));
             }
             for (LoraTrainer.Example e : replay) {
-                examples.add(new Example(e, t.reference(e)));
+                examples.add(new Example(e, reference(t, e, guarded)));
             }
             Checkpoints checkpoints = watching
                     ? new Checkpoints(t, model, set.heldOut(), watchTokens, watchAnswers, spec.eval().maxChanged()) : null;
@@ -252,7 +255,7 @@ public final class JobRunner implements AutoCloseable {
                 if (epoch == h.nEpochs() - onPolicy + 1) {
                     List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens, h.unlikelihoodWeight() > 0);
                     for (LoraTrainer.Example e : own) {
-                        examples.add(new Example(e, t.reference(e)));
+                        examples.add(new Example(e, reference(t, e, guarded)));
                     }
                     long repeating = own.stream().filter(Repeats::avoids).count();
                     p.message("info", String.format("From epoch %d on, also training on the adapter's own text: %d continuations after the corrections and replay answers, kept under the KL term%s.",
@@ -463,6 +466,9 @@ public final class JobRunner implements AutoCloseable {
         if (h.dpoWeight() > 0) {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
         }
+        if (h.guardWeight() > 0) {
+            terms.add(h.guardWeight() + " x guard: the corrections' tokens no more likely than the base made them on approved text and replay answers");
+        }
         if (h.klWeight() > 0 && h.onPolicy() > 0) {
             terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");
             if (h.unlikelihoodWeight() > 0) {
@@ -470,6 +476,23 @@ public final class JobRunner implements AutoCloseable {
             }
         }
         return String.join(" + ", terms);
+    }
+
+    /** Every token of the training answers' corrections: what the guard holds at the base's probability elsewhere. */
+    static Set<Integer> correctionTokens(List<TrainingSet.Item> train) {
+        Set<Integer> tokens = new TreeSet<>();
+        for (TrainingSet.Item i : train) {
+            for (int token : i.example().tokensOf(LoraTrainer.LEARN)) {
+                tokens.add(token);
+            }
+        }
+        return tokens;
+    }
+
+    /** The example's reference, with {@code guarded} guarded at its keep rows (none: no guard). */
+    private static LoraTrainer.Reference reference(LoraTrainer t, LoraTrainer.Example e, Set<Integer> guarded) {
+        LoraTrainer.Reference ref = t.reference(e);
+        return guarded.isEmpty() ? ref : ref.guarding(e, guarded);
     }
 
     /** A prompt and the base model's answer, the answer kept under the KL term; null for an empty answer. */

@@ -1,0 +1,212 @@
+package dev.steer.llama;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.steer.testing.TestModels;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The guard term (weight {@code guard}): at each keep row with guarded tokens G, max(0, -log(1 - P(G)) + log(1 -
+ * P_base(G))), the mean over those rows. On the tiny llama: the loss against a reference written out here from the
+ * logits with the adapter on and off (which rows count is the masking: keep rows only, not the prompt or the
+ * corrections; a guarded token that is the row's own next token is left out), zero at the base, its gradient against
+ * finite differences entry by entry, and that it holds the corrections' tokens down at approved text while the
+ * corrections are learned.
+ */
+class GuardTermTest {
+    private final LlamaModel model = TestModels.tinyLlama();
+    private final int vocab = model.vocabSize();
+
+    /** prompt | approved text (keep) | a correction (learn) | the continuation the person let run (keep). */
+    private LoraTrainer.Example answer() {
+        int[] prompt = model.tokenize("hello world,", true, false);
+        int[] approved = model.tokenize(" the model said", false, false);
+        int[] correction = model.tokenize(" a token", false, false);
+        int[] continuation = model.tokenize(" and then more of the text", false, false);
+        int n = prompt.length + approved.length + correction.length + continuation.length;
+        int[] tokens = new int[n];
+        byte[] roles = new byte[n];
+        int at = 0;
+        for (int[] part : List.of(prompt, approved, correction, continuation)) {
+            System.arraycopy(part, 0, tokens, at, part.length);
+            byte role = part == prompt ? LoraTrainer.NONE : part == correction ? LoraTrainer.LEARN : LoraTrainer.KEEP;
+            Arrays.fill(roles, at, at + part.length, role);
+            at += part.length;
+        }
+        return new LoraTrainer.Example(tokens, roles, -1, new int[0]);
+    }
+
+    /** The correction's tokens. */
+    private Set<Integer> corrections(LoraTrainer.Example e) {
+        Set<Integer> out = new TreeSet<>();
+        for (int t : e.tokensOf(LoraTrainer.LEARN)) {
+            out.add(t);
+        }
+        return out;
+    }
+
+    private LoraTrainer trainer(int seed) {
+        LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, seed, 2);
+        LoraTrainerTest.perturbB(t, seed + 100, 0.05f);
+        return t;
+    }
+
+    /**
+     * The guard written out: per keep row, the guarded tokens other than the row's own next token; the base's side
+     * as the reference holds it (its top tokens exactly, the rest of the mass spread evenly over the others).
+     */
+    private double reference(LoraTrainer.Example e, Set<Integer> guarded, float[] adapter, LoraTrainer.Reference base) {
+        final int K = LoraTrainer.REFERENCE_TOP_K;
+        double sum = 0;
+        int rows = 0, k = 0;
+        for (int i = 1; i < e.tokens().length; i++) {
+            if (e.roles()[i] != LoraTrainer.KEEP) {
+                continue;
+            }
+            double[] lpA = LoraTrainerTest.logSoftmax(adapter, i - 1, vocab);
+            double[] pB = new double[vocab];
+            double top = 0;
+            for (int j = 0; j < K; j++) {
+                top += base.keepProbs()[k * K + j];
+            }
+            Arrays.fill(pB, (1 - top) / (vocab - K));
+            for (int j = 0; j < K; j++) {
+                pB[base.keepIds()[k * K + j]] = base.keepProbs()[k * K + j];
+            }
+            k++;
+            double a = 0, b = 0;
+            boolean any = false;
+            for (int g : guarded) {
+                if (g != e.tokens()[i]) {
+                    a += Math.exp(lpA[g]);
+                    b += pB[g];
+                    any = true;
+                }
+            }
+            if (any) {
+                sum += Math.max(0, -Math.log(1 - a) + Math.log(1 - b));
+                rows++;
+            }
+        }
+        assertTrue(rows >= 5, "the example has guarded keep rows: " + rows);
+        return sum / rows;
+    }
+
+    private static LoraTrainer.Weights guardOnly(float weight) {
+        return new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 0f, weight);
+    }
+
+    @Test
+    void lossIsTheMeanExcessOfTheGuardedTokensOverTheBaseAtTheKeepRows() {
+        LoraTrainer.Example e = answer();
+        Set<Integer> guarded = corrections(e);
+        try (LoraTrainer t = trainer(1)) {
+            assertTrue(vocab > LoraTrainer.REFERENCE_TOP_K, "the tiny vocabulary has tokens beyond the reference's top: " + vocab);
+            LoraTrainer.Reference ref = t.reference(e).guarding(e, guarded);
+            double want = reference(e, guarded, t.logits(e.tokens(), true), ref);
+            assertTrue(want > 1e-4, "the perturbed adapter moves some mass onto the guarded tokens: " + want);
+            assertEquals(2.5 * want, t.evaluate(e, ref, guardOnly(2.5f)).loss(), 1e-4 * (1 + want));
+            // without guarded pairs the term is there but holds nothing
+            assertEquals(0.0, t.evaluate(e, t.reference(e), new LoraTrainer.Weights(1f, 0f, 0.1f, 0f, 0f, 2.5f)).loss()
+                    - t.evaluate(e, t.reference(e), new LoraTrainer.Weights(1f, 0f, 0.1f)).loss(), 1e-6);
+            // beside the KL: the loss changes by exactly the guard's own term
+            LoraTrainer.Evaluation both = t.evaluate(e, ref, new LoraTrainer.Weights(0f, 0f, 0.1f, 1.5f, 0f, 2.5f));
+            assertEquals(2.5 * want + 1.5 * both.kl(), both.loss(), 1e-4 * (1 + both.loss()));
+        }
+    }
+
+    @Test
+    void theGuardIsZeroAtTheBaseModel() {
+        LoraTrainer.Example e = answer();
+        try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 5, 2)) {  // B = 0: the base
+            LoraTrainer.Reference ref = t.reference(e).guarding(e, corrections(e));
+            assertEquals(0.0, t.evaluate(e, ref, guardOnly(10f)).loss(), 1e-4);
+        }
+    }
+
+    @Test
+    void guardGradientMatchesFiniteDifferencesEntryByEntry() {
+        LoraTrainer.Example e = answer();
+        try (LoraTrainer t = trainer(4)) {
+            LoraTrainer.Reference ref = t.reference(e).guarding(e, corrections(e));
+            for (LoraTrainer.Weights w : List.of(guardOnly(1f), new LoraTrainer.Weights(1f, 0f, 0.1f, 2f, 0f, 3f))) {
+                for (String name : List.of("blk.0.attn_q.weight.lora_a", "blk.1.attn_v.weight.lora_b", "blk.0.ffn_down.weight.lora_b",
+                        "blk.1.ffn_gate.weight.lora_a")) {
+                    LoraTrainerTest.checkGradient(t, e, ref, w, name);
+                    checkEntries(t, e, ref, w, name);
+                }
+            }
+        }
+    }
+
+    /** d loss / d entry against a central difference, for the entries of largest gradient and some at random. */
+    private static void checkEntries(LoraTrainer t, LoraTrainer.Example e, LoraTrainer.Reference ref, LoraTrainer.Weights w, String name) {
+        float[] g = t.gradient(e, ref, w, name);
+        Integer[] order = new Integer[g.length];
+        for (int i = 0; i < g.length; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> Float.compare(Math.abs(g[b]), Math.abs(g[a])));
+        Random rnd = new Random(name.hashCode());
+        float gmax = Math.abs(g[order[0]]);
+        float[] p0 = t.tensor(name);
+        for (int k = 0; k < 8; k++) {
+            int i = k < 4 ? order[k] : rnd.nextInt(g.length);
+            float eps = 0.01f;
+            float[] p = p0.clone();
+            p[i] = p0[i] + eps;
+            t.setTensor(name, p);
+            double lp = t.evaluate(e, ref, w).loss();
+            p[i] = p0[i] - eps;
+            t.setTensor(name, p);
+            double lm = t.evaluate(e, ref, w).loss();
+            t.setTensor(name, p0);
+            double numeric = (lp - lm) / (2 * eps);
+            assertTrue(Math.abs(numeric - g[i]) <= 0.05 * Math.max(Math.abs(g[i]), 0.05 * gmax) + 1e-5,
+                    name + "[" + i + "]: analytic " + g[i] + " vs finite difference " + numeric);
+        }
+    }
+
+    @Test
+    void whileTheCorrectionIsLearnedTheGuardHoldsItsTokensDownAtTheApprovedText() {
+        LoraTrainer.Example e = answer();
+        Set<Integer> guarded = corrections(e);
+        double[] excess = new double[2];
+        for (int run = 0; run < 2; run++) {
+            try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 2)) {
+                LoraTrainer.Reference ref = t.reference(e).guarding(e, guarded);
+                LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 0f, 0.1f, 0f, 0f, run == 0 ? 0f : 20f);
+                for (int step = 0; step < 15; step++) {
+                    t.step(List.of(e), List.of(ref), w, 1e-2f, 0f);
+                }
+                excess[run] = reference(e, guarded, t.logits(e.tokens(), true), ref);
+            }
+        }
+        assertTrue(excess[0] > 1e-3, "learning the correction alone makes its tokens likelier at the approved text: " + excess[0]);
+        assertTrue(excess[1] < 0.5 * excess[0], "with the guard, far less: " + excess[1] + " vs " + excess[0]);
+    }
+
+    @Test
+    void guardPairsOutsideTheExampleAreRefusedAndChangeNothing() {
+        LoraTrainer.Example e = answer();
+        try (LoraTrainer t = trainer(6)) {
+            LoraTrainer.Reference ref = t.reference(e);
+            int keepRows = e.count(LoraTrainer.KEEP);
+            float[] before = t.tensor("blk.0.attn_q.weight.lora_b");
+            for (int[] pairs : List.of(new int[] {keepRows, 1}, new int[] {0, vocab}, new int[] {-1, 1}, new int[] {0})) {
+                LoraTrainer.Reference bad = new LoraTrainer.Reference(ref.logpChosen(), ref.logpRejected(), ref.keepIds(), ref.keepProbs(),
+                        ref.keepEntropy(), pairs);
+                assertThrows(IllegalArgumentException.class, () -> t.evaluate(e, bad, guardOnly(1f)), Arrays.toString(pairs));
+                assertThrows(IllegalArgumentException.class, () -> t.step(List.of(e), List.of(bad), guardOnly(1f), 1e-2f, 0f), Arrays.toString(pairs));
+            }
+            assertTrue(Arrays.equals(before, t.tensor("blk.0.attn_q.weight.lora_b")), "a refused step changes nothing");
+        }
+    }
+}
