@@ -55,19 +55,14 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
             add(ggml_scale(ctx, g.kl, w.kl));
         }
         if (with_guard) {
-            // The guard (trainer.h): per keep row P(G) = the guarded tokens' summed probability; its -log(1 - P(G))
-            // above the reference's, the excess only (relu: no gradient at or below the base), the mean over the
-            // guarded rows (rows without guarded tokens have weight 0).
+            // The guard (trainer.h): per guarded (row, token) pair, relu(z_token - z_approved + GUARD_MARGIN) on the
+            // logits (the log-odds against the approved token; log-softmax cancels), summed with the pairs' weights
+            // (1 / guarded rows; set_guard keeps only pairs the base holds at least the margin below).
             const int64_t n = (int64_t) p.keep_rows.size();
-            ggml_tensor * p_set = ggml_sum_rows(ctx, ggml_mul(ctx, ggml_soft_max(ctx, logits_k), labels((size_t) n, &g.labels_g)));  // [1, n]
-            auto row_input = [&](ggml_tensor ** t) {
-                *t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, 1, n);
-                ggml_set_input(*t);
-                return *t;
-            };
-            ggml_tensor * surprise = ggml_neg(ctx, ggml_log(ctx, ggml_sub(ctx, row_input(&g.one_g), p_set)));
-            ggml_tensor * excess = ggml_relu(ctx, ggml_sub(ctx, surprise, row_input(&g.guard_floor)));
-            add(ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, excess, row_input(&g.guard_mean))), w.guard));
+            ggml_tensor * z_approved = ggml_sum_rows(ctx, ggml_mul(ctx, logits_k, labels((size_t) n, &g.labels_gk)));  // [1, n]
+            ggml_tensor * odds = ggml_sub(ctx, logits_k, ggml_repeat(ctx, z_approved, logits_k));  // [V, n]
+            ggml_tensor * over = ggml_relu(ctx, ggml_scale_bias(ctx, odds, 1.0f, GUARD_MARGIN));
+            add(ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, over, labels((size_t) n, &g.labels_g))), w.guard));
         }
     }
     if (w.unlikelihood > 0 && !p.avoid_rows.empty()) {

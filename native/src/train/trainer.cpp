@@ -179,46 +179,36 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
     }
 }
 
-// The guard's inputs from the reference's pairs: per keep row the guarded tokens (multi-hot), the reference's
-// -log(1 - P_ref(G)) from `soft` (the KL's target distributions, [keep rows * n_vocab]), and each guarded row's
-// share of the mean.
+// The guard's inputs from the reference's pairs: the approved tokens (one-hot) and, per keep row, the weight of
+// each guarded token: 1 / (rows with any) where the base holds it at least GUARD_MARGIN below the approved token
+// (by `soft`, the KL's target distributions, [keep rows * n_vocab]), 0 elsewhere (nearer: not the adapter's doing).
 void trainer::set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const {
     const size_t V = model_.n_vocab, n = g.p.keep_rows.size();
     if (ref.guard.size() % 2 != 0) {
         throw std::invalid_argument("the guard holds (keep row, token) pairs");
     }
-    std::vector<float> hot(V * n, 0.0f);
+    std::vector<float> weight(V * n, 0.0f), approved(V * n, 0.0f);
+    std::vector<bool> any(n, false);
+    for (size_t r = 0; r < n; r++) {
+        approved[r * V + g.p.keep_next[r]] = 1.0f;
+    }
+    const float reach = std::exp(-GUARD_MARGIN);
     for (size_t i = 0; i < ref.guard.size(); i += 2) {
         const int32_t r = ref.guard[i], t = ref.guard[i + 1];
         if (r < 0 || (size_t) r >= n || t < 0 || t >= model_.n_vocab) {
             throw std::invalid_argument("a guard pair names a keep row the example lacks or a token outside the vocabulary");
         }
-        hot[(size_t) r * V + t] = 1.0f;
-    }
-    std::vector<float> floor(n, 0.0f), mean(n, 0.0f);
-    size_t guarded = 0;
-    for (size_t r = 0; r < n; r++) {
-        double p_ref = 0;
-        bool any = false;
-        for (size_t v = 0; v < V; v++) {
-            if (hot[r * V + v] != 0.0f) {
-                p_ref += soft[r * V + v];
-                any = true;
-            }
+        if (t != g.p.keep_next[r] && soft[(size_t) r * V + t] <= reach * soft[(size_t) r * V + g.p.keep_next[r]]) {
+            weight[(size_t) r * V + t] = 1.0f;
+            any[r] = true;
         }
-        floor[r] = (float) -std::log(std::max(1e-6, 1.0 + 1e-6 - p_ref));
-        guarded += any ? 1 : 0;
-        mean[r] = any ? 1.0f : 0.0f;
     }
-    for (float & m : mean) {
-        m /= (float) std::max<size_t>(1, guarded);
+    const float share = 1.0f / (float) std::max<size_t>(1, std::count(any.begin(), any.end(), true));
+    for (float & x : weight) {
+        x *= share;
     }
-    // 1 plus a little, as for the unlikelihood term: log(1 - P) stays finite where P rounds to 1
-    const std::vector<float> one(n, 1.0f + 1e-6f);
-    ggml_backend_tensor_set(g.labels_g, hot.data(), 0, hot.size() * sizeof(float));
-    ggml_backend_tensor_set(g.guard_floor, floor.data(), 0, n * sizeof(float));
-    ggml_backend_tensor_set(g.guard_mean, mean.data(), 0, n * sizeof(float));
-    ggml_backend_tensor_set(g.one_g, one.data(), 0, n * sizeof(float));
+    ggml_backend_tensor_set(g.labels_g, weight.data(), 0, weight.size() * sizeof(float));
+    ggml_backend_tensor_set(g.labels_gk, approved.data(), 0, approved.size() * sizeof(float));
 }
 
 void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & w) {

@@ -4,20 +4,20 @@
 //   L = alpha_nll * mean CE(learn tokens)                                 imitate the corrections
 //     + kappa     * mean KL(p_ref || p) over the keep rows                 stay the base model where the person approved
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
-//     + gamma     * mean over the guarded keep rows of max(0, -log(1 - P(G)) + log(1 - P_ref(G)))
-//
-// The last is the guard: G is a keep row's guarded token set (the job's correction tokens other than the row's own
-// next token, reference::guard) and P(G) their summed probability. KL(p_ref || p) barely notices an adapter that
-// moves a few percent of a flat row's mass onto one new token, yet on a flat row that is enough to make the
-// correction's word the greedy choice where the person approved something else (the learned sentence said again,
-// the habit leaking into other answers). The guard charges exactly that: the corrections' tokens, together, getting
-// more likely than the base made them at approved text; no gradient while they are not.
+//     + gamma     * sum over the guarded (keep row, token) pairs of max(0, log p(token) - log p(approved) + m) / guarded rows
 //
 // where p_ref is the same weights with the adapter off, computed once per example (reference_logps), "chosen" is
 // every learn token of the example and "rejected" the rejected branch. The KL term is computed as a soft-label
 // cross-entropy toward p_ref (its top REFERENCE_TOP_K tokens exactly, the rest spread evenly) minus that target's
 // entropy: the same gradient as the KL. One graph holds the answer once and the rejected branch
 // beside it; the mask keeps them apart. AdamW with clipping (adamw.h).
+//
+// The gamma term is the guard. At a keep row the person approved a token; the job's correction tokens (reference::guard)
+// that the base holds at least m = GUARD_MARGIN nats below it there must stay m below it under the adapter. The KL
+// barely notices an adapter that moves a few percent of a flat row's mass onto one new token, yet on a flat row
+// that is enough to make the correction's word the greedy choice where the person approved something else: the
+// learned sentence said again, the habit leaking into other answers. The guard charges exactly that, and nothing
+// while the correction's tokens stay out of the approved token's reach (zero, and no gradient, at the base).
 #pragma once
 
 #include "adamw.h"
@@ -37,13 +37,17 @@ namespace steer::train {
 // probabilities per kept token keep a job's references in MBs instead of a vocabulary-wide row per token.
 inline constexpr int REFERENCE_TOP_K = 256;
 
+// How far below the approved token, in log-probability, a guarded token must stay (the guard, above): e^1, so a
+// correction's word cannot come within a factor 2.7 of the token greedy decoding chose at approved text.
+inline constexpr float GUARD_MARGIN = 1.0f;
+
 struct loss_weights {
     float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per learn token, mean)
     float dpo = 0.0f;   // lambda: weight of the span-DPO term; 0 turns it off
     float beta = 0.1f;
     float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
     float unlikelihood = 0.0f;  // weight of -log(1 - p(token)) on the avoid rows (mean); 0 turns it off
-    float guard = 0.0f;         // gamma: weight of the guard on the keep rows' guarded tokens (mean); 0 turns it off
+    float guard = 0.0f;         // gamma: weight of the guard on the keep rows' guarded tokens; 0 turns it off
 };
 
 struct reference {
@@ -54,7 +58,7 @@ struct reference {
     std::vector<int32_t> keep_ids;
     std::vector<float> keep_probs;
     float keep_entropy = 0;
-    // The guard's pairs, flattened: (keep row index, token), the token held to the base's probability there.
+    // The guard's pairs, flattened: (keep row index, token), the token held below that row's approved token.
     std::vector<int32_t> guard;
 };
 

@@ -90,11 +90,12 @@ public final class LoraTrainer extends NativeHandle {
      * loss = nll * mean CE(learn tokens) + kl * mean KL(base || adapter) over the keep rows
      *      + unlikelihood * mean -log(1 - p(token)) over the avoid rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
-     *      + guard * mean over the guarded keep rows of max(0, -log(1 - P(G)) + log(1 - P_base(G)))
+     *      + guard * sum over the guarded (keep row, token) pairs of max(0, lp(token) - lp(approved) + margin) / guarded rows
      *
      * @param unlikelihood weight of the unlikelihood term on {@link #AVOID} tokens (Welleck et al. 2019)
-     * @param guard weight of the guard: at a keep row, the guarded tokens G ({@link Reference#guard}, a job's correction
-     *              tokens) may together get no more likely than the base model made them (native trainer.h says why)
+     * @param guard weight of the guard: at a keep row, a guarded token ({@link Reference#guard}, a job's correction
+     *              tokens) that the base holds at least {@link #GUARD_MARGIN} nats below the approved token must stay
+     *              that far below it (native trainer.h says why)
      */
     public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood, float guard) {
         public Weights(float nll, float dpo, float beta, float kl, float unlikelihood) {
@@ -119,6 +120,9 @@ public final class LoraTrainer extends NativeHandle {
         }
     }
 
+    /** How far below a keep row's approved token, in log-probability, the guard holds a guarded token (native GUARD_MARGIN). */
+    public static final float GUARD_MARGIN = 1.0f;
+
     /** How many of the base's most likely next tokens a keep row's reference holds (native REFERENCE_TOP_K). */
     public static final int REFERENCE_TOP_K = 256;
 
@@ -128,7 +132,7 @@ public final class LoraTrainer extends NativeHandle {
      * ([keep rows * K]; the rest of a row's mass counts as spread evenly over the other tokens) and the mean
      * entropy of those targets: what the KL term pulls the adapter toward. {@code guard} holds the guard term's
      * (keep row index, token) pairs, flattened: at that keep row (the index among the example's keep rows) the
-     * token may get no more likely than the base makes it (empty: nothing guarded; see {@link #guarding}).
+     * token must stay below the approved one (empty: nothing guarded; see {@link #guarding}).
      */
     public record Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard) {
         public Reference(float logpChosen, float logpRejected, int[] keepIds, float[] keepProbs, float keepEntropy) {

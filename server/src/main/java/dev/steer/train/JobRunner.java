@@ -467,7 +467,7 @@ public final class JobRunner implements AutoCloseable {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
         }
         if (h.guardWeight() > 0) {
-            terms.add(h.guardWeight() + " x guard: the corrections' tokens no more likely than the base made them on approved text and replay answers");
+            terms.add(h.guardWeight() + " x guard: the corrections' tokens kept below the approved token on approved text and replay answers");
         }
         if (h.klWeight() > 0 && h.onPolicy() > 0) {
             terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");
@@ -478,7 +478,7 @@ public final class JobRunner implements AutoCloseable {
         return String.join(" + ", terms);
     }
 
-    /** Every token of the training answers' corrections: what the guard holds at the base's probability elsewhere. */
+    /** Every token of the training answers' corrections: what the guard keeps below the approved text elsewhere. */
     static Set<Integer> correctionTokens(List<TrainingSet.Item> train) {
         Set<Integer> tokens = new TreeSet<>();
         for (TrainingSet.Item i : train) {
