@@ -23,7 +23,7 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
         }
         ggml_backend_sched_reset(sched_);
     }
-    auto head = head_graph(e, w, loss_scale);
+    auto head = head_graph(e, w, loss_scale, ref.guard.size() / 2);
     if (head->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }

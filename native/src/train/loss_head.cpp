@@ -8,7 +8,7 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
     ggml_context * ctx = g.ctx;
     const packing & p = g.p;
     const bool with_kl = w.kl > 0 && !p.keep_rows.empty();
-    const bool with_guard = w.guard > 0 && !p.keep_rows.empty();
+    const bool with_guard = w.guard > 0 && !p.keep_rows.empty() && g.guard_pairs > 0;  // (no pairs: nothing to build)
     // The LM head runs only on the rows a term reads (a 49k-262k vocabulary is costly). Each term is a
     // cross-entropy, the mean over its rows: with one-hot labels for the learn and rejected rows, with the
     // reference's distributions for the keep rows (which, less the reference's entropy, is the KL).
@@ -55,14 +55,21 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
             add(ggml_scale(ctx, g.kl, w.kl));
         }
         if (with_guard) {
-            // The guard (trainer.h): per guarded (row, token) pair, relu(z_token - z_approved + GUARD_MARGIN) on the
-            // logits (the log-odds against the approved token; log-softmax cancels), summed with the pairs' weights
-            // (1 / guarded rows; set_guard keeps only pairs the base holds at least the margin below).
-            const int64_t n = (int64_t) p.keep_rows.size();
-            ggml_tensor * z_approved = ggml_sum_rows(ctx, ggml_mul(ctx, logits_k, labels((size_t) n, &g.labels_gk)));  // [1, n]
-            ggml_tensor * odds = ggml_sub(ctx, logits_k, ggml_repeat(ctx, z_approved, logits_k));  // [V, n]
-            ggml_tensor * over = ggml_relu(ctx, ggml_scale_bias(ctx, odds, 1.0f, GUARD_MARGIN));
-            add(ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, over, labels((size_t) n, &g.labels_g))), w.guard));
+            // The guard (trainer.h): per (row, token) pair, relu(z_token - z_approved + GUARD_MARGIN) on the logits (the
+            // log-odds against the approved token: log-softmax cancels), times the pair's weight, summed. The pairs'
+            // logits are gathered from the keep rows' logits seen as one column ([1, V * rows]), so the term costs a
+            // few vectors of the pairs' length, not more [V, rows] matrices.
+            ggml_tensor * flat = ggml_reshape_2d(ctx, logits_k, 1, ggml_nelements(logits_k));
+            auto pair_input = [&](ggml_type type, ggml_tensor ** t) {
+                *t = ggml_new_tensor_1d(ctx, type, g.guard_pairs);
+                ggml_set_input(*t);
+                return *t;
+            };
+            ggml_tensor * z = ggml_get_rows(ctx, flat, pair_input(GGML_TYPE_I32, &g.guard_at));                    // [1, pairs]
+            ggml_tensor * z_approved = ggml_get_rows(ctx, flat, pair_input(GGML_TYPE_I32, &g.guard_approved_at));  // [1, pairs]
+            ggml_tensor * over = ggml_relu(ctx, ggml_scale_bias(ctx, ggml_sub(ctx, z, z_approved), 1.0f, GUARD_MARGIN));
+            ggml_tensor * weight = ggml_reshape_2d(ctx, pair_input(GGML_TYPE_F32, &g.guard_weight), 1, g.guard_pairs);
+            add(ggml_scale(ctx, ggml_sum(ctx, ggml_mul(ctx, over, weight)), w.guard));
         }
     }
     if (w.unlikelihood > 0 && !p.avoid_rows.empty()) {

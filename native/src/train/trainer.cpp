@@ -3,6 +3,7 @@
 #include "ggml-cpu.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <stdexcept>
 
@@ -88,7 +89,8 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
 
 // What every graph of one example starts with: its packing (keep rows too when a term or output reads them), the
 // attention masks, a ggml context and an empty graph.
-std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_weights & w, bool for_training, bool keep_rows) {
+std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_weights & w, bool for_training, bool keep_rows,
+                                                size_t guard_pairs) {
     check_tokens(model_, e.tokens, "tokens");
     check_tokens(model_, e.rejected, "rejected");
     auto g = std::make_unique<graph>();
@@ -101,6 +103,7 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
                                     " tokens to avoid with an unlikelihood weight");
     }
     g->T = p.T;
+    g->guard_pairs = (int64_t) guard_pairs;
     if (model_.n_ctx_orig > 0 && p.longest > model_.n_ctx_orig) {
         throw std::invalid_argument("the example is longer than the model's trained context");
     }
@@ -128,8 +131,8 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
 }
 
 std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
-                                                     float loss_scale, bool keep_logits, bool argmax) {
-    auto g = start(e, w, for_training, keep_logits || argmax);
+                                                     float loss_scale, bool keep_logits, bool argmax, size_t guard_pairs) {
+    auto g = start(e, w, for_training, keep_logits || argmax, guard_pairs);
     head(*g, blocks(*g, use_lora, nullptr), w, loss_scale, keep_logits, argmax);
     return g;
 }
@@ -145,8 +148,8 @@ std::unique_ptr<trainer::graph> trainer::checkpoints_graph(const example & e, co
     return g;
 }
 
-std::unique_ptr<trainer::graph> trainer::head_graph(const example & e, const loss_weights & w, float loss_scale) {
-    auto g = start(e, w, true, false);
+std::unique_ptr<trainer::graph> trainer::head_graph(const example & e, const loss_weights & w, float loss_scale, size_t guard_pairs) {
+    auto g = start(e, w, true, false, guard_pairs);
     // The last block's output is an input whose gradient we want.
     g->last_block_out = ggml_new_tensor_2d(g->ctx, GGML_TYPE_F32, model_.n_embd, g->T);
     ggml_set_input(g->last_block_out);
@@ -179,27 +182,32 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
     }
 }
 
-// The guard's inputs from the reference's pairs: the approved tokens (one-hot) and, per keep row, the weight of
-// each guarded token: 1 / (rows with any) where the base holds it at least GUARD_MARGIN below the approved token
-// (by `soft`, the KL's target distributions, [keep rows * n_vocab]), 0 elsewhere (nearer: not the adapter's doing).
+// The guard's inputs from the reference's pairs: where each pair's logit and its row's approved token's logit sit in
+// the keep rows' logits ([keep rows, n_vocab], row-major), and its weight: 1 / (rows with any guarded pair) where the
+// base holds the token at least GUARD_MARGIN below the approved one (by `soft`, the KL's target distributions), 0
+// elsewhere (nearer: not the adapter's doing, left to the KL).
 void trainer::set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const {
-    const size_t V = model_.n_vocab, n = g.p.keep_rows.size();
-    if (ref.guard.size() % 2 != 0) {
-        throw std::invalid_argument("the guard holds (keep row, token) pairs");
+    const size_t V = model_.n_vocab, n = g.p.keep_rows.size(), m = ref.guard.size() / 2;
+    if ((int64_t) m != g.guard_pairs) {
+        throw std::invalid_argument("the guard's pairs are not those the graph was built for");
     }
-    std::vector<float> weight(V * n, 0.0f), approved(V * n, 0.0f);
+    if (n * V > (size_t) INT32_MAX) {
+        throw std::invalid_argument("too many kept tokens for the guard (keep rows x vocabulary must stay below 2^31)");
+    }
+    std::vector<int32_t> at(m), approved_at(m);
+    std::vector<float> weight(m, 0.0f);
     std::vector<bool> any(n, false);
-    for (size_t r = 0; r < n; r++) {
-        approved[r * V + g.p.keep_next[r]] = 1.0f;
-    }
     const float reach = std::exp(-GUARD_MARGIN);
-    for (size_t i = 0; i < ref.guard.size(); i += 2) {
-        const int32_t r = ref.guard[i], t = ref.guard[i + 1];
+    for (size_t i = 0; i < m; i++) {
+        const int32_t r = ref.guard[2 * i], t = ref.guard[2 * i + 1];
         if (r < 0 || (size_t) r >= n || t < 0 || t >= model_.n_vocab) {
             throw std::invalid_argument("a guard pair names a keep row the example lacks or a token outside the vocabulary");
         }
-        if (t != g.p.keep_next[r] && soft[(size_t) r * V + t] <= reach * soft[(size_t) r * V + g.p.keep_next[r]]) {
-            weight[(size_t) r * V + t] = 1.0f;
+        const int32_t approved = g.p.keep_next[r];
+        at[i] = (int32_t) (r * V + t);
+        approved_at[i] = (int32_t) (r * V + approved);
+        if (t != approved && soft[(size_t) r * V + t] <= reach * soft[(size_t) r * V + approved]) {
+            weight[i] = 1.0f;
             any[r] = true;
         }
     }
@@ -207,12 +215,16 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
     for (float & x : weight) {
         x *= share;
     }
-    ggml_backend_tensor_set(g.labels_g, weight.data(), 0, weight.size() * sizeof(float));
-    ggml_backend_tensor_set(g.labels_gk, approved.data(), 0, approved.size() * sizeof(float));
+    ggml_backend_tensor_set(g.guard_at, at.data(), 0, m * sizeof(int32_t));
+    ggml_backend_tensor_set(g.guard_approved_at, approved_at.data(), 0, m * sizeof(int32_t));
+    ggml_backend_tensor_set(g.guard_weight, weight.data(), 0, m * sizeof(float));
 }
 
 void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & w) {
     const packing & p = g.p;
+    if (ref.guard.size() % 2 != 0) {
+        throw std::invalid_argument("the guard holds (keep row, token) pairs");
+    }
     if (g.in.tokens) {
         ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
         set_attention_inputs(g, g.in);
@@ -244,7 +256,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     set_rows(g.rows_r, p.rej_rows);
     set_onehot(g.labels_r, p.rej_next);
     set_rows(g.rows_k, p.keep_rows);
-    if (g.labels_k != nullptr || g.labels_g != nullptr) {
+    if (g.labels_k != nullptr || g.guard_at != nullptr) {
         const size_t K = REFERENCE_TOP_K, n = p.keep_rows.size();
         if (ref.keep_ids.size() != n * K || ref.keep_probs.size() != n * K) {
             throw std::invalid_argument("the reference holds " + std::to_string(ref.keep_ids.size() / K) + " keep rows; the example has "
@@ -272,7 +284,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
             ggml_backend_tensor_set(g.labels_k, soft.data(), 0, soft.size() * sizeof(float));
             ggml_backend_tensor_set(g.keep_entropy, &ref.keep_entropy, 0, sizeof(float));
         }
-        if (g.labels_g != nullptr) {
+        if (g.guard_at != nullptr) {
             set_guard(g, ref, soft);
         }
     }
@@ -316,7 +328,7 @@ std::vector<float> trainer::logits(const std::vector<int32_t> & tokens, bool use
 }
 
 evaluation trainer::evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora) {
-    auto g = loss_graph(e, w, use_lora, false, 1.0f);
+    auto g = loss_graph(e, w, use_lora, false, 1.0f, false, false, ref.guard.size() / 2);
     allocate(g->gf, "evaluation");
     set_inputs(*g, ref, w);
     compute(g->gf, "evaluation");
@@ -409,7 +421,7 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
     if (checkpointing_) {
         return backward_checkpointed(e, w, ref, loss_scale);
     }
-    auto g = loss_graph(e, w, true, true, loss_scale);
+    auto g = loss_graph(e, w, true, true, loss_scale, false, false, ref.guard.size() / 2);
     if (g->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }

@@ -128,15 +128,16 @@ class trainer {
     // The graphs of one example, each made of the parts below. loss_graph: the blocks and the loss head, the graph
     // of evaluate, predict, reference_logps and the plain backward; keep_logits also outputs the keep rows' logits
     // (a reference is computed from them), argmax the argmax of the learn and keep rows (predict).
+    // guard_pairs: how many (keep row, token) pairs the reference guards (the guard term's size).
     std::unique_ptr<graph> loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
-                                      bool keep_logits = false, bool argmax = false);
+                                      bool keep_logits = false, bool argmax = false, size_t guard_pairs = 0);
     // Activation checkpointing's two graphs: the blocks keeping each block's input as an output (no loss), and the
     // head alone on the last block's output given as an input.
     std::unique_ptr<graph> checkpoints_graph(const example & e, const loss_weights & w);
-    std::unique_ptr<graph> head_graph(const example & e, const loss_weights & w, float loss_scale);
+    std::unique_ptr<graph> head_graph(const example & e, const loss_weights & w, float loss_scale, size_t guard_pairs);
     // The parts: packing, masks and an empty graph; the blocks through the final norm (keeping each block's input
     // in `checkpoints` when given); the loss head on the final hidden states (loss_head.cpp).
-    std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows);
+    std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows, size_t guard_pairs = 0);
     ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
     void head(graph & g, ggml_tensor * hidden, const loss_weights & w, float loss_scale, bool keep_logits, bool argmax);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;

@@ -18,8 +18,9 @@ struct trainer::graph {
     ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
     ggml_tensor * rows_a = nullptr, * labels_a = nullptr;  // avoid rows and their one-hot next tokens
     ggml_tensor * one_a = nullptr;                         // [1, avoid rows] of 1 (what 1 - p subtracts from)
-    ggml_tensor * labels_g = nullptr;                      // the guard: per keep row, each guarded token's weight
-    ggml_tensor * labels_gk = nullptr;                     // the keep rows' one-hot next tokens (the approved ones)
+    int64_t guard_pairs = 0;                               // the guard's (keep row, token) pairs
+    ggml_tensor * guard_at = nullptr, * guard_approved_at = nullptr;  // per pair: its logit, its row's approved token's
+    ggml_tensor * guard_weight = nullptr;                  // per pair: 1 / guarded rows, or 0 (not guarded, see set_guard)
     ggml_tensor * rows_r = nullptr, * labels_r = nullptr;  // rejected span
     ggml_tensor * ref_delta = nullptr;                     // beta * (ref logp chosen - ref logp rejected)
     ggml_tensor * dpo_on = nullptr;                        // 1, or 0 for an example without a rejected span

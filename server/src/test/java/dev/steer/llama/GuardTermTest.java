@@ -18,8 +18,8 @@ import org.junit.jupiter.api.Test;
  * over the rows with any. On the tiny llama: the loss against a reference written out here from the
  * logits with the adapter on and off (which rows count is the masking: keep rows only, not the prompt or the
  * corrections; a guarded token that is the row's own next token is left out), zero at the base, its gradient against
- * finite differences entry by entry, and that it holds the corrections' tokens down at approved text while the
- * corrections are learned.
+ * finite differences entry by entry, the same with activation checkpointing, and that it holds the corrections'
+ * tokens down at approved text while the corrections are learned.
  */
 class GuardTermTest {
     private final LlamaModel model = TestModels.tinyLlama();
@@ -204,6 +204,26 @@ class GuardTermTest {
             double numeric = (lp - lm) / (2 * eps);
             assertTrue(Math.abs(numeric - g[i]) <= 0.05 * Math.max(Math.abs(g[i]), 0.05 * gmax) + 1e-5,
                     name + "[" + i + "]: analytic " + g[i] + " vs finite difference " + numeric);
+        }
+    }
+
+    @Test
+    void activationCheckpointingGivesTheGuardTheSameGradients() {
+        LoraTrainer.Example e = answer();
+        try (LoraTrainer plain = trainer(7); LoraTrainer ckpt = trainer(7)) {
+            ckpt.checkpointing(true);
+            LoraTrainer.Reference ref = plain.reference(e).guarding(e, corrections(e));
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 0f, 0.1f, 2f, 0f, 3f);
+            assertTrue(plain.evaluate(e, ref, guardOnly(1f)).loss() > 1e-4, "the guard is active here");
+            for (String name : List.of("blk.0.attn_k.weight.lora_a", "blk.1.ffn_up.weight.lora_b")) {
+                float[] a = plain.gradient(e, ref, w, name), b = ckpt.gradient(e, ref, w, name);
+                double d = 0, n = 0;
+                for (int i = 0; i < a.length; i++) {
+                    d += (a[i] - b[i]) * (a[i] - b[i]);
+                    n += a[i] * a[i];
+                }
+                assertTrue(n > 0 && Math.sqrt(d / n) < 1e-5, name + ": relative difference " + Math.sqrt(d / n));
+            }
         }
     }
 
