@@ -144,19 +144,31 @@ public final class LoraTrainer extends NativeHandle {
         }
 
         /**
-         * This reference with {@code tokens} guarded at every keep row of {@code e}, except where one of them is the
-         * row's own next token (the person approved it there).
+         * This reference with {@code tokens} guarded at the keep rows of {@code e} after its first correction (the
+         * text that follows a correction, where the correction must not be said again), except where one of them is
+         * the row's own next token (the person approved it there). An example without a correction gets none: the
+         * start of an answer is where a habit is meant to show, and guarding it there held the habit back (v25-v28,
+         * docs/training.md).
          */
         public Reference guarding(Example e, Set<Integer> tokens) {
             List<Integer> pairs = new ArrayList<>();
-            int[] kept = e.tokensOf(KEEP);
-            for (int row = 0; row < kept.length; row++) {
-                for (int t : tokens) {
-                    if (t != kept[row]) {
-                        pairs.add(row);
-                        pairs.add(t);
+            int firstCorrection = -1;
+            for (int i = 1; i < e.roles().length && firstCorrection < 0; i++) {
+                firstCorrection = e.roles()[i] == LEARN ? i : -1;
+            }
+            for (int i = 1, row = 0; i < e.roles().length; i++) {
+                if (e.roles()[i] != KEEP) {
+                    continue;
+                }
+                if (firstCorrection > 0 && i > firstCorrection) {
+                    for (int t : tokens) {
+                        if (t != e.tokens()[i]) {
+                            pairs.add(row);
+                            pairs.add(t);
+                        }
                     }
                 }
+                row++;
             }
             return new Reference(logpChosen, logpRejected, keepIds, keepProbs, keepEntropy, pairs.stream().mapToInt(Integer::intValue).toArray());
         }

@@ -13,7 +13,7 @@ import java.util.TreeSet;
 import org.junit.jupiter.api.Test;
 
 /**
- * The guard term (weight {@code guard}): at a keep row, a guarded token the base holds at least the margin below the
+ * The guard term (weight {@code guard}): at a keep row after a correction, a guarded token the base holds at least the margin below the
  * approved token must stay that far below it: max(0, log p(token) - log p(approved) + margin), summed over the pairs,
  * over the rows with any. On the tiny llama: the loss against a reference written out here from the
  * logits with the adapter on and off (which rows count is the masking: keep rows only, not the prompt or the
@@ -30,7 +30,7 @@ class GuardTermTest {
         int[] prompt = model.tokenize("hello world,", true, false);
         int[] approved = model.tokenize(" the model said", false, false);
         int[] correction = model.tokenize(" a token", false, false);
-        int[] continuation = model.tokenize(" and then more of the text", false, false);
+        int[] continuation = model.tokenize(" and then more of the text the person let run on after it", false, false);
         int n = prompt.length + approved.length + correction.length + continuation.length;
         int[] tokens = new int[n];
         byte[] roles = new byte[n];
@@ -60,7 +60,7 @@ class GuardTermTest {
     }
 
     /**
-     * The guard written out: per keep row, each guarded token other than the row's own next token that the base (as
+     * The guard written out: per keep row after the first correction, each guarded token other than the row's own next token that the base (as
      * the reference holds it: its top tokens exactly, the rest of the mass spread evenly) keeps at least the margin
      * below the approved token: how far the adapter brings it within the margin; summed, over the rows with any.
      */
@@ -69,7 +69,9 @@ class GuardTermTest {
         final double m = LoraTrainer.GUARD_MARGIN;
         double sum = 0;
         int rows = 0, k = 0;
+        boolean corrected = false;
         for (int i = 1; i < e.tokens().length; i++) {
+            corrected |= e.roles()[i] == LoraTrainer.LEARN;
             if (e.roles()[i] != LoraTrainer.KEEP) {
                 continue;
             }
@@ -84,6 +86,9 @@ class GuardTermTest {
                 pB[base.keepIds()[k * K + j]] = base.keepProbs()[k * K + j];
             }
             k++;
+            if (!corrected) {
+                continue;  // approved text before the correction is not guarded
+            }
             int approved = e.tokens()[i];
             boolean any = false;
             for (int g : guarded) {
@@ -244,6 +249,31 @@ class GuardTermTest {
         }
         assertTrue(excess[0] > 1e-3, "learning the correction alone makes its tokens likelier at the approved text: " + excess[0]);
         assertTrue(excess[1] < 0.5 * excess[0], "with the guard, far less: " + excess[1] + " vs " + excess[0]);
+    }
+
+    @Test
+    void onlyTheTextAfterACorrectionIsGuarded() {
+        LoraTrainer.Example e = answer();
+        try (LoraTrainer t = trainer(8)) {
+            LoraTrainer.Reference ref = t.reference(e).guarding(e, Set.of(5, 6));
+            int before = 0;  // keep rows before the correction
+            for (int i = 1; i < e.roles().length && e.roles()[i] != LoraTrainer.LEARN; i++) {
+                before += e.roles()[i] == LoraTrainer.KEEP ? 1 : 0;
+            }
+            int after = e.count(LoraTrainer.KEEP) - before;
+            assertTrue(before > 0 && after > 0, before + " / " + after);
+            for (int i = 0; i < ref.guard().length; i += 2) {
+                assertTrue(ref.guard()[i] >= before, "a guarded row after the correction: " + ref.guard()[i]);
+            }
+            assertTrue(ref.guard().length >= 2 * (2 * after - 2), "both tokens at (nearly) every row after it: " + ref.guard().length);
+            // an answer nobody corrected (a replay answer) gets no pairs: its start is where a habit may show
+            byte[] roles = e.roles().clone();
+            for (int i = 0; i < roles.length; i++) {
+                roles[i] = roles[i] == LoraTrainer.LEARN ? LoraTrainer.KEEP : roles[i];
+            }
+            LoraTrainer.Example replay = new LoraTrainer.Example(e.tokens(), roles, -1, new int[0]);
+            assertEquals(0, t.reference(replay).guarding(replay, Set.of(5, 6)).guard().length);
+        }
     }
 
     @Test
