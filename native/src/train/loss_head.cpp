@@ -57,8 +57,9 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
         if (with_guard) {
             // The guard (trainer.h): per (row, token) pair, relu(z_token - z_approved + GUARD_MARGIN) on the logits (the
             // log-odds against the approved token: log-softmax cancels), times the pair's weight, summed. The pairs'
-            // logits are gathered from the keep rows' logits seen as one column ([1, V * rows]), so the term costs a
-            // few vectors of the pairs' length, not more [V, rows] matrices.
+            // logits are gathered from the keep rows' logits seen as one column ([1, V * rows]): the forward costs
+            // vectors of the pairs' length; the backward scatters each gather's gradient into a logits-sized tensor
+            // (get_rows_back), two of them, against ~10 for the term written on [V, rows] matrices.
             ggml_tensor * flat = ggml_reshape_2d(ctx, logits_k, 1, ggml_nelements(logits_k));
             auto pair_input = [&](ggml_type type, ggml_tensor ** t) {
                 *t = ggml_new_tensor_1d(ctx, type, g.guard_pairs);

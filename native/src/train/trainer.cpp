@@ -184,8 +184,8 @@ void trainer::set_attention_inputs(const graph & g, const packed_inputs & in) co
 
 // The guard's inputs from the reference's pairs: where each pair's logit and its row's approved token's logit sit in
 // the keep rows' logits ([keep rows, n_vocab], row-major), and its weight: 1 / (rows with any guarded pair) where the
-// base holds the token at least GUARD_MARGIN below the approved one (by `soft`, the KL's target distributions), 0
-// elsewhere (nearer: not the adapter's doing, left to the KL).
+// base holds the token at least GUARD_MARGIN below the approved one (by the reference: `soft` is the KL's target
+// distributions, the top K bound the rest), 0 elsewhere (nearer: not the adapter's doing, left to the KL).
 void trainer::set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const {
     const size_t V = model_.n_vocab, n = g.p.keep_rows.size(), m = ref.guard.size() / 2;
     if ((int64_t) m != g.guard_pairs) {
@@ -198,6 +198,20 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
     std::vector<float> weight(m, 0.0f);
     std::vector<bool> any(n, false);
     const float reach = std::exp(-GUARD_MARGIN);
+    const size_t K = REFERENCE_TOP_K;
+    // What the base may give a token at most: its own probability when among the row's top K, else the K-th
+    // (`soft` spreads the rest evenly, which can understate a token just outside the top K; the bound keeps the term
+    // zero at the base).
+    auto at_most = [&](size_t r, int32_t t) {
+        float least = 1.0f;
+        for (size_t k = 0; k < K && r * K + k < ref.keep_ids.size(); k++) {
+            if (ref.keep_ids[r * K + k] == t) {
+                return ref.keep_probs[r * K + k];
+            }
+            least = std::min(least, ref.keep_probs[r * K + k]);
+        }
+        return V <= K ? soft[r * V + t] : std::max(soft[r * V + t], least);
+    };
     for (size_t i = 0; i < m; i++) {
         const int32_t r = ref.guard[2 * i], t = ref.guard[2 * i + 1];
         if (r < 0 || (size_t) r >= n || t < 0 || t >= model_.n_vocab) {
@@ -206,7 +220,7 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
         const int32_t approved = g.p.keep_next[r];
         at[i] = (int32_t) (r * V + t);
         approved_at[i] = (int32_t) (r * V + approved);
-        if (t != approved && soft[(size_t) r * V + t] <= reach * soft[(size_t) r * V + approved]) {
+        if (t != approved && at_most((size_t) r, t) <= reach * soft[(size_t) r * V + approved]) {
             weight[i] = 1.0f;
             any[r] = true;
         }

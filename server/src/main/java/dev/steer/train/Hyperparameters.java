@@ -29,8 +29,8 @@ import java.util.List;
  *                        moves in proportion to its gradient (docs/training.md)
  * @param unlikelihoodWeight with {@code onPolicy}: weight of an unlikelihood term on the adapter's own text where it
  *                        says again what the answer already said (a loop starting; docs/training.md) (0: off)
- * @param guardWeight     γ: weight of the guard: at the approved text and the replay answers, none of the job's
- *                        correction tokens may come near the approved token where the base kept it well below
+ * @param guardWeight     γ: weight of the guard: at the approved text after an answer's first correction, none of the
+ *                        job's correction tokens may come near the approved token where the base kept it well below
  *                        (docs/training.md) (0: off)
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,

@@ -255,6 +255,7 @@ public final class JobRunner implements AutoCloseable {
                 if (epoch == h.nEpochs() - onPolicy + 1) {
                     List<LoraTrainer.Example> own = ownContinuations(t, job.id(), set.train(), replayTokens, h.unlikelihoodWeight() > 0);
                     for (LoraTrainer.Example e : own) {
+                        // (the own text has no correction inside, so the guard holds nothing there)
                         examples.add(new Example(e, reference(t, e, guarded)));
                     }
                     long repeating = own.stream().filter(Repeats::avoids).count();
@@ -467,7 +468,7 @@ public final class JobRunner implements AutoCloseable {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
         }
         if (h.guardWeight() > 0) {
-            terms.add(h.guardWeight() + " x guard: the corrections' tokens kept below the approved token on approved text and replay answers");
+            terms.add(h.guardWeight() + " x guard: the corrections' tokens kept below the approved token on the text after each correction");
         }
         if (h.klWeight() > 0 && h.onPolicy() > 0) {
             terms.add("the KL also on the adapter's own text in the last " + h.onPolicy() + " epoch(s)");

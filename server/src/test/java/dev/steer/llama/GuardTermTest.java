@@ -60,9 +60,10 @@ class GuardTermTest {
     }
 
     /**
-     * The guard written out: per keep row after the first correction, each guarded token other than the row's own next token that the base (as
-     * the reference holds it: its top tokens exactly, the rest of the mass spread evenly) keeps at least the margin
-     * below the approved token: how far the adapter brings it within the margin; summed, over the rows with any.
+     * The guard written out: per keep row after the first correction, each guarded token other than the row's own
+     * next token that the base keeps at least the margin below the approved token (as the reference holds the base:
+     * its top tokens exactly; the approved token outside them gets the rest of the mass spread evenly, a guarded
+     * one at most the K-th of them): how far the adapter brings it within the margin; summed, over the rows with any.
      */
     private double reference(LoraTrainer.Example e, Set<Integer> guarded, float[] adapter, LoraTrainer.Reference base) {
         final int K = LoraTrainer.REFERENCE_TOP_K;
@@ -76,14 +77,17 @@ class GuardTermTest {
                 continue;
             }
             double[] lpA = LoraTrainerTest.logSoftmax(adapter, i - 1, vocab);
-            double[] pB = new double[vocab];
-            double top = 0;
+            double[] pB = new double[vocab], most = new double[vocab];
+            double top = 0, least = 1;
             for (int j = 0; j < K; j++) {
                 top += base.keepProbs()[k * K + j];
+                least = Math.min(least, base.keepProbs()[k * K + j]);
             }
             Arrays.fill(pB, (1 - top) / (vocab - K));
+            Arrays.fill(most, Math.max(least, (1 - top) / (vocab - K)));
             for (int j = 0; j < K; j++) {
                 pB[base.keepIds()[k * K + j]] = base.keepProbs()[k * K + j];
+                most[base.keepIds()[k * K + j]] = base.keepProbs()[k * K + j];
             }
             k++;
             if (!corrected) {
@@ -92,7 +96,7 @@ class GuardTermTest {
             int approved = e.tokens()[i];
             boolean any = false;
             for (int g : guarded) {
-                if (g != approved && pB[g] <= Math.exp(-m) * pB[approved]) {
+                if (g != approved && most[g] <= Math.exp(-m) * pB[approved]) {
                     sum += Math.max(0, lpA[g] - lpA[approved] + m);
                     any = true;
                 }
@@ -108,7 +112,7 @@ class GuardTermTest {
     }
 
     @Test
-    void lossIsTheMeanExcessOfTheGuardedTokensOverTheBaseAtTheKeepRows() {
+    void lossIsTheMarginExcessAfterTheCorrection() {
         LoraTrainer.Example e = answer();
         Set<Integer> guarded = corrections(e);
         try (LoraTrainer t = trainer(1)) {
@@ -131,6 +135,8 @@ class GuardTermTest {
         LoraTrainer.Example e = answer();
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 5, 2)) {  // B = 0: the base
             LoraTrainer.Reference ref = t.reference(e).guarding(e, corrections(e));
+            assertTrue(ref.guard().length > 0, "pairs to hold");
+            assertEquals(0.0, reference(e, corrections(e), t.logits(e.tokens(), true), ref), 1e-9, "no guarded token within reach at the base");
             assertEquals(0.0, t.evaluate(e, ref, guardOnly(10f)).loss(), 1e-4);
         }
     }
