@@ -198,20 +198,15 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
     std::vector<float> weight(m, 0.0f);
     std::vector<bool> any(n, false);
     const float reach = std::exp(-GUARD_MARGIN);
+    // The most the base may give a token: `soft` (its probability when among the row's top K; else the rest of the
+    // mass spread evenly, which can understate a token just outside the top K), but no less than the row's K-th
+    // probability, which bounds every token outside the top K and is below every token in it. The bound keeps the
+    // term zero at the base.
     const size_t K = REFERENCE_TOP_K;
-    // What the base may give a token at most: its own probability when among the row's top K, else the K-th
-    // (`soft` spreads the rest evenly, which can understate a token just outside the top K; the bound keeps the term
-    // zero at the base).
-    auto at_most = [&](size_t r, int32_t t) {
-        float least = 1.0f;
-        for (size_t k = 0; k < K && r * K + k < ref.keep_ids.size(); k++) {
-            if (ref.keep_ids[r * K + k] == t) {
-                return ref.keep_probs[r * K + k];
-            }
-            least = std::min(least, ref.keep_probs[r * K + k]);
-        }
-        return V <= K ? soft[r * V + t] : std::max(soft[r * V + t], least);
-    };
+    std::vector<float> least(n, 0.0f);
+    for (size_t r = 0; V > K && r < n; r++) {
+        least[r] = *std::min_element(ref.keep_probs.begin() + r * K, ref.keep_probs.begin() + (r + 1) * K);
+    }
     for (size_t i = 0; i < m; i++) {
         const int32_t r = ref.guard[2 * i], t = ref.guard[2 * i + 1];
         if (r < 0 || (size_t) r >= n || t < 0 || t >= model_.n_vocab) {
@@ -220,7 +215,7 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
         const int32_t approved = g.p.keep_next[r];
         at[i] = (int32_t) (r * V + t);
         approved_at[i] = (int32_t) (r * V + approved);
-        if (t != approved && at_most((size_t) r, t) <= reach * soft[(size_t) r * V + approved]) {
+        if (t != approved && std::max(soft[(size_t) r * V + t], least[r]) <= reach * soft[(size_t) r * V + approved]) {
             weight[i] = 1.0f;
             any[r] = true;
         }
