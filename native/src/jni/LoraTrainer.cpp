@@ -69,7 +69,7 @@ static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
 extern "C" {
 
 JNIEXPORT jlong JNICALL Java_dev_steer_llama_LoraTrainer_nativeCreate(
-        JNIEnv * env, jclass, jlong model_h, jobjectArray target_arr, jint rank, jfloat alpha, jint seed, jint threads) {
+        JNIEnv * env, jclass, jlong model_h, jobjectArray target_arr, jint rank, jfloat alpha, jint layers, jint seed, jint threads) {
     return guarded(env, (jlong) 0, [&] {
         const llama_model * model = model_of(model_h);
         std::vector<std::string> targets;
@@ -80,7 +80,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LoraTrainer_nativeCreate(
             env->DeleteLocalRef(b);
         }
         try {
-            return to_handle(new trainer(model, targets, rank, alpha, (uint32_t) seed, threads));
+            return to_handle(new trainer(model, targets, rank, alpha, layers, (uint32_t) seed, threads));
         } catch (const std::invalid_argument & e) {
             throw bad_argument(e.what());
         }

@@ -10,14 +10,15 @@ namespace steer::train {
 // from its input and backpropagated alone, handing the gradient of its input to the block before. One more
 // forward pass in exchange for one block's activations at a time.
 float trainer::backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
-    const int L = model_.n_layer;
-    std::vector<std::vector<float>> xs(L + 1);
+    // xs[i]: the input of block first + i (the blocks below the first LoRA block need no gradient), then the last output.
+    const int L = model_.n_layer, first = lora_->first_layer();
+    std::vector<std::vector<float>> xs(L - first + 1);
     {
         auto g = checkpoints_graph(e, w);
         allocate(g->gf, "checkpointing forward");
         set_inputs(*g, ref, w);
         compute(g->gf, "checkpointing forward");
-        for (int l = 0; l <= L; l++) {
+        for (int l = 0; l <= L - first; l++) {
             xs[l].resize(ggml_nelements(g->layer_inputs[l]));
             ggml_backend_tensor_get(g->layer_inputs[l], xs[l].data(), 0, ggml_nbytes(g->layer_inputs[l]));
         }
@@ -35,14 +36,14 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     ggml_set_output(grad_t);
     allocate(head->gf, "head backward");
     set_inputs(*head, ref, w);
-    ggml_backend_tensor_set(head->last_block_out, xs[L].data(), 0, xs[L].size() * sizeof(float));
+    ggml_backend_tensor_set(head->last_block_out, xs[L - first].data(), 0, xs[L - first].size() * sizeof(float));
     compute(head->gf, "head backward");
     const float loss = scalar(head->loss);
-    std::vector<float> grad(xs[L].size());
+    std::vector<float> grad(xs[L - first].size());
     ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
     ggml_backend_sched_reset(sched_);
-    for (int il = L - 1; il >= 0; il--) {
-        grad = block_backward(*head, il, xs[il], grad);
+    for (int il = L - 1; il >= first; il--) {
+        grad = block_backward(*head, il, xs[il - first], grad);
     }
     return loss;
 }
@@ -61,7 +62,8 @@ std::vector<float> trainer::block_backward(const graph & packed, int il, const s
     packed_inputs in = attention_inputs(g.ctx, T);
     ggml_tensor * x_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
     ggml_set_input(x_t);
-    if (il > 0) {
+    const bool below = il > lora_->first_layer();  // a block below with LoRA pairs wants this block's input gradient
+    if (below) {
         ggml_set_param(x_t);  // its gradient goes to the block before
     }
     ggml_tensor * grad_out_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
@@ -70,8 +72,8 @@ std::vector<float> trainer::block_backward(const graph & packed, int il, const s
     ggml_tensor * seed = ggml_sum(g.ctx, ggml_mul(g.ctx, out, grad_out_t));
     ggml_build_forward_expand(g.gf, seed);
     expand_backward(g.ctx, g.gf, seed);
-    ggml_tensor * grad_x = il > 0 ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
-    if (il > 0 && grad_x == nullptr) {
+    ggml_tensor * grad_x = below ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
+    if (below && grad_x == nullptr) {
         throw std::runtime_error("block " + std::to_string(il) + "'s output does not depend on its input");
     }
     if (grad_x) {

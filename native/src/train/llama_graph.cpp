@@ -12,9 +12,13 @@ const family & family_of(const model_view & m) {
 
 ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
                             std::vector<ggml_tensor *> * layer_inputs) {
+    return final_norm(ctx, m, blocks_between(ctx, m, lora, in, T, 0, m.n_layer, family_of(m).embed(ctx, m, in), layer_inputs));
+}
+
+ggml_tensor * blocks_between(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
+                             int from, int to, ggml_tensor * x, std::vector<ggml_tensor *> * layer_inputs) {
     const family & f = family_of(m);
-    ggml_tensor * x = f.embed(ctx, m, in);
-    for (int il = 0; il < m.n_layer; il++) {
+    for (int il = from; il < to; il++) {
         if (layer_inputs) {
             layer_inputs->push_back(x);
         }
@@ -23,7 +27,7 @@ ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora
     if (layer_inputs) {
         layer_inputs->push_back(x);
     }
-    return final_norm(ctx, m, x);
+    return x;
 }
 
 ggml_tensor * final_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x) {

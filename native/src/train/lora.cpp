@@ -10,7 +10,8 @@
 
 namespace steer::train {
 
-lora_set::lora_set(const model_view & model, const std::vector<std::string> & targets, int rank, float alpha, ggml_backend_t backend)
+lora_set::lora_set(const model_view & model, const std::vector<std::string> & targets, int rank, float alpha, int layers,
+                   ggml_backend_t backend)
         : rank_(rank), alpha_(alpha) {
     if (rank < 1 || rank > 1024) {
         throw std::invalid_argument("LoRA rank must be in [1, 1024]");
@@ -21,6 +22,10 @@ lora_set::lora_set(const model_view & model, const std::vector<std::string> & ta
     if (targets.empty()) {
         throw std::invalid_argument("no LoRA targets");
     }
+    if (layers < 0) {
+        throw std::invalid_argument("LoRA layers must be >= 0 (0: every layer)");
+    }
+    first_layer_ = layers == 0 ? 0 : std::max(0, model.n_layer - layers);
     static const std::vector<std::string> known = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     for (const auto & t : targets) {
         if (std::find(known.begin(), known.end(), t) == known.end()) {
@@ -29,7 +34,7 @@ lora_set::lora_set(const model_view & model, const std::vector<std::string> & ta
     }
     ggml_init_params ip = { (size_t) (2 * model.n_layer * targets.size() + 8) * ggml_tensor_overhead(), nullptr, true };
     ctx_ = ggml_init(ip);
-    for (int il = 0; il < model.n_layer; il++) {
+    for (int il = first_layer_; il < model.n_layer; il++) {
         for (const auto & t : targets) {
             const std::string name = "blk." + std::to_string(il) + "." + t + ".weight";
             const ggml_tensor * w = model.weight(name);

@@ -21,8 +21,10 @@ struct lora_pair {
 
 class lora_set {
   public:
-    // targets: short names such as "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down".
-    lora_set(const model_view & model, const std::vector<std::string> & targets, int rank, float alpha, ggml_backend_t backend);
+    // targets: short names such as "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down";
+    // layers: how many of the model's blocks, from the last down, carry them (0: every block).
+    lora_set(const model_view & model, const std::vector<std::string> & targets, int rank, float alpha, int layers,
+             ggml_backend_t backend);
     ~lora_set();
     lora_set(const lora_set &) = delete;
     lora_set & operator=(const lora_set &) = delete;
@@ -33,6 +35,8 @@ class lora_set {
     const lora_pair * find(const std::string & weight_name) const;
     float scale() const { return alpha_ / (float) rank_; }
     int rank() const { return rank_; }
+    // The first block with a LoRA pair: the blocks below it are the base model's, whatever the training.
+    int first_layer() const { return first_layer_; }
     float alpha() const { return alpha_; }
 
     // Parameter tensors in a fixed order (A then B per target, layers in order): the order the graph visits them.
@@ -46,6 +50,7 @@ class lora_set {
   private:
     int rank_;
     float alpha_;
+    int first_layer_ = 0;
     ggml_context * ctx_ = nullptr;
     ggml_backend_buffer_t buf_ = nullptr;
     std::map<std::string, lora_pair> pairs_;

@@ -9,7 +9,8 @@
 
 namespace steer::train {
 
-trainer::trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, uint32_t seed, int n_threads)
+trainer::trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, int lora_layers,
+                 uint32_t seed, int n_threads)
         : model_(read_model_view(model)) {
     if (n_threads < 1) {
         throw std::invalid_argument("threads must be >= 1");
@@ -42,7 +43,7 @@ trainer::trainer(const llama_model * model, const std::vector<std::string> & tar
         threads_ = n_threads;
         backends_.push_back(cpu);
         sched_ = ggml_backend_sched_new(backends_.data(), nullptr, (int) backends_.size(), GRAPH_SIZE, false, true);
-        lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, backends_.front());
+        lora_ = std::make_unique<lora_set>(model_, targets, rank, alpha, lora_layers, backends_.front());
         lora_->init(seed);
         opt_ = std::make_unique<adamw>(lora_->params(), backends_.front());
     } catch (...) {
@@ -125,9 +126,52 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
         }
     }
     g.in = attention_inputs(g.ctx, g.T);
-    g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
-    ggml_set_input(g.in.tokens);
-    return hidden_states(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, checkpoints);
+    const int first = lora_->first_layer();
+    ggml_tensor * x;
+    if (first > 0) {
+        // The blocks below the first LoRA block are the base model's: their output is given, computed once.
+        g.lower = &lower_states(g);
+        g.lower_out = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);
+        ggml_set_input(g.lower_out);
+        x = g.lower_out;
+    } else {
+        g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
+        ggml_set_input(g.in.tokens);
+        x = family_of(model_).embed(g.ctx, model_, g.in);
+    }
+    ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, first, model_.n_layer, x, checkpoints);
+    return final_norm(g.ctx, model_, out);
+}
+
+const std::vector<float> & trainer::lower_states(graph & g) {
+    packing_key key{g.p.tokens, g.p.positions, g.p.seq};
+    if (auto it = lower_.find(key); it != lower_.end()) {
+        return it->second;
+    }
+    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
+    graph lg;  // owns the context; the packing and masks are g's
+    lg.ctx = ggml_init(ip);
+    lg.gf = ggml_new_graph_custom(lg.ctx, GRAPH_SIZE, false);
+    packed_inputs in = attention_inputs(lg.ctx, g.T);
+    in.tokens = ggml_new_tensor_1d(lg.ctx, GGML_TYPE_I32, g.T);
+    ggml_set_input(in.tokens);
+    ggml_tensor * out = blocks_between(lg.ctx, model_, nullptr, in, g.T, 0, lora_->first_layer(), family_of(model_).embed(lg.ctx, model_, in));
+    ggml_set_output(out);
+    ggml_build_forward_expand(lg.gf, out);
+    allocate(lg.gf, "lower blocks");
+    ggml_backend_tensor_set(in.tokens, g.p.tokens.data(), 0, g.T * sizeof(int32_t));
+    set_attention_inputs(g, in);
+    compute(lg.gf, "lower blocks");
+    std::vector<float> x(ggml_nelements(out));
+    ggml_backend_tensor_get(out, x.data(), 0, x.size() * sizeof(float));
+    ggml_backend_sched_reset(sched_);
+    const size_t bytes = x.size() * sizeof(float) + 3 * key.tokens.size() * sizeof(int32_t);
+    if (lower_bytes_ + bytes > LOWER_CACHE_BYTES) {
+        g.lower_own = std::move(x);
+        return g.lower_own;
+    }
+    lower_bytes_ += bytes;
+    return lower_.emplace(std::move(key), std::move(x)).first->second;
 }
 
 std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
@@ -236,7 +280,12 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     }
     if (g.in.tokens) {
         ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
+    }
+    if (g.in.positions) {
         set_attention_inputs(g, g.in);
+    }
+    if (g.lower_out) {
+        ggml_backend_tensor_set(g.lower_out, g.lower->data(), 0, g.lower->size() * sizeof(float));
     }
     auto set_rows = [&](ggml_tensor * rows_t, const std::vector<int32_t> & rows) {
         if (rows_t != nullptr) {

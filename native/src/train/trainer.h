@@ -25,7 +25,9 @@
 #include "packing.h"
 
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 namespace steer::train {
@@ -78,7 +80,9 @@ struct evaluation {
 
 class trainer {
   public:
-    trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, uint32_t seed, int n_threads);
+    // lora_layers: how many blocks, from the last down, carry the LoRA pairs (0: all; more than the model has: all).
+    trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, int lora_layers, uint32_t seed,
+            int n_threads);
     ~trainer();
 
     const model_view & model() const { return model_; }
@@ -139,6 +143,10 @@ class trainer {
     // in `checkpoints` when given); the loss head on the final hidden states (loss_head.cpp).
     std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows, size_t guard_pairs = 0);
     ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
+    // The input of the first block with LoRA pairs for g's packing (the blocks below it are the base model's):
+    // computed once and kept while the trainer lives (lower_), so a job computes those blocks once per example
+    // instead of in every step, check and gate pass. Past LOWER_CACHE_BYTES it is computed and kept in g alone.
+    const std::vector<float> & lower_states(graph & g);
     void head(graph & g, ggml_tensor * hidden, const loss_weights & w, float loss_scale, bool keep_logits, bool argmax);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
@@ -163,6 +171,15 @@ class trainer {
     std::unique_ptr<lora_set> lora_;
     std::unique_ptr<adamw> opt_;
     bool checkpointing_ = false;
+    struct packing_key {
+        std::vector<int32_t> tokens, positions, seq;  // what the blocks' output depends on (the masks follow from them)
+        bool operator<(const packing_key & o) const {
+            return std::tie(tokens, positions, seq) < std::tie(o.tokens, o.positions, o.seq);
+        }
+    };
+    static constexpr size_t LOWER_CACHE_BYTES = (size_t) 512 << 20;
+    std::map<packing_key, std::vector<float>> lower_;
+    size_t lower_bytes_ = 0;
     const int32_t * thread_cell_ = nullptr;
     int threads_ = 1;  // what the CPU backend was last given
     void apply_threads();

@@ -29,7 +29,10 @@ struct trainer::graph {
     ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
     ggml_tensor * logits_all = nullptr;
     ggml_tensor * last_block_out = nullptr;                // head_graph: the input that stands for all blocks
-    std::vector<ggml_tensor *> layer_inputs;               // checkpoints_graph: x_0 .. x_{n_layer}
+    ggml_tensor * lower_out = nullptr;                     // the first LoRA block's input, given (trainer::lower_states)
+    const std::vector<float> * lower = nullptr;            // its value: in the trainer's cache, or lower_own
+    std::vector<float> lower_own;
+    std::vector<ggml_tensor *> layer_inputs;               // checkpoints_graph: x_first .. x_{n_layer} (first: the first LoRA block)
     std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
 
     ~graph() { ggml_free(ctx); }

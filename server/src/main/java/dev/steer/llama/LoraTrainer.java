@@ -196,10 +196,23 @@ public final class LoraTrainer extends NativeHandle {
         model.retain();
     }
 
-    /** A trainer with fresh LoRA tensors (A random, B zero: the adapter starts as the base model). */
+    /** A trainer with fresh LoRA tensors on every layer (A random, B zero: the adapter starts as the base model). */
     public static LoraTrainer create(LlamaModel model, List<String> targets, int rank, float alpha, int seed, int threads) {
+        return create(model, targets, rank, alpha, ALL_LAYERS, seed, threads);
+    }
+
+    /** Every layer carries LoRA tensors. */
+    public static final int ALL_LAYERS = 0;
+
+    /**
+     * A trainer with fresh LoRA tensors on the last {@code layers} transformer blocks ({@link #ALL_LAYERS}, or more
+     * than the model has: every block). The blocks below are the base model's whatever the training, so their output
+     * is computed once per example and kept while the trainer lives, and no gradient flows through them: a job over
+     * a third of the blocks costs about a third as much per step (docs/training.md).
+     */
+    public static LoraTrainer create(LlamaModel model, List<String> targets, int rank, float alpha, int layers, int seed, int threads) {
         byte[][] t = targets.stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);
-        LoraTrainer trainer = new LoraTrainer(model, nativeCreate(model.handle(), t, rank, alpha, seed, threads));
+        LoraTrainer trainer = new LoraTrainer(model, nativeCreate(model.handle(), t, rank, alpha, layers, seed, threads));
         try {
             trainer.threads(threads);
             nativeSetThreadCell(trainer.handle(), trainer.threadCell);
@@ -341,7 +354,7 @@ public final class LoraTrainer extends NativeHandle {
         model.release();
     }
 
-    private static native long nativeCreate(long model, byte[][] targets, int rank, float alpha, int seed, int threads);
+    private static native long nativeCreate(long model, byte[][] targets, int rank, float alpha, int layers, int seed, int threads);
 
     private static native void nativeFree(long h);
 

@@ -32,12 +32,14 @@ import java.util.List;
  * @param guardWeight     γ: weight of the guard: at the approved text after an answer's first correction, none of the
  *                        job's correction tokens may come near the approved token where the base kept it well below
  *                        (docs/training.md) (0: off)
+ * @param loraLayers      how many transformer blocks, from the last down, carry LoRA tensors
+ *                        ({@link LoraTrainer#ALL_LAYERS}: every one); the blocks below are computed once per example
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float unlikelihoodWeight, float guardWeight) {
+                              float unlikelihoodWeight, float guardWeight, int loraLayers) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -67,6 +69,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * 0.64 -> 0.66 and leakage 0.065 -> 0.046, less than one seed's spread, and made seed 2 worse; no default change on that.
      */
     public static final float DEFAULT_GUARD_WEIGHT = 0f;
+    public static final int DEFAULT_LORA_LAYERS = LoraTrainer.ALL_LAYERS;
 
     /**
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
@@ -82,7 +85,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, 0.2, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */

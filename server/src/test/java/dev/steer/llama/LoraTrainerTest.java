@@ -573,7 +573,7 @@ class LoraTrainerTest {
         }
     }
 
-    private static int[] concat(int[] a, int[] b) {
+    static int[] concat(int[] a, int[] b) {
         int[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;

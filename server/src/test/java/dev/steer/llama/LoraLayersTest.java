@@ -1,0 +1,199 @@
+package dev.steer.llama;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.steer.testing.TestModels;
+import dev.steer.testing.TinyModels;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * LoRA on the last blocks only ({@code LoraTrainer.create(..., layers, ...)}): the blocks below are the base model's,
+ * so the trainer computes their output once per example and starts every later graph from it. What must hold: the
+ * loss and argmax from that given input are those of the whole forward pass (which matches llama.cpp serving), the
+ * gradients are the loss's (finite differences, entry by entry too), checkpointing gives the same gradients, and the
+ * saved adapter, holding the last blocks' tensors only, serves as it trained. A tiny llama of four blocks, LoRA on two.
+ */
+class LoraLayersTest {
+    private static final int LAYERS = 4, ADAPTED = 2;
+    private static LlamaModel model;
+
+    @BeforeAll
+    static void load() {
+        TinyModels.Shape s = TinyModels.DEFAULT;
+        Path file = TinyModels.writeLlama(TestModels.dir().resolve("tiny-llama-4-blocks.gguf"),
+                new TinyModels.Shape(s.embd(), LAYERS, s.heads(), s.kvHeads(), s.ff(), s.contextLength()), 21);
+        model = LlamaModel.load(file, TestModels.params());
+    }
+
+    @AfterAll
+    static void close() {
+        model.close();
+    }
+
+    private static LoraTrainer trainer(int seed) {
+        return LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, ADAPTED, seed, 2);
+    }
+
+    private static LoraTrainer.Example example() {
+        int[] context = model.tokenize("hello world, the model is", true, false);
+        return new LoraTrainer.Example(context, model.tokenize(" the steer", false, false), model.tokenize(" a token in", false, false));
+    }
+
+    /** Every LoRA B of the adapted blocks drawn N(0, 0.05²): an adapter that moves the logits (B = 0 would not). */
+    private static void perturbB(LoraTrainer t, int seed) {
+        Random rnd = new Random(seed);
+        for (String target : LoraTrainer.ALL_TARGETS) {
+            for (int l = LAYERS - ADAPTED; l < LAYERS; l++) {
+                String b = "blk." + l + "." + target + ".weight.lora_b";
+                float[] v = t.tensor(b);
+                for (int i = 0; i < v.length; i++) {
+                    v[i] = (float) rnd.nextGaussian() * 0.05f;
+                }
+                t.setTensor(b, v);
+            }
+        }
+    }
+
+    @Test
+    void onlyTheLastBlocksCarryLoraTensors() {
+        try (LoraTrainer t = trainer(1)) {
+            for (String target : LoraTrainer.ALL_TARGETS) {
+                for (int l = 0; l < LAYERS; l++) {
+                    String name = "blk." + l + "." + target + ".weight.lora_a";
+                    if (l < LAYERS - ADAPTED) {
+                        assertThrows(IllegalArgumentException.class, () -> t.tensor(name), name);
+                    } else {
+                        assertTrue(t.tensor(name).length > 0, name);
+                    }
+                }
+            }
+        }
+        // More blocks than the model has: every block; a negative count is refused.
+        try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 100, 1, 2)) {
+            assertTrue(t.tensor("blk.0.attn_q.weight.lora_a").length > 0);
+        }
+        assertThrows(IllegalArgumentException.class, () -> LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, -1, 1, 2));
+    }
+
+    @Test
+    void theLossAndArgmaxFromTheKeptLowerBlocksAreTheWholeForwardPasses() {
+        LoraTrainer.Example e = example();
+        try (LoraTrainer t = trainer(2)) {
+            perturbB(t, 3);
+            // The first evaluation computes the lower blocks; the second reads them back: the same loss.
+            float first = t.evaluate(e, t.reference(e), LoraTrainer.Weights.sftOnly()).loss();
+            float again = t.evaluate(e, t.reference(e), LoraTrainer.Weights.sftOnly()).loss();
+            assertEquals(first, again, 0f);
+            // The whole forward pass (embeddings, every block, LoRA on the last two): its cross-entropy on the chosen span.
+            int[] tokens = LoraTrainerTest.concat(e.context(), e.chosen());
+            float[] logits = t.logits(tokens, true);
+            int v = model.vocabSize();
+            double nll = 0;
+            int[] argmax = new int[e.chosen().length];
+            for (int i = 0; i < e.chosen().length; i++) {
+                int row = e.context().length - 1 + i;
+                nll -= LoraTrainerTest.logSoftmax(logits, row, v)[e.chosen()[i]];
+                for (int k = 1; k < v; k++) {
+                    argmax[i] = logits[row * v + k] > logits[row * v + argmax[i]] ? k : argmax[i];
+                }
+            }
+            assertEquals(nll / e.chosen().length, first, 1e-4);
+            assertEquals(java.util.Arrays.toString(argmax), java.util.Arrays.toString(t.predict(e, true).learn()));
+            float[] base = t.logits(tokens, false);
+            double moved = 0;
+            for (int i = 0; i < logits.length; i++) {
+                moved = Math.max(moved, Math.abs(logits[i] - base[i]));
+            }
+            assertTrue(moved > 1e-3, "the adapter moves the logits: " + moved);
+        }
+    }
+
+    @Test
+    void gradientsOfTheAdaptedBlocksMatchFiniteDifferences() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+        try (LoraTrainer t = trainer(4)) {
+            perturbB(t, 5);
+            LoraTrainer.Reference ref = t.reference(e);
+            for (String name : List.of("blk.2.attn_k.weight.lora_a", "blk.2.attn_v.weight.lora_b", "blk.3.attn_q.weight.lora_a",
+                    "blk.3.ffn_down.weight.lora_b", "blk.2.ffn_up.weight.lora_a")) {
+                LoraTrainerTest.checkGradient(t, e, ref, w, name);
+            }
+            // Entry by entry on one tensor of the first adapted block (its gradient flows through the block above).
+            String name = "blk.2.attn_q.weight.lora_b";
+            float[] g = t.gradient(e, ref, w, name);
+            double largest = 0;
+            for (float x : g) {
+                largest = Math.max(largest, Math.abs(x));
+            }
+            for (int i = 0; i < 24; i++) {
+                double[] unit = new double[g.length];
+                unit[i] = 1;
+                double numeric = LoraTrainerTest.directional(t, e, ref, w, name, unit, 0.01f);
+                assertEquals(g[i], numeric, 0.03 * largest + 1e-5, name + " entry " + i);
+            }
+        }
+    }
+
+    @Test
+    void checkpointingGivesTheSameGradients() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+        try (LoraTrainer t = trainer(6)) {
+            perturbB(t, 7);
+            LoraTrainer.Reference ref = t.reference(e);
+            for (String name : List.of("blk.2.attn_q.weight.lora_a", "blk.3.ffn_gate.weight.lora_b")) {
+                float[] plain = t.gradient(e, ref, w, name);
+                t.checkpointing(true);
+                float[] checkpointed = t.gradient(e, ref, w, name);
+                t.checkpointing(false);
+                for (int i = 0; i < plain.length; i++) {
+                    assertEquals(plain[i], checkpointed[i], 1e-5 + 1e-4 * Math.abs(plain[i]), name + " entry " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void aSavedAdapterHoldsTheLastBlocksAndServesAsItTrained() {
+        LoraTrainer.Example e = example();
+        Path file = TestModels.dir().resolve("trained-last-blocks.gguf");
+        int[] tokens = LoraTrainerTest.concat(e.context(), e.chosen());
+        try (LoraTrainer t = trainer(8)) {
+            LoraTrainer.Reference ref = t.reference(e);
+            for (int i = 0; i < 5; i++) {
+                t.step(List.of(e), List.of(ref), new LoraTrainer.Weights(1f, 1f, 0.5f), 1e-2f, 0f);
+            }
+            t.save(file);
+            float[] trained = t.logits(tokens, true);
+            float[] base = t.logits(tokens, false);
+            try (LoraAdapter a = LoraAdapter.load(model, file);
+                 LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+                ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
+                Batch b = ctx.newBatch();
+                for (int i = 0; i < tokens.length; i++) {
+                    b.add(tokens[i], i, 0, true);
+                }
+                ctx.decode(b);
+                int v = model.vocabSize();
+                double served = 0, moved = 0;
+                for (int i = 0; i < tokens.length; i++) {
+                    float[] row = ctx.logits(i);
+                    for (int k = 0; k < v; k++) {
+                        served = Math.max(served, Math.abs(row[k] - trained[i * v + k]));
+                        moved = Math.max(moved, Math.abs(base[i * v + k] - trained[i * v + k]));
+                    }
+                }
+                assertTrue(served < 1e-4, "served adapter vs training graph, max |diff| = " + served);
+                assertTrue(moved > 1e-3, "training changed the logits");
+            }
+        }
+    }
+}
