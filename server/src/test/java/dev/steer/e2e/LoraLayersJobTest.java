@@ -1,0 +1,47 @@
+package dev.steer.e2e;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.steer.testing.TestModels;
+import dev.steer.testing.TestServer;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A job with {@code lora_layers}: the job says which blocks it adapts, the adapter it registers serves under its
+ * pinned name, and a count below zero is refused before anything is stored. LoraLayersTest checks the trainer's
+ * arithmetic; bench/efficacy measures what it costs the habits (docs/training.md).
+ */
+class LoraLayersJobTest {
+    @Test
+    void aJobOnTheLastBlockServesItsAdapterAndABadCountIsRefused() throws Exception {
+        try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
+            var bad = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"lora_layers\": -1}}");
+            assertEquals(400, bad.statusCode(), bad.body());
+            JsonObject error = JsonParser.parseString(bad.body()).getAsJsonObject().getAsJsonObject("error");
+            assertEquals("hyperparameters.lora_layers", error.get("param").getAsString(), bad.body());
+            assertEquals(0, SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size(), "nothing stored");
+
+            for (String p : List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story")) {
+                String id = SteerLoopTest.streamed(s, p);
+                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
+                assertTrue(cont.contains("\"steer\""), cont);
+            }
+            JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
+                    {"model": "tiny", "hyperparameters": {"n_epochs": 2, "batch_size": 4, "replay": 4, "lora_layers": 1, "early_stopping": false},
+                     "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}"""));
+            String jobId = job.get("id").getAsString();
+            List<JsonObject> events = SteerLoopTest.follow(s, jobId);
+            JsonObject done = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs/" + jobId));
+            assertEquals("succeeded", done.get("status").getAsString(), done.toString());
+            assertEquals(1, done.getAsJsonObject("hyperparameters").get("lora_layers").getAsInt(), done.toString());
+            assertTrue(events.stream().map(e -> e.get("message").getAsString()).anyMatch(m -> m.contains("LoRA rank 8 on the last 1 of 2 blocks")),
+                    events.toString());
+            String pinned = done.get("fine_tuned_model").getAsString();
+            assertTrue(!SteerLoopTest.answer(s, pinned, "hello world").isEmpty(), "the adapter serves under " + pinned);
+        }
+    }
+}
