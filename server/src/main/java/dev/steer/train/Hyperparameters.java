@@ -33,7 +33,8 @@ import java.util.List;
  *                        job's correction tokens may come near the approved token where the base kept it well below
  *                        (docs/training.md) (0: off)
  * @param loraLayers      how many transformer blocks, from the last down, carry LoRA tensors
- *                        ({@link LoraTrainer#ALL_LAYERS}: every one); the blocks below are computed once per example
+ *                        ({@link LoraTrainer#ALL_LAYERS}: every one; {@link #HALF_THE_LAYERS}: the last half, rounded
+ *                        up); the blocks below are computed once per example ({@link #adaptedLayers})
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
@@ -69,7 +70,9 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * 0.64 -> 0.66 and leakage 0.065 -> 0.046, less than one seed's spread, and made seed 2 worse; no default change on that.
      */
     public static final float DEFAULT_GUARD_WEIGHT = 0f;
-    public static final int DEFAULT_LORA_LAYERS = LoraTrainer.ALL_LAYERS;
+    /** {@code lora_layers: "auto"}: the last half of the model's blocks. */
+    public static final int HALF_THE_LAYERS = -1;
+    public static final int DEFAULT_LORA_LAYERS = HALF_THE_LAYERS;
 
     /**
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
@@ -91,6 +94,14 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
     public LoraTrainer.Optimizer optimizerAt(int step, int total) {
         return new LoraTrainer.Optimizer(learningRateAt(step, total), weightDecay, maxGradNorm, adamEpsilon);
+    }
+
+    /** How many blocks, from the last down, carry LoRA tensors on a model of {@code modelLayers} blocks. */
+    public int adaptedLayers(int modelLayers) {
+        if (loraLayers == HALF_THE_LAYERS) {
+            return (modelLayers + 1) / 2;
+        }
+        return loraLayers == LoraTrainer.ALL_LAYERS ? modelLayers : Math.min(loraLayers, modelLayers);
     }
 
     public LoraTrainer.Weights weights() {

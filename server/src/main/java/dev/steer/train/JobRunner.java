@@ -225,7 +225,7 @@ public final class JobRunner implements AutoCloseable {
         int perOnPolicyEpoch = (2 * count + batch - 1) / batch;
         int total = perEpoch * (h.nEpochs() - onPolicy) + perOnPolicyEpoch * onPolicy;
         int layers = model.info().layers();
-        int adapted = h.loraLayers() == LoraTrainer.ALL_LAYERS ? layers : Math.min(h.loraLayers(), layers);
+        int adapted = h.adaptedLayers(layers);
         p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; LoRA rank %d on %s; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
                 replay.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
@@ -233,7 +233,7 @@ public final class JobRunner implements AutoCloseable {
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
-        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), h.loraLayers(), h.seed(), trainingThreads())) {
+        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), adapted, h.seed(), trainingThreads())) {
             t.checkpointing(h.activationCheckpointing());
             training = t;
             LoraTrainer.Weights w = h.weights();

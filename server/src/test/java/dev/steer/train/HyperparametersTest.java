@@ -61,4 +61,25 @@ class HyperparametersTest {
         assertEquals(d.weightDecay(), o.weightDecay(), 0f);
         assertEquals(d.maxGradNorm(), o.maxGradNorm(), 0f);
     }
+
+    @Test
+    void theAdaptedBlocksAreTheLastHalfByDefaultEveryOneAtZeroAndNoMoreThanTheModelHas() {
+        Hyperparameters d = Hyperparameters.defaults(Hyperparameters.Method.SFT);
+        assertEquals(Hyperparameters.HALF_THE_LAYERS, d.loraLayers());
+        assertEquals(15, d.adaptedLayers(30), "SmolLM2-135M: 15 of 30");
+        assertEquals(9, d.adaptedLayers(18), "Gemma 3 270M: 9 of 18");
+        assertEquals(1, d.adaptedLayers(1));
+        assertEquals(2, d.adaptedLayers(3), "half rounded up");
+        assertEquals(30, layers(LoraTrainer.ALL_LAYERS).adaptedLayers(30));
+        assertEquals(10, layers(10).adaptedLayers(30));
+        assertEquals(30, layers(100).adaptedLayers(30));
+    }
+
+    private static Hyperparameters layers(int n) {
+        Hyperparameters d = Hyperparameters.defaults(Hyperparameters.Method.SFT);
+        return new Hyperparameters(d.nEpochs(), d.batchSize(), d.learningRate(), d.warmupSteps(), d.weightDecay(), d.maxGradNorm(), d.loraRank(),
+                d.loraAlpha(), List.copyOf(d.targetModules()), d.beta(), d.nllWeight(), d.dpoWeight(), d.validationSplit(), d.seed(),
+                d.activationCheckpointing(), d.klWeight(), d.replay(), d.earlyStopping(), d.onPolicy(), d.adamEpsilon(), d.unlikelihoodWeight(),
+                d.guardWeight(), n);
+    }
 }
