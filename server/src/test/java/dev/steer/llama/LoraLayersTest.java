@@ -196,4 +196,54 @@ class LoraLayersTest {
             }
         }
     }
+
+    /**
+     * Gemma 3 (six blocks, a sliding window of 4 on all but the last, so both masks count on both sides of the cut),
+     * LoRA on the last three: the loss from the kept input is the whole forward pass's, and llama.cpp serves the saved
+     * adapter as it trained.
+     */
+    @Test
+    void onGemma3TheKeptInputGivesTheWholeForwardPasssLossAndTheAdapterServesAsItTrained() {
+        Path file = TestModels.dir().resolve("tiny-gemma3-last-blocks.gguf");
+        try (LlamaModel g = LlamaModel.load(TinyModels.writeGemma3(TestModels.dir().resolve("tiny-gemma3-layers.gguf"), 4, 17), TestModels.params());
+             LoraTrainer t = LoraTrainer.create(g, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 9, 2)) {
+            assertThrows(IllegalArgumentException.class, () -> t.tensor("blk.2.attn_q.weight.lora_a"));
+            int[] context = g.tokenize("hello world, the model is a small one and", true, false);
+            int[] chosen = g.tokenize(" the steer", false, false);
+            LoraTrainer.Example e = new LoraTrainer.Example(context, chosen, new int[0]);  // (no rejected span: no fork)
+            LoraTrainer.Reference ref = t.reference(e);
+            for (int i = 0; i < 4; i++) {
+                t.step(List.of(e), List.of(ref), LoraTrainer.Weights.sftOnly(), 1e-2f, 0f);
+            }
+            int[] tokens = LoraTrainerTest.concat(context, chosen);
+            float[] logits = t.logits(tokens, true);
+            int v = g.vocabSize();
+            double nll = 0;
+            for (int i = 0; i < chosen.length; i++) {
+                nll -= LoraTrainerTest.logSoftmax(logits, context.length - 1 + i, v)[chosen[i]];
+            }
+            assertEquals(nll / chosen.length, t.evaluate(e, ref, LoraTrainer.Weights.sftOnly()).loss(), 1e-4);
+            t.save(file);
+            try (LoraAdapter a = LoraAdapter.load(g, file);
+                 LlamaContext ctx = LlamaContext.create(g, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+                ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
+                Batch b = ctx.newBatch();
+                for (int i = 0; i < tokens.length; i++) {
+                    b.add(tokens[i], i, 0, true);
+                }
+                ctx.decode(b);
+                float[] base = t.logits(tokens, false);
+                double served = 0, moved = 0;
+                for (int i = 0; i < tokens.length; i++) {
+                    float[] row = ctx.logits(i);
+                    for (int k = 0; k < v; k++) {
+                        served = Math.max(served, Math.abs(row[k] - logits[i * v + k]));
+                        moved = Math.max(moved, Math.abs(base[i * v + k] - logits[i * v + k]));
+                    }
+                }
+                assertTrue(served < 1e-4, "served adapter vs training graph, max |diff| = " + served);
+                assertTrue(moved > 1e-3, "training changed the logits");
+            }
+        }
+    }
 }
