@@ -116,8 +116,9 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
     return g;
 }
 
-// Every transformer block from the tokens, through the final norm (the architecture's graph, graphs.h). With
-// `checkpoints`, each block's input is kept as an output too.
+// The transformer blocks through the final norm (the architecture's graph, graphs.h): from the tokens, or, with
+// LoRA on the last blocks only, from the first adapted block's kept input. With `checkpoints`, each computed block's
+// input is kept as an output too.
 ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints) {
     if (use_lora) {
         // The parameters come first, in a fixed order (A then B per target, layers in order).
@@ -129,11 +130,11 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
     const int first = lora_->first_layer();
     ggml_tensor * x;
     if (first > 0) {
-        // The blocks below the first LoRA block are the base model's: their output is given, computed once.
-        g.lower = &lower_states(g);
-        g.lower_out = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);
-        ggml_set_input(g.lower_out);
-        x = g.lower_out;
+        // The blocks below the first LoRA block are the base model's: their output is an input, computed once.
+        g.kept_input_value = &kept_input(g);
+        g.kept_input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);
+        ggml_set_input(g.kept_input);
+        x = g.kept_input;
     } else {
         g.in.tokens = ggml_new_tensor_1d(g.ctx, GGML_TYPE_I32, g.T);
         ggml_set_input(g.in.tokens);
@@ -141,37 +142,6 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
     }
     ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, first, model_.n_layer, x, checkpoints);
     return final_norm(g.ctx, model_, out);
-}
-
-const std::vector<float> & trainer::lower_states(graph & g) {
-    packing_key key{g.p.tokens, g.p.positions, g.p.seq};
-    if (auto it = lower_.find(key); it != lower_.end()) {
-        return it->second;
-    }
-    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, false), nullptr, true };
-    graph lg;  // owns the context; the packing and masks are g's
-    lg.ctx = ggml_init(ip);
-    lg.gf = ggml_new_graph_custom(lg.ctx, GRAPH_SIZE, false);
-    packed_inputs in = attention_inputs(lg.ctx, g.T);
-    in.tokens = ggml_new_tensor_1d(lg.ctx, GGML_TYPE_I32, g.T);
-    ggml_set_input(in.tokens);
-    ggml_tensor * out = blocks_between(lg.ctx, model_, nullptr, in, g.T, 0, lora_->first_layer(), family_of(model_).embed(lg.ctx, model_, in));
-    ggml_set_output(out);
-    ggml_build_forward_expand(lg.gf, out);
-    allocate(lg.gf, "lower blocks");
-    ggml_backend_tensor_set(in.tokens, g.p.tokens.data(), 0, g.T * sizeof(int32_t));
-    set_attention_inputs(g, in);
-    compute(lg.gf, "lower blocks");
-    std::vector<float> x(ggml_nelements(out));
-    ggml_backend_tensor_get(out, x.data(), 0, x.size() * sizeof(float));
-    ggml_backend_sched_reset(sched_);
-    const size_t bytes = x.size() * sizeof(float) + 3 * key.tokens.size() * sizeof(int32_t);
-    if (lower_bytes_ + bytes > LOWER_CACHE_BYTES) {
-        g.lower_own = std::move(x);
-        return g.lower_own;
-    }
-    lower_bytes_ += bytes;
-    return lower_.emplace(std::move(key), std::move(x)).first->second;
 }
 
 std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
@@ -284,8 +254,8 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     if (g.in.positions) {
         set_attention_inputs(g, g.in);
     }
-    if (g.lower_out) {
-        ggml_backend_tensor_set(g.lower_out, g.lower->data(), 0, g.lower->size() * sizeof(float));
+    if (g.kept_input) {
+        ggml_backend_tensor_set(g.kept_input, g.kept_input_value->data(), 0, g.kept_input_value->size() * sizeof(float));
     }
     auto set_rows = [&](ggml_tensor * rows_t, const std::vector<int32_t> & rows) {
         if (rows_t != nullptr) {

@@ -139,14 +139,15 @@ class trainer {
     // head alone on the last block's output given as an input.
     std::unique_ptr<graph> checkpoints_graph(const example & e, const loss_weights & w);
     std::unique_ptr<graph> head_graph(const example & e, const loss_weights & w, float loss_scale, size_t guard_pairs);
-    // The parts: packing, masks and an empty graph; the blocks through the final norm (keeping each block's input
-    // in `checkpoints` when given); the loss head on the final hidden states (loss_head.cpp).
+    // The parts: packing, masks and an empty graph; the blocks through the final norm, from the tokens or the kept
+    // input (keeping each computed block's input in `checkpoints` when given); the loss head on the final hidden
+    // states (loss_head.cpp).
     std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows, size_t guard_pairs = 0);
     ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
     // The input of the first block with LoRA pairs for g's packing (the blocks below it are the base model's):
-    // computed once and kept while the trainer lives (lower_), so a job computes those blocks once per example
-    // instead of in every step, check and gate pass. Past LOWER_CACHE_BYTES it is computed and kept in g alone.
-    const std::vector<float> & lower_states(graph & g);
+    // computed once per distinct packing and kept while the trainer lives (kept_inputs_; kept_input.cpp). Past
+    // KEPT_INPUTS_BYTES (host memory, on top of the job's) nothing more is kept: it is computed again each time, in g.
+    const std::vector<float> & kept_input(graph & g);
     void head(graph & g, ggml_tensor * hidden, const loss_weights & w, float loss_scale, bool keep_logits, bool argmax);
     packed_inputs attention_inputs(ggml_context * ctx, int T) const;
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
@@ -177,9 +178,9 @@ class trainer {
             return std::tie(tokens, positions, seq) < std::tie(o.tokens, o.positions, o.seq);
         }
     };
-    static constexpr size_t LOWER_CACHE_BYTES = (size_t) 512 << 20;
-    std::map<packing_key, std::vector<float>> lower_;
-    size_t lower_bytes_ = 0;
+    static constexpr size_t KEPT_INPUTS_BYTES = (size_t) 512 << 20;
+    std::map<packing_key, std::vector<float>> kept_inputs_;  // never erased: a graph points into it
+    size_t kept_bytes_ = 0;
     const int32_t * thread_cell_ = nullptr;
     int threads_ = 1;  // what the CPU backend was last given
     void apply_threads();

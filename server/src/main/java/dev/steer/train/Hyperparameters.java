@@ -104,6 +104,13 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
         return loraLayers == LoraTrainer.ALL_LAYERS ? modelLayers : Math.min(loraLayers, modelLayers);
     }
 
+    /** The same with {@code loraLayers} set. */
+    public Hyperparameters withLoraLayers(int layers) {
+        return new Hyperparameters(nEpochs, batchSize, learningRate, warmupSteps, weightDecay, maxGradNorm, loraRank, loraAlpha, targetModules,
+                beta, nllWeight, dpoWeight, validationSplit, seed, activationCheckpointing, klWeight, replay, earlyStopping, onPolicy,
+                adamEpsilon, unlikelihoodWeight, guardWeight, layers);
+    }
+
     public LoraTrainer.Weights weights() {
         return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight, guardWeight);
     }

@@ -107,10 +107,15 @@ public final class JobRunner implements AutoCloseable {
         this.thread.start();
     }
 
-    /** Queues a job (durably) and returns it. */
+    /**
+     * Queues a job (durably) and returns it. A default ("auto") block count is resolved against this model first, so
+     * the job and its adapter's lineage say how many blocks it adapts.
+     */
     public JobStore.Job submit(JobSpec spec) {
         String id = "ftjob-" + UUID.randomUUID().toString().replace("-", "");
-        JobStore.Job job = jobs.insert(id, spec);
+        Hyperparameters h = spec.hyperparameters();
+        JobSpec resolved = new JobSpec(spec.model(), spec.method(), h.withLoraLayers(h.adaptedLayers(model.info().layers())), spec.filters(), spec.eval());
+        JobStore.Job job = jobs.insert(id, resolved);
         synchronized (this) {
             notifyAll();
         }

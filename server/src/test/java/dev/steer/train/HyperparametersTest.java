@@ -76,10 +76,8 @@ class HyperparametersTest {
     }
 
     private static Hyperparameters layers(int n) {
-        Hyperparameters d = Hyperparameters.defaults(Hyperparameters.Method.SFT);
-        return new Hyperparameters(d.nEpochs(), d.batchSize(), d.learningRate(), d.warmupSteps(), d.weightDecay(), d.maxGradNorm(), d.loraRank(),
-                d.loraAlpha(), List.copyOf(d.targetModules()), d.beta(), d.nllWeight(), d.dpoWeight(), d.validationSplit(), d.seed(),
-                d.activationCheckpointing(), d.klWeight(), d.replay(), d.earlyStopping(), d.onPolicy(), d.adamEpsilon(), d.unlikelihoodWeight(),
-                d.guardWeight(), n);
+        Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT).withLoraLayers(n);
+        assertEquals(n, h.loraLayers());
+        return h;
     }
 }
