@@ -195,29 +195,7 @@ class LoraLayersTest {
             for (int i = 0; i < 5; i++) {
                 t.step(List.of(e), List.of(ref), new LoraTrainer.Weights(1f, 1f, 0.5f), 1e-2f, 0f);
             }
-            t.save(file);
-            float[] trained = t.logits(tokens, true);
-            float[] base = t.logits(tokens, false);
-            try (LoraAdapter a = LoraAdapter.load(model, file);
-                 LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256).exact())) {
-                ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
-                Batch b = ctx.newBatch();
-                for (int i = 0; i < tokens.length; i++) {
-                    b.add(tokens[i], i, 0, true);
-                }
-                ctx.decode(b);
-                int v = model.vocabSize();
-                double served = 0, moved = 0;
-                for (int i = 0; i < tokens.length; i++) {
-                    float[] row = ctx.logits(i);
-                    for (int k = 0; k < v; k++) {
-                        served = Math.max(served, Math.abs(row[k] - trained[i * v + k]));
-                        moved = Math.max(moved, Math.abs(base[i * v + k] - trained[i * v + k]));
-                    }
-                }
-                assertTrue(served < 1e-4, "served adapter vs training graph, max |diff| = " + served);
-                assertTrue(moved > 1e-3, "training changed the logits");
-            }
+            assertServedAsTrained(model, t, file, tokens);
         }
     }
 
@@ -247,27 +225,37 @@ class LoraLayersTest {
                 nll -= LoraTrainerTest.logSoftmax(logits, context.length - 1 + i, v)[chosen[i]];
             }
             assertEquals(nll / chosen.length, t.evaluate(e, ref, LoraTrainer.Weights.sftOnly()).loss(), 1e-4);
-            t.save(file);
-            try (LoraAdapter a = LoraAdapter.load(g, file);
-                 LlamaContext ctx = LlamaContext.create(g, LlamaContext.Params.defaults().withContextSize(256).exact())) {
-                ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
-                Batch b = ctx.newBatch();
-                for (int i = 0; i < tokens.length; i++) {
-                    b.add(tokens[i], i, 0, true);
-                }
-                ctx.decode(b);
-                float[] base = t.logits(tokens, false);
-                double served = 0, moved = 0;
-                for (int i = 0; i < tokens.length; i++) {
-                    float[] row = ctx.logits(i);
-                    for (int k = 0; k < v; k++) {
-                        served = Math.max(served, Math.abs(row[k] - logits[i * v + k]));
-                        moved = Math.max(moved, Math.abs(base[i * v + k] - logits[i * v + k]));
-                    }
-                }
-                assertTrue(served < 1e-4, "served adapter vs training graph, max |diff| = " + served);
-                assertTrue(moved > 1e-3, "training changed the logits");
+            assertServedAsTrained(g, t, file, tokens);
+        }
+    }
+
+    /**
+     * Saves t's adapter to file and has llama.cpp decode tokens with it: every row's logits are the training graph's
+     * (the whole forward pass, {@code t.logits}) within 1e-4, and training moved them.
+     */
+    private static void assertServedAsTrained(LlamaModel m, LoraTrainer t, Path file, int[] tokens) {
+        t.save(file);
+        float[] trained = t.logits(tokens, true);
+        float[] base = t.logits(tokens, false);
+        try (LoraAdapter a = LoraAdapter.load(m, file);
+             LlamaContext ctx = LlamaContext.create(m, LlamaContext.Params.defaults().withContextSize(256).exact())) {
+            ctx.setAdapters(List.of(new LlamaContext.AdapterScale(a, 1f)));
+            Batch b = ctx.newBatch();
+            for (int i = 0; i < tokens.length; i++) {
+                b.add(tokens[i], i, 0, true);
             }
+            ctx.decode(b);
+            int v = m.vocabSize();
+            double served = 0, moved = 0;
+            for (int i = 0; i < tokens.length; i++) {
+                float[] row = ctx.logits(i);
+                for (int k = 0; k < v; k++) {
+                    served = Math.max(served, Math.abs(row[k] - trained[i * v + k]));
+                    moved = Math.max(moved, Math.abs(base[i * v + k] - trained[i * v + k]));
+                }
+            }
+            assertTrue(served < 1e-4, "served adapter vs training graph, max |diff| = " + served);
+            assertTrue(moved > 1e-3, "training changed the logits");
         }
     }
 }
