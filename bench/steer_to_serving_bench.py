@@ -43,6 +43,7 @@ def main():
     p.add_argument("--max-drift", type=float, default=100.0)
     p.add_argument("--learning-rate", type=float, default=5e-4)
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--lora-layers", help="the job's lora_layers (the server's default when not given)")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--out")
     a = p.parse_args()
@@ -74,7 +75,8 @@ def main():
         t0 = time.perf_counter()
         job = json.loads(request(port, "POST", "/v1/fine_tuning/jobs", {
             "method": "sft+dpo", "hyperparameters": {"n_epochs": a.epochs, "batch_size": a.batch_size,
-                                                      "learning_rate": a.learning_rate},
+                                                      "learning_rate": a.learning_rate,
+                                                      **({"lora_layers": int(a.lora_layers)} if a.lora_layers else {})},
             "eval": {"max_drift": a.max_drift}}))
         while True:
             j = json.loads(request(port, "GET", f"/v1/fine_tuning/jobs/{job['id']}"))
@@ -94,6 +96,7 @@ def main():
             "job_status": j["status"], "active_after": active,
             "steer_to_serving_s": round(latency, 1),
             "steps": j.get("total_steps"), "tokens_per_second": j.get("tokens_per_second"),
+            "lora_layers": (j.get("hyperparameters") or {}).get("lora_layers"),
             "eval": j.get("eval"), "error": j.get("error"),
             "served_answer": served["choices"][0]["message"]["content"], "served_model": served["model"],
         }
