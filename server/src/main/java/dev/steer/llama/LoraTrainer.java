@@ -207,8 +207,8 @@ public final class LoraTrainer extends NativeHandle {
     /**
      * A trainer with fresh LoRA tensors on the last {@code layers} transformer blocks ({@link #ALL_LAYERS}, or more
      * than the model has: every block). The blocks below are the base model's whatever the training, so their output
-     * is computed once per example and kept while the trainer lives, and no gradient flows through them: a job over
-     * a third of the blocks costs about a third as much per step (docs/training.md).
+     * is computed once per distinct packed sequence and kept while the trainer lives, and no gradient flows through
+     * them: a step costs the adapted blocks and the loss head only (docs/training.md).
      */
     public static LoraTrainer create(LlamaModel model, List<String> targets, int rank, float alpha, int layers, int seed, int threads) {
         byte[][] t = targets.stream().map(s -> s.getBytes(StandardCharsets.UTF_8)).toArray(byte[][]::new);

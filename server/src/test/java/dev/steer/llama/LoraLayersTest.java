@@ -93,16 +93,14 @@ class LoraLayersTest {
             int[] tokens = LoraTrainerTest.concat(e.context(), e.chosen());
             float[] logits = t.logits(tokens, true);
             int v = model.vocabSize();
-            double nll = 0;
             int[] argmax = new int[e.chosen().length];
             for (int i = 0; i < e.chosen().length; i++) {
                 int row = e.context().length - 1 + i;
-                nll -= LoraTrainerTest.logSoftmax(logits, row, v)[e.chosen()[i]];
                 for (int k = 1; k < v; k++) {
                     argmax[i] = logits[row * v + k] > logits[row * v + argmax[i]] ? k : argmax[i];
                 }
             }
-            assertEquals(nll / e.chosen().length, first, 1e-4);
+            assertEquals(meanNll(logits, v, e.context().length, e.chosen()), first, 1e-4);
             assertEquals(java.util.Arrays.toString(argmax), java.util.Arrays.toString(t.predict(e, true).learn()));
             float[] base = t.logits(tokens, false);
             double moved = 0;
@@ -131,11 +129,7 @@ class LoraLayersTest {
             t.evaluate(branched, t.reference(branched), LoraTrainer.Weights.sftOnly());  // keeps the branched packing's input first
             float loss = t.evaluate(straight, t.reference(straight), LoraTrainer.Weights.sftOnly()).loss();
             float[] logits = t.logits(LoraTrainerTest.concat(context, abc), true);
-            double nll = 0;
-            for (int i = 0; i < abc.length; i++) {
-                nll -= LoraTrainerTest.logSoftmax(logits, context.length - 1 + i, model.vocabSize())[abc[i]];
-            }
-            assertEquals(nll / abc.length, loss, 1e-4);
+            assertEquals(meanNll(logits, model.vocabSize(), context.length, abc), loss, 1e-4);
         }
     }
 
@@ -219,14 +213,18 @@ class LoraLayersTest {
             }
             int[] tokens = LoraTrainerTest.concat(context, chosen);
             float[] logits = t.logits(tokens, true);
-            int v = g.vocabSize();
-            double nll = 0;
-            for (int i = 0; i < chosen.length; i++) {
-                nll -= LoraTrainerTest.logSoftmax(logits, context.length - 1 + i, v)[chosen[i]];
-            }
-            assertEquals(nll / chosen.length, t.evaluate(e, ref, LoraTrainer.Weights.sftOnly()).loss(), 1e-4);
+            assertEquals(meanNll(logits, g.vocabSize(), context.length, chosen), t.evaluate(e, ref, LoraTrainer.Weights.sftOnly()).loss(), 1e-4);
             assertServedAsTrained(g, t, file, tokens);
         }
+    }
+
+    /** The mean cross-entropy of {@code span} after {@code contextLength} tokens, from whole-forward logits [rows, vocab]. */
+    private static double meanNll(float[] logits, int vocab, int contextLength, int[] span) {
+        double nll = 0;
+        for (int i = 0; i < span.length; i++) {
+            nll -= LoraTrainerTest.logSoftmax(logits, contextLength - 1 + i, vocab)[span[i]];
+        }
+        return nll / span.length;
     }
 
     /**
