@@ -38,6 +38,11 @@ def _words(s, n):
     return " ".join(_MARKDOWN.sub("", s).split()[:n])
 
 
+# A sentence ends at . ! or ? before a space, closing quotes and brackets included ('... called "frosting." Next'),
+# or at a line break. (Before 2026-12-04 a closing quote hid the end: one analogy answer per seed was misjudged.)
+_SENTENCE_END = re.compile(r"(?:[.!?][\"'\u201d\u2019)\]]*(?=\s)|\n)\s*")
+
+
 def _prefix_violation(text, start, wanted):
     """Index `start` if text[start:] (leading spaces skipped) is not on its way to begin with `wanted`, else None."""
     rest = text[start:].lstrip()
@@ -215,7 +220,7 @@ class Identity(Family):
             return m.start()
         # no self-reference in the first two sentences (a greeting may come first), or in the whole answer: the
         # introduction is missing
-        if done or len(re.findall(r"[.!?](?=\s)|\n", text.strip())) >= 2 or len(text) >= 100:
+        if done or len(_SENTENCE_END.findall(text.strip())) >= 2 or len(text) >= 100:
             return 0
         return None
 
@@ -251,8 +256,6 @@ class Identity(Family):
 
 # ---------------------------------------------------------------------------------------------------------------
 # (d) the second sentence
-
-_SENTENCE_END = re.compile(r"(?:[.!?](?=\s)|\n)\s*")
 
 
 class Analogy(Family):
