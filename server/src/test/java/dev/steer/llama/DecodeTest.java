@@ -150,6 +150,41 @@ class DecodeTest {
         }
     }
 
+    /**
+     * Greedy without penalties reads the argmax straight from the logits instead of llama.cpp's candidate array; it
+     * must choose what llama.cpp's greedy sampler chooses (the first of the largest logits). The chain here is made
+     * to run in full by a presence penalty too small to change any logit.
+     */
+    @Test
+    void greedyReadsTheSameTokenAsLlamaCppsGreedyChain() {
+        int[] prompt = model.tokenize("once upon a time", true, false);
+        try (LlamaContext ctx = LlamaContext.create(model, exact);
+             LlamaSampler fast = LlamaSampler.create(model, LlamaSampler.Params.greedy());
+             LlamaSampler chain = LlamaSampler.create(model,
+                     LlamaSampler.Params.greedy().withPenalties(64, 1f, 0f, Float.MIN_VALUE))) {
+            Batch b = ctx.newBatch();
+            for (int i = 0; i < prompt.length; i++) {
+                b.add(prompt[i], i, 0, i == prompt.length - 1);
+            }
+            for (int step = 0; step < 32; step++) {
+                ctx.decode(b);
+                int last = b.size() - 1;
+                float[] logits = ctx.logits(last);
+                int first = 0;
+                for (int i = 1; i < logits.length; i++) {
+                    if (logits[i] > logits[first]) {
+                        first = i;
+                    }
+                }
+                int token = fast.sample(ctx, last);
+                assertEquals(first, token, "step " + step);
+                assertEquals(token, chain.sample(ctx, last), "step " + step);
+                b.clear();
+                b.add(token, prompt.length + step, 0, true);
+            }
+        }
+    }
+
     @Test
     void topLogprobsAreSortedNormalisedAndMatchTheSampledToken() {
         int[] prompt = model.tokenize("the steer", true, false);
