@@ -28,14 +28,13 @@ def main():
     p.add_argument("--out", required=True)
     a = p.parse_args()
     jars = a.jars.split(",")
-    jvm_options = "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options")
     procs, ports = [], []
     try:
         for i, jar in enumerate(jars):
             port = d.free_port()
-            cmd = [a.java, jvm_options, "-jar", jar, "--model", a.model, "--alias", "bench", "--port", str(port),
-                   "--threads", str(a.threads), "--ctx-size", "8192", "--parallel", str(max(a.concurrency)),
-                   "--data-dir", os.path.join(a.logs, "decode-ab-data-%d" % i)]
+            cmd = d.steer_command(a.java, jar, a.model, port, [
+                "--threads", str(a.threads), "--ctx-size", "8192", "--parallel", str(max(a.concurrency)),
+                "--data-dir", os.path.join(a.logs, "decode-ab-data-%d" % i)])
             procs.append(subprocess.Popen(cmd, stdout=open(os.path.join(a.logs, "decode-ab-%d.log" % i), "w"),
                                           stderr=subprocess.STDOUT))
             ports.append(port)
@@ -48,9 +47,7 @@ def main():
             for c in a.concurrency:
                 for jar, port in zip(jars, ports):
                     res = d.run_round(port, c, a.max_tokens, r)
-                    firsts = [x["stamps"][0] for x in res]
-                    lasts = [x["stamps"][-1] for x in res]
-                    rounds[jar][c].append(sum(len(x["stamps"]) - 1 for x in res) / (max(lasts) - min(firsts)))
+                    rounds[jar][c].append(d.aggregate_tps(res, [len(x["stamps"]) for x in res]))
         med = lambda v: sorted(v)[len(v) // 2]
         out = {"model": os.path.basename(a.model), "threads": a.threads, "max_tokens": a.max_tokens,
                "aggregate_tps_per_round": {jar: {str(c): v for c, v in rounds[jar].items()} for jar in jars},

@@ -102,19 +102,30 @@ def run_round(port, concurrency, max_tokens, round_no):
     return results
 
 
+def aggregate_tps(res, tokens):
+    """Tokens after each stream's first over the decode phase: from the first stream's first token to the last
+    stream's last token."""
+    firsts = [x["stamps"][0] for x in res]
+    lasts = [x["stamps"][-1] for x in res]
+    return sum(n - 1 for n in tokens) / (max(lasts) - min(firsts))
+
+
+def steer_command(java, jar, model, port, args):
+    """How the benchmarks start Steer: this repository's JVM options, the model served as "bench"."""
+    jvm_options = "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options")
+    return [java, jvm_options, "-jar", jar, "--model", model, "--alias", "bench", "--port", str(port)] + args
+
+
 def measure(port, concurrency, max_tokens, rounds):
     per_stream, aggregate, ttft = [], [], []
     for r in range(rounds):
         res = run_round(port, concurrency, max_tokens, r)
-        firsts = [x["stamps"][0] for x in res]
-        lasts = [x["stamps"][-1] for x in res]
         tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
         for x, n in zip(res, tokens):
             span = x["stamps"][-1] - x["stamps"][0]
             per_stream.append((n - 1) / span)
             ttft.append(x["stamps"][0] - x["start"])
-        # decode phase: from the last stream's first token to the first stream's last token, all streams decoding
-        aggregate.append(sum(n - 1 for n in tokens) / (max(lasts) - min(firsts)))
+        aggregate.append(aggregate_tps(res, tokens))
     med = lambda v: sorted(v)[len(v) // 2]
     return {"per_stream_tps": med(per_stream), "aggregate_tps": med(aggregate), "ttft_s": med(ttft),
             "rounds": rounds, "max_tokens": max_tokens}
@@ -165,8 +176,7 @@ def main():
     llama = bench_server("llama-server", [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench",
                                           "-tb", str(a.threads), "--no-webui"] + common, port, a)
     port = free_port()
-    steer = bench_server("steer", [a.java, "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options"), "-jar", a.steer_jar, "--model", a.model,
-                                   "--alias", "bench", "--port", str(port)] + common, port, a)
+    steer = bench_server("steer", steer_command(a.java, a.steer_jar, a.model, port, common), port, a)
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "model": os.path.basename(a.model),
