@@ -262,6 +262,85 @@ class LoraTrainerTest {
         }
     }
 
+    /**
+     * The CPU's OUT_PROD has its own kernel for results r floats wide (r = 4, 8, 16, 32: native/patches/0007), which
+     * is where the backward of a rank-r adapter lands (dB and d(Ax)). A rank-(r+1) adapter whose extra row of A and
+     * column of B are zero is the same function (alpha/rank kept equal), and its backward takes ggml's general loop:
+     * the two gradients must agree entry by entry.
+     */
+    @Test
+    void narrowOutProdKernelsGiveTheGeneralLoopsGradientsEntryByEntry() {
+        LoraTrainer.Example e = example();
+        LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+        List<String> names = List.of("blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.0.ffn_up.weight", "blk.1.ffn_down.weight");
+        for (int r : new int[] {4, 8, 16, 32}) {
+            try (LoraTrainer narrow = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, r, 2f * r, 1, 2);
+                 LoraTrainer general = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, r + 1, 2f * (r + 1), 1, 2)) {
+                Random rnd = new Random(r);
+                for (String target : LoraTrainer.ALL_TARGETS) {
+                    for (int l = 0; l < TestModelsShape.LAYERS; l++) {
+                        String p = "blk." + l + "." + target + ".weight";
+                        float[] a = narrow.tensor(p + ".lora_a"), b = narrow.tensor(p + ".lora_b");
+                        for (int i = 0; i < b.length; i++) {
+                            b[i] = (float) rnd.nextGaussian() * 0.05f;
+                        }
+                        narrow.setTensor(p + ".lora_b", b);
+                        general.setTensor(p + ".lora_a", widenA(a, r));
+                        general.setTensor(p + ".lora_b", widenB(b, r));
+                    }
+                }
+                LoraTrainer.Reference ref = narrow.reference(e);
+                for (String p : names) {
+                    float[] ga = narrow.gradient(e, ref, w, p + ".lora_a"), gb = narrow.gradient(e, ref, w, p + ".lora_b");
+                    float[] wa = general.gradient(e, ref, w, p + ".lora_a"), wb = general.gradient(e, ref, w, p + ".lora_b");
+                    assertClose(ga, narrowA(wa, r), p + ".lora_a, rank " + r);
+                    assertClose(gb, narrowB(wb, r), p + ".lora_b, rank " + r);
+                }
+            }
+        }
+    }
+
+    /** A is [n_in, r] (n_in fastest): rank r+1 appends a zero row of n_in. */
+    private static float[] widenA(float[] a, int r) {
+        return Arrays.copyOf(a, a.length / r * (r + 1));
+    }
+
+    private static float[] narrowA(float[] a, int r) {
+        return Arrays.copyOf(a, a.length / (r + 1) * r);
+    }
+
+    /** B is [r, n_out] (r fastest): rank r+1 has a zero at the end of each column of r. */
+    private static float[] widenB(float[] b, int r) {
+        int nOut = b.length / r;
+        float[] out = new float[nOut * (r + 1)];
+        for (int o = 0; o < nOut; o++) {
+            System.arraycopy(b, o * r, out, o * (r + 1), r);
+        }
+        return out;
+    }
+
+    private static float[] narrowB(float[] b, int r) {
+        int nOut = b.length / (r + 1);
+        float[] out = new float[nOut * r];
+        for (int o = 0; o < nOut; o++) {
+            System.arraycopy(b, o * (r + 1), out, o * r, r);
+        }
+        return out;
+    }
+
+    /** Equal to float rounding: each entry within 1e-5 of the gradient's largest entry, and that one not zero. */
+    private static void assertClose(float[] got, float[] want, String what) {
+        assertEquals(want.length, got.length, what);
+        double max = 0;
+        for (float x : want) {
+            max = Math.max(max, Math.abs(x));
+        }
+        assertTrue(max > 0, what + ": non-zero gradient");
+        for (int i = 0; i < got.length; i++) {
+            assertTrue(Math.abs(got[i] - want[i]) <= 1e-5 * max, what + " entry " + i + ": " + got[i] + " vs " + want[i]);
+        }
+    }
+
     /** A job changes the thread count between steps (JobRunner.Threads): the same step, however many threads compute it. */
     @Test
     void theThreadCountChangesHowFastNotWhatAStepComputes() {
