@@ -1,0 +1,150 @@
+// Our CPU kernel patches (native/patches/0007-0009) against plain double-precision loops, element by element, on
+// ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
+// where and exits non-zero.
+#include "ggml.h"
+#include "ggml-cpu.h"
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <vector>
+
+static int failures = 0;
+
+#define CHECK(cond, ...)                                                          \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            std::fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            std::fprintf(stderr, __VA_ARGS__);                                    \
+            std::fprintf(stderr, "\n");                                           \
+            failures++;                                                           \
+        }                                                                         \
+    } while (0)
+
+static ggml_context * new_context() {
+    ggml_init_params p = { (size_t) 256 << 20, nullptr, false };
+    return ggml_init(p);
+}
+
+static void compute(ggml_context * ctx, ggml_tensor * out, int threads) {
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, out);
+    ggml_graph_compute_with_ctx(ctx, gf, threads);
+}
+
+static std::vector<float> values(std::mt19937 & rng, size_t n, float scale) {
+    std::normal_distribution<float> d(0.0f, scale);
+    std::vector<float> v(n);
+    for (float & x : v) {
+        x = d(rng);
+    }
+    return v;
+}
+
+static ggml_tensor * tensor_2d(ggml_context * ctx, const std::vector<float> & v, int64_t ne0, int64_t ne1) {
+    ggml_tensor * t = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne0, ne1);
+    std::copy(v.begin(), v.end(), (float *) t->data);
+    return t;
+}
+
+// 0009: GELU (tanh form) and GEGLU, eight or sixteen lanes at a time, against 0.5 x (1 + tanh(u)) in double.
+static void gelu_is_the_tanh_formula() {
+    const int n = 1003;  // not a multiple of 8 or 16: the scalar lanes at the end too
+    std::vector<float> x(n), g(n);
+    for (int i = 0; i < n; i++) {
+        x[i] = -12.0f + 24.0f * i / (n - 1);  // both tails and the bend
+        g[i] = 0.5f + 0.001f * i;
+    }
+    ggml_context * ctx = new_context();
+    ggml_tensor * tx = tensor_2d(ctx, x, n, 1);
+    ggml_tensor * tg = tensor_2d(ctx, g, n, 1);
+    ggml_tensor * y = ggml_gelu(ctx, tx);
+    ggml_tensor * yg = ggml_geglu_split(ctx, tx, tg);
+    compute(ctx, y, 2);
+    compute(ctx, yg, 2);
+    for (int i = 0; i < n; i++) {
+        const double xi = x[i];
+        const double want = 0.5 * xi * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (xi + 0.044715 * xi * xi * xi)));
+        const double got = ((float *) y->data)[i];
+        const double got_g = ((float *) yg->data)[i];
+        // float rounding of the result, and of 1 + tanh(u) where the scalar lanes still cancel (x below about -3)
+        const double tol = 4e-7 * std::fabs(want) + 2e-7;
+        CHECK(std::fabs(got - want) <= tol, "gelu(%g) = %.9g, want %.9g", xi, got, want);
+        CHECK(std::fabs(got_g - want * g[i]) <= tol, "geglu(%g) = %.9g, want %.9g", xi, got_g, want * g[i]);
+    }
+    ggml_free(ctx);
+}
+
+// 0007: OUT_PROD into rows 4, 8, 16, 32 floats wide (and 5, the general loop), dst[i0, i1] = sum_k a[i0, k] b[i1, k].
+static void narrow_out_prod_is_the_sum() {
+    std::mt19937 rng(7);
+    for (int ne0 : {4, 5, 8, 16, 32}) {
+        const int K = 67, N = 45;  // N rows of the result: blocks of 8, 4 or 2, and a partial one
+        std::vector<float> a = values(rng, (size_t) ne0 * K, 1.0f), b = values(rng, (size_t) N * K, 1.0f);
+        ggml_context * ctx = new_context();
+        ggml_tensor * ta = tensor_2d(ctx, a, ne0, K);           // [ne0, K]
+        ggml_tensor * tb = tensor_2d(ctx, b, N, K);             // [N, K]: the layout of dB = OUT_PROD(Ax, dy)
+        ggml_tensor * out = ggml_out_prod(ctx, ta, tb);         // [ne0, N]
+        ggml_tensor * tbt = tensor_2d(ctx, b, K, N);            // [K, N] transposed: the layout of d(Ax) = OUT_PROD(B, dy^T)
+        ggml_tensor * out_t = ggml_out_prod(ctx, ta, ggml_transpose(ctx, tbt));
+        compute(ctx, out, 2);
+        compute(ctx, out_t, 3);
+        for (int i1 = 0; i1 < N; i1++) {
+            for (int i0 = 0; i0 < ne0; i0++) {
+                double want = 0, want_t = 0, size = 0;
+                for (int k = 0; k < K; k++) {
+                    want += (double) a[k * ne0 + i0] * b[k * N + i1];
+                    want_t += (double) a[k * ne0 + i0] * b[i1 * K + k];
+                    size += std::fabs((double) a[k * ne0 + i0] * b[k * N + i1]);
+                }
+                const double got = ((float *) out->data)[i1 * ne0 + i0];
+                const double got_t = ((float *) out_t->data)[i1 * ne0 + i0];
+                CHECK(std::fabs(got - want) <= 1e-6 * size, "ne0 %d, [%d, %d] = %.9g, want %.9g", ne0, i0, i1, got, want);
+                CHECK(std::fabs(got_t - want_t) <= 1e-6 * size, "ne0 %d transposed, [%d, %d] = %.9g, want %.9g", ne0, i0, i1, got_t, want_t);
+            }
+        }
+        ggml_free(ctx);
+    }
+}
+
+// 0008: a quantized weight times 32 or more columns is the dequantized weight times the F32 columns.
+static void dequantized_mul_mat_is_the_product() {
+    std::mt19937 rng(8);
+    for (ggml_type type : {GGML_TYPE_Q4_1, GGML_TYPE_Q4_K, GGML_TYPE_Q8_0}) {
+        const int K = 256, M = 48, T = 40;
+        std::vector<float> w = values(rng, (size_t) K * M, 0.1f), x = values(rng, (size_t) K * T, 1.0f);
+        ggml_context * ctx = new_context();
+        ggml_tensor * tw = ggml_new_tensor_2d(ctx, type, K, M);
+        ggml_quantize_chunk(type, w.data(), tw->data, 0, M, K, nullptr);
+        std::vector<float> wq((size_t) K * M);  // the values the quantized weight holds
+        ggml_get_type_traits(type)->to_float(tw->data, wq.data(), (int64_t) K * M);
+        ggml_tensor * tx = tensor_2d(ctx, x, K, T);
+        ggml_tensor * y = ggml_mul_mat(ctx, tw, tx);  // [M, T]
+        compute(ctx, y, 2);
+        for (int t = 0; t < T; t++) {
+            for (int m = 0; m < M; m++) {
+                double want = 0, size = 0;
+                for (int k = 0; k < K; k++) {
+                    want += (double) wq[(size_t) m * K + k] * x[(size_t) t * K + k];
+                    size += std::fabs((double) wq[(size_t) m * K + k] * x[(size_t) t * K + k]);
+                }
+                const double got = ((float *) y->data)[t * M + m];
+                // F32 products summed in F32; the quantized path would be off by the Q8 rounding of x (~1e-3)
+                CHECK(std::fabs(got - want) <= 1e-5 * size, "%s [%d, %d] = %.9g, want %.9g", ggml_type_name(type), m, t, got, want);
+            }
+        }
+        ggml_free(ctx);
+    }
+}
+
+int main() {
+    gelu_is_the_tanh_formula();
+    narrow_out_prod_is_the_sum();
+    dequantized_mul_mat_is_the_product();
+    if (failures) {
+        std::fprintf(stderr, "ggml_kernels_test: %d checks failed\n", failures);
+        return 1;
+    }
+    std::printf("ggml_kernels_test: all checks passed\n");
+    return 0;
+}
