@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0007-0009) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0007-0010) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -6,8 +6,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <vector>
+
+// ggml-cpu's row dequantizer (patch 0010; internal to ggml-cpu, declared in its vec.h)
+extern "C" ggml_to_float_t ggml_cpu_to_float(enum ggml_type type);
 
 static int failures = 0;
 
@@ -137,7 +141,25 @@ static void dequantized_mul_mat_is_the_product() {
     }
 }
 
+// 0010: the AVX2 row dequantizers give ggml-base's values to the last bit.
+static void dequantized_rows_are_ggml_bases() {
+    std::mt19937 rng(10);
+    for (ggml_type type : {GGML_TYPE_Q4_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
+        const int K = 1024;
+        std::vector<float> w = values(rng, K, 0.3f), base(K), cpu(K);
+        std::vector<char> q(ggml_row_size(type, K));
+        ggml_quantize_chunk(type, w.data(), q.data(), 0, 1, K, nullptr);
+        ggml_get_type_traits(type)->to_float(q.data(), base.data(), K);
+        ggml_cpu_to_float(type)(q.data(), cpu.data(), K);
+        for (int i = 0; i < K; i++) {
+            CHECK(std::memcmp(&base[i], &cpu[i], sizeof(float)) == 0, "%s [%d] = %.9g, ggml-base %.9g", ggml_type_name(type), i, cpu[i], base[i]);
+        }
+    }
+}
+
 int main() {
+    ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
+    dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();
     dequantized_mul_mat_is_the_product();
