@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The PyTorch + PEFT half of trainer_bench.py: LoRA training throughput and peak memory on a model of the same shape.
 
-The shape (layers, widths, heads, vocabulary, sliding window) is read from the GGUF file Steer trains on; the weights
+The shape (layers, widths, heads, vocabulary, sliding window) is read from the GGUF file Steer trains on (gemma3 or
+llama); the weights
 are random (throughput does not depend on their values) in float32, PyTorch's usual CPU training type. LoRA with the
 same rank, alpha and targets as Steer's (q/k/v/o and gate/up/down), AdamW, BATCH examples of SEQ_LEN tokens with the
 loss on the last SPAN tokens only (labels -100 elsewhere).
@@ -17,18 +18,35 @@ import gguf
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
 
 
-def gemma3_config(path):
+def model_of(path):
+    """A randomly initialised float32 model of the GGUF file's shape: gemma3 or llama (SmolLM2)."""
     r = gguf.GGUFReader(path)
 
     def field(key):
         f = r.fields[key]
         return f.parts[f.data[0]].tolist()[0]
 
-    assert bytes(r.fields["general.architecture"].parts[-1]).decode() == "gemma3", "only gemma3 GGUF files"
-    return Gemma3TextConfig(
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+    vocab = len(r.fields["tokenizer.ggml.tokens"].data)
+    if arch == "llama":
+        return LlamaForCausalLM(LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=field("llama.embedding_length"),
+            intermediate_size=field("llama.feed_forward_length"),
+            num_hidden_layers=field("llama.block_count"),
+            num_attention_heads=field("llama.attention.head_count"),
+            num_key_value_heads=field("llama.attention.head_count_kv"),
+            rms_norm_eps=field("llama.attention.layer_norm_rms_epsilon"),
+            max_position_embeddings=field("llama.context_length"),
+            rope_theta=field("llama.rope.freq_base"),
+            tie_word_embeddings="output.weight" not in {t.name for t in r.tensors},
+            torch_dtype=torch.float32,
+        ))
+    assert arch == "gemma3", "gemma3 or llama GGUF files"
+    return Gemma3ForCausalLM(Gemma3TextConfig(
         vocab_size=len(r.fields["tokenizer.ggml.tokens"].data),
         hidden_size=field("gemma3.embedding_length"),
         intermediate_size=field("gemma3.feed_forward_length"),
@@ -41,7 +59,7 @@ def gemma3_config(path):
         max_position_embeddings=field("gemma3.context_length"),
         query_pre_attn_scalar=field("gemma3.attention.key_length"),
         torch_dtype=torch.float32,
-    )
+    ))
 
 
 def rss_kib():
@@ -66,8 +84,8 @@ def main():
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    config = gemma3_config(a.model)
-    model = Gemma3ForCausalLM(config).to(a.device)
+    model = model_of(a.model).to(a.device)
+    config = model.config
     model = get_peft_model(model, LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.0,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
                                                              "gate_proj", "up_proj", "down_proj"]))
