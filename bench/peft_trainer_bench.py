@@ -24,42 +24,30 @@ from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, Llama
 def model_of(path):
     """A randomly initialised float32 model of the GGUF file's shape: gemma3 or llama (SmolLM2)."""
     r = gguf.GGUFReader(path)
+    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+    assert arch in ("gemma3", "llama"), "gemma3 or llama GGUF files"
 
-    def field(key):
-        f = r.fields[key]
+    def field(key):  # the architecture's own key, e.g. "block_count" -> "llama.block_count"
+        f = r.fields[arch + "." + key]
         return f.parts[f.data[0]].tolist()[0]
 
-    arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
-    vocab = len(r.fields["tokenizer.ggml.tokens"].data)
-    if arch == "llama":
-        return LlamaForCausalLM(LlamaConfig(
-            vocab_size=vocab,
-            hidden_size=field("llama.embedding_length"),
-            intermediate_size=field("llama.feed_forward_length"),
-            num_hidden_layers=field("llama.block_count"),
-            num_attention_heads=field("llama.attention.head_count"),
-            num_key_value_heads=field("llama.attention.head_count_kv"),
-            rms_norm_eps=field("llama.attention.layer_norm_rms_epsilon"),
-            max_position_embeddings=field("llama.context_length"),
-            rope_theta=field("llama.rope.freq_base"),
-            tie_word_embeddings="output.weight" not in {t.name for t in r.tensors},
-            torch_dtype=torch.float32,
-        ))
-    assert arch == "gemma3", "gemma3 or llama GGUF files"
-    return Gemma3ForCausalLM(Gemma3TextConfig(
+    shape = dict(
         vocab_size=len(r.fields["tokenizer.ggml.tokens"].data),
-        hidden_size=field("gemma3.embedding_length"),
-        intermediate_size=field("gemma3.feed_forward_length"),
-        num_hidden_layers=field("gemma3.block_count"),
-        num_attention_heads=field("gemma3.attention.head_count"),
-        num_key_value_heads=field("gemma3.attention.head_count_kv"),
-        head_dim=field("gemma3.attention.key_length"),
-        sliding_window=field("gemma3.attention.sliding_window"),
-        rms_norm_eps=field("gemma3.attention.layer_norm_rms_epsilon"),
-        max_position_embeddings=field("gemma3.context_length"),
-        query_pre_attn_scalar=field("gemma3.attention.key_length"),
+        hidden_size=field("embedding_length"),
+        intermediate_size=field("feed_forward_length"),
+        num_hidden_layers=field("block_count"),
+        num_attention_heads=field("attention.head_count"),
+        num_key_value_heads=field("attention.head_count_kv"),
+        rms_norm_eps=field("attention.layer_norm_rms_epsilon"),
+        max_position_embeddings=field("context_length"),
         torch_dtype=torch.float32,
-    ))
+    )
+    if arch == "llama":
+        tied = "output.weight" not in {t.name for t in r.tensors}
+        return LlamaForCausalLM(LlamaConfig(**shape, rope_theta=field("rope.freq_base"), tie_word_embeddings=tied))
+    return Gemma3ForCausalLM(Gemma3TextConfig(**shape, head_dim=field("attention.key_length"),
+                                              sliding_window=field("attention.sliding_window"),
+                                              query_pre_attn_scalar=field("attention.key_length")))
 
 
 def rss_kib():
