@@ -4,6 +4,7 @@
 #include "ggml.h"
 #include "ggml-cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -111,7 +112,8 @@ static void narrow_out_prod_is_the_sum() {
     }
 }
 
-// 0008: a quantized weight times 32 or more columns is the dequantized weight times the F32 columns.
+// 0008: a quantized weight times 32 or more columns, where the graph asks (the trainer's hint), is the dequantized
+// weight times the F32 columns; without the hint (serving) it stays ggml's quantized path, which rounds x to Q8.
 static void dequantized_mul_mat_is_the_product() {
     std::mt19937 rng(8);
     for (ggml_type type : {GGML_TYPE_Q4_1, GGML_TYPE_Q4_K, GGML_TYPE_Q8_0}) {
@@ -124,7 +126,11 @@ static void dequantized_mul_mat_is_the_product() {
         ggml_get_type_traits(type)->to_float(tw->data, wq.data(), (int64_t) K * M);
         ggml_tensor * tx = tensor_2d(ctx, x, K, T);
         ggml_tensor * y = ggml_mul_mat(ctx, tw, tx);  // [M, T]
+        ggml_mul_mat_set_hint(y, GGML_HINT_SRC0_DEQUANTIZE);
+        ggml_tensor * served = ggml_mul_mat(ctx, tw, tx);
         compute(ctx, y, 2);
+        compute(ctx, served, 2);
+        double served_off = 0;
         for (int t = 0; t < T; t++) {
             for (int m = 0; m < M; m++) {
                 double want = 0, size = 0;
@@ -135,8 +141,10 @@ static void dequantized_mul_mat_is_the_product() {
                 const double got = ((float *) y->data)[t * M + m];
                 // F32 products summed in F32; the quantized path would be off by the Q8 rounding of x (~1e-3)
                 CHECK(std::fabs(got - want) <= 1e-5 * size, "%s [%d, %d] = %.9g, want %.9g", ggml_type_name(type), m, t, got, want);
+                served_off = std::max(served_off, std::fabs(((float *) served->data)[t * M + m] - want) / size);
             }
         }
+        CHECK(served_off > 1e-4, "%s without the hint: the quantized path's Q8 rounding, relative %.2e", ggml_type_name(type), served_off);
         ggml_free(ctx);
     }
 }
