@@ -1,10 +1,9 @@
-// Our CPU kernel patches (native/patches/0007-0010) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0007, 0009, 0010) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
 #include "ggml-cpu.h"
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -112,43 +111,6 @@ static void narrow_out_prod_is_the_sum() {
     }
 }
 
-// 0008: a quantized weight times 32 or more columns, where the graph asks (the trainer's hint), is the dequantized
-// weight times the F32 columns; without the hint (serving) it stays ggml's quantized path, which rounds x to Q8.
-static void dequantized_mul_mat_is_the_product() {
-    std::mt19937 rng(8);
-    for (ggml_type type : {GGML_TYPE_Q4_1, GGML_TYPE_Q4_K, GGML_TYPE_Q8_0}) {
-        const int K = 256, M = 48, T = 40;
-        std::vector<float> w = values(rng, (size_t) K * M, 0.1f), x = values(rng, (size_t) K * T, 1.0f);
-        ggml_context * ctx = new_context();
-        ggml_tensor * tw = ggml_new_tensor_2d(ctx, type, K, M);
-        ggml_quantize_chunk(type, w.data(), tw->data, 0, M, K, nullptr);
-        std::vector<float> wq((size_t) K * M);  // the values the quantized weight holds
-        ggml_get_type_traits(type)->to_float(tw->data, wq.data(), (int64_t) K * M);
-        ggml_tensor * tx = tensor_2d(ctx, x, K, T);
-        ggml_tensor * y = ggml_mul_mat(ctx, tw, tx);  // [M, T]
-        ggml_mul_mat_set_hint(y, GGML_HINT_SRC0_DEQUANTIZE);
-        ggml_tensor * served = ggml_mul_mat(ctx, tw, tx);
-        compute(ctx, y, 2);
-        compute(ctx, served, 2);
-        double served_off = 0;
-        for (int t = 0; t < T; t++) {
-            for (int m = 0; m < M; m++) {
-                double want = 0, size = 0;
-                for (int k = 0; k < K; k++) {
-                    want += (double) wq[(size_t) m * K + k] * x[(size_t) t * K + k];
-                    size += std::fabs((double) wq[(size_t) m * K + k] * x[(size_t) t * K + k]);
-                }
-                const double got = ((float *) y->data)[t * M + m];
-                // F32 products summed in F32; the quantized path would be off by the Q8 rounding of x (~1e-3)
-                CHECK(std::fabs(got - want) <= 1e-5 * size, "%s [%d, %d] = %.9g, want %.9g", ggml_type_name(type), m, t, got, want);
-                served_off = std::max(served_off, std::fabs(((float *) served->data)[t * M + m] - want) / size);
-            }
-        }
-        CHECK(served_off > 1e-4, "%s without the hint: the quantized path's Q8 rounding, relative %.2e", ggml_type_name(type), served_off);
-        ggml_free(ctx);
-    }
-}
-
 // 0010: the AVX2 row dequantizers give ggml-base's values to the last bit.
 static void dequantized_rows_are_ggml_bases() {
     std::mt19937 rng(10);
@@ -170,7 +132,6 @@ int main() {
     dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();
-    dequantized_mul_mat_is_the_product();
     if (failures) {
         std::fprintf(stderr, "ggml_kernels_test: %d checks failed\n", failures);
         return 1;

@@ -34,12 +34,11 @@ ggml_tensor * final_norm(ggml_context * ctx, const model_view & m, ggml_tensor *
     return rms_norm(ctx, m, x, "output_norm.weight");
 }
 
-// y = W x, plus the LoRA term (alpha/rank) B (A x) when this weight has one. A quantized W times many tokens is
-// dequantized and multiplied in F32 on the CPU (native/patches/0008): faster for training, which serving cannot use
-// (its results would depend on how a request's tokens were batched).
+// y = W x, plus the LoRA term (alpha/rank) B (A x) when this weight has one. W x goes through ggml's own matmul, as
+// in serving, so that the forward trained on is the one served (an F32 path for the trainer alone was tried and
+// withdrawn: bench/README.md, 2026-12-04).
 ggml_tensor * linear(ggml_context * ctx, const model_view & m, const lora_set * lora, const std::string & name, ggml_tensor * x) {
     ggml_tensor * y = ggml_mul_mat(ctx, m.weight(name), x);
-    ggml_mul_mat_set_hint(y, GGML_HINT_SRC0_DEQUANTIZE);
     if (const lora_pair * p = lora ? lora->find(name) : nullptr) {
         ggml_tensor * ab = ggml_mul_mat(ctx, p->b, ggml_mul_mat(ctx, p->a, x));
         y = ggml_add(ctx, y, ggml_scale(ctx, ab, lora->scale()));
@@ -93,9 +92,7 @@ ggml_tensor * llama_layer(ggml_context * ctx, const model_view & m, const lora_s
 
 ggml_tensor * lm_logits(ggml_context * ctx, const model_view & m, ggml_tensor * hidden_rows) {
     ggml_tensor * head = m.optional("output.weight");
-    ggml_tensor * logits = ggml_mul_mat(ctx, head ? head : m.weight("token_embd.weight"), hidden_rows);
-    ggml_mul_mat_set_hint(logits, GGML_HINT_SRC0_DEQUANTIZE);  // as in linear (a real model's head is too large for it)
-    return logits;
+    return ggml_mul_mat(ctx, head ? head : m.weight("token_embd.weight"), hidden_rows);
 }
 
 }  // namespace steer::train
