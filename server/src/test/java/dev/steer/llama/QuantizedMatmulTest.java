@@ -35,8 +35,8 @@ class QuantizedMatmulTest {
             for (int i = 0; i < PROMPT; i++) {
                 tokens[i] = text[i % text.length];
             }
-            float[] batched = promptLogits(q, tokens);
-            assertArrayEquals(steppedLogits(q, tokens), batched, "serving: one batch and one token at a time");
+            float[] batched = logits(q, tokens, tokens.length);
+            assertArrayEquals(logits(q, tokens, 1), batched, "serving: one batch and one token at a time");
 
             float[] f32 = tf.logits(tokens, false);
             float[] trained = tq.logits(tokens, false);
@@ -53,34 +53,22 @@ class QuantizedMatmulTest {
         }
     }
 
-    /** Logits of every position, the prompt decoded as one batch. */
-    private static float[] promptLogits(LlamaModel model, int[] tokens) {
+    /** Logits of every position, the prompt decoded {@code per} tokens at a time (all of them, or one a step). */
+    private static float[] logits(LlamaModel model, int[] tokens, int per) {
         int vocab = model.vocabSize();
         float[] all = new float[tokens.length * vocab];
         try (LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256).exact())) {
             Batch b = ctx.newBatch();
-            for (int i = 0; i < tokens.length; i++) {
-                b.add(tokens[i], i, 0, true);
-            }
-            ctx.decode(b);
-            for (int i = 0; i < tokens.length; i++) {
-                System.arraycopy(ctx.logits(i), 0, all, i * vocab, vocab);
-            }
-        }
-        return all;
-    }
-
-    /** Logits of every position, one token a step. */
-    private static float[] steppedLogits(LlamaModel model, int[] tokens) {
-        int vocab = model.vocabSize();
-        float[] all = new float[tokens.length * vocab];
-        try (LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(256).exact())) {
-            Batch b = ctx.newBatch();
-            for (int i = 0; i < tokens.length; i++) {
+            for (int start = 0; start < tokens.length; start += per) {
                 b.clear();
-                b.add(tokens[i], i, 0, true);
+                int end = Math.min(tokens.length, start + per);
+                for (int i = start; i < end; i++) {
+                    b.add(tokens[i], i, 0, true);
+                }
                 ctx.decode(b);
-                System.arraycopy(ctx.logits(0), 0, all, i * vocab, vocab);
+                for (int i = start; i < end; i++) {
+                    System.arraycopy(ctx.logits(i - start), 0, all, i * vocab, vocab);
+                }
             }
         }
         return all;
