@@ -35,14 +35,12 @@ import java.util.List;
  * @param loraLayers      how many transformer blocks, from the last down, carry LoRA tensors
  *                        ({@link LoraTrainer#ALL_LAYERS}: every one; {@link #HALF_THE_LAYERS}: the last half, rounded
  *                        up); the blocks below are computed once per example ({@link #adaptedLayers})
- * @param keepAgreed      a correction's tokens that the base model's greedy choice already is (in the corrected
- *                        context) are kept under the KL term instead of learned ({@link AgreedTokens}); needs the KL term
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float unlikelihoodWeight, float guardWeight, int loraLayers, boolean keepAgreed) {
+                              float unlikelihoodWeight, float guardWeight, int loraLayers) {
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -79,8 +77,6 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * Smaller than one seed's spread, but no seed worse. The gate's held-out correction rate rests on fewer forks.
      */
     public static final double DEFAULT_VALIDATION_SPLIT = 0.1;
-    /** Off until measured (bench/efficacy, docs/training.md). */
-    public static final boolean DEFAULT_KEEP_AGREED = false;
     /** {@code lora_layers: "auto"}: the last half of the model's blocks. */
     public static final int HALF_THE_LAYERS = -1;
     public static final int DEFAULT_LORA_LAYERS = HALF_THE_LAYERS;
@@ -99,7 +95,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_KEEP_AGREED);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -119,7 +115,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public Hyperparameters withLoraLayers(int layers) {
         return new Hyperparameters(nEpochs, batchSize, learningRate, warmupSteps, weightDecay, maxGradNorm, loraRank, loraAlpha, targetModules,
                 beta, nllWeight, dpoWeight, validationSplit, seed, activationCheckpointing, klWeight, replay, earlyStopping, onPolicy,
-                adamEpsilon, unlikelihoodWeight, guardWeight, layers, keepAgreed);
+                adamEpsilon, unlikelihoodWeight, guardWeight, layers);
     }
 
     public LoraTrainer.Weights weights() {

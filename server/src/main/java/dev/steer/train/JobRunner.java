@@ -244,23 +244,10 @@ public final class JobRunner implements AutoCloseable {
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
             List<Example> examples = new ArrayList<>();
-            int agreed = 0, learned = 0;
             for (TrainingSet.Item i : set.train()) {
                 LoraTrainer.Example e = i.example();  // without a KL or guard weight the trainer leaves its keep rows out
-                if (kl && h.keepAgreed()) {
-                    AgreedTokens.Reshaped r = AgreedTokens.keep(t, e, model.vocabSize());
-                    agreed += r.agreed();
-                    learned += r.learned();
-                    boolean again = w.dpo() > 0 || w.guard() > 0;  // their parts of the reference are not in r's
-                    examples.add(new Example(r.example(), again ? reference(t, r.example(), guarded) : r.reference()));
-                    continue;
-                }
                 // References only for the terms that use them: the preference term's span log-probs, the keep rows'.
                 examples.add(new Example(e, kl || w.dpo() > 0 || w.guard() > 0 ? reference(t, e, guarded) : new LoraTrainer.Reference(0, 0)));
-            }
-            if (kl && h.keepAgreed()) {
-                p.message("info", String.format("Of the corrections' %d tokens, %d are what the base model would have written there itself: kept under the KL term; %d are learned.",
-                        agreed + learned, agreed, learned));
             }
             for (LoraTrainer.Example e : replay) {
                 examples.add(new Example(e, reference(t, e, guarded)));
@@ -487,9 +474,6 @@ public final class JobRunner implements AutoCloseable {
         }
         if (h.dpoWeight() > 0) {
             terms.add(h.dpoWeight() + " x span-DPO (beta " + h.beta() + ")");
-        }
-        if (h.klWeight() > 0 && h.keepAgreed()) {
-            terms.add("(a correction's tokens the base model would have written itself under the KL, not learned)");
         }
         if (h.guardWeight() > 0) {
             terms.add(h.guardWeight() + " x guard: the corrections' tokens kept below the approved token on the text after each correction");
