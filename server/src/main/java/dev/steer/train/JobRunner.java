@@ -294,6 +294,11 @@ public final class JobRunner implements AutoCloseable {
                             p.message("info", "Every held-out fork is learned, within the bound on changed answers (max_changed): stopping at step " + step + " of " + total + ".");
                             break training;
                         }
+                        if (checkpoints.stalled()) {
+                            p.message("info", String.format("No better checkpoint in the last %d checks: stopping at step %d of %d.",
+                                    Checkpoints.PATIENCE, step, total));
+                            break training;
+                        }
                     }
                 }
             }

@@ -83,12 +83,19 @@ class CheckpointsTest {
                     t.setTensor(b, v);
                 }
             }
+            assertFalse(c.stalled(), "the best is the last check");
             Checkpoints.Check worse = c.measure(step + 1);
             assertTrue(worse.learned() < 1, "random large weights forget the fork: " + worse);
             assertEquals(best, c.best());
+            for (int k = 2; k <= Checkpoints.PATIENCE; k++) {
+                assertFalse(c.stalled(), (k - 1) + " checks after the best");
+                c.measure(step + k);
+            }
+            assertTrue(c.stalled(), Checkpoints.PATIENCE + " checks after the best, none better");
+            assertEquals(best, c.best());
             c.restoreBest();
             assertArrayEquals(bestWeights, t.snapshot());
-            assertEquals(step + 2, c.checks().size());
+            assertEquals(step + 1 + Checkpoints.PATIENCE, c.checks().size());
         }
     }
 }
