@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0007, 0009, 0010) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -127,8 +127,64 @@ static void dequantized_rows_are_ggml_bases() {
     }
 }
 
+// 0011: a Q4_1 matmul over several tokens (two rows x two tokens per kernel call) gives each token, bit for bit, what
+// the same matmul gives it alone (one row x one token per call), and both are the dot products of the dequantized
+// weights with the Q8_1-rounded activations.
+static void q4_1_matmul_is_batch_invariant() {
+    std::mt19937 rng(11);
+    // 64 x 8: every chunk of the matmul has even sizes, so it takes the two-by-two kernel; 38 x 6: chunks of 13 rows
+    // fall back to one by one in some places
+    for (auto [R, N] : {std::pair{64, 8}, std::pair{38, 6}})
+    for (int threads : {1, 2}) {
+        const int K = 512;
+        std::vector<float> w = values(rng, (size_t) R * K, 0.3f), x = values(rng, (size_t) N * K, 1.0f);
+        ggml_context * ctx = new_context();
+        ggml_tensor * wq = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_1, K, R);
+        ggml_quantize_chunk(GGML_TYPE_Q4_1, w.data(), wq->data, 0, R, K, nullptr);
+        ggml_tensor * all = ggml_mul_mat(ctx, wq, tensor_2d(ctx, x, K, N));
+        compute(ctx, all, threads);
+        std::vector<float> wd((size_t) R * K), xd(K);
+        ggml_get_type_traits(GGML_TYPE_Q4_1)->to_float(wq->data, wd.data(), (int64_t) R * K);
+        std::vector<char> xq(ggml_row_size(GGML_TYPE_Q8_1, K));
+        for (int n = 0; n < N; n++) {
+            std::vector<float> col(x.begin() + (size_t) n * K, x.begin() + (size_t) (n + 1) * K);
+            ggml_tensor * one = ggml_mul_mat(ctx, wq, tensor_2d(ctx, col, K, 1));
+            compute(ctx, one, threads);
+            // the activations as the kernel sees them: Q8_1 blocks of 32 (fp16 scale d, fp16 sum s, 32 int8), d x q
+            ggml_get_type_traits_cpu(GGML_TYPE_Q8_1)->from_float(col.data(), xq.data(), K);
+            for (int b = 0; b < K / 32; b++) {
+                const char * block = xq.data() + (size_t) b * (4 + 32);
+                const float d = ggml_fp16_to_fp32(*(const ggml_fp16_t *) block);
+                for (int j = 0; j < 32; j++) {
+                    xd[(size_t) b * 32 + j] = d * (float) ((const int8_t *) (block + 4))[j];
+                }
+            }
+            for (int r = 0; r < R; r++) {
+                const float a = ((float *) all->data)[(size_t) n * R + r], b = ((float *) one->data)[r];
+                CHECK(std::memcmp(&a, &b, sizeof(float)) == 0, "threads %d, row %d, token %d: %.9g in the batch, %.9g alone", threads, r, n, a, b);
+                // per block: d_w d_x sum(q_w q_x) + m_w s_x, where m_w is the block's minimum and s_x its stored
+                // fp16 d x sum(q) (the weight is d_w q_w + m_w; the kernel uses s_x rather than the exact sum)
+                double ref = 0;
+                for (int b = 0; b < K / 32; b++) {
+                    const char * wb = (const char *) wq->data + (size_t) r * ggml_row_size(GGML_TYPE_Q4_1, K) + (size_t) b * (4 + 16);
+                    const char * xb = xq.data() + (size_t) b * (4 + 32);
+                    const double m = ggml_fp16_to_fp32(*(const ggml_fp16_t *) (wb + 2));
+                    const double sx = ggml_fp16_to_fp32(*(const ggml_fp16_t *) (xb + 2));
+                    for (int j = 0; j < 32; j++) {
+                        ref += ((double) wd[(size_t) r * K + b * 32 + j] - m) * xd[(size_t) b * 32 + j];
+                    }
+                    ref += m * sx;
+                }
+                CHECK(std::fabs(a - ref) <= 1e-3 * (1 + std::fabs(ref)), "threads %d, row %d, token %d: %.9g, dequantized %.9g", threads, r, n, a, ref);
+            }
+        }
+        ggml_free(ctx);
+    }
+}
+
 int main() {
     ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
+    q4_1_matmul_is_batch_invariant();
     dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();

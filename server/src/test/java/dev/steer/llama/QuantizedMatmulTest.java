@@ -14,18 +14,29 @@ import org.junit.jupiter.api.Test;
  * a prompt decoded in one batch and one token at a time give the same logits, which is what makes the same request
  * give the same answer after a prefix-cache hit (the prompt's last token is computed again alone) or beside other
  * streams. An F32 path over dequantized weights for 32 or more tokens broke this (tried 2026-12-04, withdrawn). And
- * the trainer's forward through the same Q8_0 weights computes what serving computes (the F32 model holding the same
- * values is further from both: the quantized path rounds activations to Q8).
+ * the trainer's forward through the same quantized weights (Q8_0, and Q4_1, whose batches take patch 0011's kernel)
+ * computes what serving computes (the F32 model holding the same values is further from both: the quantized path
+ * rounds activations to Q8).
  */
 class QuantizedMatmulTest {
     private static final int PROMPT = 40;
 
     @Test
     void servingIsBatchInvariantAndTheTrainerComputesWhatServingComputes() {
-        Path quantized = TinyModels.writeDecoder(TestModels.dir().resolve("tiny-llama-matmul-Q8_0.gguf"), "llama",
-                TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42, WeightType.Q8_0, false);
-        Path reference = TinyModels.writeDecoder(TestModels.dir().resolve("tiny-llama-matmul-Q8_0-as-f32.gguf"), "llama",
-                TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42, WeightType.Q8_0, true);
+        check(WeightType.Q8_0);
+    }
+
+    /** Q4_1 (SmolLM2-135M's weights) takes patch 0011's two-rows-by-two-tokens kernel in a batch, one by one alone. */
+    @Test
+    void theSameWithQ4_1Weights() {
+        check(WeightType.Q4_1);
+    }
+
+    private static void check(WeightType type) {
+        Path quantized = TinyModels.writeDecoder(TestModels.dir().resolve("tiny-llama-matmul-" + type + ".gguf"), "llama",
+                TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42, type, false);
+        Path reference = TinyModels.writeDecoder(TestModels.dir().resolve("tiny-llama-matmul-" + type + "-as-f32.gguf"), "llama",
+                TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42, type, true);
         LlamaModel.Params load = new LlamaModel.Params(TestModels.params().gpuLayers(), true, false);
         try (LlamaModel q = LlamaModel.load(quantized, load); LlamaModel f = LlamaModel.load(reference, load);
              LoraTrainer tq = LoraTrainer.create(q, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2);

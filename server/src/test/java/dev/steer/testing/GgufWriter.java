@@ -25,7 +25,7 @@ public final class GgufWriter {
 
     /** How 2-D weight tensors are stored: ggml's type id, and bytes per block of {@code blockSize} values. */
     public enum WeightType {
-        F32(0, 1, 4), F16(1, 1, 2), BF16(30, 1, 2), Q8_0(8, 32, 34);
+        F32(0, 1, 4), F16(1, 1, 2), BF16(30, 1, 2), Q8_0(8, 32, 34), Q4_1(3, 32, 20);
 
         final int ggmlType, blockSize, blockBytes;
 
@@ -57,6 +57,27 @@ public final class GgufWriter {
                         }
                     }
                 }
+                case Q4_1 -> {
+                    // ggml's quantize_row_q4_1_ref: per block of 32 the minimum m and a scale d = (max - m) / 15
+                    // (both F16), then each value as min(15, (int) ((x - m) / d + 0.5)) in a nibble: value j in the
+                    // low nibble of byte j, value j + 16 in its high nibble
+                    for (int i = 0; i < x.length; i += 32) {
+                        float min = Float.MAX_VALUE, max = -Float.MAX_VALUE;
+                        for (int j = 0; j < 32; j++) {
+                            min = Math.min(min, x[i + j]);
+                            max = Math.max(max, x[i + j]);
+                        }
+                        float d = (max - min) / 15f;
+                        float id = d != 0 ? 1f / d : 0f;
+                        b.putShort(Float.floatToFloat16(d));
+                        b.putShort(Float.floatToFloat16(min));
+                        for (int j = 0; j < 16; j++) {
+                            int lo = Math.min(15, (int) ((x[i + j] - min) * id + 0.5f));
+                            int hi = Math.min(15, (int) ((x[i + j + 16] - min) * id + 0.5f));
+                            b.put((byte) (lo | (hi << 4)));
+                        }
+                    }
+                }
             }
             return b.array();
         }
@@ -74,6 +95,16 @@ public final class GgufWriter {
                         float d = Float.float16ToFloat(b.getShort());
                         for (int j = 0; j < 32; j++) {
                             y[i + j] = b.get() * d;
+                        }
+                    }
+                }
+                case Q4_1 -> {
+                    for (int i = 0; i < y.length; i += 32) {
+                        float d = Float.float16ToFloat(b.getShort()), m = Float.float16ToFloat(b.getShort());
+                        for (int j = 0; j < 16; j++) {
+                            int q = b.get() & 0xff;
+                            y[i + j] = (q & 0xf) * d + m;
+                            y[i + j + 16] = (q >> 4) * d + m;
                         }
                     }
                 }
