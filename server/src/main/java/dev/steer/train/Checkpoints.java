@@ -113,9 +113,13 @@ final class Checkpoints {
      */
     static final int PATIENCE = 3;
 
-    /** The best checkpoint is {@link #PATIENCE} checks old: what follows it has stopped getting better. */
+    /**
+     * The best checkpoint has learned a held-out fork and is {@link #PATIENCE} checks old: what follows it has stopped
+     * getting better. While none is learned the job goes on: the checks then only compare drift, and learning may
+     * still come (CI's one-habit SmolLM2 job, stopped after three checks with none, had learned nothing).
+     */
     boolean stalled() {
-        return best != null && checks.size() - 1 - checks.indexOf(best) >= PATIENCE;
+        return best != null && best.learned() > 0 && checks.size() - 1 - checks.indexOf(best) >= PATIENCE;
     }
 
     /** Every held-out fork learned within the change bound: more steps could only add drift. */

@@ -242,7 +242,7 @@ class ConsoleBrowserTest {
                 int points = b.findElements(By.cssSelector("#loss-plot circle.point")).size();
                 JsonObject job = json(s.get("/v1/fine_tuning/jobs").body()).getAsJsonArray("data").get(0).getAsJsonObject();
                 assertEquals("succeeded", job.get("status").getAsString(), job.toString());
-                assertEquals(job.get("total_steps").getAsInt(), points, "one point per optimizer step");
+                assertEquals(job.get("step").getAsInt(), points, "one point per optimizer step it ran (early stopping may end it before total_steps)");
                 String version = job.get("adapter_version").getAsString();
                 visible(b, "#job-report table");
 

@@ -55,6 +55,10 @@ class CheckpointsTest {
             assertEquals(1, start.forks());
             assertEquals(0, start.changed(), "the adapter starts as the base model");
             assertFalse(c.done());
+            for (int k = 1; k <= Checkpoints.PATIENCE; k++) {
+                c.measure(0);
+            }
+            assertFalse(c.stalled(), "nothing learned yet: the job goes on, however many checks without a better one");
 
             LoraTrainer.Weights w = LoraTrainer.Weights.sftOnly();
             LoraTrainer.Reference ref = t.reference(item.example());
@@ -95,7 +99,7 @@ class CheckpointsTest {
             assertEquals(best, c.best());
             c.restoreBest();
             assertArrayEquals(bestWeights, t.snapshot());
-            assertEquals(step + 1 + Checkpoints.PATIENCE, c.checks().size());
+            assertEquals(step + 1 + 2 * Checkpoints.PATIENCE, c.checks().size());
         }
     }
 }
