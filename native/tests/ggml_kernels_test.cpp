@@ -132,9 +132,9 @@ static void dequantized_rows_are_ggml_bases() {
 // weights with the Q8_1-rounded activations.
 static void q4_1_matmul_is_batch_invariant() {
     std::mt19937 rng(11);
-    // 64 x 8: every chunk of the matmul has even sizes, so it takes the two-by-two kernel; 38 x 6: chunks of 13 rows
-    // fall back to one by one in some places
-    for (auto [R, N] : {std::pair{64, 8}, std::pair{38, 6}})
+    // 64 x 8: every pair two by two; 38 x 7 and 37 x 9: odd chunks and an odd token count, whose last row or token
+    // takes the one-by-one kernel and the rest two by two
+    for (auto [R, N] : {std::pair{64, 8}, std::pair{38, 7}, std::pair{37, 9}})
     for (int threads : {1, 2}) {
         const int K = 512;
         std::vector<float> w = values(rng, (size_t) R * K, 0.3f), x = values(rng, (size_t) N * K, 1.0f);
