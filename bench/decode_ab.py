@@ -56,11 +56,10 @@ def main():
                 for jar, port in zip(jars, ports):
                     res = d.run_round(port, c, a.max_tokens, r)
                     rounds[jar][c].append(d.aggregate_tps(res, [len(x["stamps"]) for x in res]))
-            for jar, port in zip(jars, ports):
-                if a.long_prompt:
-                    out = [None]
-                    d.stream_one(port, d.long_prompt(r + 1, a.long_prompt), 4, out, 0)
-                    ttft[jar].append(out[0]["stamps"][0] - out[0]["start"])
+            for jar, port in zip(jars, ports) if a.long_prompt else []:
+                first = [None]
+                d.stream_one(port, d.long_prompt(r + 1, a.long_prompt), 4, first, 0)
+                ttft[jar].append(first[0]["stamps"][0] - first[0]["start"])
         med = lambda v: sorted(v)[len(v) // 2]
         out = {"model": os.path.basename(a.model), "threads": a.threads, "max_tokens": a.max_tokens,
                "aggregate_tps_per_round": {jar: {str(c): v for c, v in rounds[jar].items()} for jar in jars},

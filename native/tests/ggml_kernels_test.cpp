@@ -160,8 +160,8 @@ static void q4_1_matmul_is_batch_invariant() {
                 }
             }
             for (int r = 0; r < R; r++) {
-                const float a = ((float *) all->data)[(size_t) n * R + r], b = ((float *) one->data)[r];
-                CHECK(std::memcmp(&a, &b, sizeof(float)) == 0, "threads %d, row %d, token %d: %.9g in the batch, %.9g alone", threads, r, n, a, b);
+                const float batched = ((float *) all->data)[(size_t) n * R + r], alone = ((float *) one->data)[r];
+                CHECK(std::memcmp(&batched, &alone, sizeof(float)) == 0, "threads %d, row %d, token %d: %.9g in the batch, %.9g alone", threads, r, n, batched, alone);
                 // per block: d_w d_x sum(q_w q_x) + m_w s_x, where m_w is the block's minimum and s_x its stored
                 // fp16 d x sum(q) (the weight is d_w q_w + m_w; the kernel uses s_x rather than the exact sum)
                 double ref = 0;
@@ -175,7 +175,7 @@ static void q4_1_matmul_is_batch_invariant() {
                     }
                     ref += m * sx;
                 }
-                CHECK(std::fabs(a - ref) <= 1e-3 * (1 + std::fabs(ref)), "threads %d, row %d, token %d: %.9g, dequantized %.9g", threads, r, n, a, ref);
+                CHECK(std::fabs(batched - ref) <= 1e-3 * (1 + std::fabs(ref)), "threads %d, row %d, token %d: %.9g, dequantized %.9g", threads, r, n, batched, ref);
             }
         }
         ggml_free(ctx);

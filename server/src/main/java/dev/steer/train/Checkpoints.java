@@ -53,6 +53,7 @@ final class Checkpoints {
     private final List<Watched> watch = new ArrayList<>();
     private final List<Check> checks = new ArrayList<>();
     private Check best;
+    private int checksSinceBest;  // checks measured after the best one, none better
     private float[] bestWeights;
 
     /**
@@ -99,7 +100,10 @@ final class Checkpoints {
         checks.add(c);
         if (best == null || better(c, best)) {
             best = c;
+            checksSinceBest = 0;
             bestWeights = trainer.snapshot();
+        } else {
+            checksSinceBest++;
         }
         return c;
     }
@@ -119,7 +123,7 @@ final class Checkpoints {
      * still come (CI's one-habit SmolLM2 job, stopped after three checks with none, had learned nothing).
      */
     boolean stalled() {
-        return best != null && best.learned() > 0 && checks.size() - 1 - checks.indexOf(best) >= PATIENCE;
+        return best != null && best.learned() > 0 && checksSinceBest >= PATIENCE;
     }
 
     /** Every held-out fork learned within the change bound: more steps could only add drift. */
