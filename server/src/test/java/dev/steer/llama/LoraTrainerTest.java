@@ -58,6 +58,7 @@ class LoraTrainerTest {
 
     @Test
     void trainingForwardEqualsLlamaDecode() {
+        TestModels.assumeCpuExactness();
         int[] tokens = model.tokenize("hello world, the model is in the steer", true, false);
         try (LoraTrainer t = trainer(1)) {
             double base = maxDiff(llamaLogits(tokens, null, 0), t.logits(tokens, false));
@@ -69,6 +70,7 @@ class LoraTrainerTest {
     /** Gemma 3: sliding-window layers (window 4 over 14 tokens), GELU-gated MLP (its backward is our ggml patch). */
     @Test
     void gemma3MatchesLlamaDecodeAndHasCheckedGradients() {
+        TestModels.assumeCpuExactness();
         Path file = dev.steer.testing.TinyModels.writeGemma3(TestModels.dir().resolve("tiny-gemma3.gguf"), 4, 12);
         try (LlamaModel m = LlamaModel.load(file, TestModels.params());
              LoraTrainer t = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
@@ -112,6 +114,7 @@ class LoraTrainerTest {
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(strings = {"qwen2", "qwen3"})
     void otherFamiliesMatchLlamaDecodeAndHaveCheckedGradients(String arch) {
+        TestModels.assumeCpuExactness();
         int headDim = arch.equals("qwen3") ? 32 : 16;
         Path file = dev.steer.testing.TinyModels.writeDecoder(TestModels.dir().resolve("tiny-" + arch + ".gguf"), arch,
                 dev.steer.testing.TinyModels.DEFAULT, headDim, 11);
@@ -239,6 +242,7 @@ class LoraTrainerTest {
 
     @Test
     void gradientsMatchFiniteDifferencesOnEveryKindOfTensor() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
         try (LoraTrainer t = trainer(2)) {
@@ -270,6 +274,7 @@ class LoraTrainerTest {
      */
     @Test
     void narrowOutProdKernelsGiveTheGeneralLoopsGradientsEntryByEntry() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
         List<String> names = List.of("blk.0.attn_q.weight", "blk.1.attn_v.weight", "blk.0.ffn_up.weight", "blk.1.ffn_down.weight");
@@ -402,6 +407,7 @@ class LoraTrainerTest {
     @org.junit.jupiter.params.ParameterizedTest
     @org.junit.jupiter.params.provider.ValueSource(strings = {"llama", "gemma3"})
     void eachSpanIsScoredAsIfItAloneFollowedTheContext(String arch) {
+        TestModels.assumeCpuExactness();
         // One graph packs the context once and both spans after it; the mask must keep the spans from seeing each
         // other. Scored alone (as a chosen span with nothing beside it), each span's log-probability is the same.
         LlamaModel m = arch.equals("llama") ? model
@@ -436,6 +442,7 @@ class LoraTrainerTest {
 
     @Test
     void aWrittenAdapterReproducesTheTrainingGraphInServing() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         Path file = TestModels.dir().resolve("trained-adapter.gguf");
         int[] tokens = concat(e.context(), e.chosen());
@@ -500,6 +507,7 @@ class LoraTrainerTest {
      */
     @Test
     void aStepsGradientIsTheMeanOfItsExamplesGradients() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example steer = example();
         LoraTrainer.Example plain = new LoraTrainer.Example(model.tokenize("the model is", true, false), model.tokenize(" in the", false, false), new int[0]);
         int[] answer = model.tokenize("hello world, the model is in the steer and the token", true, false);
@@ -580,6 +588,7 @@ class LoraTrainerTest {
 
     @Test
     void clippingScalesEachStepsGradientDownToTheBound() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example a = example();
         LoraTrainer.Example b = new LoraTrainer.Example(a.context(), model.tokenize(" other words", false, false), new int[0]);
         List<LoraTrainer.Example> steps = List.of(a, b, a);

@@ -48,6 +48,7 @@ class PreservationTermTest {
 
     @Test
     void referenceHoldsTheBaseModelsTopTokensOnEveryKeepRow() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         try (LoraTrainer t = trainer(1)) {
             perturb(t, 2);  // the reference is the base: the adapter must not matter
@@ -95,6 +96,7 @@ class PreservationTermTest {
 
     @Test
     void lossIsTheWeightedMeanOfItsTermsOverTheRowsOfEachRole() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         // The same answer with the kept text before the fork turned into prompt: those rows must stop counting.
         byte[] roles = e.roles().clone();
@@ -158,6 +160,7 @@ class PreservationTermTest {
 
     @Test
     void klGradientMatchesFiniteDifferences() {
+        TestModels.assumeCpuExactness();
         LoraTrainer.Example e = example();
         try (LoraTrainer t = trainer(4)) {
             LoraTrainer.Reference ref = t.reference(e);
@@ -173,6 +176,7 @@ class PreservationTermTest {
 
     @Test
     void aKeepOnlyExampleTrainsOnTheKlAloneAndAnEmptyOneIsRefused() {
+        TestModels.assumeCpuExactness();
         int[] tokens = model.tokenize("hello world, the model is in the steer", true, false);
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, 3, tokens.length, LoraTrainer.KEEP);

@@ -51,6 +51,23 @@ public final class TestModels {
         return LlamaModel.Params.defaults().withGpuLayers(n == null || n.isBlank() ? 0 : Integer.parseInt(n.trim()));
     }
 
+    /** Whether the engine tests run with layers offloaded to a GPU (STEER_TEST_GPU_LAYERS, docs/gpu.md). */
+    public static boolean onGpu() {
+        return params().gpuLayers() != 0;
+    }
+
+    /**
+     * For tests of a CPU-only guarantee: two computations that must agree to the last bit or within a CPU's rounding
+     * whatever the batch or graph shape (serving's batch invariance, the trainer's forward == llama_decode, a saved
+     * adapter serving as it trained, finite-difference gradient checks at steps of 1e-3). CUDA picks its kernels by
+     * batch size and quantizes activations differently per kernel, so on a GPU they agree only to ~0.02 in the logits
+     * (measured on an H200: docs/gpu.md); these tests are skipped there, saying why, and run everywhere else (CI).
+     */
+    public static void assumeCpuExactness() {
+        org.junit.jupiter.api.Assumptions.assumeFalse(onGpu(),
+                "exact across batch and graph shapes on the CPU only: CUDA picks kernels by batch size (docs/gpu.md)");
+    }
+
     /**
      * The Gemma 3 270M GGUF that models/fetch-gemma3-270m.sh assembled, from -Dsteer.test.gemma or STEER_TEST_GEMMA;
      * null when neither names an existing file.
