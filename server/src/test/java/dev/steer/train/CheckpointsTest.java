@@ -102,4 +102,27 @@ class CheckpointsTest {
             assertEquals(step + 1 + 2 * Checkpoints.PATIENCE, c.checks().size());
         }
     }
+
+    /**
+     * The order of checkpoints: forks learned whole first; while none is, the later (a correction no adapter can say
+     * whole at a held-out fork, a converted temperature, left every check tied and kept the earliest); then fewer
+     * watch answers changed, then the earlier (a later check must be better to replace one); nothing beyond
+     * max_changed while something within it exists.
+     */
+    @Test
+    void checkpointsAreOrderedByForksThenWhileNoneTheLaterThenFewerChanged() {
+        // Check(step, forks, learned, watched, changed); maxChanged 0.25 of 12 watched: 3 allowed
+        assertTrue(Checkpoints.better(new Checkpoints.Check(80, 4, 0, 12, 1), new Checkpoints.Check(16, 4, 0, 12, 0), 0.25),
+                "none learned whole: the later wins, though it changed one more watch answer");
+        assertFalse(Checkpoints.better(new Checkpoints.Check(16, 4, 0, 12, 0), new Checkpoints.Check(80, 4, 0, 12, 1), 0.25));
+        assertTrue(Checkpoints.better(new Checkpoints.Check(80, 4, 1, 12, 2), new Checkpoints.Check(16, 4, 0, 12, 0), 0.25),
+                "a fork learned whole beats none");
+        assertFalse(Checkpoints.better(new Checkpoints.Check(80, 4, 0, 12, 0), new Checkpoints.Check(16, 4, 1, 12, 2), 0.25));
+        assertTrue(Checkpoints.better(new Checkpoints.Check(80, 4, 2, 12, 0), new Checkpoints.Check(16, 4, 2, 12, 1), 0.25),
+                "the same forks learned: fewer changed wins");
+        assertFalse(Checkpoints.better(new Checkpoints.Check(80, 4, 2, 12, 1), new Checkpoints.Check(16, 4, 2, 12, 1), 0.25),
+                "the same forks learned and changed: the earlier stays");
+        assertFalse(Checkpoints.better(new Checkpoints.Check(80, 4, 0, 12, 4), new Checkpoints.Check(16, 4, 0, 12, 3), 0.25),
+                "beyond max_changed no later step makes up for it");
+    }
 }
