@@ -12,7 +12,7 @@ import java.util.List;
 import java.util.Locale;
 
 /**
- * For .gpu/gpu-check.sh (not part of the project). {@code probe}: prints what libsteer was built with and whether it
+ * For scripts/gpu/gpu-check.sh (compiled by scripts/gpu/prepare.sh with the test classes; not in the Maven build). {@code probe}: prints what libsteer was built with and whether it
  * offloads. {@code bench}: greedy decode throughput through the Engine on a random-weight llama of SmolLM2-135M's
  * shape (576 embd, 30 layers, 9 heads / 3 KV heads, FFN 1536, Q4_1 weights) but with TinyModels' ~400-token vocabulary
  * (SmolLM2 has 49152, so its output matmul is left out here), all layers on the GPU as STEER_TEST_GPU_LAYERS says.

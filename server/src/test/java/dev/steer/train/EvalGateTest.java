@@ -68,9 +68,17 @@ class EvalGateTest {
 
     @Test
     void anAdapterThatLearnedNothingIsRefused() {
-        String[] d = EvalGate.decide(with(good(), 0, 1, 0.0, 6.5, 0.0), S);
+        EvalGate.Measured saysNothing = with(good(), 0, 1, 0.0, 6.5, 0.0);
+        EvalGate.Measured prefersNothing = new EvalGate.Measured(saysNothing.heldOut(), saysNothing.baseNll(), saysNothing.adapterNll(),
+                saysNothing.pairs(), 0.0, 0.0, saysNothing.drift(), saysNothing.forks(), saysNothing.baseCorrectionRate(),
+                saysNothing.adapterCorrectionRate(), saysNothing.probes(), saysNothing.changed(), saysNothing.answers(),
+                saysNothing.baseDegenerate(), saysNothing.adapterDegenerate(), saysNothing.newLoops(), saysNothing.lostLoops());
+        String[] d = EvalGate.decide(prefersNothing, S);
         assertEquals("failed", d[0]);
-        assertTrue(d[1].contains("correction rate did not rise"), d[1]);
+        assertTrue(d[1].contains("correction rate did not rise (0.00 -> 0.00), nor the preference accuracy (0.00 -> 0.00)"), d[1]);
+        // Says no correction whole, yet prefers them to what they replaced (a converted temperature no adapter computes,
+        // in the habit's form): learned, and judged by the other bounds.
+        assertEquals("passed", EvalGate.decide(saysNothing, S)[0]);
         d = EvalGate.decide(with(good(), 0, 1, 0.5, 7.0, 0.0), S);
         assertTrue(d[1].contains("NLL did not improve"), d[1]);
     }
