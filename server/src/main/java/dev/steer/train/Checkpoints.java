@@ -22,15 +22,14 @@ import java.util.List;
  * </ul>
  * The best checkpoint is the one with the highest correction rate among those that changed at most
  * {@code maxChanged} of the watch answers (fewer changed, then the earlier, breaks ties; while no fork is learned
- * whole, the later); without such a one, the one with the largest rate minus changed. The job stops once every held-out fork is learned by a checkpoint
- * within the bound: training further could only add drift.
+ * whole, the later); without such a one, the one with the largest rate minus changed. The job stops once every
+ * held-out fork is learned by a checkpoint within the bound: training further could only add drift.
  *
  * <p>The watch prompts are neither trained on nor the gate's probes, so the gate still sees fresh prompts; the
  * held-out forks are the gate's too (with 20 to 500 steers there are too few to split three ways), which makes the
  * gate's correction rate a little optimistic: its probes and degenerate checks are what selection did not see.
  */
 final class Checkpoints {
-    /**
     /** One measurement: after {@code step} optimizer steps. */
     record Check(int step, int forks, int learned, int watched, int changed) {
         double correctionRate() {
