@@ -128,7 +128,7 @@ final class Checkpoints {
 
     /** Every held-out fork learned within the change bound: more steps could only add drift. */
     boolean done() {
-        return best != null && best.forks() > 0 && best.learned() == best.forks() && eligible(best);
+        return best != null && best.forks() > 0 && best.learned() == best.forks() && eligible(best, maxChanged);
     }
 
     Check best() {
@@ -146,7 +146,7 @@ final class Checkpoints {
         }
     }
 
-    private boolean eligible(Check c) {
+    private static boolean eligible(Check c, double maxChanged) {
         return c.changedFraction() <= maxChanged + 1e-9;
     }
 
@@ -158,18 +158,14 @@ final class Checkpoints {
      * Is {@code c} better than {@code than}? Ties keep the earlier one, except while neither has learned a fork
      * whole: then nothing tells an earlier checkpoint apart, and the later one is ahead (within {@code maxChanged}),
      * as if the job ran its schedule without stopping early. A correction can hold what no adapter says at a
-     * held-out fork (a temperature converted, "37.0°C (98.6°F)"; a header where the base began otherwise): every
-     * check of such a job tied at none learned, and the earliest was kept (a second habit set, seed 3: step 16 of 80,
-     * compliance 0.44 where seeds 1 and 2 reached 0.72; docs/training.md). Two finer signals were tried first and
-     * stopped moving within three checks, keeping step 24: the argmax's share of the corrections' first tokens (13 of
-     * 23 from step 24 on) and the held-out corrections' cross-entropy (1.218 at step 24, 1.22-1.28 after).
+     * held-out fork (a converted temperature, "37.0°C (98.6°F)"): every check of such a job tied at none learned,
+     * and the earliest was kept (measured, and the finer signals tried first: docs/training.md, tenth session).
      */
     static boolean better(Check c, Check than, double maxChanged) {
-        boolean eligible = c.changedFraction() <= maxChanged + 1e-9, thanEligible = than.changedFraction() <= maxChanged + 1e-9;
-        if (eligible != thanEligible) {
-            return eligible;
+        if (eligible(c, maxChanged) != eligible(than, maxChanged)) {
+            return eligible(c, maxChanged);
         }
-        if (!eligible) {
+        if (!eligible(c, maxChanged)) {
             return c.correctionRate() - c.changedFraction() > than.correctionRate() - than.changedFraction() + 1e-9;
         }
         if (c.learned() != than.learned()) {

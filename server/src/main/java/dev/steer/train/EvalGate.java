@@ -24,8 +24,8 @@ import java.util.List;
  *
  * <p>The adapter passes when the held-out NLL falls, the preference accuracy does not, the correction rate or the
  * preference accuracy rises above the base's, no more answers are degenerate than the base's (plus
- * {@code maxDegenerate}), at most {@code maxChanged} of the probe answers changed, and the canary drifts at most {@code maxDrift}. Without held-out
- * steers the verdict is "skipped".
+ * {@code maxDegenerate}), at most {@code maxChanged} of the probe answers changed, and the canary drifts at most
+ * {@code maxDrift}. Without held-out steers the verdict is "skipped".
  */
 public final class EvalGate {
     /** A short, ordinary paragraph: its perplexity should not move when a few steers are learned. */
