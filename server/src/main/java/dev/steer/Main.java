@@ -115,6 +115,12 @@ public final class Main implements Callable<Integer> {
                     + "dropped, and if none has finished a new chat completion gets 429 (STEER_MAX_SESSIONS; default ${DEFAULT-VALUE}).")
     int maxSessions;
 
+    @Option(names = "--keep-accepted", defaultValue = "${env:STEER_KEEP_ACCEPTED:-256}",
+            description = "Streamed answers that finished without a steer or stop, kept as approved text for training jobs "
+                    + "(the newest; a request with \"store\": false is never kept); 0 keeps none and deletes those stored "
+                    + "(STEER_KEEP_ACCEPTED; default ${DEFAULT-VALUE}).")
+    int keepAccepted;
+
     @Option(names = "--decode-step-timeout-s", defaultValue = "${env:STEER_DECODE_STEP_TIMEOUT:-30}",
             description = "Seconds one decode step may take before /health reports the decode loop stuck (503); adapter loads "
                     + "wait as long for it (STEER_DECODE_STEP_TIMEOUT; default ${DEFAULT-VALUE}).")
@@ -124,6 +130,9 @@ public final class Main implements Callable<Integer> {
     public Integer call() throws Exception {
         if (maxSessions < 1) {
             throw new CommandLine.ParameterException(new CommandLine(this), "--max-sessions must be at least 1, not " + maxSessions);
+        }
+        if (keepAccepted < 0) {
+            throw new CommandLine.ParameterException(new CommandLine(this), "--keep-accepted must be at least 0, not " + keepAccepted);
         }
         Path path = resolveModel();
         NativeLibrary.load();
@@ -142,7 +151,7 @@ public final class Main implements Callable<Integer> {
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads,
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
                 new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics,
-                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions));
+                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions, keepAccepted));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
         LOG.info("serving {} ({}, {} parameters{}) on http://{}:{}, {} parallel sequences of {} tokens", modelId,

@@ -27,13 +27,15 @@ public final class Server implements AutoCloseable {
      * @param trainThreads CPU threads a training job uses, apart from serving's; 0: half the cores while serving, all
      *                     while nothing is served ({@link JobRunner.Threads#of})
      * @param maxSessions  steerable sessions held at most (see {@link Sessions})
+     * @param keepAccepted streamed answers the person let run that are kept, the newest (0: none; {@link SteerStore#insertAccepted})
      */
     public record Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
-                         int trainThreads, Engine.Config engine, ApiServer.Options api, int maxSessions) {
-        /** With the default {@code --max-sessions}. */
+                         int trainThreads, Engine.Config engine, ApiServer.Options api, int maxSessions, int keepAccepted) {
+        /** With the default {@code --max-sessions} and {@code --keep-accepted}. */
         public Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
                       int trainThreads, Engine.Config engine, ApiServer.Options api) {
-            this(modelSha256, database, adapterDir, sessionTtlMillis, chatTemplate, trainThreads, engine, api, Sessions.DEFAULT_MAX);
+            this(modelSha256, database, adapterDir, sessionTtlMillis, chatTemplate, trainThreads, engine, api, Sessions.DEFAULT_MAX,
+                    SteerStore.DEFAULT_KEEP_ACCEPTED);
         }
     }
 
@@ -56,7 +58,7 @@ public final class Server implements AutoCloseable {
         engine = new Engine(model, c.engine());
         templates = ChatTemplates.forModel(model, c.chatTemplate());
         sessions = new Sessions(c.sessionTtlMillis(), c.maxSessions(), clock);
-        steers = SteerStore.open(c.database());
+        steers = SteerStore.open(c.database(), c.keepAccepted());
         adapters = AdapterRegistry.open(c.database(), c.adapterDir());
         served = new ServedAdapters(engine, adapters, c.api().modelId(), c.modelSha256(), c.api().decodeStepTimeout());
         jobs = JobStore.open(c.database());

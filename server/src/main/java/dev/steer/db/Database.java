@@ -23,7 +23,8 @@ import java.util.List;
  * SQLite serializes writers across them (busy_timeout).
  */
 public final class Database {
-    private static final String[] MIGRATIONS = {"V1__steers.sql", "V2__jobs_adapters.sql", "V3__session_requests.sql"};
+    private static final String[] MIGRATIONS = {"V1__steers.sql", "V2__jobs_adapters.sql", "V3__session_requests.sql",
+            "V4__accepted_answers.sql"};
 
     private Database() {}
 

@@ -58,6 +58,7 @@ final class Completions {
         ChatPrompt chat = chatRequest(messages, options, tools);
         GenerationRequest request = chat.request();
         String recorded = RecordedRequest.of(b);  // not the raw body: the session keeps it for the TTL
+        boolean accepting = accepting(options, b.bool("store", true)) && tools == null;
         // n choices: n sessions on one queue of events. Choice 0's session is named by the completion id, choice i's
         // by choiceId (the steer routes find it from the id and the choice's "index").
         List<EventStream> events = EventStream.choices(options.n());
@@ -67,7 +68,7 @@ final class Completions {
         Chat first = null;
         try {
             for (int i = 0; i < options.n(); i++) {
-                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), recorded, events.get(i));
+                Chat c = startSession(choiceId(id, i), selected, CompletionOptions.forChoice(request, i), recorded, accepting, events.get(i));
                 generations.add(c.started().generation());
                 opened.add(c.session());
                 if (i == 0) {
@@ -102,8 +103,18 @@ final class Completions {
      * named {@code id}; {@code requestJson} is what the session (and its steer records) keep as the request: a chat
      * completion body, whose {@code messages} the exports read. The Responses API's way onto the chat path.
      */
-    Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson) {
-        return startSession(id, model, chatRequest(messages, options, null).request(), requestJson, new EventStream());
+    Chat startChat(String id, String model, JsonArray messages, CompletionOptions options, String requestJson, boolean store) {
+        return startSession(id, model, chatRequest(messages, options, null).request(), requestJson, accepting(options, store),
+                new EventStream());
+    }
+
+    /**
+     * Whether an answer that finishes without a steer or stop is recorded as accepted (approved text for training,
+     * {@link SteerStore#insertAccepted}): only a streamed one (a person could watch it and stop it), whose tokens the
+     * model chose (no grammar; its end not ignored), unless the client said {@code "store": false}.
+     */
+    static boolean accepting(CompletionOptions options, boolean store) {
+        return store && options.stream() && options.grammarParam() == null && !options.ignoreEos();
     }
 
     /**
@@ -152,15 +163,19 @@ final class Completions {
         }
     }
 
-    /** Starts {@code request} as the steerable session {@code id}, its events going to {@code events}. */
-    private Chat startSession(String id, String model, GenerationRequest request, String requestJson, EventStream events) {
+    /**
+     * Starts {@code request} as the steerable session {@code id}, its events going to {@code events}; {@code accepting}:
+     * record its answer as accepted if it finishes unsteered ({@link #accepting}).
+     */
+    private Chat startSession(String id, String model, GenerationRequest request, String requestJson, boolean accepting,
+                              EventStream events) {
         Session[] session = new Session[1];  // opened once the selection names the adapter, before the engine runs it
         Started started;
         try {
             started = submit(model, request, sel -> {
                 session[0] = sessions.open(id, served.baseModel(), sel.pinned(), AdapterVersion.idOrNull(sel.version()), requestJson, request);
                 session[0].starting();
-                return new SessionRecorder(session[0], store, engine.model(), events, events::steered);
+                return new SessionRecorder(session[0], store, engine.model(), events, events::steered, accepting && store.keepsAccepted());
             });
         } catch (RuntimeException e) {
             if (session[0] != null) {

@@ -107,7 +107,8 @@ final class Responses {
         CompletionOptions options = read(chat);
 
         String id = ID_PREFIX + hex();
-        Completions.Chat started = completions.startChat(id, modelName, chat.getAsJsonArray("messages"), options, Json.write(body));
+        Completions.Chat started = completions.startChat(id, modelName, chat.getAsJsonArray("messages"), options, Json.write(body),
+                b.bool("store", true));
         ResponseObjects shape = new ResponseObjects(id, "msg_" + hex(), started.started().selection().model(),
                 System.currentTimeMillis() / 1000, instructions, maxOutput, previous, b.number("temperature", 1.0, 0, 2),
                 b.number("top_p", 1.0, 0, 1), format);

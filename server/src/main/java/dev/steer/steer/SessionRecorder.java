@@ -11,6 +11,8 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Sits between the engine and a client's response: gives the session its generation's output (the engine's own
@@ -21,11 +23,14 @@ import java.util.function.Consumer;
  * meanwhile; the client sees nothing the store has not got.
  */
 public final class SessionRecorder implements GenerationListener {
+    private static final Logger LOG = LoggerFactory.getLogger(SessionRecorder.class);
     private final Session session;
     private final SteerStore store;
     private final LlamaModel model;
     private final GenerationListener downstream;
     private final Consumer<SteerRecord> onRecorded;
+    /** record the answer as accepted if it finishes by itself with no steer or stop ({@link SteerStore#insertAccepted}) */
+    private final boolean accepting;
     private GenerationOutput output = GenerationOutput.of();  // this generation's, from onSubmitted
     private int endToken = -1;  // the end-of-generation token the model ended with, if it did (not in the output)
 
@@ -37,14 +42,18 @@ public final class SessionRecorder implements GenerationListener {
     /** a write that failed: the generation fails (its client was told), nothing more is passed on */
     private RuntimeException failed;
 
-    /** @param onRecorded told of each stored steer, before any continuation token reaches {@code downstream} */
+    /**
+     * @param onRecorded told of each stored steer, before any continuation token reaches {@code downstream}
+     * @param accepting  record the answer as accepted when it finishes by itself, unsteered
+     */
     public SessionRecorder(Session session, SteerStore store, LlamaModel model, GenerationListener downstream,
-                           Consumer<SteerRecord> onRecorded) {
+                           Consumer<SteerRecord> onRecorded, boolean accepting) {
         this.session = session;
         this.store = store;
         this.model = model;
         this.downstream = downstream;
         this.onRecorded = onRecorded;
+        this.accepting = accepting;
     }
 
     /** On the submitting thread, before the generation is queued: the session reads this generation's output. */
@@ -103,6 +112,14 @@ public final class SessionRecorder implements GenerationListener {
             int[] tokens = c;
             String text = model.detokenize(tokens, false, false);
             write(() -> store.setContinuation(last, tokens, text));
+        } else if (accepting && reason != FinishReason.CANCELLED && c.length > 0) {
+            // Nobody is told of this write, so nothing waits for it; the writer runs writes in order, so a steer of
+            // this answer after its end (which deletes the row) comes after it.
+            Accepted a = new Accepted(session.id, session.model, session.adapterVersion, session.prompt(), c, System.currentTimeMillis());
+            store.writer().submit(() -> store.insertAccepted(a)).exceptionally(e -> {
+                LOG.warn("could not record accepted answer {}: {}", a.sessionId(), e.getMessage());
+                return null;
+            });
         }
         session.finished(session.now());
         deliver(() -> downstream.onFinish(reason, usage));

@@ -34,11 +34,16 @@ public final class SteerStore implements AutoCloseable {
         }
     }
 
+    /** Accepted answers kept by default (--keep-accepted): a job reads at most half its replay set (16) of them. */
+    public static final int DEFAULT_KEEP_ACCEPTED = 256;
+
     private final Connection db;
     private final SteerWriter writer = new SteerWriter();
+    private final int keepAccepted;
 
-    private SteerStore(Connection db) {
+    private SteerStore(Connection db, int keepAccepted) {
         this.db = db;
+        this.keepAccepted = keepAccepted;
     }
 
     /** The thread that runs this store's writes for a caller that must not wait on its lock: the decode thread. */
@@ -47,7 +52,22 @@ public final class SteerStore implements AutoCloseable {
     }
 
     public static SteerStore open(Path file) {
-        return new SteerStore(Database.connect(file));
+        return open(file, DEFAULT_KEEP_ACCEPTED);
+    }
+
+    /** @param keepAccepted accepted answers kept, the newest; 0 records none and deletes those stored */
+    public static SteerStore open(Path file, int keepAccepted) {
+        if (keepAccepted < 0) {
+            throw new IllegalArgumentException("keepAccepted must be at least 0, not " + keepAccepted);
+        }
+        SteerStore s = new SteerStore(Database.connect(file), keepAccepted);
+        s.trimAccepted();
+        return s;
+    }
+
+    /** Whether answers the person let run are recorded at all ({@link #insertAccepted}). */
+    public boolean keepsAccepted() {
+        return keepAccepted > 0;
     }
 
     /**
@@ -60,6 +80,8 @@ public final class SteerStore implements AutoCloseable {
             update("INSERT INTO session_requests (session_id, request_json, prompt_tokens) VALUES (?,?,?)",
                     r.sessionId(), r.requestJson(), ints(r.promptTokens()));
         }
+        // A steered or stopped answer is no longer one the person let run (a finished answer can be steered later).
+        update("DELETE FROM accepted_answers WHERE session_id = ?", r.sessionId());
         String sql = "INSERT INTO steers (id, session_id, kind, model, adapter_version, at_token,"
                 + " accepted_tokens, rejected_tokens, correction_tokens, correction_text, accepted_text, rejected_text,"
                 + " fork_top_logprobs, continuation_tokens, continuation_text, excluded, created_at, updated_at)"
@@ -89,6 +111,37 @@ public final class SteerStore implements AutoCloseable {
         } catch (SQLException e) {
             throw new IllegalStateException("could not store steer " + r.id() + ": " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * A streamed answer that finished without a steer or stop: the person let it run. {@code outputTokens} ends with
+     * the end-of-generation token when the model ended it. Nothing is stored when the session already has a record
+     * (a stop during the answer is written before its end), nor when the store keeps none; past the newest
+     * {@code --keep-accepted} the oldest are deleted.
+     */
+    public synchronized void insertAccepted(Accepted a) {
+        if (!keepsAccepted()) {
+            return;
+        }
+        update("INSERT OR IGNORE INTO accepted_answers (session_id, model, adapter_version, prompt_tokens, output_tokens, created_at)"
+                        + " SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
+                a.sessionId(), a.model(), a.adapterVersion(), ints(a.promptTokens()), ints(a.outputTokens()), a.createdAt(),
+                a.sessionId());
+        trimAccepted();
+    }
+
+    /** Deletes all but the newest {@code --keep-accepted} accepted answers. */
+    private synchronized void trimAccepted() {
+        update("DELETE FROM accepted_answers WHERE session_id NOT IN"
+                + " (SELECT session_id FROM accepted_answers ORDER BY created_at DESC, session_id DESC LIMIT ?)", keepAccepted);
+    }
+
+    /** The newest {@code limit} accepted answers of {@code model}, newest first. */
+    public synchronized List<Accepted> accepted(String model, int limit) {
+        return Database.query(db, "SELECT * FROM accepted_answers WHERE model = ? ORDER BY created_at DESC, session_id DESC LIMIT ?",
+                List.of(model, limit), r -> new Accepted(r.getString("session_id"), r.getString("model"),
+                        r.getString("adapter_version"), ints(r.getString("prompt_tokens")), ints(r.getString("output_tokens")),
+                        r.getLong("created_at")));
     }
 
     /** Records what the model generated after a steer. */

@@ -279,7 +279,7 @@ public final class Steering {
         int budget = Math.min(perSequence - prompt.length, maxTokens > 0 ? maxTokens : first.maxTokens());
         GenerationRequest next = new GenerationRequest(prompt, first.sampling(), budget, first.stop(), first.topLogprobs(),
                 first.ignoreEos(), first.prompt().length, new SteerEvent(at, accepted, rejected, correction, null), null);
-        SessionRecorder recorder = new SessionRecorder(session, store, model, downstream, onRecorded);
+        SessionRecorder recorder = new SessionRecorder(session, store, model, downstream, onRecorded, false);  // steered: not accepted
         session.starting();
         Generation g;
         try {

@@ -11,6 +11,7 @@ import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraAdapter;
 import dev.steer.llama.LoraTrainer;
+import dev.steer.steer.Accepted;
 import dev.steer.steer.SteerRecord;
 import dev.steer.steer.SteerStore;
 import java.io.IOException;
@@ -203,19 +204,26 @@ public final class JobRunner implements AutoCloseable {
         }
         long t0 = System.nanoTime();
         String base = AdapterVersion.pinnedName(spec.model(), null);
-        // The replay set: the base model's own answers to ordinary prompts nobody steered, kept under the KL term;
-        // the probes (other prompts) are the gate's. Both answered greedily by the serving engine, on the base.
+        // The replay set, approved text nobody steered, kept under the KL term: the newest answers the person let run
+        // (up to half of it), then the base model's own answers to built-in ordinary prompts; the probes (other
+        // prompts) are the gate's. The built-in ones answered greedily by the serving engine, on the base.
         boolean kl = h.klWeight() > 0;
-        List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, Math.min(h.replay(), ReplayPrompts.REPLAY.size())) : List.of();
-        List<int[]> replayTokens = ReplayPrompts.render(model, templates, replayPrompts);
-        List<int[]> replayAnswers = greedy.answers(base, replayTokens, REPLAY_TOKENS);
+        List<Accepted> accepted = kl ? acceptedForReplay(steers.accepted(spec.model(), h.replay()), h.replay() / 2) : List.of();
+        int builtIn = Math.min(h.replay() - accepted.size(), ReplayPrompts.REPLAY.size());
+        List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, builtIn) : List.of();
+        List<int[]> replayTokens = new ArrayList<>(ReplayPrompts.render(model, templates, replayPrompts));
+        List<int[]> replayAnswers = new ArrayList<>(greedy.answers(base, replayTokens, REPLAY_TOKENS));
+        for (Accepted a : accepted) {
+            replayTokens.add(a.promptTokens());
+            replayAnswers.add(Arrays.copyOf(a.outputTokens(), Math.min(a.outputTokens().length, REPLAY_TOKENS)));
+        }
         List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
         List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
         boolean watching = h.earlyStopping() && !set.heldOut().isEmpty();  // without held-out forks there is nothing to stop on
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
         List<int[]> watchAnswers = greedy.answers(base, watchTokens, WATCH_TOKENS);
         List<LoraTrainer.Example> replay = new ArrayList<>();
-        for (int i = 0; i < replayPrompts.size(); i++) {
+        for (int i = 0; i < replayTokens.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
             if (e != null) {
                 replay.add(e);
@@ -231,9 +239,9 @@ public final class JobRunner implements AutoCloseable {
         int total = perEpoch * (h.nEpochs() - onPolicy) + perOnPolicyEpoch * onPolicy;
         int layers = model.info().layers();
         int adapted = h.adaptedLayers(layers);
-        p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers, %d steps of batch %d; LoRA rank %d on %s; loss: %s.",
+        p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers (%d of them answers let run without a steer), %d steps of batch %d; LoRA rank %d on %s; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
-                replay.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
+                replay.size(), accepted.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
                 lossTerms(h)));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
@@ -439,6 +447,20 @@ public final class JobRunner implements AutoCloseable {
         }
         return e.tokens().length;
     }
+
+    /**
+     * Of the accepted answers (newest first), the first {@code max} whose prompt is at most {@link #ACCEPTED_PROMPT_TOKENS}
+     * long and which have an answer: a long conversation would cost a training step of its own for a 16-token answer.
+     */
+    static List<Accepted> acceptedForReplay(List<Accepted> newestFirst, int max) {
+        return newestFirst.stream()
+                .filter(a -> a.promptTokens().length <= ACCEPTED_PROMPT_TOKENS && a.outputTokens().length > 0)
+                .limit(Math.max(0, max))
+                .toList();
+    }
+
+    /** Longest prompt of an accepted answer the replay set takes. */
+    static final int ACCEPTED_PROMPT_TOKENS = 384;
 
     /** Tokens the adapter writes after an answer's last correction: where a correction gets said again. */
     private static final int OWN_CONTINUATION_TOKENS = 32;

@@ -2,6 +2,7 @@ package dev.steer.steer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.InputStream;
@@ -17,7 +18,10 @@ import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** A session's request is stored once for all its records (issue 16, item 7), and databases from before keep theirs. */
+/**
+ * A session's request is stored once for all its records (issue 16, item 7), and databases from before keep theirs;
+ * answers the person let run are kept up to the retention, and a steer of one takes it back.
+ */
 @Timeout(60)
 class SteerStoreTest {
     private static SteerRecord record(String id, String session, String request, int at) {
@@ -82,6 +86,51 @@ class SteerStoreTest {
                 assertArrayEquals(new int[] {7, 8}, r.promptTokens());
             }
             assertEquals(1, count(db, "SELECT COUNT(*) FROM session_requests"));
+        }
+    }
+
+    private static Accepted accepted(String session, long at) {
+        return new Accepted(session, "m", null, new int[] {1, 2}, new int[] {5, 6, 7}, at);
+    }
+
+    private static List<String> acceptedIds(SteerStore store) {
+        return store.accepted("m", 100).stream().map(Accepted::sessionId).toList();
+    }
+
+    @Test
+    void acceptedAnswersAreKeptNewestFirstUpToTheRetention() throws Exception {
+        Path db = Files.createTempDirectory("steer-store-accepted").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db, 3)) {
+            for (int i = 0; i < 5; i++) {
+                store.insertAccepted(accepted("a" + i, 1000 + i));
+            }
+            assertEquals(List.of("a4", "a3", "a2"), acceptedIds(store), "the newest 3, newest first");
+            Accepted a = store.accepted("m", 1).get(0);
+            assertArrayEquals(new int[] {1, 2}, a.promptTokens());
+            assertArrayEquals(new int[] {5, 6, 7}, a.outputTokens());
+            assertEquals(List.of(), store.accepted("other model", 10));
+        }
+        try (SteerStore store = SteerStore.open(db, 2)) {
+            assertEquals(List.of("a4", "a3"), acceptedIds(store), "a smaller retention applies at the next start");
+        }
+        try (SteerStore store = SteerStore.open(db, 0)) {
+            assertFalse(store.keepsAccepted());
+            assertEquals(List.of(), acceptedIds(store), "0 deletes what was kept");
+            store.insertAccepted(accepted("b", 2000));
+            assertEquals(List.of(), acceptedIds(store), "and keeps nothing new");
+        }
+    }
+
+    @Test
+    void aSteerOrStopOfAnAcceptedAnswerTakesItBack() throws Exception {
+        Path db = Files.createTempDirectory("steer-store-accepted").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db)) {
+            store.insertAccepted(accepted("s1", 1000));
+            store.insertAccepted(accepted("s2", 1001));
+            store.insert(record("r1", "s1", "{}", 1));  // the finished answer s1 stopped afterwards
+            assertEquals(List.of("s2"), acceptedIds(store));
+            store.insertAccepted(accepted("s1", 1002));  // a stop during the answer is written before its end
+            assertEquals(List.of("s2"), acceptedIds(store), "a session with a record is never accepted");
         }
     }
 

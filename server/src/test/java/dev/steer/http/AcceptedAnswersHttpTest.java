@@ -1,0 +1,107 @@
+package dev.steer.http;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import com.google.gson.JsonParser;
+import dev.steer.llama.LlamaModel;
+import dev.steer.steer.Accepted;
+import dev.steer.steer.Session;
+import dev.steer.testing.TestModels;
+import dev.steer.testing.TestServer;
+import java.net.http.HttpResponse;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Streamed answers that finish without a steer or stop are recorded as accepted (approved text a job keeps the
+ * adapter at the base on); other answers, and those a client asked not to store, are not.
+ */
+@Timeout(120)
+class AcceptedAnswersHttpTest {
+    private static final LlamaModel model = TestModels.tinyLlama();
+    private static TestServer server;
+
+    @BeforeAll
+    static void start() {
+        server = new TestServer(model, "tiny", 2, null);
+    }
+
+    @AfterAll
+    static void stop() {
+        server.close();
+    }
+
+    private static String chat(String user, String extra) {
+        return "{\"model\":\"tiny\",\"temperature\":0,\"max_tokens\":6,\"messages\":[{\"role\":\"user\",\"content\":\"" + user + "\"}]"
+                + extra + "}";
+    }
+
+    /** The completion id of a finished answer (streamed or not). */
+    private static String answer(String body) throws Exception {
+        HttpResponse<String> r = server.post("/v1/chat/completions", body);
+        assertEquals(200, r.statusCode(), r.body());
+        String first = body.contains("\"stream\":true")
+                ? r.body().lines().filter(l -> l.startsWith("data: {")).findFirst().orElseThrow().substring(6) : r.body();
+        return JsonParser.parseString(first).getAsJsonObject().get("id").getAsString();
+    }
+
+    /** The accepted answers' session ids, once every write handed to the store's writer before now is done. */
+    private static List<String> accepted() throws Exception {
+        server.store.writer().submit(() -> {}).get(30, TimeUnit.SECONDS);  // the writer runs writes in order
+        return server.store.accepted(server.server.served.baseModel(), 1000).stream().map(Accepted::sessionId).toList();
+    }
+
+    @Test
+    void aStreamedAnswerLetRunIsRecordedWithItsPromptAndOutput() throws Exception {
+        String id = answer(chat("let it run", ",\"stream\":true"));
+        assertTrue(accepted().contains(id));
+        Accepted a = server.store.accepted(server.server.served.baseModel(), 1000).stream()
+                .filter(x -> x.sessionId().equals(id)).findFirst().orElseThrow();
+        Session s = server.sessions.get(id).orElseThrow();
+        assertArrayEquals(s.prompt(), a.promptTokens());
+        int[] out = s.output();
+        // the output, and the end-of-generation token last when the model ended the answer itself
+        assertTrue(a.outputTokens().length == out.length || a.outputTokens().length == out.length + 1, a.outputTokens().length + " vs " + out.length);
+        assertArrayEquals(out, java.util.Arrays.copyOf(a.outputTokens(), out.length));
+    }
+
+    @Test
+    void answersNotWatchedOrNotToBeStoredAreNotRecorded() throws Exception {
+        String whole = answer(chat("not streamed", ""));
+        String notStored = answer(chat("do not store", ",\"stream\":true,\"store\":false"));
+        String grammar = answer(chat("json", ",\"stream\":true,\"response_format\":{\"type\":\"json_object\"}"));
+        String endIgnored = answer(chat("ignore eos", ",\"stream\":true,\"ignore_eos\":true"));
+        List<String> ids = accepted();
+        for (String id : List.of(whole, notStored, grammar, endIgnored)) {
+            assertTrue(!ids.contains(id), id + " was recorded: " + ids);
+        }
+    }
+
+    @Test
+    void aSteerAfterTheEndTakesTheAnswerBack() throws Exception {
+        String id = answer(chat("steer me later", ",\"stream\":true"));
+        assertTrue(accepted().contains(id));
+        HttpResponse<String> steer = server.post("/v1/chat/completions/" + id + "/steer", "{\"at\": 2, \"text\": \"no\", \"max_tokens\": 3}");
+        assertEquals(200, steer.statusCode(), steer.body());
+        assertTrue(!accepted().contains(id), "steered: no longer an answer let run");
+        JsonObject steers = JsonParser.parseString(server.get("/v1/steers?session_id=" + id).body()).getAsJsonObject();
+        assertEquals(1, steers.getAsJsonArray("data").size(), steers.toString());
+        // its continuation finished unsteered, and it is still not accepted
+        assertTrue(!accepted().contains(id));
+    }
+
+    @Test
+    void aStoppedAnswerIsNotRecorded() throws Exception {
+        String id = answer(chat("stop me after", ",\"stream\":true"));
+        HttpResponse<String> stop = server.post("/v1/chat/completions/" + id + "/stop", "{\"at\": 1}");
+        assertEquals(200, stop.statusCode(), stop.body());
+        assertTrue(!accepted().contains(id));
+    }
+}
