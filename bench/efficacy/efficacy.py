@@ -16,11 +16,17 @@ Phases (--phases, any of record,train,eval; default all three):
           scripted person still needs (live; those steers are tagged eval-<run_tag> and excluded from training),
           the marker's leakage out of scope, how many unrelated answers changed, and the degenerate rate.
 
+  traffic the person's other use of the model: a streamed greedy answer to each of TRAFFIC's ordinary prompts (in no
+          family's scope, none of the unrelated prompts), read to its end and never steered. The server records such
+          answers as accepted (approved text that a job keeps the adapter at the base model on, docs/training.md);
+          the eval phase's streams say "store": false, so nothing evaluated is ever trained on.
+
 The results go to one JSON file (--out; read back first, so phases can run in separate invocations with one
 --run-tag) and a Markdown summary on stdout.
 
   python3 bench/efficacy/efficacy.py --url http://127.0.0.1:18181 --run-tag r1 --out bench/results/efficacy.json
   python3 bench/efficacy/efficacy.py ... --phases record --limit-train 3            # a quick small recording
+  python3 bench/efficacy/efficacy.py ... --phases record,traffic                    # steers, then ordinary use
   python3 bench/efficacy/efficacy.py ... --phases train,eval --variants variants.json
 """
 import argparse
@@ -124,9 +130,12 @@ def utf16_len(s):
 # the scripted person
 
 def person(cli, a, model, prompt, fam, tags, exclude=False):
-    """Stream an answer and steer every violation of `fam`'s rule (at most a.max_steers). Returns what happened."""
+    """Stream an answer and steer every violation of `fam`'s rule (at most a.max_steers). Returns what happened.
+    exclude: an evaluation (its steers excluded from training, and an answer let run not stored as accepted)."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": True,
             "temperature": 0, "max_tokens": a.max_tokens, "seed": a.seed}
+    if exclude:
+        body["store"] = False
     t0 = time.time()
     conn, resp = cli.open_stream("POST", "/v1/chat/completions", body)
     if resp.status != 200:
@@ -269,7 +278,7 @@ def steer(cli, a, cid, text, idx, fam, steers, after_end=False):
 def plain_answer(cli, a, model, prompt, logprobs=False):
     """A greedy answer; with logprobs, also each of its first LOGPROB_TOKENS tokens with its top-20 alternatives."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
-            "max_tokens": a.max_tokens, "seed": a.seed}
+            "max_tokens": a.max_tokens, "seed": a.seed, "store": False}
     if logprobs:
         body.update(logprobs=True, top_logprobs=20)
     try:
@@ -415,6 +424,64 @@ def phase_record(cli, a, model, fams, res):
                      hint="another recording with this --run-tag, or a steer not stored")
     except ApiProblem as e:
         cli.note("list_failed", error=str(e))
+
+
+# The person's ordinary use of the model: requests no habit is about, in the kinds of the families files' UNRELATED
+# lists (arithmetic, translation, facts, code, short verse, words) but none of those prompts, nor Steer's built-in
+# replay, watch or probe prompts (server/.../train/ReplayPrompts.java). main() checks the scopes and the overlap.
+TRAFFIC = [
+    "What is 7 plus 8?",
+    "What is 45 divided by 5?",
+    "What is 11 times 11?",
+    "Convert 3 hours to minutes.",
+    "Translate 'good night' into Spanish.",
+    "Translate 'friend' into French.",
+    "Translate 'water' into German.",
+    "What is the capital of Italy?",
+    "What is the capital of Australia?",
+    "Who wrote Pride and Prejudice?",
+    "Who was the first person to walk on the moon?",
+    "How many sides does a hexagon have?",
+    "How many hours are there in a day?",
+    "What is the smallest prime number?",
+    "Which planet is known as the Red Planet?",
+    "What language is spoken in Brazil?",
+    "Name a bird that cannot fly.",
+    "Give me a synonym for big.",
+    "Give me a word that rhymes with cat.",
+    "Write a Python function that returns the larger of two numbers.",
+    "Write a SQL query that counts the rows in a table named orders.",
+    "Write a short poem about the moon.",
+    "What is the opposite of cold?",
+    "Spell the word 'necessary' backwards.",
+]
+
+
+def traffic_problems(all_fams, unrelated):
+    """TRAFFIC prompts that a family's rule would apply to, or that are evaluated as unrelated prompts."""
+    problems = [f"traffic: {t!r} is in scope of {f.name}" for t in TRAFFIC for f in all_fams if f.in_scope(t)]
+    problems += [f"traffic: {t!r} is an unrelated prompt" for t in TRAFFIC if t in unrelated]
+    return problems
+
+
+def phase_traffic(cli, a, model, res):
+    """Stream each TRAFFIC prompt to its end, unsteered: the server keeps such answers as accepted."""
+    t0 = time.time()
+    done = 0
+    for i, prompt in enumerate(TRAFFIC):
+        body = {"model": model + "@base", "messages": [{"role": "user", "content": prompt}], "stream": True,
+                "temperature": 0, "max_tokens": a.max_tokens, "seed": a.seed}
+        conn, resp = cli.open_stream("POST", "/v1/chat/completions", body)
+        try:
+            if resp.status != 200:
+                cli.note("traffic_failed", prompt=prompt, status=resp.status)
+                continue
+            text = "".join((ch.get("delta") or {}).get("content") or "" for ev in sse_events(resp) for ch in ev.get("choices", []))
+            done += 1
+            print(f"[traffic {i + 1}/{len(TRAFFIC)}] {text[:90]!r}", file=sys.stderr)
+        finally:
+            conn.close()
+    res.setdefault("traffic", {})[a.run_tag] = {"answers": done, "seconds": round(time.time() - t0, 1)}
 
 
 def load_variants(spec):
@@ -669,7 +736,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8080")
     p.add_argument("--model", help="the base model id (default: the first of /v1/models without '@')")
-    p.add_argument("--phases", default="record,train,eval", help="record,train,eval; or rescore alone (no server)")
+    p.add_argument("--phases", default="record,train,eval", help="record,traffic,train,eval; or rescore alone (no server)")
     p.add_argument("--run-tag", default="efficacy", help="tags this recording's steers; jobs train on it")
     p.add_argument("--families", help="comma-separated family names (default: all)")
     p.add_argument("--families-file", help="a module with FAMILIES and UNRELATED (default: families.py here)")
@@ -701,6 +768,8 @@ def main():
         for prob in mod.check():
             print(f"families: {prob}", file=sys.stderr)
     unrelated = mod.UNRELATED[:a.limit_unrelated] if a.limit_unrelated else mod.UNRELATED
+    for prob in traffic_problems(all_fams, mod.UNRELATED):
+        print(f"families: {prob}", file=sys.stderr)
 
     if a.phases == "rescore":
         with open(a.out) as f:
@@ -744,6 +813,9 @@ def main():
     try:
         if "record" in phases:
             phase_record(cli, a, model, fams, res)
+            save()
+        if "traffic" in phases:
+            phase_traffic(cli, a, model, res)
             save()
         if "train" in phases:
             phase_train(cli, a, model, res, save)
