@@ -116,9 +116,11 @@ def steer_command(java, jar, model, port, args):
     return [java, jvm_options, "-jar", jar, "--model", model, "--alias", "bench", "--port", str(port)] + args
 
 
-def measure(port, concurrency, max_tokens, rounds):
+def measure(port, concurrency, max_tokens, rounds, pause=0.0):
+    """Medians over `rounds` rounds; `pause`: seconds the server stays idle before each round (a person reading)."""
     per_stream, aggregate, ttft = [], [], []
     for r in range(rounds):
+        time.sleep(pause)
         res = run_round(port, concurrency, max_tokens, r)
         tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
         for x, n in zip(res, tokens):
@@ -141,7 +143,7 @@ def bench_server(name, cmd, port, args):
         run_round(port, max(args.concurrency), 32, -2)
         out = {}
         for c in args.concurrency:
-            out[str(c)] = measure(port, c, args.max_tokens, args.rounds)
+            out[str(c)] = measure(port, c, args.max_tokens, args.rounds, args.pause)
             print("%-12s concurrency %d: %s" % (name, c, out[str(c)]), file=sys.stderr)
         if args.long_prompt > 0:
             stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)  # warm-up of the long path
@@ -164,6 +166,8 @@ def main():
     p.add_argument("--parallel", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--pause", type=float, default=0.0,
+                   help="seconds each server stays idle before each round (interactive use; 0: rounds back to back)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     p.add_argument("--long-prompt", type=int, default=480, help="words of the time-to-first-token prompt (0: skip)")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
@@ -182,7 +186,7 @@ def main():
         "cpus": os.cpu_count(), "model": os.path.basename(a.model),
         "settings": {"threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
                      "long_prompt_words": a.long_prompt,
-                     "max_tokens": a.max_tokens, "rounds": a.rounds, "sampling": "greedy, ignore_eos"},
+                     "max_tokens": a.max_tokens, "rounds": a.rounds, "pause_s": a.pause, "sampling": "greedy, ignore_eos"},
         "llama_server": llama, "steer": steer,
         "ratio_steer_over_llama_server": {c: {"per_stream": steer[c]["per_stream_tps"] / llama[c]["per_stream_tps"],
                                               "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]}

@@ -2,6 +2,8 @@
 // log-probs, KV-cache sequence operations, LoRA adapter selection.
 #include "context.h"
 
+#include "ggml-cpu.h"
+
 #include <algorithm>
 #include <cmath>
 
@@ -65,7 +67,22 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaContext_nativeCreate(
         if (ctx == nullptr) {
             throw llama_failure("failed to create context");
         }
+        // A pool of CPU worker threads that lives as long as the context. Without one, ggml starts n_threads - 1 new
+        // threads for every graph it computes, i.e. for every decode step, and where the scheduler puts each new
+        // thread decides that step's speed: on 2 cores a new worker often shared the decoding thread's core, the two
+        // taking turns at every barrier (one stream of SmolLM2 ran at ~40 tokens/s for seconds at a time, against
+        // ~150 otherwise; bench/README.md). poll 0: an idle worker sleeps at once instead of spinning on a core a
+        // training job may need; waking it costs microseconds against milliseconds a step.
+        ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(n_threads, n_threads_batch));
+        tpp.poll = 0;
+        ggml_threadpool * threads = ggml_threadpool_new(&tpp);
+        if (threads == nullptr) {
+            llama_free(ctx);
+            throw llama_failure("failed to start the CPU worker threads");
+        }
+        llama_attach_threadpool(ctx, threads, threads);
         auto * c = new context_handle();
+        c->threads    = threads;
         c->ctx        = ctx;
         c->model      = model;
         c->n_batch    = (int32_t) llama_n_batch(ctx);
@@ -81,7 +98,9 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LlamaContext_nativeFree(JNIEnv * env
     guarded_void(env, [&] {
         context_handle * c = context_of(h);
         llama_batch_free(c->batch);
+        llama_detach_threadpool(c->ctx);
         llama_free(c->ctx);
+        ggml_threadpool_free(c->threads);  // after the context: nothing computes on it any more
         delete c;
     });
 }

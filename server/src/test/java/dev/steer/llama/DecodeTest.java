@@ -120,6 +120,67 @@ class DecodeTest {
         return out;
     }
 
+    /**
+     * A context's CPU worker threads live as long as it: started with it (ggml would otherwise start new ones for
+     * every decode, and where the scheduler puts them decides a step's speed; bench/README.md), the same ones through
+     * many decodes, and stopped when it is closed. Counted by name: native threads take the name of the thread that
+     * starts them, and this test starts them from a thread of its own.
+     */
+    @Test
+    void aContextKeepsItsWorkerThreadsForItsLifeAndStopsThemWhenClosed() throws Exception {
+        String name = "pool-test-" + (System.nanoTime() % 1000);
+        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        Thread t = new Thread(() -> {
+            try {
+                assertEquals(0, threadsNamed(name));
+                int[] prompt = model.tokenize("hello world, the", true, false);
+                try (LlamaContext ctx = LlamaContext.create(model, exact.withThreads(4));
+                     LlamaSampler s = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+                    java.util.Set<String> workers = threadIdsNamed(name);
+                    assertEquals(3, workers.size(), "a pool of 4: this thread and 3 workers");
+                    assertTrue(Generate.run(ctx, s, prompt, 0, 24).size() >= 8);
+                    assertEquals(workers, threadIdsNamed(name), "the same workers after 24 decodes");
+                }
+                assertEquals(0, threadsNamed(name), "stopped with the context");
+            } catch (Throwable e) {
+                failed.set(e);
+            }
+        }, name);
+        t.start();
+        t.join(60_000);
+        assertFalse(t.isAlive(), "bounded");
+        if (failed.get() != null) {
+            throw new AssertionError(failed.get());
+        }
+    }
+
+    /** Ids of this process's threads named {@code name}, other than the Java thread of that name. */
+    private static java.util.Set<String> threadIdsNamed(String name) throws java.io.IOException {
+        java.util.Set<String> ids = new java.util.TreeSet<>();
+        try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+            for (java.nio.file.Path task : tasks.toList()) {
+                try {
+                    if (java.nio.file.Files.readString(task.resolve("comm")).strip().equals(name)) {
+                        ids.add(task.getFileName().toString());
+                    }
+                } catch (java.io.IOException gone) {
+                    // a thread that ended while listed
+                }
+            }
+        }
+        ids.remove(String.valueOf(currentTid()));
+        return ids;
+    }
+
+    private static int threadsNamed(String name) throws java.io.IOException {
+        return threadIdsNamed(name).size();
+    }
+
+    /** The calling thread's native id (/proc/thread-self). */
+    private static long currentTid() throws java.io.IOException {
+        return Long.parseLong(java.nio.file.Path.of("/proc/thread-self").toRealPath().getFileName().toString());
+    }
+
     @Test
     void removingTheTailOfASequenceLetsItContinueDifferently() {
         TestModels.assumeCpuExactness();
