@@ -19,7 +19,8 @@ Phases (--phases, any of record,train,eval; default all three):
   traffic the person's other use of the model: a streamed greedy answer to each of TRAFFIC's ordinary prompts (in no
           family's scope, none of the unrelated prompts), read to its end and never steered. The server records such
           answers as accepted (approved text that a job keeps the adapter at the base model on, docs/training.md);
-          the eval phase's streams say "store": false, so nothing evaluated is ever trained on.
+          the eval phase's streams say "store": false, so nothing evaluated is ever trained on. The record phase's
+          answers that needed no steer are kept as accepted too (the person let them run), since 2026-12-04.
 
 The results go to one JSON file (--out; read back first, so phases can run in separate invocations with one
 --run-tag) and a Markdown summary on stdout.

@@ -73,16 +73,23 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaContext_nativeCreate(
         // taking turns at every barrier (one stream of SmolLM2 ran at ~40 tokens/s for seconds at a time, against
         // ~150 otherwise; bench/README.md). poll 0: an idle worker sleeps at once instead of spinning on a core a
         // training job may need; waking it costs microseconds against milliseconds a step.
-        ggml_threadpool_params tpp = ggml_threadpool_params_default(std::max(n_threads, n_threads_batch));
+        // (ggml aborts when it cannot start a thread; it did so at every decode before, now once, here.)
+        const int n_pool = std::max(n_threads, n_threads_batch);
+        ggml_threadpool_params tpp = ggml_threadpool_params_default(n_pool);
         tpp.poll = 0;
         ggml_threadpool * threads = ggml_threadpool_new(&tpp);
-        if (threads == nullptr) {
-            llama_free(ctx);
-            throw llama_failure("failed to start the CPU worker threads");
-        }
         llama_attach_threadpool(ctx, threads, threads);
-        auto * c = new context_handle();
+        context_handle * c;
+        try {
+            c = new context_handle();
+        } catch (...) {
+            llama_detach_threadpool(ctx);
+            llama_free(ctx);
+            ggml_threadpool_free(threads);
+            throw;
+        }
         c->threads    = threads;
+        c->n_pool     = n_pool;
         c->ctx        = ctx;
         c->model      = model;
         c->n_batch    = (int32_t) llama_n_batch(ctx);
@@ -116,10 +123,14 @@ JNIEXPORT jintArray JNICALL Java_dev_steer_llama_LlamaContext_nativeInfo(JNIEnv 
 
 JNIEXPORT void JNICALL Java_dev_steer_llama_LlamaContext_nativeSetThreads(JNIEnv * env, jclass, jlong h, jint n, jint n_batch) {
     guarded_void(env, [&] {
+        context_handle * c = context_of(h);
         if (n < 1 || n_batch < 1) {
             throw bad_argument("thread counts must be positive");
         }
-        llama_set_n_threads(context_of(h)->ctx, n, n_batch);
+        if (n > c->n_pool || n_batch > c->n_pool) {
+            throw bad_argument("at most " + std::to_string(c->n_pool) + " threads: the context's worker pool");
+        }
+        llama_set_n_threads(c->ctx, n, n_batch);
     });
 }
 

@@ -14,6 +14,7 @@ struct context_handle {
     int32_t n_ctx_seq = 0;     // positions a single sequence may use
     bool    kv_unified = false;
     ggml_threadpool * threads = nullptr;  // the CPU worker threads every decode of this context runs on
+    int32_t n_pool = 0;                   // their number, the caller's thread included: the most a decode may use
 };
 
 inline context_handle * context_of(jlong h) { return from_handle<context_handle>(h, "context"); }

@@ -112,6 +112,27 @@ public final class Database {
         T read(ResultSet r) throws SQLException;
     }
 
+    /**
+     * Runs {@code body}'s statements as one transaction: all of them or none, and one commit (one sync to disk)
+     * instead of one per statement.
+     */
+    public static void inTransaction(Connection db, Runnable body) {
+        try {
+            db.setAutoCommit(false);
+            try {
+                body.run();
+                db.commit();
+            } catch (RuntimeException | Error e) {
+                db.rollback();
+                throw e;
+            } finally {
+                db.setAutoCommit(true);
+            }
+        } catch (SQLException e) {
+            throw new IllegalStateException("database: " + e.getMessage(), e);
+        }
+    }
+
     /** Runs an INSERT/UPDATE/DELETE with positional arguments; returns the rows changed. */
     public static int update(Connection db, String sql, Object... args) {
         try (PreparedStatement p = db.prepareStatement(sql)) {

@@ -110,11 +110,12 @@ final class Completions {
 
     /**
      * Whether an answer that finishes without a steer or stop is recorded as accepted (approved text for training,
-     * {@link SteerStore#insertAccepted}): only a streamed one (a person could watch it and stop it), whose tokens the
-     * model chose (no grammar; its end not ignored), unless the client said {@code "store": false}.
+     * {@link SteerStore#insertAccepted}): only a streamed one (a person could watch it and stop it), of one choice
+     * (letting one of n alternatives run approves none of the others), whose tokens the model chose (no grammar; its
+     * end not ignored), unless the client said {@code "store": false}.
      */
     static boolean accepting(CompletionOptions options, boolean store) {
-        return store && options.stream() && options.grammarParam() == null && !options.ignoreEos();
+        return store && options.stream() && options.n() == 1 && options.grammarParam() == null && !options.ignoreEos();
     }
 
     /**

@@ -112,7 +112,7 @@ public final class SessionRecorder implements GenerationListener {
             int[] tokens = c;
             String text = model.detokenize(tokens, false, false);
             write(() -> store.setContinuation(last, tokens, text));
-        } else if (accepting && reason != FinishReason.CANCELLED && c.length > 0) {
+        } else if (accepting && reason != FinishReason.CANCELLED && c.length > 0 && store.writer().pending() < SteerStore.ACCEPTED_BACKLOG) {
             // Nobody is told of this write, so nothing waits for it; the writer runs writes in order, so a steer of
             // this answer after its end (which deletes the row) comes after it.
             Accepted a = new Accepted(session.id, session.model, session.adapterVersion, session.prompt(), c, System.currentTimeMillis());

@@ -75,8 +75,12 @@ public final class SteerStore implements AutoCloseable {
      * them; later ones share them): a session's request never changes, and it can be megabytes.
      */
     public synchronized void insert(SteerRecord r) {
+        Database.inTransaction(db, () -> insertRecord(r));
+    }
+
+    private void insertRecord(SteerRecord r) {
         if (Database.query(db, "SELECT 1 FROM session_requests WHERE session_id = ?", List.of(r.sessionId()), x -> 1).isEmpty()) {
-            // Before the record: a crash in between leaves a request without records, never a record without its request.
+            // In the record's transaction (insert), so never a record without its request.
             update("INSERT INTO session_requests (session_id, request_json, prompt_tokens) VALUES (?,?,?)",
                     r.sessionId(), r.requestJson(), ints(r.promptTokens()));
         }
@@ -123,12 +127,21 @@ public final class SteerStore implements AutoCloseable {
         if (!keepsAccepted()) {
             return;
         }
-        update("INSERT OR IGNORE INTO accepted_answers (session_id, model, adapter_version, prompt_tokens, output_tokens, created_at)"
-                        + " SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
-                a.sessionId(), a.model(), a.adapterVersion(), ints(a.promptTokens()), ints(a.outputTokens()), a.createdAt(),
-                a.sessionId());
-        trimAccepted();
+        Database.inTransaction(db, () -> {
+            update("INSERT OR IGNORE INTO accepted_answers (session_id, model, adapter_version, prompt_tokens, output_tokens, created_at)"
+                            + " SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
+                    a.sessionId(), a.model(), a.adapterVersion(), ints(a.promptTokens()), ints(a.outputTokens()), a.createdAt(),
+                    a.sessionId());
+            trimAccepted();
+        });
     }
+
+    /**
+     * Writes waiting for the writer beyond which an accepted answer is not recorded: nothing waits on such a write,
+     * so while a long export holds the store's lock every finished answer would otherwise add one (with its prompt)
+     * to the queue; steers and their continuations are never dropped.
+     */
+    public static final int ACCEPTED_BACKLOG = 64;
 
     /** Deletes all but the newest {@code --keep-accepted} accepted answers. */
     private synchronized void trimAccepted() {

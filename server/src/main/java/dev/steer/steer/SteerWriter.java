@@ -11,9 +11,10 @@ import java.util.concurrent.TimeUnit;
  * lock, and every stream would stall behind it (docs/architecture.md, sharp edge 1). Whoever must know that a write
  * is durable (a steer's acknowledgement, the events after it) waits on the future {@link #submit} returns.
  *
- * <p>The queue needs no bound of its own: writes come from steers and the ends of generations (a steered one's
- * continuation, an unsteered streamed one's accepted answer), and a session has at most one steer in flight (it is
- * acknowledged only once committed), so what waits here is bounded by the generations running and queued.
+ * <p>The queue needs no bound of its own: writes come from steers and the ends of steered generations, and a session
+ * has at most one steer in flight (it is acknowledged only once committed), so what waits here is bounded by the
+ * generations running and queued. An unsteered streamed answer's end (an accepted answer) is waited on by nobody:
+ * it is not handed over once {@link SteerStore#ACCEPTED_BACKLOG} writes wait.
  */
 public final class SteerWriter implements AutoCloseable {
     private record Write(Runnable write, CompletableFuture<Void> done) {}

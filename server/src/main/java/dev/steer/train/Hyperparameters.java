@@ -17,8 +17,8 @@ import java.util.List;
  *                        activations: far less memory for one more forward pass, the same gradients
  * @param klWeight        κ: weight of the preservation term, KL(base || adapter) per token on the text the person
  *                        approved (kept output, continuations) and on the replay answers (0 turns it off)
- * @param replay          how many of the built-in replay prompts' base answers train beside the steers, under the
- *                        KL term only (0: none)
+ * @param replay          how many replay answers train beside the steers, under the KL term only: up to half of them
+ *                        answers the person let run (the newest), the rest the built-in prompts' base answers (0: none)
  * @param earlyStopping   measure the adapter twice per epoch and keep the best checkpoint, stopping once every
  *                        held-out fork is learned ({@link Checkpoints}); false trains exactly {@code nEpochs}
  * @param onPolicy        the last {@code onPolicy} epochs also train on the adapter's own greedy text: before them,

@@ -78,8 +78,9 @@ class AcceptedAnswersHttpTest {
         String notStored = answer(chat("do not store", ",\"stream\":true,\"store\":false"));
         String grammar = answer(chat("json", ",\"stream\":true,\"response_format\":{\"type\":\"json_object\"}"));
         String endIgnored = answer(chat("ignore eos", ",\"stream\":true,\"ignore_eos\":true"));
+        String twoChoices = answer(chat("two choices", ",\"stream\":true,\"n\":2"));
         List<String> ids = accepted();
-        for (String id : List.of(whole, notStored, grammar, endIgnored)) {
+        for (String id : List.of(whole, notStored, grammar, endIgnored, twoChoices, Completions.choiceId(twoChoices, 1))) {
             assertTrue(!ids.contains(id), id + " was recorded: " + ids);
         }
     }
@@ -93,7 +94,58 @@ class AcceptedAnswersHttpTest {
         assertTrue(!accepted().contains(id), "steered: no longer an answer let run");
         JsonObject steers = JsonParser.parseString(server.get("/v1/steers?session_id=" + id).body()).getAsJsonObject();
         assertEquals(1, steers.getAsJsonArray("data").size(), steers.toString());
-        // its continuation finished unsteered, and it is still not accepted
+    }
+
+    @Test
+    void aResponsesAnswerIsRecordedUnlessNotToBeStored() throws Exception {
+        String stored = responseId("{\"model\":\"tiny\",\"input\":\"keep me\",\"stream\":true,\"temperature\":0,\"max_output_tokens\":6}");
+        String notStored = responseId("{\"model\":\"tiny\",\"input\":\"not me\",\"stream\":true,\"temperature\":0,\"max_output_tokens\":6,\"store\":false}");
+        List<String> ids = accepted();
+        assertTrue(ids.contains(stored), stored + " not in " + ids);
+        assertTrue(!ids.contains(notStored), notStored + " was recorded");
+    }
+
+    /** The id of a streamed Responses answer, read to its end. */
+    private static String responseId(String body) throws Exception {
+        HttpResponse<String> r = server.post("/v1/responses", body);
+        assertEquals(200, r.statusCode(), r.body());
+        String created = r.body().lines().filter(l -> l.startsWith("data: {") && l.contains("\"response.created\""))
+                .findFirst().orElseThrow().substring(6);
+        return JsonParser.parseString(created).getAsJsonObject().getAsJsonObject("response").get("id").getAsString();
+    }
+
+    /** A client that goes away mid-answer did not let it run: the cancelled generation is not recorded. */
+    @Test
+    void anAnswerWhoseClientHungUpIsNotRecorded() throws Exception {
+        java.net.http.HttpRequest req = java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.base() + "/v1/chat/completions"))
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(chat("hang up on me", ",\"stream\":true,\"max_tokens\":4000")))
+                .build();
+        String id;
+        dev.steer.testing.BlockingListener hold = new dev.steer.testing.BlockingListener();
+        try (java.io.InputStream in = java.net.http.HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofInputStream()).body();
+             java.io.BufferedReader lines = new java.io.BufferedReader(new java.io.InputStreamReader(in, java.nio.charset.StandardCharsets.UTF_8))) {
+            String first = lines.readLine();
+            while (!first.startsWith("data: {")) {
+                first = lines.readLine();
+            }
+            id = JsonParser.parseString(first.substring(6)).getAsJsonObject().get("id").getAsString();
+            // The decode thread is held from its first tokens until the client has gone, so the answer cannot run to
+            // its end meanwhile.
+            hold.block(server.engine);
+            for (int i = 0; i < 3; i++) {
+                lines.readLine();
+            }
+        } finally {
+            hold.release.countDown();  // the connection is closed by now (or the test failed): let it go on
+        }
+        Session s = server.sessions.get(id).orElseThrow();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (s.live() != null && System.nanoTime() < deadline) {
+            Thread.sleep(20);
+        }
+        assertTrue(s.live() == null, "the generation ended after the client went away");
+        int room = server.engine.contextPerSequence() - s.prompt().length;
+        assertTrue(s.output().length < Math.min(4000, room) - 1, "cancelled, not run to its end: " + s.output().length + " of " + room);
         assertTrue(!accepted().contains(id));
     }
 
