@@ -114,36 +114,37 @@ class AcceptedAnswersHttpTest {
         return JsonParser.parseString(created).getAsJsonObject().getAsJsonObject("response").get("id").getAsString();
     }
 
-    /** A client that goes away mid-answer did not let it run: the cancelled generation is not recorded. */
+    /**
+     * A generation cancelled mid-answer (what a client that goes away causes: `Respond.stream` cancels on a failed
+     * write) was not let run: it is not recorded. Cancelled here through its handle while the decode thread is held,
+     * so it cannot reach its end first (a hang-up is noticed only at a later write, by when a tiny model can be done).
+     */
     @Test
-    void anAnswerWhoseClientHungUpIsNotRecorded() throws Exception {
+    void aCancelledAnswerIsNotRecorded() throws Exception {
         java.net.http.HttpRequest req = java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.base() + "/v1/chat/completions"))
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(chat("hang up on me", ",\"stream\":true,\"max_tokens\":4000")))
+                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(chat("cancel me", ",\"stream\":true,\"max_tokens\":4000")))
                 .build();
-        String id;
         dev.steer.testing.BlockingListener hold = new dev.steer.testing.BlockingListener();
-        try (java.io.InputStream in = java.net.http.HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofInputStream()).body();
-             java.io.BufferedReader lines = new java.io.BufferedReader(new java.io.InputStreamReader(in, java.nio.charset.StandardCharsets.UTF_8))) {
-            String first = lines.readLine();
-            while (!first.startsWith("data: {")) {
-                first = lines.readLine();
-            }
-            id = JsonParser.parseString(first.substring(6)).getAsJsonObject().get("id").getAsString();
-            // The decode thread is held from its first tokens until the client has gone, so the answer cannot run to
-            // its end meanwhile.
-            hold.block(server.engine);
-            for (int i = 0; i < 3; i++) {
-                lines.readLine();
-            }
-        } finally {
-            hold.release.countDown();  // the connection is closed by now (or the test failed): let it go on
+        HttpResponse<java.util.stream.Stream<String>> r = java.net.http.HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofLines());
+        java.util.Iterator<String> lines = r.body().iterator();
+        String first = lines.next();
+        while (!first.startsWith("data: {")) {
+            first = lines.next();
         }
+        String id = JsonParser.parseString(first.substring(6)).getAsJsonObject().get("id").getAsString();
         Session s = server.sessions.get(id).orElseThrow();
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (s.live() != null && System.nanoTime() < deadline) {
-            Thread.sleep(20);
+        try {
+            hold.block(server.engine);
+            dev.steer.engine.Generation g = s.live();
+            assertTrue(g != null, "still running when held");
+            g.cancel();
+        } finally {
+            hold.release.countDown();
         }
-        assertTrue(s.live() == null, "the generation ended after the client went away");
+        while (lines.hasNext()) {
+            lines.next();  // the stream ends (bounded by the class timeout)
+        }
+        assertTrue(s.live() == null, "the generation ended");
         int room = server.engine.contextPerSequence() - s.prompt().length;
         assertTrue(s.output().length < Math.min(4000, room) - 1, "cancelled, not run to its end: " + s.output().length + " of " + room);
         assertTrue(!accepted().contains(id));
