@@ -2,18 +2,29 @@ package dev.steer.http;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.steer.engine.Generation;
 import dev.steer.llama.LlamaModel;
 import dev.steer.steer.Accepted;
 import dev.steer.steer.Session;
+import dev.steer.testing.BlockingListener;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.util.Arrays;
+import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -69,7 +80,7 @@ class AcceptedAnswersHttpTest {
         int[] out = s.output();
         // the output, and the end-of-generation token last when the model ended the answer itself
         assertTrue(a.outputTokens().length == out.length || a.outputTokens().length == out.length + 1, a.outputTokens().length + " vs " + out.length);
-        assertArrayEquals(out, java.util.Arrays.copyOf(a.outputTokens(), out.length));
+        assertArrayEquals(out, Arrays.copyOf(a.outputTokens(), out.length));
     }
 
     @Test
@@ -81,7 +92,7 @@ class AcceptedAnswersHttpTest {
         String twoChoices = answer(chat("two choices", ",\"stream\":true,\"n\":2"));
         List<String> ids = accepted();
         for (String id : List.of(whole, notStored, grammar, endIgnored, twoChoices, Completions.choiceId(twoChoices, 1))) {
-            assertTrue(!ids.contains(id), id + " was recorded: " + ids);
+            assertFalse(ids.contains(id), id + " was recorded: " + ids);
         }
     }
 
@@ -91,7 +102,7 @@ class AcceptedAnswersHttpTest {
         assertTrue(accepted().contains(id));
         HttpResponse<String> steer = server.post("/v1/chat/completions/" + id + "/steer", "{\"at\": 2, \"text\": \"no\", \"max_tokens\": 3}");
         assertEquals(200, steer.statusCode(), steer.body());
-        assertTrue(!accepted().contains(id), "steered: no longer an answer let run");
+        assertFalse(accepted().contains(id), "steered: no longer an answer let run");
         JsonObject steers = JsonParser.parseString(server.get("/v1/steers?session_id=" + id).body()).getAsJsonObject();
         assertEquals(1, steers.getAsJsonArray("data").size(), steers.toString());
     }
@@ -102,7 +113,7 @@ class AcceptedAnswersHttpTest {
         String notStored = responseId("{\"model\":\"tiny\",\"input\":\"not me\",\"stream\":true,\"temperature\":0,\"max_output_tokens\":6,\"store\":false}");
         List<String> ids = accepted();
         assertTrue(ids.contains(stored), stored + " not in " + ids);
-        assertTrue(!ids.contains(notStored), notStored + " was recorded");
+        assertFalse(ids.contains(notStored), notStored + " was recorded");
     }
 
     /** The id of a streamed Responses answer, read to its end. */
@@ -121,12 +132,12 @@ class AcceptedAnswersHttpTest {
      */
     @Test
     void aCancelledAnswerIsNotRecorded() throws Exception {
-        java.net.http.HttpRequest req = java.net.http.HttpRequest.newBuilder(java.net.URI.create(server.base() + "/v1/chat/completions"))
-                .POST(java.net.http.HttpRequest.BodyPublishers.ofString(chat("cancel me", ",\"stream\":true,\"max_tokens\":4000")))
+        HttpRequest req = HttpRequest.newBuilder(URI.create(server.base() + "/v1/chat/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString(chat("cancel me", ",\"stream\":true,\"max_tokens\":4000")))
                 .build();
-        dev.steer.testing.BlockingListener hold = new dev.steer.testing.BlockingListener();
-        HttpResponse<java.util.stream.Stream<String>> r = java.net.http.HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofLines());
-        java.util.Iterator<String> lines = r.body().iterator();
+        BlockingListener hold = new BlockingListener();
+        HttpResponse<Stream<String>> r = HttpClient.newHttpClient().send(req, HttpResponse.BodyHandlers.ofLines());
+        Iterator<String> lines = r.body().iterator();
         String first = lines.next();
         while (!first.startsWith("data: {")) {
             first = lines.next();
@@ -135,8 +146,8 @@ class AcceptedAnswersHttpTest {
         Session s = server.sessions.get(id).orElseThrow();
         try {
             hold.block(server.engine);
-            dev.steer.engine.Generation g = s.live();
-            assertTrue(g != null, "still running when held");
+            Generation g = s.live();
+            assertNotNull(g, "still running when held");
             g.cancel();
         } finally {
             hold.release.countDown();
@@ -144,10 +155,10 @@ class AcceptedAnswersHttpTest {
         while (lines.hasNext()) {
             lines.next();  // the stream ends (bounded by the class timeout)
         }
-        assertTrue(s.live() == null, "the generation ended");
+        assertNull(s.live(), "the generation ended");
         int room = server.engine.contextPerSequence() - s.prompt().length;
         assertTrue(s.output().length < Math.min(4000, room) - 1, "cancelled, not run to its end: " + s.output().length + " of " + room);
-        assertTrue(!accepted().contains(id));
+        assertFalse(accepted().contains(id));
     }
 
     @Test
@@ -155,6 +166,6 @@ class AcceptedAnswersHttpTest {
         String id = answer(chat("stop me after", ",\"stream\":true"));
         HttpResponse<String> stop = server.post("/v1/chat/completions/" + id + "/stop", "{\"at\": 1}");
         assertEquals(200, stop.statusCode(), stop.body());
-        assertTrue(!accepted().contains(id));
+        assertFalse(accepted().contains(id));
     }
 }

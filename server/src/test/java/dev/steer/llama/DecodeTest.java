@@ -4,10 +4,17 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.steer.testing.Generate;
 import dev.steer.testing.TestModels;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.Test;
 
 class DecodeTest {
@@ -128,17 +135,17 @@ class DecodeTest {
      */
     @Test
     void aContextKeepsItsWorkerThreadsForItsLifeAndStopsThemWhenClosed() throws Exception {
-        org.junit.jupiter.api.Assumptions.assumeTrue(java.nio.file.Files.isDirectory(java.nio.file.Path.of("/proc/self/task")),
+        assumeTrue(Files.isDirectory(Path.of("/proc/self/task")),
                 "threads are counted through Linux's /proc");
         String name = "pool-test-" + (System.nanoTime() % 1000);
-        java.util.concurrent.atomic.AtomicReference<Throwable> failed = new java.util.concurrent.atomic.AtomicReference<>();
+        AtomicReference<Throwable> failed = new AtomicReference<>();
         Thread t = new Thread(() -> {
             try {
                 assertEquals(0, threadsNamed(name));
                 int[] prompt = model.tokenize("hello world, the", true, false);
                 try (LlamaContext ctx = LlamaContext.create(model, exact.withThreads(4));
                      LlamaSampler s = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
-                    java.util.Set<String> workers = threadIdsNamed(name);
+                    Set<String> workers = threadIdsNamed(name);
                     assertEquals(3, workers.size(), "a pool of 4: this thread and 3 workers");
                     assertTrue(Generate.run(ctx, s, prompt, 0, 24).size() >= 8);
                     assertEquals(workers, threadIdsNamed(name), "the same workers after 24 decodes");
@@ -157,15 +164,15 @@ class DecodeTest {
     }
 
     /** Ids of this process's threads named {@code name}, other than the Java thread of that name. */
-    private static java.util.Set<String> threadIdsNamed(String name) throws java.io.IOException {
-        java.util.Set<String> ids = new java.util.TreeSet<>();
-        try (var tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
-            for (java.nio.file.Path task : tasks.toList()) {
+    private static Set<String> threadIdsNamed(String name) throws IOException {
+        Set<String> ids = new TreeSet<>();
+        try (var tasks = Files.list(Path.of("/proc/self/task"))) {
+            for (Path task : tasks.toList()) {
                 try {
-                    if (java.nio.file.Files.readString(task.resolve("comm")).strip().equals(name)) {
+                    if (Files.readString(task.resolve("comm")).strip().equals(name)) {
                         ids.add(task.getFileName().toString());
                     }
-                } catch (java.io.IOException gone) {
+                } catch (IOException gone) {
                     // a thread that ended while listed
                 }
             }
@@ -174,13 +181,13 @@ class DecodeTest {
         return ids;
     }
 
-    private static int threadsNamed(String name) throws java.io.IOException {
+    private static int threadsNamed(String name) throws IOException {
         return threadIdsNamed(name).size();
     }
 
     /** The calling thread's native id (/proc/thread-self). */
-    private static long currentTid() throws java.io.IOException {
-        return Long.parseLong(java.nio.file.Path.of("/proc/thread-self").toRealPath().getFileName().toString());
+    private static long currentTid() throws IOException {
+        return Long.parseLong(Path.of("/proc/thread-self").toRealPath().getFileName().toString());
     }
 
     @Test
