@@ -15,7 +15,7 @@ import java.util.Random;
  * the JVM. A single-file program over the packaged jar:
  *
  * <pre>java --enable-native-access=ALL-UNNAMED -cp server/target/steer-server.jar bench/TrainerBench.java \
- *     MODEL SEQ_LEN SPAN BATCH STEPS RANK THREADS GPU_LAYERS METHOD [TRAIN_THREADS [CHECKPOINTING]]</pre>
+ *     MODEL SEQ_LEN SPAN BATCH STEPS RANK THREADS GPU_LAYERS METHOD [TRAIN_THREADS [CHECKPOINTING [LAYERS]]]</pre>
  *
  * First the serving footprint: the model and a serving context shaped like the server's default (8192 tokens, 4
  * sequences), after one decode so that the mmap'd weights are resident. Then a trainer over the same weights runs
@@ -24,7 +24,9 @@ import java.util.Random;
  * one JSON object: tokens/s over the timed steps, resident memory of serving alone and the process peak. Last,
  * serving beside training: the latency of single-token decode steps on the serving context (THREADS threads), alone
  * and while the trainer (TRAIN_THREADS threads, default THREADS) runs steps on another thread of the same process.
- * CHECKPOINTING (true/false, default false) turns on the trainer's activation checkpointing.
+ * CHECKPOINTING (true/false, default false) turns on the trainer's activation checkpointing. LAYERS (default 0:
+ * every block) puts LoRA on the last LAYERS blocks only, as a job's {@code lora_layers}; the blocks below are then
+ * computed once per example, by its reference pass, and every step starts from their kept output, as in a job.
  */
 public class TrainerBench {
     public static void main(String[] args) throws Exception {
@@ -35,6 +37,7 @@ public class TrainerBench {
         boolean dpo = args[8].equals("sft+dpo");
         int trainThreads = args.length > 9 ? Integer.parseInt(args[9]) : threads;
         boolean checkpointing = args.length > 10 && Boolean.parseBoolean(args[10]);
+        int layers = args.length > 11 ? Integer.parseInt(args[11]) : LoraTrainer.ALL_LAYERS;
         NativeLibrary.load();
         try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
              LlamaContext serving = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(8192)
@@ -55,7 +58,7 @@ public class TrainerBench {
                         dpo ? tokens(random, vocab, span) : new int[0]));
             }
             LoraTrainer.Weights w = dpo ? new LoraTrainer.Weights(1f, 1f, 0.1f) : LoraTrainer.Weights.sftOnly();
-            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, 1, trainThreads)) {
+            try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, layers, 1, trainThreads)) {
                 trainer.checkpointing(checkpointing);
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
@@ -87,13 +90,13 @@ public class TrainerBench {
                 stop.set(true);
                 training.join();
                 long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
-                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %b, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
+                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %b, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
                                 + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
                                 + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
                                 + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"train_threads\": %d, "
                                 + "\"decode_ms_alone_p50\": %.1f, \"decode_ms_alone_max\": %.1f, "
                                 + "\"decode_ms_while_training_p50\": %.1f, \"decode_ms_while_training_max\": %.1f}%n",
-                        args[8], checkpointing, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
+                        args[8], checkpointing, layers, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
                         tokensPerStep * steps / seconds, referenceSeconds, first, last,
                         servingRss / 1024.0, peak / 1024.0, trainThreads,
                         percentile(idle, 0.5), percentile(idle, 1.0), percentile(busy, 0.5), percentile(busy, 1.0));

@@ -68,15 +68,20 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--logits", choices=["all", "span"], default="all")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--layers", type=int, default=0, help="LoRA on the last LAYERS blocks only (0: every block)")
     a = p.parse_args()
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
     model = model_of(a.model).to(a.device)
     config = model.config
+    # The last LAYERS blocks only (PEFT's layers_to_transform): autograd then stops at the first adapted block.
+    n = config.num_hidden_layers
+    last = list(range(n - a.layers, n)) if 0 < a.layers < n else None
     model = get_peft_model(model, LoraConfig(r=a.rank, lora_alpha=2 * a.rank, lora_dropout=0.0,
                                              target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                             "gate_proj", "up_proj", "down_proj"]))
+                                                             "gate_proj", "up_proj", "down_proj"],
+                                             layers_to_transform=last))
     model.train()
     model_rss = rss_kib()
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=1e-4, weight_decay=0.0)
@@ -109,7 +114,7 @@ def main():
     sync()
     seconds = time.perf_counter() - start
     out = {"engine": "pytorch+peft", "torch": torch.__version__, "logits": a.logits, "device": a.device,
-           "seq_len": a.seq_len, "span": a.span, "batch": a.batch, "steps": a.steps, "rank": a.rank,
+           "layers": a.layers, "seq_len": a.seq_len, "span": a.span, "batch": a.batch, "steps": a.steps, "rank": a.rank,
            "threads": a.threads, "seconds_per_step": round(seconds / a.steps, 3),
            "tokens_per_second": round(a.batch * a.seq_len * a.steps / seconds, 2),
            "loss_first": round(first, 4), "loss_last": round(last, 4),

@@ -34,6 +34,8 @@ def main():
     p.add_argument("--train-threads", type=int, default=0, help="trainer threads (default: --threads)")
     p.add_argument("--gpu-layers", type=int, default=0)
     p.add_argument("--device", default="cpu", help="PyTorch device (cuda on the GPU machine)")
+    p.add_argument("--layers", type=int, default=0,
+                   help="LoRA on the last LAYERS blocks only, both peers (0: every block; a job's default is half)")
     p.add_argument("--out")
     a = p.parse_args()
 
@@ -44,11 +46,12 @@ def main():
     train_threads = str(a.train_threads or a.threads)
     peft = [a.python, os.path.join(here, "peft_trainer_bench.py"), "--model", a.model, "--seq-len", str(a.seq_len),
             "--span", str(a.span), "--batch", str(a.batch), "--steps", str(a.steps), "--rank", str(a.rank),
-            "--threads", str(a.threads), "--device", a.device]
+            "--threads", str(a.threads), "--device", a.device, "--layers", str(a.layers)]
+    layers = str(a.layers)
     runs = {
-        "steer_sft": run_json(steer + ["sft", train_threads]),
-        "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads]),
-        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true"]),
+        "steer_sft": run_json(steer + ["sft", train_threads, "false", layers]),
+        "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads, "false", layers]),
+        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers]),
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
     }
@@ -57,7 +60,7 @@ def main():
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
         "model": os.path.basename(a.model),
         "settings": {"seq_len": a.seq_len, "span": a.span, "batch": a.batch, "steps": a.steps, "rank": a.rank,
-                     "alpha": 2 * a.rank, "targets": "q,k,v,o,gate,up,down", "threads": a.threads,
+                     "alpha": 2 * a.rank, "targets": "q,k,v,o,gate,up,down", "layers": a.layers or "all", "threads": a.threads,
                      "train_threads": int(train_threads), "gpu_layers": a.gpu_layers, "torch_device": a.device},
         "runs": runs,
         "ratios": {

@@ -571,6 +571,9 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
             "steers_needed_mean": mean(l["n_steers"] if l["complied"] else a.max_steers for l in live),
             "steers_needed": [l["n_steers"] if l["complied"] else None for l in live],
             "complied_within_cap": frac(l["complied"] for l in live),
+            # The loops of the answers as the person left them: on the base model, what steering by hand gives (the
+            # base continuing after a correction loops where it would anyway), the reference for an adapter's loops.
+            "degenerate_after_steering": frac(degenerate(l["text"]) for l in live),
             "leakage": frac(f.shows_marker(r["text"]) for r in unrel + others),
             "leakage_unrelated": frac(f.shows_marker(r["text"]) for r in unrel),
             "leakage_examples": [r["text"][:120] for r in unrel + others if f.shows_marker(r["text"])][:3],
@@ -684,13 +687,14 @@ def markdown(res, run_tag):
     ev = res.get("eval", {}).get(run_tag, {})
     if ev:
         lines += ["### Held-out evaluation (greedy)", "",
-                  "| model | family | compliance (4-gram rule) | where the base does not loop | habit shown | steers needed | complied <= cap | leakage (unrelated) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| model | family | compliance (4-gram rule) | where the base does not loop | habit shown | steers needed | complied <= cap | loops: greedy / after steering | leakage (unrelated) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for label, m in ev.items():
             for n, f in m["families"].items():
                 lines.append(f"| {label} | {n} | {f['compliance']} ({f.get('compliance_4gram', '-')}) | {f.get('compliance_base_clean', '-')} "
                              f"| {f['habit_shown']} | {f['steers_needed_mean']} "
-                             f"| {f['complied_within_cap']} | {f['leakage']} ({f['leakage_unrelated']}) |")
+                             f"| {f['complied_within_cap']} | {frac(a['degenerate'] for a in f['answers'])} / {f.get('degenerate_after_steering', '-')} "
+                             f"| {f['leakage']} ({f['leakage_unrelated']}) |")
         lines += ["", "| model | unrelated changed (first 40 chars) | beyond near-ties | degenerate (4-gram rule) | degenerate unrelated (4-gram rule) | truncated |",
                   "|---|---|---|---|---|---|"]
         for label, m in ev.items():
