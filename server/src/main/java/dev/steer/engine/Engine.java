@@ -800,6 +800,13 @@ public final class Engine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        if (thread.isAlive()) {
+            // A decode step still running (a stuck graph, a listener that blocks) uses the context and the samplers:
+            // freed under it, its next call fails, or crashes the JVM if the free lands during a native call. Leave
+            // them to the process's exit.
+            LOG.warn("the decode thread did not stop within 10 s; its context and samplers are not freed");
+            return;
+        }
         for (Slot s : slots) {
             if (s.sampler != null) {
                 s.sampler.close();

@@ -9,8 +9,10 @@ import dev.steer.llama.LlamaSampler;
 import dev.steer.testing.TestModels;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -159,5 +161,59 @@ class EngineFailureTest {
                 () -> running.steer(1, model.tokenize(" x", false, false), 0).get(5, TimeUnit.SECONDS));
         assertTrue(steer.getCause() instanceof EngineUnavailableException);
         assertEquals(0, engine.stepNanos(), "not inside a step: dead, which /health tells apart");
+    }
+
+    /**
+     * A decode step that outlives close's 10 s wait (here a steer's listener that blocks while storing it) still
+     * uses the context and the samplers right after: close leaves them unfreed rather than free them under it (the
+     * step's next sample failed on a closed sampler; a free during a native call would crash the JVM).
+     */
+    @Test
+    void closeDoesNotFreeTheContextUnderADecodeStepThatOutlivesIt() throws Exception {
+        Engine stuck = new Engine(model, new Engine.Config(1, 1024, 64, 1, 4));
+        CountDownLatch inSteer = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CompletableFuture<Void> sampledAfter = new CompletableFuture<>();
+        AtomicInteger tokens = new AtomicInteger();
+        Generation g = stuck.submit(greedy("this one is steered", 100_000), new GenerationListener() {
+            @Override
+            public void onToken(TokenEvent event) {
+                tokens.incrementAndGet();
+                if (inSteer.getCount() == 0) {
+                    sampledAfter.complete(null);
+                }
+            }
+
+            @Override
+            public void onSteer(SteerEvent event) {
+                inSteer.countDown();
+                try {
+                    release.await(60, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+
+            @Override
+            public void onFinish(FinishReason reason, Usage usage) {}
+
+            @Override
+            public void onError(RuntimeException e) {
+                sampledAfter.completeExceptionally(e);
+            }
+        });
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (tokens.get() < 5) {
+            assertTrue(System.nanoTime() < deadline, "no tokens");
+            Thread.sleep(1);
+        }
+        g.steer(2, model.tokenize(" steer", false, false), 0);
+        assertTrue(inSteer.await(30, TimeUnit.SECONDS), "the steer reached its listener");
+        stuck.close();  // waits 10 s for the decode thread, which is still storing the steer
+        release.countDown();
+        sampledAfter.get(30, TimeUnit.SECONDS);  // the step went on to sample its next token, on the context it had
+        Collector after = new Collector();
+        engine.submit(greedy("still serving", 8), after);
+        assertEquals(8, after.await(20).tokens().size(), "this process is alive and serving");
     }
 }
