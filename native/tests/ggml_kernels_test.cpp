@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011, 0012) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -182,12 +182,79 @@ static void q4_1_matmul_is_batch_invariant() {
     }
 }
 
+#if defined(STEER_SGEMM_AVX512)
+// 0012: tinyBLAS compiled for AVX-512 with VNNI, beside the portable one. ggml-cpu's work-split parameters, as in
+// its ggml-cpu-impl.h (internal to ggml-cpu; the quantized kernels read only ith and nth).
+struct sgemm_params {
+    int ith, nth;
+    size_t wsize;
+    void * wdata;
+    void * threadpool;
+    bool use_ref;
+};
+extern "C" bool llamafile_sgemm(const sgemm_params *, int64_t, int64_t, int64_t, const void *, int64_t, const void *,
+                                int64_t, void *, int64_t, int, int, int);
+extern "C" bool steer_llamafile_sgemm_avx512(const sgemm_params *, int64_t, int64_t, int64_t, const void *, int64_t,
+                                             const void *, int64_t, void *, int64_t, int, int, int);
+
+// Quantized weights (Q4_0, Q5_0, Q8_0) times Q8_0 tokens: both paths give the same floats to the last bit (exact int8
+// sums, the same order per result), and those are the dequantized dot products (checked in double).
+static void sgemm_avx512_is_the_portable_one() {
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    if (!avx512) {
+        std::printf("ggml_kernels_test: this CPU has no AVX-512 VNNI; 0012's AVX-512 path not run, the portable one checked\n");
+    }
+    std::mt19937 rng(12);
+    const int k = 256;                  // 8 blocks of 32
+    const int sizes[][2] = {{64, 16}, {37, 5}, {8, 2}, {20, 513}};  // rows x tokens: tiles, odd edges, two tokens (one goes to vec_dot), a prompt
+    for (ggml_type wt : {GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0}) {
+        for (auto & mn : sizes) {
+            const int m = mn[0], n = mn[1];
+            std::vector<float> w = values(rng, (size_t) m * k, 0.05f), x = values(rng, (size_t) n * k, 1.0f);
+            std::vector<uint8_t> wq(ggml_row_size(wt, k) * m), xq(ggml_row_size(GGML_TYPE_Q8_0, k) * n);
+            ggml_quantize_chunk(wt, w.data(), wq.data(), 0, m, k, nullptr);
+            ggml_quantize_chunk(GGML_TYPE_Q8_0, x.data(), xq.data(), 0, n, k, nullptr);
+            std::vector<float> wd((size_t) m * k), xd((size_t) n * k);
+            ggml_get_type_traits(wt)->to_float(wq.data(), wd.data(), (int64_t) m * k);
+            ggml_get_type_traits(GGML_TYPE_Q8_0)->to_float(xq.data(), xd.data(), (int64_t) n * k);
+            std::vector<float> portable((size_t) m * n, NAN), wide((size_t) m * n, NAN);
+            const sgemm_params one = {0, 1, 0, nullptr, nullptr, false};
+            const int64_t blocks = k / 32;
+            CHECK(llamafile_sgemm(&one, m, n, blocks, wq.data(), blocks, xq.data(), blocks, portable.data(), m,
+                                  wt, GGML_TYPE_Q8_0, GGML_TYPE_F32), "portable tinyBLAS took %s", ggml_type_name(wt));
+            for (int j = 0; j < n; j++) {
+                for (int i = 0; i < m; i++) {
+                    double ref = 0;
+                    for (int l = 0; l < k; l++) {
+                        ref += (double) wd[(size_t) i * k + l] * xd[(size_t) j * k + l];
+                    }
+                    const float got = portable[(size_t) j * m + i];
+                    CHECK(std::fabs(got - ref) <= 1e-4 * (1 + std::fabs(ref)), "%s %dx%d [%d,%d]: %g vs %g",
+                          ggml_type_name(wt), m, n, i, j, got, ref);
+                }
+            }
+            if (avx512) {
+                CHECK(steer_llamafile_sgemm_avx512(&one, m, n, blocks, wq.data(), blocks, xq.data(), blocks, wide.data(), m,
+                                                   wt, GGML_TYPE_Q8_0, GGML_TYPE_F32), "AVX-512 tinyBLAS took %s", ggml_type_name(wt));
+                CHECK(std::memcmp(portable.data(), wide.data(), portable.size() * sizeof(float)) == 0,
+                      "%s %dx%d: the AVX-512 path differs from the portable one", ggml_type_name(wt), m, n);
+            }
+        }
+    }
+}
+#endif
+
 int main() {
     ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
     q4_1_matmul_is_batch_invariant();
     dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();
+#if defined(STEER_SGEMM_AVX512)
+    sgemm_avx512_is_the_portable_one();
+#endif
     if (failures) {
         std::fprintf(stderr, "ggml_kernels_test: %d checks failed\n", failures);
         return 1;
