@@ -198,7 +198,9 @@ extern "C" bool steer_llamafile_sgemm_avx512(const sgemm_params *, int64_t, int6
                                              const void *, int64_t, void *, int64_t, int, int, int);
 
 // Quantized weights (Q4_0, Q5_0, Q8_0) times Q8_0 tokens: both paths give the same floats to the last bit (exact int8
-// sums, the same order per result), and those are the dequantized dot products (checked in double).
+// sums, the same order per result), and those are the dequantized dot products (checked in double). The entry points
+// are called directly; which one ggml's matmul calls (the patch's dispatch) is not checked here: bench/README.md shows
+// its effect on Gemma 3's prompt.
 static void sgemm_avx512_is_the_portable_one() {
     const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -208,7 +210,7 @@ static void sgemm_avx512_is_the_portable_one() {
     }
     std::mt19937 rng(12);
     const int k = 256;                  // 8 blocks of 32
-    const int sizes[][2] = {{64, 16}, {37, 5}, {8, 2}, {20, 513}};  // rows x tokens: tiles, odd edges, two tokens (one goes to vec_dot), a prompt
+    const int sizes[][2] = {{64, 16}, {37, 5}, {8, 2}, {37, 35}, {20, 513}};  // rows x tokens: tiles, odd edges, the fewest tinyBLAS takes, a prompt
     for (ggml_type wt : {GGML_TYPE_Q4_0, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0}) {
         for (auto & mn : sizes) {
             const int m = mn[0], n = mn[1];

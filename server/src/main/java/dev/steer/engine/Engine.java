@@ -37,6 +37,11 @@ import org.slf4j.LoggerFactory;
  */
 public final class Engine implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
+
+    /** Who frees the native context and samplers: close, or the decode thread if it outlived close's wait. */
+    private final Object exit = new Object();
+    private boolean exited;      // guarded by exit: the decode thread has left its loop
+    private boolean freeOnExit;  // guarded by exit: close gave up waiting; the decode thread frees them
     /**
      * @param parallel    sequences decoded together
      * @param contextSize KV cache size in tokens for all sequences together
@@ -293,6 +298,19 @@ public final class Engine implements AutoCloseable {
     // ---------------------------------------------------------------- the loop (decode thread only from here on)
 
     private void loop() {
+        try {
+            serveOrDie();
+        } finally {
+            synchronized (exit) {
+                exited = true;
+                if (freeOnExit) {
+                    freeNative();  // close gave up waiting for this thread: its step is over now
+                }
+            }
+        }
+    }
+
+    private void serveOrDie() {
         try {
             serve();
         } catch (Throwable t) {
@@ -800,13 +818,20 @@ public final class Engine implements AutoCloseable {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (thread.isAlive()) {
-            // A decode step still running (a stuck graph, a listener that blocks) uses the context and the samplers:
-            // freed under it, its next call fails, or crashes the JVM if the free lands during a native call. Leave
-            // them to the process's exit.
-            LOG.warn("the decode thread did not stop within 10 s; its context and samplers are not freed");
-            return;
+        synchronized (exit) {
+            if (!exited) {
+                // A decode step still running (a stuck graph, a listener that blocks) uses the context and the
+                // samplers: freed under it, its next call fails, or crashes the JVM if the free lands during a
+                // native call. The thread frees them when it ends.
+                freeOnExit = true;
+                LOG.warn("the decode thread did not stop within 10 s; it frees its context and samplers when it ends");
+                return;
+            }
         }
+        freeNative();
+    }
+
+    private void freeNative() {
         for (Slot s : slots) {
             if (s.sampler != null) {
                 s.sampler.close();
