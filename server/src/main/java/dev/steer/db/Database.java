@@ -14,13 +14,15 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.ArrayList;
 import java.util.List;
+import org.sqlite.SQLiteConfig;
 
 /**
  * The server's one SQLite file (steers, training jobs, adapter versions). WAL with synchronous=FULL: a committed
  * write is on disk, so what the server acknowledged survives a crash. Schema changes are numbered migrations
  * (resources migrations/V*.sql, split by {@link SqlScript}), applied when a connection opens; the version reached is
  * {@code PRAGMA user_version}. Each store holds its own connection and lock;
- * SQLite serializes writers across them (busy_timeout).
+ * SQLite serializes writers across them (transactions take the write lock when they begin, and wait up to
+ * busy_timeout for it).
  */
 public final class Database {
     private static final String[] MIGRATIONS = {"V1__steers.sql", "V2__jobs_adapters.sql", "V3__session_requests.sql",
@@ -35,7 +37,12 @@ public final class Database {
             if (parent != null) {
                 Files.createDirectories(parent);
             }
-            Connection db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath());
+            // Transactions begin IMMEDIATE: one that read first and wrote after another connection's commit (a steer's
+            // insert checks its request row, then writes) would otherwise fail at once with SQLITE_BUSY, which
+            // busy_timeout does not wait out. Taking the write lock at BEGIN waits for it instead.
+            SQLiteConfig config = new SQLiteConfig();
+            config.setTransactionMode(SQLiteConfig.TransactionMode.IMMEDIATE);
+            Connection db = DriverManager.getConnection("jdbc:sqlite:" + file.toAbsolutePath(), config.toProperties());
             try (Statement s = db.createStatement()) {
                 s.execute("PRAGMA journal_mode=WAL");
                 s.execute("PRAGMA synchronous=FULL");

@@ -118,4 +118,26 @@ class DatabaseTest {
             assertEquals(0, count(c, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('jobs', 'adapters')"));
         }
     }
+
+    /**
+     * A transaction holds the write lock from its start: one that reads first and writes after another connection's
+     * commit (a steer's insert) cannot then fail at once with SQLITE_BUSY (the fuzz suite's one 500, 2026-12-05).
+     * Checked from the other side: while it is open, another connection that will not wait cannot write.
+     */
+    @Test
+    void aTransactionHoldsTheWriteLockFromItsStart(@TempDir Path dir) throws Exception {
+        Path file = dir.resolve("s.db");
+        try (Connection a = Database.connect(file); Connection b = Database.connect(file)) {
+            try (Statement s = b.createStatement()) {
+                s.execute("PRAGMA busy_timeout=0");
+            }
+            Database.inTransaction(a, () -> {
+                Database.query(a, "SELECT count(*) FROM steers", List.of(), r -> r.getLong(1));  // only a read so far
+                IllegalStateException e = assertThrows(IllegalStateException.class,
+                        () -> Database.update(b, "DELETE FROM jobs WHERE id = 'none'"));
+                assertTrue(e.getMessage().contains("SQLITE_BUSY"), e.getMessage());
+                Database.update(a, "DELETE FROM steers WHERE id = 'none'");
+            });
+        }
+    }
 }
