@@ -299,19 +299,6 @@ public final class Engine implements AutoCloseable {
 
     private void loop() {
         try {
-            serveOrDie();
-        } finally {
-            synchronized (exit) {
-                exited = true;
-                if (freeOnExit) {
-                    freeNative();  // close gave up waiting for this thread: its step is over now
-                }
-            }
-        }
-    }
-
-    private void serveOrDie() {
-        try {
             serve();
         } catch (Throwable t) {
             // An Error (out of memory, a listener's StackOverflowError): this thread cannot go on. Record why, for
@@ -337,6 +324,13 @@ public final class Engine implements AutoCloseable {
             queued.forEach(j -> tellError(j, e));
             failSteers(e);
             failTasks(e);
+        } finally {
+            synchronized (exit) {
+                exited = true;
+                if (freeOnExit) {
+                    freeNative();  // close gave up waiting for this thread: its step is over now
+                }
+            }
         }
     }
 
