@@ -7,8 +7,9 @@ Phases (--phases, any of record,train,eval; default all three):
   record  for each family's train prompts: a greedy streamed answer; as soon as the text so far breaks the family's
           rule, POST /v1/chat/completions/{id}/steer {"at_char", "text"} while the same SSE stream goes on; further
           violations are steered too (at most --max-steers per answer); a rule only visible at the end (a sign-off)
-          is steered after the stream ended, the steer's own response streaming the continuation. Every steer is
-          tagged [family, run_tag].
+          is steered after the stream ended, the steer's own response streaming the continuation. A stream that
+          loops is stopped where the loop begins (--no-stop-loops: let run). Every steer is tagged [family, run_tag]
+          (and --also-tag). --record-with vN records against an adapter: a second round of steering.
   train   one POST /v1/fine_tuning/jobs per variant, on the steers tagged run_tag, eval.auto_activate false;
           polled until it ends (bounded); its time, status, adapter version and gate report are kept.
   eval    for MODEL@base and each variant's MODEL@vN (pinned, even when the gate refused it): greedy answers to the
@@ -146,6 +147,8 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
     steers = []                 # {"id", "at_char", "correction", "after_end"}
     sent = 0
     pending = None              # the steer sent and not yet seen in a stream: (kept text, correction)
+    stopped = False             # this stream was stopped (a loop): what it still sends is not read
+    floor = 0                   # where the person's last correction ends: a stop never cuts into it
     error = None
     try:
         while True:
@@ -168,13 +171,20 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
                             steers.append({"id": st["id"]})
                     continue
                 for ch in ev.get("choices") or []:
-                    if pending is None:
+                    if pending is None and not stopped:
                         text += (ch.get("delta") or {}).get("content") or ""
                     if ch.get("finish_reason"):
                         finish = ch["finish_reason"]
-                if pending is not None or sent >= a.max_steers:
+                if pending is not None or stopped or sent >= a.max_steers:
                     continue
                 idx = fam.first_violation(text, False)
+                if idx is None and a.stop_loops:
+                    cut = loop_cut(text, floor)
+                    if cut is not None and stop(cli, cid, text, cut, steers):
+                        sent += 1
+                        stopped = True
+                        text = text[:cut]
+                    continue
                 if idx is None or not fam.ready(text, idx, False):
                     continue
                 new = steer(cli, a, cid, text, idx, fam, steers)
@@ -183,6 +193,7 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
                     sent = a.max_steers
                     continue
                 pending = (text[:idx], steers[-1]["correction"])
+                floor = idx + len(steers[-1]["correction"])
                 if new is not True:   # it had finished meanwhile: the steer's own response streams the continuation
                     for _ in sse_events(resp):
                         pass
@@ -211,7 +222,9 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
                 conn.close()
                 conn, resp = new
                 pending = (text[:idx], steers[-1]["correction"])
+                floor = idx + len(steers[-1]["correction"])
                 finish = None
+                stopped = False
                 continue
             # (break out of the for: switched to a new stream)
             continue
@@ -234,6 +247,62 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
     return {"prompt": prompt, "id": cid, "text": text, "unsteered": first_text, "finish_reason": finish,
             "steers": steers, "n_steers": len(steers), "complied": final_violation is None and error is None,
             "error": error, "seconds": round(time.time() - t0, 2)}
+
+
+def loop_cut(text, floor=0):
+    """Where a person reading the stream stops it because it loops (None while `degenerate` sees no loop): the start
+    of the sentence or line in which the repetition that made it a loop begins (the third time of a phrase or word,
+    the second of a line; never before the previous time began), with the whitespace before it; None when nothing
+    would be left, or when that lies before `floor`, the end of the person's own last correction: they do not cut
+    the sentence they began (a closing "In short: ..." the model goes on to repeat)."""
+    why = degenerate(text)
+    if why is None or why == "empty":
+        return None
+    low = text.lower()
+    at, prev = None, 0
+    toks = list(re.finditer(r"\w+(?:'\w+)*", low))
+    for i in range(2, len(toks)):
+        if toks[i].group() == toks[i - 1].group() == toks[i - 2].group():
+            at = prev = toks[i - 1].start()   # one of the word kept
+            break
+    if at is None:
+        words = list(re.finditer(r"[^\W\d_]+(?:'[^\W\d_]+)*", low))
+        seen = collections.defaultdict(list)
+        for i in range(len(words) - 5):
+            g = tuple(w.group() for w in words[i:i + 6])
+            seen[g].append(i)
+            if len(seen[g]) == 3:   # (overlapping times count, as in degenerate: "in short, in short, in short, ...")
+                at, prev = words[i].start(), words[seen[g][1]].start()
+                break
+    if at is None:
+        starts, pos = {}, 0
+        for line in text.splitlines(keepends=True):
+            key = " ".join(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", line.lower()))
+            if len(key.split()) >= 4 and line.rstrip("\r\n") != line:   # a whole line: the stream may go on with it
+                if key in starts:
+                    at, prev = pos, starts[key]
+                    break
+                starts[key] = pos
+            pos += len(line)
+    if at is None:
+        return None
+    boundary = max(text.rfind(c, 0, at) for c in ".!?\n")
+    cut = max(prev, boundary + 1)
+    while cut < at and text[cut].isspace():
+        cut += 1
+    cut = len(text[:cut].rstrip())
+    return cut if cut > 0 and cut >= floor else None
+
+
+def stop(cli, cid, text, cut, steers):
+    """POST the stop at `cut` (a loop): the answer should have ended there. True when recorded."""
+    try:
+        r = cli.json("POST", f"/v1/chat/completions/{cid}/stop", {"at_char": utf16_len(text[:cut])})
+    except ApiProblem as e:
+        cli.note("stop_refused", id=cid, error=str(e)[:300])
+        return False
+    steers.append({"id": r.get("id"), "at_char": cut, "stop": True, "removed_seen": text[cut:]})
+    return True
 
 
 def steer(cli, a, cid, text, idx, fam, steers, after_end=False):
@@ -398,7 +467,8 @@ def phase_record(cli, a, model, fams, res):
         prompts = fam.train[:a.limit_train] if a.limit_train else fam.train
         rows = []
         for i, p in enumerate(prompts):
-            r = person(cli, a, model + "@base", p, fam, [fam.name, a.run_tag])
+            r = person(cli, a, model + "@" + (a.record_with or "base"), p, fam,
+                       [fam.name, a.run_tag] + ([a.also_tag] if a.also_tag else []))
             rows.append(r)
             print(f"[record {fam.name} {i + 1}/{len(prompts)}] {r['n_steers']} steers, complied={r['complied']}: "
                   f"{r['text'][:90]!r}", file=sys.stderr)
@@ -751,6 +821,12 @@ def main():
     p.add_argument("--max-tokens", type=int, default=96)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--max-steers", type=int, default=4, help="steers per answer at most")
+    p.add_argument("--record-with", help="record against this adapter version (vN) instead of the base: a second "
+                   "round of steering, the person using the model a job made")
+    p.add_argument("--also-tag", help="tag the recorded steers with this tag too (a second round under its own "
+                   "--run-tag, trained with the first: jobs filter by this one)")
+    p.add_argument("--no-stop-loops", dest="stop_loops", action="store_false",
+                   help="the person lets loops run (before 2026-12-05); by default a loop is stopped where it begins")
     p.add_argument("--variants", help="JSON (or a file of it): [{\"name\", \"job\": {method, hyperparameters, eval}}]")
     p.add_argument("--models", help="eval these adapter versions (v3,v4 or full ids) instead of the run's jobs'")
     p.add_argument("--reeval-base", action="store_true", help="evaluate the base again even if stored")

@@ -249,7 +249,8 @@ final class FineTuningRoutes {
                 (float) h.number("adam_epsilon", d.adamEpsilon(), 1e-12, 1),
                 (float) h.number("unlikelihood_weight", d.unlikelihoodWeight(), 0, 100),
                 (float) h.number("guard_weight", d.guardWeight(), 0, 1000),
-                (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000));
+                (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
+                h.bool("learn_stops", d.learnStops()));
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

@@ -12,11 +12,28 @@ import java.util.Arrays;
  * spans compared are of one length, so the longer side's extra tokens do not decide the preference).
  * {@code continuation} is what the person then let run: text they approved, never part of the preference (Steer
  * keeps it under the preservation term).
+ *
+ * <p>A stop (a "rejection": the person cut the answer and wrote nothing) says the answer should have ended there:
+ * with {@link #of(SteerRecord, int)} its correction is the end-of-turn token, preferred over the first token the
+ * model went on with. {@link #of(SteerRecord)} (the exports) gives it no correction: it teaches nothing there.
  */
 public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, int[] continuation) {
+    /** What a steer teaches; a stop teaches nothing (no correction). */
     public static SteerPair of(SteerRecord r) {
-        int[] correction = r.correctionTokens() == null ? new int[0] : r.correctionTokens();
+        return of(r, -1);
+    }
+
+    /**
+     * What a steer teaches; a stop teaches {@code endOfTurn} in place of what it rejected (-1: nothing). A stop that
+     * kept no output teaches nothing (an answer that ends before it begins is no answer: the person gave up on it),
+     * nor one that rejected nothing (the answer had ended there, or the person stopped what they had not seen).
+     */
+    public static SteerPair of(SteerRecord r, int endOfTurn) {
         int[] rej = r.rejectedTokens() == null ? new int[0] : r.rejectedTokens();
+        boolean stop = r.kind().equals("rejection");
+        boolean stopTeaches = endOfTurn >= 0 && r.acceptedTokens().length > 0 && rej.length > 0;
+        int[] correction = stop ? (stopTeaches ? new int[] {endOfTurn} : new int[0])
+                : r.correctionTokens() == null ? new int[0] : r.correctionTokens();
         int common = 0;
         while (common < correction.length && common < rej.length && correction[common] == rej[common]) {
             common++;

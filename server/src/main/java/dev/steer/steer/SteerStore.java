@@ -151,7 +151,19 @@ public final class SteerStore implements AutoCloseable {
 
     /** The newest {@code limit} accepted answers of {@code model}, newest first. */
     public synchronized List<Accepted> accepted(String model, int limit) {
-        return Database.query(db, "SELECT * FROM accepted_answers WHERE model = ? ORDER BY created_at DESC, session_id DESC LIMIT ?",
+        return accepted("model = ?", model, limit);
+    }
+
+    /**
+     * The newest {@code limit} accepted answers of {@code model} that the base model wrote (no adapter served them),
+     * newest first: a job keeps the adapter at the base model on them, which an answer an adapter wrote is not.
+     */
+    public synchronized List<Accepted> acceptedFromBase(String model, int limit) {
+        return accepted("model = ? AND adapter_version IS NULL", model, limit);
+    }
+
+    private List<Accepted> accepted(String where, String model, int limit) {
+        return Database.query(db, "SELECT * FROM accepted_answers WHERE " + where + " ORDER BY created_at DESC, session_id DESC LIMIT ?",
                 List.of(model, limit), r -> new Accepted(r.getString("session_id"), r.getString("model"),
                         r.getString("adapter_version"), ints(r.getString("prompt_tokens")), ints(r.getString("output_tokens")),
                         r.getLong("created_at")));

@@ -198,17 +198,20 @@ public final class JobRunner implements AutoCloseable {
         Hyperparameters h = spec.hyperparameters();
         JobSpec.Filters f = spec.filters();
         List<SteerRecord> records = steers.list(new SteerStore.Filter(f.sessionId(), f.tag(), spec.model(), f.since(), f.until(), false));
-        TrainingSet set = TrainingSet.split(records, h.validationSplit(), h.seed());
+        TrainingSet set = TrainingSet.split(records, h.validationSplit(), h.seed(), h.learnStops() ? endOfTurn(model) : -1);
         if (set.train().isEmpty()) {
-            throw new IllegalArgumentException("no steers with a correction match the job's filters (" + records.size() + " records matched)");
+            throw new IllegalArgumentException("no steers with a correction" + (h.learnStops() ? " nor stops that teach an end" : "")
+                    + " match the job's filters (" + records.size() + " records matched)");
         }
         long t0 = System.nanoTime();
         String base = AdapterVersion.pinnedName(spec.model(), null);
         // The replay set, approved text nobody steered, kept under the KL term: the newest answers the person let run
         // (up to half of it), then the base model's own answers to built-in ordinary prompts; the probes (other
-        // prompts) are the gate's. The built-in ones answered greedily by the serving engine, on the base.
+        // prompts) are the gate's. The built-in ones answered greedily by the serving engine, on the base. Only
+        // answers the base model wrote: one an adapter wrote may say a habit the person taught and approved, which
+        // the KL term would pull back to the base.
         boolean kl = h.klWeight() > 0;
-        List<Accepted> accepted = kl ? acceptedForReplay(steers.accepted(spec.model(), h.replay()), h.replay() / 2) : List.of();
+        List<Accepted> accepted = kl ? acceptedForReplay(steers.acceptedFromBase(spec.model(), h.replay()), h.replay() / 2) : List.of();
         int builtIn = Math.min(h.replay() - accepted.size(), ReplayPrompts.REPLAY.size());
         List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, builtIn) : List.of();
         List<int[]> replayTokens = new ArrayList<>(ReplayPrompts.render(model, templates, replayPrompts));
@@ -491,10 +494,15 @@ public final class JobRunner implements AutoCloseable {
         }
     }
 
+    /** The token a turn of this model ends with: end-of-turn where the vocabulary has one (ChatML's im_end), else EOS. */
+    static int endOfTurn(LlamaModel model) {
+        return model.info().eot() >= 0 ? model.info().eot() : model.info().eos();
+    }
+
     private static String lossTerms(Hyperparameters h) {
         List<String> terms = new ArrayList<>();
         if (h.nllWeight() > 0) {
-            terms.add(h.nllWeight() + " x cross-entropy on the corrections");
+            terms.add(h.nllWeight() + " x cross-entropy on the corrections" + (h.learnStops() ? " (a stop's: the end of the answer)" : ""));
         }
         if (h.klWeight() > 0) {
             terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers");

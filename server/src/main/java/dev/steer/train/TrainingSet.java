@@ -22,7 +22,10 @@ import java.util.Random;
  * and each correction ({@link LoraTrainer#LEARN}: imitate it). What a steer teaches is {@link SteerPair} (the
  * exports use the same): tokens a correction shares with the rejected output at its start are kept, not learned;
  * the rejected output of the last fork, cut to that correction's length, is the preference term's other side.
- * Stops without a correction ("rejection") teach nothing to imitate and are left out.
+ * A stop (a "rejection": the person cut the answer and wrote nothing) that ends an answer teaches that the answer
+ * ends there: its end-of-turn token is learned after the text the person kept (a person stops a stream that has
+ * started to loop or run on; {@link SteerPair#of(SteerRecord, int)}). A stop that a later steer of the same answer
+ * went past is superseded by it.
  *
  * <p>The split is by answer (steers of one answer are never on both sides), seeded, so the same steers and seed
  * give the same split.
@@ -50,10 +53,11 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
      */
     static final int CONTINUATION_KEPT = 24;
 
-    public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed) {
+    /** @param endOfTurn the token a stop teaches (the model's end of turn), or -1: stops teach nothing and are left out */
+    public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed, int endOfTurn) {
         List<Item> items = new ArrayList<>();
-        for (List<SteerRecord> answer : answers(records)) {
-            Item i = item(answer);
+        for (List<SteerRecord> answer : answers(records, endOfTurn)) {
+            Item i = item(answer, endOfTurn);
             if (i != null) {
                 items.add(i);
             }
@@ -73,11 +77,13 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
      * The steers grouped into answers: per session, in the order they were made, a steer joins the answer before
      * it when its context (prompt + kept output) starts with that answer's last context + correction, i.e. it
      * forks later in the text the person left. A steer that cut back into an earlier correction starts its own.
+     * Stops are among them only where they teach ({@code endOfTurn} >= 0).
      */
-    static List<List<SteerRecord>> answers(List<SteerRecord> records) {
+    static List<List<SteerRecord>> answers(List<SteerRecord> records, int endOfTurn) {
         Map<String, List<SteerRecord>> bySession = new LinkedHashMap<>();
         records.stream()
-                .filter(r -> r.kind().equals("steer") && r.correctionTokens() != null && r.correctionTokens().length > 0)
+                .filter(r -> r.kind().equals("steer") ? r.correctionTokens() != null && r.correctionTokens().length > 0
+                        : r.kind().equals("rejection") && SteerPair.of(r, endOfTurn).teaches())
                 .sorted(Comparator.comparingLong(SteerRecord::createdAt).thenComparing(SteerRecord::id))
                 .forEach(r -> bySession.computeIfAbsent(r.sessionId(), k -> new ArrayList<>()).add(r));
         List<List<SteerRecord>> out = new ArrayList<>();
@@ -104,12 +110,15 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         return out;
     }
 
-    /** One answer's example, or null when none of its corrections differs from what the model had said. */
-    static Item item(List<SteerRecord> answer) {
+    /**
+     * One answer's example, or null when none of its corrections differs from what the model had said. The answer as
+     * the person left it: its last steer's context and correction (a stop's: the end of turn), then what they let run.
+     */
+    static Item item(List<SteerRecord> answer, int endOfTurn) {
         SteerRecord last = answer.get(answer.size() - 1);
-        int[] cont = last.continuationTokens() == null ? new int[0] : last.continuationTokens();
-        cont = Arrays.copyOf(cont, Math.min(cont.length, CONTINUATION_KEPT));
-        int[] tokens = concat(last.promptTokens(), last.acceptedTokens(), last.correctionTokens(), cont);
+        SteerPair end = SteerPair.of(last, endOfTurn);
+        int[] cont = Arrays.copyOf(end.continuation(), Math.min(end.continuation().length, CONTINUATION_KEPT));
+        int[] tokens = concat(end.prompt(), end.kept(), end.chosen(), cont);
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, last.promptTokens().length, roles.length, LoraTrainer.KEEP);
         List<Fork> forks = new ArrayList<>();
@@ -117,10 +126,10 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         int fork = -1;
         int[] rejected = new int[0];
         for (SteerRecord r : answer) {
-            SteerPair pair = SteerPair.of(r);
+            SteerPair pair = SteerPair.of(r, endOfTurn);
             ids.add(r.id());
-            if (!pair.teaches()) {
-                continue;  // the correction only repeats what the model said: nothing to learn
+            if (!pair.teaches() || r.kind().equals("rejection") && r != last) {
+                continue;  // the correction only repeats what the model said, or a later steer went past this stop
             }
             fork = pair.fork();
             Arrays.fill(roles, fork, fork + pair.chosen().length, LoraTrainer.LEARN);

@@ -122,6 +122,20 @@ class SteerStoreTest {
     }
 
     @Test
+    void theReplayReadsOnlyAnswersTheBaseModelWrote() throws Exception {
+        Path db = Files.createTempDirectory("steer-store-accepted-base").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db, 10)) {
+            store.insertAccepted(accepted("base-old", 1000));
+            store.insertAccepted(new Accepted("adapter", "m", "v3", new int[] {1}, new int[] {5}, 1001));
+            store.insertAccepted(accepted("base-new", 1002));
+            assertEquals(List.of("base-new", "adapter", "base-old"), acceptedIds(store));
+            assertEquals(List.of("base-new", "base-old"), store.acceptedFromBase("m", 10).stream().map(Accepted::sessionId).toList(),
+                    "an answer an adapter wrote is not the base model's to keep");
+            assertEquals(List.of("base-new"), store.acceptedFromBase("m", 1).stream().map(Accepted::sessionId).toList());
+        }
+    }
+
+    @Test
     void aSteerOrStopOfAnAcceptedAnswerTakesItBack() throws Exception {
         Path db = Files.createTempDirectory("steer-store-accepted").resolve("steers.db");
         try (SteerStore store = SteerStore.open(db)) {

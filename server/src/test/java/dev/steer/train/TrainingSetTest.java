@@ -20,10 +20,15 @@ class TrainingSetTest {
                 List.of(), continuation, "", false, Set.of(), at, at);
     }
 
+    private static SteerRecord stop(String id, String session, long at, int[] prompt, int[] accepted, int[] rejected) {
+        return new SteerRecord(id, session, "rejection", "m", null, "{}", prompt, accepted.length, accepted, rejected, new int[0], "", "", "",
+                null, null, null, false, Set.of(), at, at);
+    }
+
     @Test
     void oneSteerIsPromptKeptCorrectionContinuation() {
         SteerRecord r = steer("s1", "a", 1, new int[] {1, 2}, new int[] {10, 11}, new int[] {20, 21, 22}, new int[] {30, 31}, new int[] {40, 2});
-        TrainingSet.Item i = TrainingSet.item(List.of(r));
+        TrainingSet.Item i = TrainingSet.item(List.of(r), -1);
         assertArrayEquals(new int[] {1, 2, 10, 11, 30, 31, 40, 2}, i.example().tokens());
         assertArrayEquals(new byte[] {N, N, K, K, L, L, K, K}, i.example().roles());
         assertEquals(4, i.example().fork());
@@ -34,11 +39,11 @@ class TrainingSetTest {
     @Test
     void tokensTheCorrectionSharesWithTheRejectedTextAreKeptNotLearned() {
         SteerRecord r = steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {30, 21}, new int[] {30, 31}, new int[0]);
-        TrainingSet.Item i = TrainingSet.item(List.of(r));
+        TrainingSet.Item i = TrainingSet.item(List.of(r), -1);
         assertArrayEquals(new byte[] {N, K, K, L}, i.example().roles());
         assertEquals(3, i.example().fork());
         assertArrayEquals(new int[] {31}, i.forks().get(0).correction());
-        assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30, 31, 5}, new int[] {30, 31}, null))),
+        assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30, 31, 5}, new int[] {30, 31}, null)), -1),
                 "a correction that only repeats the model teaches nothing");
     }
 
@@ -51,10 +56,10 @@ class TrainingSetTest {
         // Another session's steer stays apart; a steer that cut back into the first correction starts its own answer.
         SteerRecord other = steer("s3", "b", 3, prompt, new int[] {10}, new int[] {20}, new int[] {30}, new int[0]);
         SteerRecord cutBack = steer("s4", "a", 4, prompt, new int[] {}, new int[] {10, 31}, new int[] {33}, new int[0]);
-        List<List<SteerRecord>> answers = TrainingSet.answers(List.of(cutBack, other, second, first));
+        List<List<SteerRecord>> answers = TrainingSet.answers(List.of(cutBack, other, second, first), -1);
         assertEquals(List.of(List.of("s1", "s2"), List.of("s4"), List.of("s3")),
                 answers.stream().map(a -> a.stream().map(SteerRecord::id).toList()).toList());
-        TrainingSet.Item i = TrainingSet.item(answers.get(0));
+        TrainingSet.Item i = TrainingSet.item(answers.get(0), -1);
         assertArrayEquals(new int[] {1, 2, 10, 30, 11, 31, 32, 14, 3}, i.example().tokens());
         assertArrayEquals(new byte[] {N, N, K, L, K, L, L, K, K}, i.example().roles());
         assertEquals(5, i.example().fork(), "the last correction's fork");
@@ -71,7 +76,7 @@ class TrainingSetTest {
             rs.add(steer("s" + s + "a", "sess" + s, 2L * s, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, new int[] {11}));
             rs.add(steer("s" + s + "b", "sess" + s, 2L * s + 1, new int[] {1}, new int[] {10, 30, 11}, new int[] {21}, new int[] {31}, new int[0]));
         }
-        TrainingSet a = TrainingSet.split(rs, 0.2, 7), b = TrainingSet.split(rs, 0.2, 7);
+        TrainingSet a = TrainingSet.split(rs, 0.2, 7, -1), b = TrainingSet.split(rs, 0.2, 7, -1);
         assertEquals(8, a.train().size());
         assertEquals(2, a.heldOut().size());
         assertEquals(a.heldOut().stream().map(TrainingSet.Item::steerIds).toList(), b.heldOut().stream().map(TrainingSet.Item::steerIds).toList());
@@ -82,10 +87,10 @@ class TrainingSetTest {
     void onlyTheFirstContinuationTokensTrain() {
         int[] longContinuation = java.util.stream.IntStream.range(100, 100 + TrainingSet.CONTINUATION_KEPT + 10).toArray();
         SteerRecord r = steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, longContinuation);
-        int[] tokens = TrainingSet.item(List.of(r)).example().tokens();
+        int[] tokens = TrainingSet.item(List.of(r), -1).example().tokens();
         assertEquals(3 + TrainingSet.CONTINUATION_KEPT, tokens.length, "prompt, kept, correction, then 24 continuation tokens");
         assertEquals(100 + TrainingSet.CONTINUATION_KEPT - 1, tokens[tokens.length - 1]);
-        assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30}, new int[] {30}, null))),
+        assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30}, new int[] {30}, null)), -1),
                 "a correction equal to the rejected text, with no continuation, is no example");
     }
 
@@ -94,10 +99,10 @@ class TrainingSetTest {
         List<SteerRecord> two = List.of(
                 steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, new int[0]),
                 steer("s2", "b", 2, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {31}, new int[0]));
-        assertEquals(0, TrainingSet.split(two.subList(0, 1), 0.5, 1).heldOut().size(), "the only answer trains");
-        assertEquals(1, TrainingSet.split(two.subList(0, 1), 0.5, 1).train().size());
-        assertEquals(0, TrainingSet.split(two, 0.0, 1).heldOut().size());
-        TrainingSet most = TrainingSet.split(two, 0.9, 1);
+        assertEquals(0, TrainingSet.split(two.subList(0, 1), 0.5, 1, -1).heldOut().size(), "the only answer trains");
+        assertEquals(1, TrainingSet.split(two.subList(0, 1), 0.5, 1, -1).train().size());
+        assertEquals(0, TrainingSet.split(two, 0.0, 1, -1).heldOut().size());
+        TrainingSet most = TrainingSet.split(two, 0.9, 1, -1);
         assertEquals(1, most.train().size(), "at least one answer always trains");
         assertEquals(1, most.heldOut().size(), "and at least one is held out once there are two");
     }
@@ -112,5 +117,59 @@ class TrainingSetTest {
         assertEquals(Set.of(Set.of(1, 2, 3), Set.of(4, 5, 6), Set.of(7, 1, 2)), Set.copyOf(lengths),
                 "sorted by length, the short last batch filled with the shortest from the start");
         assertEquals(b, TrainingSet.batches(items, 3, String::length, new java.util.Random(5)), "the same seed, the same order");
+    }
+
+    private static final int END = 2;
+
+    @Test
+    void aStopThatEndsAnAnswerTeachesTheEndOfTurnThere() {
+        int[] prompt = {1, 5};
+        SteerRecord steer = steer("s1", "a", 1, prompt, new int[] {10}, new int[] {20, 21}, new int[] {30, 31}, new int[] {40, 41, 42, 43});
+        // The person let the continuation run, then stopped it where it began to repeat itself (after 40, 41).
+        SteerRecord stop = stop("s2", "a", 2, prompt, new int[] {10, 30, 31, 40, 41}, new int[] {42, 43});
+        List<List<SteerRecord>> answers = TrainingSet.answers(List.of(stop, steer), END);
+        assertEquals(List.of(List.of("s1", "s2")), answers.stream().map(a -> a.stream().map(SteerRecord::id).toList()).toList(),
+                "the stop joins the answer it cut");
+        TrainingSet.Item i = TrainingSet.item(answers.get(0), END);
+        assertArrayEquals(new int[] {1, 5, 10, 30, 31, 40, 41, END}, i.example().tokens(), "the answer ends where the person stopped it");
+        assertArrayEquals(new byte[] {N, N, K, L, L, K, K, L}, i.example().roles());
+        assertEquals(7, i.example().fork(), "the preference is the stop's: the end of turn over the first token rejected");
+        assertArrayEquals(new int[] {42}, i.example().rejected());
+        assertEquals(2, i.forks().size());
+        assertArrayEquals(new int[] {1, 5, 10, 30, 31, 40, 41}, i.forks().get(1).context());
+        assertArrayEquals(new int[] {END}, i.forks().get(1).correction());
+
+        // Without an end-of-turn token to teach (learn_stops false), the stop is left out: the steer alone, as before.
+        List<List<SteerRecord>> without = TrainingSet.answers(List.of(stop, steer), -1);
+        assertEquals(List.of(List.of("s1")), without.stream().map(a -> a.stream().map(SteerRecord::id).toList()).toList());
+        assertArrayEquals(new int[] {1, 5, 10, 30, 31, 40, 41, 42, 43}, TrainingSet.item(without.get(0), -1).example().tokens());
+    }
+
+    @Test
+    void aStopAloneTeachesTheEndButNotOneThatKeptOrRejectedNothing() {
+        TrainingSet.Item i = TrainingSet.item(List.of(stop("s1", "a", 1, new int[] {1}, new int[] {10, 11}, new int[] {12})), END);
+        assertArrayEquals(new int[] {1, 10, 11, END}, i.example().tokens());
+        assertArrayEquals(new byte[] {N, K, K, L}, i.example().roles());
+        List<SteerRecord> noTeaching = List.of(
+                stop("s2", "b", 2, new int[] {1}, new int[0], new int[] {10, 11}),      // stopped before anything: gave up
+                stop("s3", "c", 3, new int[] {1}, new int[] {10, 11}, new int[0]),      // nothing rejected
+                stop("s4", "d", 4, new int[] {1}, new int[] {10, 11}, new int[] {END})); // the model was ending there anyway
+        assertEquals(List.of(), TrainingSet.answers(noTeaching, END));
+        assertEquals(0, TrainingSet.split(noTeaching, 0, 1, END).train().size());
+    }
+
+    @Test
+    void aStopThatALaterSteerWentPastIsSuperseded() {
+        int[] prompt = {1};
+        SteerRecord stop = stop("s1", "a", 1, prompt, new int[] {10, 11}, new int[] {12, 13});
+        // The person then steered at the same place: that text, not the end, is what the answer says there.
+        SteerRecord steer = steer("s2", "a", 2, prompt, new int[] {10, 11}, new int[] {12, 13}, new int[] {30}, new int[] {END});
+        List<List<SteerRecord>> answers = TrainingSet.answers(List.of(steer, stop), END);
+        assertEquals(1, answers.size());
+        TrainingSet.Item i = TrainingSet.item(answers.get(0), END);
+        assertArrayEquals(new int[] {1, 10, 11, 30, END}, i.example().tokens());
+        assertArrayEquals(new byte[] {N, K, K, L, K}, i.example().roles(), "only the correction is learned; the end is the model's own");
+        assertEquals(1, i.forks().size());
+        assertEquals(List.of("s1", "s2"), i.steerIds());
     }
 }
