@@ -250,6 +250,16 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
 
 
 def loop_cut(text, floor=0):
+    """See first_loop_cut; when the first loop lies before `floor` (in text kept before the person's last correction),
+    the text after the correction is searched for a loop of its own."""
+    cut = first_loop_cut(text, floor)
+    if cut is None and 0 < floor < len(text):
+        rest = first_loop_cut(text[floor:])
+        cut = None if rest is None else floor + rest
+    return cut
+
+
+def first_loop_cut(text, floor=0):
     """Where a person reading the stream stops it because it loops (None while `degenerate` sees no loop): the start
     of the sentence or line in which the repetition that made it a loop begins (the third time of a phrase or word,
     the second of a line; never before the previous time began), with the whitespace before it; None when nothing

@@ -73,6 +73,13 @@ def main():
                         f"got {efficacy.loop_cut(text)}")
     if efficacy.loop_cut(text, floor) is not None:
         problems.append(f"a stop cut into the person's own correction: {efficacy.loop_cut(text, floor)} < {floor}")
+    # A loop kept before the correction does not hide a new one after it: that one is stopped, after the correction.
+    before = "Add salt. Add salt. Add salt. Add salt. Add salt. Add salt. Add salt."
+    after = " Then stir the soup well.\nThen stir the soup well.\nServe."
+    got = efficacy.loop_cut(before + OWN_CORRECTION + after, len(before + OWN_CORRECTION))
+    want = len(before + OWN_CORRECTION + " Then stir the soup well.")
+    if got != want:
+        problems.append(f"a loop after the correction, behind one before it: cut {got}, expected {want}")
     for answer, want in CASES:
         for step in (1, 3, 7):
             got = streamed_stop(answer, step)
@@ -82,7 +89,7 @@ def main():
                 problems.append(f"the kept text still loops: {got!r}")
     for p in problems:
         print("FAIL", p)
-    print(f"{len(CASES) + 1} answers, {len(problems)} problems")
+    print(f"{len(CASES) + 2} answers, {len(problems)} problems")
     sys.exit(1 if problems else 0)
 
 

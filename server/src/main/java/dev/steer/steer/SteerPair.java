@@ -26,7 +26,7 @@ public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, 
     /**
      * What a steer teaches; a stop teaches {@code endOfTurn} in place of what it rejected (-1: nothing). A stop that
      * kept no output teaches nothing (an answer that ends before it begins is no answer: the person gave up on it),
-     * nor one that rejected nothing (the answer had ended there, or the person stopped what they had not seen).
+     * nor one that rejected nothing (the answer had ended there, or a stop without a position ended it where it was).
      */
     public static SteerPair of(SteerRecord r, int endOfTurn) {
         int[] rej = r.rejectedTokens() == null ? new int[0] : r.rejectedTokens();

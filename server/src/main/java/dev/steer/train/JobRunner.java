@@ -372,7 +372,11 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> contexts = new ArrayList<>();
         List<Integer> answerStarts = new ArrayList<>();
         for (TrainingSet.Item i : train) {
-            contexts.add(Arrays.copyOf(i.example().tokens(), afterLastCorrection(i.example())));
+            int end = afterLastCorrection(i.example());
+            if (model.isEndOfGeneration(i.example().tokens()[end - 1])) {
+                continue;  // it learned to end there (a stop, learn_stops): nothing of the answer comes after it
+            }
+            contexts.add(Arrays.copyOf(i.example().tokens(), end));
             answerStarts.add(answerStart(i.example()));
         }
         Path file = registry.dir().resolve(".job-" + jobId + "-own.gguf");

@@ -171,5 +171,12 @@ class TrainingSetTest {
         assertArrayEquals(new byte[] {N, K, K, L, K}, i.example().roles(), "only the correction is learned; the end is the model's own");
         assertEquals(1, i.forks().size());
         assertEquals(List.of("s1", "s2"), i.steerIds());
+
+        // A steer further on, in the text the stop had rejected: the person took it back; the end is not learned there.
+        SteerRecord later = steer("s3", "a", 3, prompt, new int[] {10, 11, 12}, new int[] {13}, new int[] {31}, new int[] {END});
+        TrainingSet.Item j = TrainingSet.item(TrainingSet.answers(List.of(later, stop), END).get(0), END);
+        assertArrayEquals(new int[] {1, 10, 11, 12, 31, END}, j.example().tokens());
+        assertArrayEquals(new byte[] {N, K, K, K, L, K}, j.example().roles());
+        assertEquals(List.of("s1", "s3"), j.steerIds());
     }
 }
