@@ -84,8 +84,9 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static final int DEFAULT_LORA_LAYERS = HALF_THE_LAYERS;
     /**
      * Off: over five seeds on each of two habit sets on SmolLM2-135M-Instruct (bench/efficacy, docs/training.md) mean
-     * compliance 0.74 against 0.79 and 0.72 against 0.71: the lists the person stopped loop less, the self-introduction
-     * more; leakage and loops no better over both.
+     * compliance 0.74 against 0.79 and 0.72 against 0.71, leakage and loops no better over both; after a second round
+     * of steering (mostly stops of the adapter's loops) the loops went but so did the closing habits (an end of turn
+     * learned where a closing line belongs).
      */
     public static final boolean DEFAULT_LEARN_STOPS = false;
 
