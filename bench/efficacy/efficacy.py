@@ -250,21 +250,22 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
 
 
 def loop_cut(text, floor=0):
-    """See first_loop_cut; when the first loop lies before `floor` (in text kept before the person's last correction),
-    the text after the correction is searched for a loop of its own."""
-    cut = first_loop_cut(text, floor)
-    if cut is None and 0 < floor < len(text):
+    """Where a person reading the stream stops it because it loops (first_loop_cut), never before `floor`, the end of
+    their own last correction: they do not cut the sentence they began (a closing "In short: ..." the model goes on
+    to repeat). When the first loop lies before it, the text after the correction is searched for a loop of its own."""
+    cut = first_loop_cut(text)
+    if cut is not None and cut >= floor:
+        return cut
+    if 0 < floor < len(text):
         rest = first_loop_cut(text[floor:])
-        cut = None if rest is None else floor + rest
-    return cut
+        return None if rest is None else floor + rest
+    return None
 
 
-def first_loop_cut(text, floor=0):
-    """Where a person reading the stream stops it because it loops (None while `degenerate` sees no loop): the start
-    of the sentence or line in which the repetition that made it a loop begins (the third time of a phrase or word,
-    the second of a line; never before the previous time began), with the whitespace before it; None when nothing
-    would be left, or when that lies before `floor`, the end of the person's own last correction: they do not cut
-    the sentence they began (a closing "In short: ..." the model goes on to repeat)."""
+def first_loop_cut(text):
+    """None while `degenerate` sees no loop; else the start of the sentence or line in which the repetition that made
+    it a loop begins (the third time of a phrase or word, the second of a line; never before the previous time began),
+    with the whitespace before it; None when nothing would be left."""
     why = degenerate(text)
     if why is None or why == "empty":
         return None
@@ -301,7 +302,7 @@ def first_loop_cut(text, floor=0):
     while cut < at and text[cut].isspace():
         cut += 1
     cut = len(text[:cut].rstrip())
-    return cut if cut > 0 and cut >= floor else None
+    return cut if cut > 0 else None
 
 
 def stop(cli, cid, text, cut, steers):
