@@ -8,7 +8,9 @@ Phases (--phases, any of record,train,eval; default all three):
           rule, POST /v1/chat/completions/{id}/steer {"at_char", "text"} while the same SSE stream goes on; further
           violations are steered too (at most --max-steers per answer); a rule only visible at the end (a sign-off)
           is steered after the stream ended, the steer's own response streaming the continuation. A stream that
-          loops is stopped where the loop begins (--no-stop-loops: let run). Every steer is tagged [family, run_tag]
+          loops is stopped where the loop begins (--no-stop-loops: let run); where the family's habit is the answer's
+          last line and the cut answer would lack it, the person cuts the loop with that line instead, a steer
+          (--no-closing-at-loops: a bare stop). Every steer is tagged [family, run_tag]
           (and --also-tag). --record-with vN records against an adapter: a second round of steering.
   train   one POST /v1/fine_tuning/jobs per variant, on the steers tagged run_tag, eval.auto_activate false;
           polled until it ends (bounded); its time, status, adapter version and gate report are kept.
@@ -180,12 +182,18 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
                 idx = fam.first_violation(text, False)
                 if idx is None and a.stop_loops:
                     cut = loop_cut(text, floor)
-                    if cut is not None and stop(cli, cid, text, cut, steers):
-                        sent += 1
-                        stopped = True
-                        text = text[:cut]
-                    continue
-                if idx is None or not fam.ready(text, idx, False):
+                    if cut is None:
+                        continue
+                    if not a.closing_at_loops or fam.first_violation(text[:cut], True) != cut:
+                        if stop(cli, cid, text, cut, steers):
+                            sent += 1
+                            stopped = True
+                            text = text[:cut]
+                        continue
+                    # The person's habit is the answer's last line, and an answer cut here would end without it: they
+                    # cut the loop writing that line, as they would at the answer's end (a steer, not a bare stop).
+                    idx = cut
+                elif idx is None or not fam.ready(text, idx, False):
                     continue
                 new = steer(cli, a, cid, text, idx, fam, steers)
                 sent += 1
@@ -738,7 +746,7 @@ def phase_rescore(a, fams, res):
 
 def settings(a, fams):
     return {"max_tokens": a.max_tokens, "seed": a.seed, "max_steers": a.max_steers, "families": [f.name for f in fams],
-            "limit_heldout": a.limit_heldout}
+            "limit_heldout": a.limit_heldout, "stop_loops": a.stop_loops, "closing_at_loops": a.closing_at_loops}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -838,6 +846,10 @@ def main():
                    "--run-tag, trained with the first: jobs filter by this one)")
     p.add_argument("--no-stop-loops", dest="stop_loops", action="store_false",
                    help="the person lets loops run (before 2026-12-05); by default a loop is stopped where it begins")
+    p.add_argument("--no-closing-at-loops", dest="closing_at_loops", action="store_false",
+                   help="the person stops every loop bare (before 2026-12-05, fourteenth session); by default, where the "
+                        "family's habit is the answer's last line and the cut answer would lack it, the person cuts the "
+                        "loop with that line (a steer)")
     p.add_argument("--variants", help="JSON (or a file of it): [{\"name\", \"job\": {method, hyperparameters, eval}}]")
     p.add_argument("--models", help="eval these adapter versions (v3,v4 or full ids) instead of the run's jobs'")
     p.add_argument("--reeval-base", action="store_true", help="evaluate the base again even if stored")

@@ -226,6 +226,9 @@ final class FineTuningRoutes {
         if (targets.isEmpty() || !LoraTrainer.ALL_TARGETS.containsAll(targets)) {
             throw ApiError.invalid("hyperparameters.target_modules", "'hyperparameters.target_modules' must be a non-empty subset of " + LoraTrainer.ALL_TARGETS + ".");
         }
+        Hyperparameters.Stops stops = stops(h.string("stops", d.stops().name().toLowerCase(java.util.Locale.ROOT)));
+        // Stops read as "avoid" teach through the unlikelihood term: without a weight given, it is on for them.
+        float unlikelihood = stops == Hyperparameters.Stops.AVOID ? Hyperparameters.AVOID_STOPS_UNLIKELIHOOD_WEIGHT : d.unlikelihoodWeight();
         return new Hyperparameters(
                 (int) auto(h, "n_epochs", d.nEpochs(), 1, 100),
                 (int) auto(h, "batch_size", d.batchSize(), 1, 64),
@@ -247,10 +250,18 @@ final class FineTuningRoutes {
                 h.bool("early_stopping", d.earlyStopping()),
                 (int) h.integer("on_policy", d.onPolicy(), 0, 100),
                 (float) h.number("adam_epsilon", d.adamEpsilon(), 1e-12, 1),
-                (float) h.number("unlikelihood_weight", d.unlikelihoodWeight(), 0, 100),
+                (float) h.number("unlikelihood_weight", unlikelihood, 0, 100),
                 (float) h.number("guard_weight", d.guardWeight(), 0, 1000),
                 (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
-                h.bool("learn_stops", d.learnStops()));
+                stops);
+    }
+
+    private static Hyperparameters.Stops stops(String s) {
+        try {
+            return Hyperparameters.Stops.parse(s);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("hyperparameters.stops", "'hyperparameters.stops' must be one of ignore, end, avoid.");
+        }
     }
 
     /** An integer, or "auto" (OpenAI's word for the default). */

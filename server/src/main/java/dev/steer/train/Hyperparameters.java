@@ -1,5 +1,6 @@
 package dev.steer.train;
 
+import com.google.gson.annotations.SerializedName;
 import dev.steer.llama.LoraTrainer;
 import java.util.List;
 
@@ -35,14 +36,43 @@ import java.util.List;
  * @param loraLayers      how many transformer blocks, from the last down, carry LoRA tensors
  *                        ({@link LoraTrainer#ALL_LAYERS}: every one; {@link #HALF_THE_LAYERS}: the last half, rounded
  *                        up); the blocks below are computed once per example ({@link #adaptedLayers})
- * @param learnStops      a stop that ends an answer teaches the model's end-of-turn token there ({@link TrainingSet});
- *                        false: stops are left out
+ * @param stops           what a stop that ends an answer teaches ({@link Stops}; {@link TrainingSet})
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float unlikelihoodWeight, float guardWeight, int loraLayers, boolean learnStops) {
+                              float unlikelihoodWeight, float guardWeight, int loraLayers, Stops stops) {
+    /**
+     * What a job reads into a stop (a "rejection": the person cut the answer and wrote nothing). Its spelling in the API
+     * is the lower-case name.
+     */
+    public enum Stops {
+        /** Stops are left out: only corrections teach. */
+        @SerializedName("ignore") IGNORE,
+        /** The answer ends there: the model's end-of-turn token is learned after the text the person kept. */
+        @SerializedName("end") END,
+        /**
+         * "Not this, here": the first token the model went on with is made unlikely after the kept text (the
+         * unlikelihood term, at {@code unlikelihood_weight}); what comes instead is left to the model.
+         */
+        @SerializedName("avoid") AVOID;
+
+        public static Stops parse(String s) {
+            for (Stops v : values()) {
+                if (v.name().toLowerCase(java.util.Locale.ROOT).equals(s)) {
+                    return v;
+                }
+            }
+            throw new IllegalArgumentException("stops must be one of ignore, end, avoid");
+        }
+    }
+
+    /** A job stored before {@code stops} existed reads it as null: those ignored stops. */
+    public Stops stops() {
+        return stops == null ? Stops.IGNORE : stops;
+    }
+
     public enum Method {
         SFT("sft"), DPO("dpo"), SFT_DPO("sft+dpo");
 
@@ -67,6 +97,8 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static final int DEFAULT_REPLAY = 32;
     public static final float DEFAULT_ADAM_EPSILON = LoraTrainer.Optimizer.ADAM_EPSILON;
     public static final float DEFAULT_UNLIKELIHOOD_WEIGHT = 0f;
+    /** The unlikelihood weight of a job whose stops are read as {@link Stops#AVOID} and that sets none. */
+    public static final float AVOID_STOPS_UNLIKELIHOOD_WEIGHT = 1f;
     /**
      * Off: over three seeds on SmolLM2-135M-Instruct (bench/efficacy, docs/training.md) weight 1 moved mean compliance
      * 0.64 -> 0.66 and leakage 0.065 -> 0.046, less than one seed's spread, and made seed 2 worse; no default change on that.
@@ -88,7 +120,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * of steering (mostly stops of the adapter's loops) the loops went but so did the closing habits (an end of turn
      * learned where a closing line belongs).
      */
-    public static final boolean DEFAULT_LEARN_STOPS = false;
+    public static final Stops DEFAULT_STOPS = Stops.IGNORE;
 
     /**
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
@@ -104,7 +136,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_LEARN_STOPS);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -124,7 +156,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public Hyperparameters withLoraLayers(int layers) {
         return new Hyperparameters(nEpochs, batchSize, learningRate, warmupSteps, weightDecay, maxGradNorm, loraRank, loraAlpha, targetModules,
                 beta, nllWeight, dpoWeight, validationSplit, seed, activationCheckpointing, klWeight, replay, earlyStopping, onPolicy,
-                adamEpsilon, unlikelihoodWeight, guardWeight, layers, learnStops);
+                adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops);
     }
 
     public LoraTrainer.Weights weights() {

@@ -198,9 +198,9 @@ public final class JobRunner implements AutoCloseable {
         Hyperparameters h = spec.hyperparameters();
         JobSpec.Filters f = spec.filters();
         List<SteerRecord> records = steers.list(new SteerStore.Filter(f.sessionId(), f.tag(), spec.model(), f.since(), f.until(), false));
-        TrainingSet set = TrainingSet.split(records, h.validationSplit(), h.seed(), h.learnStops() ? endOfTurn(model) : -1);
+        TrainingSet set = TrainingSet.split(records, h.validationSplit(), h.seed(), new TrainingSet.StopReading(h.stops(), endOfTurn(model)));
         if (set.train().isEmpty()) {
-            throw new IllegalArgumentException("no steers with a correction" + (h.learnStops() ? " nor stops that teach an end" : "")
+            throw new IllegalArgumentException("no steers with a correction" + (h.stops() != Hyperparameters.Stops.IGNORE ? " nor stops that teach" : "")
                     + " match the job's filters (" + records.size() + " records matched)");
         }
         long t0 = System.nanoTime();
@@ -372,9 +372,12 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> contexts = new ArrayList<>();
         List<Integer> answerStarts = new ArrayList<>();
         for (TrainingSet.Item i : train) {
+            if (i.forks().isEmpty()) {
+                continue;  // no correction, only a stop's token to avoid: what comes instead is the model's to say
+            }
             int end = afterLastCorrection(i.example());
             if (model.isEndOfGeneration(i.example().tokens()[end - 1])) {
-                continue;  // it learned to end there (a stop, learn_stops): nothing of the answer comes after it
+                continue;  // it learned to end there (a stop read as the end): nothing of the answer comes after it
             }
             contexts.add(Arrays.copyOf(i.example().tokens(), end));
             answerStarts.add(answerStart(i.example()));
@@ -506,7 +509,10 @@ public final class JobRunner implements AutoCloseable {
     private static String lossTerms(Hyperparameters h) {
         List<String> terms = new ArrayList<>();
         if (h.nllWeight() > 0) {
-            terms.add(h.nllWeight() + " x cross-entropy on the corrections" + (h.learnStops() ? " (a stop's: the end of the answer)" : ""));
+            terms.add(h.nllWeight() + " x cross-entropy on the corrections" + (h.stops() == Hyperparameters.Stops.END ? " (a stop's: the end of the answer)" : ""));
+        }
+        if (h.stops() == Hyperparameters.Stops.AVOID && h.unlikelihoodWeight() > 0) {
+            terms.add(h.unlikelihoodWeight() + " x unlikelihood of what the model said where the person stopped it");
         }
         if (h.klWeight() > 0) {
             terms.add(h.klWeight() + " x KL to the base model on approved text and replay answers");

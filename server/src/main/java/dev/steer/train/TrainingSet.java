@@ -22,13 +22,15 @@ import java.util.Random;
  * and each correction ({@link LoraTrainer#LEARN}: imitate it). What a steer teaches is {@link SteerPair} (the
  * exports use the same): tokens a correction shares with the rejected output at its start are kept, not learned;
  * the rejected output of the last fork, cut to that correction's length, is the preference term's other side.
- * A stop (a "rejection": the person cut the answer and wrote nothing) that ends an answer teaches that the answer
- * ends there: its end-of-turn token is learned after the text the person kept (a person stops a stream that has
- * started to loop or run on; {@link SteerPair#of(SteerRecord, int)}). A stop that a later steer of the same answer
- * went past is superseded by it.
+ * A stop (a "rejection": the person cut the answer and wrote nothing; a person stops a stream that has started to
+ * loop or run on) that ends an answer teaches what the job reads into it ({@link Hyperparameters.Stops}): nothing,
+ * that the answer ends there (its end-of-turn token learned after the text the person kept, {@link
+ * SteerPair#of(SteerRecord, int)}), or "not this, here" (the first token the model went on with, {@link
+ * LoraTrainer#AVOID} after that text). A stop that a later steer of the same answer went past is superseded by it.
  *
  * <p>The split is by answer (steers of one answer are never on both sides), seeded, so the same steers and seed
- * give the same split.
+ * give the same split. An answer whose only lesson is a token to avoid has no fork for the gate to replay: it
+ * always trains.
  */
 public record TrainingSet(List<Item> train, List<Item> heldOut) {
     /**
@@ -53,13 +55,34 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
      */
     static final int CONTINUATION_KEPT = 24;
 
-    /** @param endOfTurn the token a stop teaches (the model's end of turn), or -1: stops teach nothing and are left out */
-    public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed, int endOfTurn) {
+    /**
+     * What a stop teaches: how it is read, and the model's end-of-turn token ({@link Hyperparameters.Stops#END} learns it).
+     */
+    public record StopReading(Hyperparameters.Stops stops, int endOfTurn) {
+        public static final StopReading IGNORE = new StopReading(Hyperparameters.Stops.IGNORE, -1);
+
+        /** The token the end reading teaches, -1 for the others (SteerPair then gives a stop no correction). */
+        int learnedEnd() {
+            return stops == Hyperparameters.Stops.END ? endOfTurn : -1;
+        }
+
+        /** Whether a stop teaches anything: it kept output and rejected some (else it is no lesson, see SteerPair). */
+        boolean teaches(SteerRecord stop) {
+            return switch (stops) {
+                case IGNORE -> false;
+                case END -> SteerPair.of(stop, endOfTurn).teaches();
+                case AVOID -> stop.acceptedTokens().length > 0 && stop.rejectedTokens() != null && stop.rejectedTokens().length > 0;
+            };
+        }
+    }
+
+    public static TrainingSet split(List<SteerRecord> records, double heldOutFraction, long seed, StopReading stops) {
         List<Item> items = new ArrayList<>();
-        for (List<SteerRecord> answer : answers(records, endOfTurn)) {
-            Item i = item(answer, endOfTurn);
+        List<Item> alwaysTrain = new ArrayList<>();  // no fork to hold out: only a token to avoid
+        for (List<SteerRecord> answer : answers(records, stops)) {
+            Item i = item(answer, stops);
             if (i != null) {
-                items.add(i);
+                (i.forks().isEmpty() ? alwaysTrain : items).add(i);
             }
         }
         // Ordered by content before the seeded shuffle, so the same answers give the same split even when recorded
@@ -70,20 +93,22 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         if (items.size() >= 2 && heldOutFraction > 0) {
             held = Math.min(items.size() - 1, Math.max(1, (int) Math.round(items.size() * heldOutFraction)));
         }
-        return new TrainingSet(List.copyOf(items.subList(held, items.size())), List.copyOf(items.subList(0, held)));
+        List<Item> train = new ArrayList<>(items.subList(held, items.size()));
+        train.addAll(alwaysTrain);
+        return new TrainingSet(List.copyOf(train), List.copyOf(items.subList(0, held)));
     }
 
     /**
      * The steers grouped into answers: per session, in the order they were made, a steer joins the answer before
      * it when its context (prompt + kept output) starts with that answer's last context + correction, i.e. it
      * forks later in the text the person left. A steer that cut back into an earlier correction starts its own.
-     * Stops are among them only where they teach ({@code endOfTurn} >= 0).
+     * Stops are among them only where they teach.
      */
-    static List<List<SteerRecord>> answers(List<SteerRecord> records, int endOfTurn) {
+    static List<List<SteerRecord>> answers(List<SteerRecord> records, StopReading stops) {
         Map<String, List<SteerRecord>> bySession = new LinkedHashMap<>();
         records.stream()
                 .filter(r -> r.kind().equals("steer") ? r.correctionTokens() != null && r.correctionTokens().length > 0
-                        : r.kind().equals("rejection") && SteerPair.of(r, endOfTurn).teaches())
+                        : r.kind().equals("rejection") && stops.teaches(r))
                 .sorted(Comparator.comparingLong(SteerRecord::createdAt).thenComparing(SteerRecord::id))
                 .forEach(r -> bySession.computeIfAbsent(r.sessionId(), k -> new ArrayList<>()).add(r));
         List<List<SteerRecord>> out = new ArrayList<>();
@@ -111,16 +136,23 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
     }
 
     /**
-     * One answer's example, or null when none of its corrections differs from what the model had said. The answer as
-     * the person left it: its last steer's context and correction (a stop's: the end of turn), then what they let run.
+     * One answer's example, or null when it teaches nothing (none of its corrections differs from what the model had
+     * said, and it ends in no stop that teaches). The answer as the person left it: its last steer's context and
+     * correction (a stop's: the end of turn, or the token to avoid), then what they let run.
      */
-    static Item item(List<SteerRecord> answer, int endOfTurn) {
+    static Item item(List<SteerRecord> answer, StopReading stops) {
+        int endOfTurn = stops.learnedEnd();
         SteerRecord last = answer.get(answer.size() - 1);
+        boolean avoid = last.kind().equals("rejection") && stops.stops() == Hyperparameters.Stops.AVOID;
         SteerPair end = SteerPair.of(last, endOfTurn);
         int[] cont = Arrays.copyOf(end.continuation(), Math.min(end.continuation().length, CONTINUATION_KEPT));
-        int[] tokens = concat(end.prompt(), end.kept(), end.chosen(), cont);
+        int[] tokens = avoid ? concat(end.prompt(), end.kept(), new int[] {last.rejectedTokens()[0]})
+                : concat(end.prompt(), end.kept(), end.chosen(), cont);
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, last.promptTokens().length, roles.length, LoraTrainer.KEEP);
+        if (avoid) {
+            roles[roles.length - 1] = LoraTrainer.AVOID;
+        }
         List<Fork> forks = new ArrayList<>();
         List<String> ids = new ArrayList<>();
         int fork = -1;
@@ -136,7 +168,7 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
             rejected = pair.rejected();
             forks.add(new Fork(r.id(), Arrays.copyOf(tokens, fork), pair.chosen()));
         }
-        if (forks.isEmpty()) {
+        if (forks.isEmpty() && !avoid) {
             return null;
         }
         if (rejected.length == 0) {

@@ -10,15 +10,16 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * Stops reach a job through the HTTP API: with {@code learn_stops} a server that has only stops (each keeping some
- * output and rejecting the rest) trains on them, the job saying it learns where an answer ends; without it, they
- * are left out and the job has nothing to train on. TrainingSetTest checks which tokens a stop teaches.
+ * Stops reach a job through the HTTP API: a server that has only stops (each keeping some output and rejecting the
+ * rest) trains on them when the job reads them ({@code stops: "end"} or {@code "avoid"}), the job saying what it
+ * learns; by default they are left out and the job has nothing to train on; an unknown reading is a 400 that starts
+ * no job. TrainingSetTest checks which tokens a stop teaches.
  */
 class StopsJobTest {
-    private static JsonObject runJob(TestServer s, boolean learnStops) throws Exception {
+    private static JsonObject runJob(TestServer s, String stops) throws Exception {
         JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
-                {"model": "tiny", "hyperparameters": {"n_epochs": 1, "batch_size": 2, "replay": 2, "early_stopping": false, "learn_stops": %s},
-                 "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""".formatted(learnStops)));
+                {"model": "tiny", "hyperparameters": {"n_epochs": 1, "batch_size": 2, "replay": 2, "early_stopping": false%s},
+                 "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""".formatted(stops == null ? "" : ", \"stops\": \"" + stops + "\"")));
         List<JsonObject> events = SteerLoopTest.follow(s, job.get("id").getAsString());
         JsonObject done = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs/" + job.get("id").getAsString()));
         done.add("events", com.google.gson.JsonParser.parseString(events.toString()));
@@ -34,14 +35,26 @@ class StopsJobTest {
                 assertEquals("rejection", stop.get("kind").getAsString(), stop.toString());
             }
 
-            JsonObject without = runJob(s, false);
+            JsonObject without = runJob(s, null);
             assertEquals("failed", without.get("status").getAsString(), without.toString());
             assertTrue(without.toString().contains("no steers with a correction"), without.toString());
+            assertEquals("ignore", without.getAsJsonObject("hyperparameters").get("stops").getAsString(), without.toString());
 
-            JsonObject with = runJob(s, true);
-            assertEquals("succeeded", with.get("status").getAsString(), with.toString());
-            assertTrue(with.getAsJsonObject("hyperparameters").get("learn_stops").getAsBoolean(), with.toString());
-            assertTrue(with.get("events").toString().contains("a stop's: the end of the answer"), with.toString());
+            JsonObject end = runJob(s, "end");
+            assertEquals("succeeded", end.get("status").getAsString(), end.toString());
+            assertEquals("end", end.getAsJsonObject("hyperparameters").get("stops").getAsString(), end.toString());
+            assertTrue(end.get("events").toString().contains("a stop's: the end of the answer"), end.toString());
+
+            JsonObject avoid = runJob(s, "avoid");
+            assertEquals("succeeded", avoid.get("status").getAsString(), avoid.toString());
+            assertEquals(1.0, avoid.getAsJsonObject("hyperparameters").get("unlikelihood_weight").getAsDouble(), avoid.toString());
+            assertTrue(avoid.get("events").toString().contains("unlikelihood of what the model said where the person stopped it"), avoid.toString());
+
+            int jobs = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size();
+            var bad = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"stops\": \"never\"}}");
+            assertEquals(400, bad.statusCode(), bad.body());
+            assertTrue(bad.body().contains("hyperparameters.stops"), bad.body());
+            assertEquals(jobs, SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size(), "no job was made");
         }
     }
 }

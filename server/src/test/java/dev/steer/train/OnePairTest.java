@@ -33,7 +33,7 @@ class OnePairTest {
         SteerRecord r = new SteerRecord("s1", "a", "steer", "m", null, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", prompt,
                 accepted.length, accepted, rejected, correction, "", "", "", List.of(), continuation, "", false, Set.of(), 1, 1);
 
-        LoraTrainer.Example e = TrainingSet.item(List.of(r), -1).example();
+        LoraTrainer.Example e = TrainingSet.item(List.of(r), TrainingSet.StopReading.IGNORE).example();
         int[] learned = e.tokensOf(LoraTrainer.LEARN);
         assertArrayEquals(Arrays.copyOfRange(correction, shared.length, correction.length), learned);
         assertEquals(learned.length, e.rejected().length, "rejected cut to the correction's length");
