@@ -11,9 +11,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Stops reach a job through the HTTP API: a server that has only stops (each keeping some output and rejecting the
- * rest) trains on them when the job reads them ({@code stops: "end"} or {@code "avoid"}), the job saying what it
- * learns; by default they are left out and the job has nothing to train on; an unknown reading is a 400 that starts
- * no job. TrainingSetTest checks which tokens a stop teaches.
+ * rest) trains on them when the job reads them ({@code stops: "end"}, the default, or {@code "avoid"}), the job saying
+ * what it learns; with {@code "ignore"} they are left out and the job has nothing to train on; an unknown reading is a
+ * 400 that starts no job. TrainingSetTest checks which tokens a stop teaches.
  */
 class StopsJobTest {
     private static JsonObject runJob(TestServer s, String stops) throws Exception {
@@ -35,12 +35,12 @@ class StopsJobTest {
                 assertEquals("rejection", stop.get("kind").getAsString(), stop.toString());
             }
 
-            JsonObject without = runJob(s, null);
+            JsonObject without = runJob(s, "ignore");
             assertEquals("failed", without.get("status").getAsString(), without.toString());
             assertTrue(without.toString().contains("no steers with a correction"), without.toString());
             assertEquals("ignore", without.getAsJsonObject("hyperparameters").get("stops").getAsString(), without.toString());
 
-            JsonObject end = runJob(s, "end");
+            JsonObject end = runJob(s, null);
             assertEquals("succeeded", end.get("status").getAsString(), end.toString());
             assertEquals("end", end.getAsJsonObject("hyperparameters").get("stops").getAsString(), end.toString());
             assertTrue(end.get("events").toString().contains("a stop's: the end of the answer"), end.toString());
