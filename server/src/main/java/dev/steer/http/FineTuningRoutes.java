@@ -226,6 +226,9 @@ final class FineTuningRoutes {
         if (targets.isEmpty() || !LoraTrainer.ALL_TARGETS.containsAll(targets)) {
             throw ApiError.invalid("hyperparameters.target_modules", "'hyperparameters.target_modules' must be a non-empty subset of " + LoraTrainer.ALL_TARGETS + ".");
         }
+        if (h.has("learn_stops")) {  // replaced on 2026-12-05: silently ignored, false would now read stops as the end
+            throw ApiError.invalid("hyperparameters.learn_stops", "'hyperparameters.learn_stops' is replaced by 'hyperparameters.stops': \"end\" (the default), \"ignore\" or \"avoid\".");
+        }
         Hyperparameters.Stops stops = stops(h.string("stops", d.stops().name().toLowerCase(java.util.Locale.ROOT)));
         // Stops read as "avoid" teach through the unlikelihood term: without a weight given, it is on for them.
         float unlikelihood = stops == Hyperparameters.Stops.AVOID ? Hyperparameters.AVOID_STOPS_UNLIKELIHOOD_WEIGHT : d.unlikelihoodWeight();

@@ -54,6 +54,9 @@ class StopsJobTest {
             var bad = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"stops\": \"never\"}}");
             assertEquals(400, bad.statusCode(), bad.body());
             assertTrue(bad.body().contains("hyperparameters.stops"), bad.body());
+            var old = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"learn_stops\": false}}");
+            assertEquals(400, old.statusCode(), old.body());
+            assertTrue(old.body().contains("hyperparameters.stops"), old.body());
             assertEquals(jobs, SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size(), "no job was made");
         }
     }
