@@ -31,7 +31,7 @@ public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, 
     public static SteerPair of(SteerRecord r, int endOfTurn) {
         int[] rej = r.rejectedTokens() == null ? new int[0] : r.rejectedTokens();
         boolean stop = r.kind().equals("rejection");
-        boolean stopTeaches = endOfTurn >= 0 && r.acceptedTokens().length > 0 && rej.length > 0;
+        boolean stopTeaches = endOfTurn >= 0 && stopTeaches(r, endOfTurn);
         int[] correction = stop ? (stopTeaches ? new int[] {endOfTurn} : new int[0])
                 : r.correctionTokens() == null ? new int[0] : r.correctionTokens();
         int common = 0;
@@ -43,6 +43,15 @@ public record SteerPair(int[] prompt, int[] kept, int[] chosen, int[] rejected, 
         int[] rejected = Arrays.copyOfRange(rej, common, Math.min(rej.length, common + chosen.length));
         int[] continuation = r.continuationTokens() == null ? new int[0] : r.continuationTokens();
         return new SteerPair(r.promptTokens(), kept, chosen, rejected, continuation);
+    }
+
+    /**
+     * Whether a stop is a lesson at all, however a job reads it: it kept output (else the person gave up on the
+     * answer) and cut off some that was not the model's own end of turn (else the answer was ending there anyway).
+     */
+    public static boolean stopTeaches(SteerRecord stop, int endOfTurn) {
+        int[] rej = stop.rejectedTokens();
+        return stop.acceptedTokens().length > 0 && rej != null && rej.length > 0 && rej[0] != endOfTurn;
     }
 
     /** False when the correction only repeats what the model had said: then it teaches nothing. */

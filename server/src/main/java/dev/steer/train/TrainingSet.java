@@ -66,13 +66,9 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
             return stops == Hyperparameters.Stops.END ? endOfTurn : -1;
         }
 
-        /** Whether a stop teaches anything: it kept output and rejected some (else it is no lesson, see SteerPair). */
+        /** Whether a stop teaches anything: read at all, and a lesson ({@link SteerPair#stopTeaches}). */
         boolean teaches(SteerRecord stop) {
-            return switch (stops) {
-                case IGNORE -> false;
-                case END -> SteerPair.of(stop, endOfTurn).teaches();
-                case AVOID -> stop.acceptedTokens().length > 0 && stop.rejectedTokens() != null && stop.rejectedTokens().length > 0;
-            };
+            return stops != Hyperparameters.Stops.IGNORE && SteerPair.stopTeaches(stop, endOfTurn);
         }
     }
 

@@ -206,7 +206,8 @@ class TrainingSetTest {
         assertEquals(-1, j.example().fork());
         SteerRecord other = steer("s6", "e", 6, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, null);
         List<SteerRecord> all = List.of(steer, stop, alone, other, stop("s4", "c", 4, new int[] {1}, new int[0], new int[] {10}),
-                stop("s5", "d", 5, new int[] {1}, new int[] {10}, new int[0]));
+                stop("s5", "d", 5, new int[] {1}, new int[] {10}, new int[0]),
+                stop("s7", "f", 7, new int[] {1}, new int[] {10}, new int[] {END}));  // the model was ending there: no end to avoid
         for (long seed = 1; seed <= 5; seed++) {
             TrainingSet set = TrainingSet.split(all, 0.9, seed, AVOID);
             assertEquals(1, set.heldOut().size(), "of the two answers with a fork, one is held out");
