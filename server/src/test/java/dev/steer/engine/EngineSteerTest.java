@@ -150,9 +150,19 @@ class EngineSteerTest {
                 public void onToken(TokenEvent e) {
                     c.onToken(e);
                     if (e.token() != TokenEvent.NO_TOKEN && tokens.incrementAndGet() == steerAt) {
-                        Generation g = self.getNow(null);
-                        steer.complete(g == null ? CompletableFuture.failedFuture(new AssertionError("submit had not returned"))
-                                : g.steer(2, correction, 4));
+                        // The decode thread can reach this token before submit has returned to the test's thread
+                        // (seen once in CI on 2 busy cores): wait for it, bounded, rather than fail the race unrun.
+                        Generation g;
+                        try {
+                            g = self.get(10, java.util.concurrent.TimeUnit.SECONDS);
+                        } catch (Exception x) {
+                            if (x instanceof InterruptedException) {
+                                Thread.currentThread().interrupt();
+                            }
+                            steer.complete(CompletableFuture.failedFuture(new AssertionError("submit had not returned within 10 s", x)));
+                            return;
+                        }
+                        steer.complete(g.steer(2, correction, 4));
                     }
                 }
 
