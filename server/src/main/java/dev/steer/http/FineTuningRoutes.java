@@ -256,7 +256,8 @@ final class FineTuningRoutes {
                 (float) h.number("unlikelihood_weight", unlikelihood, 0, 100),
                 (float) h.number("guard_weight", d.guardWeight(), 0, 1000),
                 (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
-                stops);
+                stops,
+                (float) h.number("ema_decay", d.emaDecay(), 0, 0.999));
     }
 
     private static Hyperparameters.Stops stops(String s) {

@@ -139,9 +139,12 @@ final class Checkpoints {
         return List.copyOf(checks);
     }
 
-    /** Puts the best checkpoint's weights back into the trainer (a no-op when the last one was the best). */
+    /**
+     * Puts the best checkpoint's weights back into the trainer: always, since the trainer may hold other weights
+     * than the ones measured last (with {@code ema_decay} it measures an average and trains on).
+     */
     void restoreBest() {
-        if (bestWeights != null && best != checks.get(checks.size() - 1)) {
+        if (bestWeights != null) {
             trainer.restore(bestWeights);
         }
     }

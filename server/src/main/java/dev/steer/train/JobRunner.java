@@ -245,7 +245,8 @@ public final class JobRunner implements AutoCloseable {
         p.message("info", String.format("Training on %d steers in %d answers (%d answers held out) and %d replay answers (%d of them answers let run without a steer), %d steps of batch %d; LoRA rank %d on %s; loss: %s.",
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
                 replay.size(), accepted.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
-                lossTerms(h)));
+                lossTerms(h)) + (h.emaDecay() > 0 ? String.format(" The adapter %s is the moving average of the weights (decay %s per step).",
+                h.earlyStopping() ? "measured, kept and saved" : "saved", h.emaDecay()) : ""));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
@@ -265,6 +266,7 @@ public final class JobRunner implements AutoCloseable {
             }
             Checkpoints checkpoints = watching
                     ? new Checkpoints(t, model, set.heldOut(), watchTokens, watchAnswers, spec.eval().maxChanged()) : null;
+            WeightAverage average = h.emaDecay() > 0 ? new WeightAverage(h.emaDecay()) : null;
             int checkEvery = Math.max(1, perEpoch / CHECKS_PER_EPOCH);
             Random order = new Random(h.seed());
             long tokens = 0, tTrain = System.nanoTime();
@@ -294,11 +296,14 @@ public final class JobRunner implements AutoCloseable {
                                 + ") at step " + (step + 1) + "; lower the learning rate");
                     }
                     step++;
+                    if (average != null) {
+                        average.update(t.snapshot());
+                    }
                     tokens += TrainingSet.tokens(exs);
                     double seconds = (System.nanoTime() - tTrain) / 1e9;
                     p.stepped(step, total, epoch, r.loss(), r.gradNorm(), o.learningRate(), tokens, tokens / seconds, seconds / step * (total - step));
                     if (checkpoints != null && (step % checkEvery == 0 || step == total)) {
-                        Checkpoints.Check c = checkpoints.measure(step);
+                        Checkpoints.Check c = measure(t, checkpoints, average, step);
                         p.message("info", String.format("Check at step %d: %d of %d held-out forks learned, %d of %d watched answers changed.",
                                 step, c.learned(), c.forks(), c.changed(), c.watched()));
                         if (checkpoints.done()) {
@@ -312,6 +317,9 @@ public final class JobRunner implements AutoCloseable {
                         }
                     }
                 }
+            }
+            if (checkpoints == null && average != null) {
+                t.restore(average.weights());
             }
             if (checkpoints != null) {
                 checkpoints.restoreBest();
@@ -357,6 +365,23 @@ public final class JobRunner implements AutoCloseable {
             p.message("info", "Adapter " + name + " is registered; not activated (" + (report.passed() ? "auto_activate is off" : report.reason()) + ").");
         }
         jobs.finish(job.id(), JobStore.Status.SUCCEEDED, null, v.version(), result(p, report));
+    }
+
+    /**
+     * Measures a checkpoint: the trained weights, or with {@code ema_decay} their average, which the checkpoint then
+     * keeps; training goes on from the trained weights either way.
+     */
+    private static Checkpoints.Check measure(LoraTrainer t, Checkpoints checkpoints, WeightAverage average, int step) {
+        if (average == null) {
+            return checkpoints.measure(step);
+        }
+        float[] trained = t.snapshot();
+        t.restore(average.weights());
+        try {
+            return checkpoints.measure(step);
+        } finally {
+            t.restore(trained);
+        }
     }
 
     /**
