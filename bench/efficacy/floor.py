@@ -21,12 +21,12 @@ Needs numpy and gguf (the bench venv of bench/README.md has both) and a JDK 21 `
 """
 import argparse
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -36,6 +36,8 @@ import gguf
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import efficacy  # noqa: E402  (the prompt sets' loader)
 CHARS = 40
 MAX_TOKENS = 96
 
@@ -43,10 +45,7 @@ MAX_TOKENS = 96
 def unrelated_prompts():
     prompts = []
     for name in ("families.py", "families_b.py"):
-        spec = importlib.util.spec_from_file_location(name[:-3], os.path.join(HERE, name))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        prompts += mod.UNRELATED
+        prompts += efficacy.load_families(os.path.join(HERE, name)).UNRELATED
     return list(dict.fromkeys(prompts))
 
 

@@ -318,14 +318,13 @@ public final class JobRunner implements AutoCloseable {
                     }
                 }
             }
-            if (checkpoints == null && average != null) {
-                t.restore(average.weights());
-            }
             if (checkpoints != null) {
                 checkpoints.restoreBest();
                 Checkpoints.Check b = checkpoints.best();
                 p.message("info", String.format("Keeping the checkpoint of step %d (%d of %d held-out forks learned, %d of %d watched answers changed).",
                         b.step(), b.learned(), b.forks(), b.changed(), b.watched()));
+            } else if (average != null) {
+                t.restore(average.weights());
             }
             t.save(file);
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
