@@ -25,7 +25,8 @@ import java.util.List;
  * <p>The adapter passes when the held-out NLL falls, the preference accuracy does not, the correction rate or the
  * preference accuracy rises above the base's, no more answers are degenerate than the base's (plus
  * {@code maxDegenerate}), at most {@code maxChanged} of the probe answers changed, and the canary drifts at most
- * {@code maxDrift}. Without held-out steers the verdict is "skipped".
+ * {@code maxDrift}. Without held-out steers the verdict is "skipped". With fewer than {@link #FORKS_TO_JUDGE_LEARNING}
+ * held-out forks the three checks of learning refuse nothing (the verdict says so) and the bounds on harm decide.
  */
 public final class EvalGate {
     /** A short, ordinary paragraph: its perplexity should not move when a few steers are learned. */
@@ -197,6 +198,18 @@ public final class EvalGate {
      */
     static final double LOOP_CHANCE = 0.1;
 
+    /**
+     * Held-out forks below which the checks of learning (NLL, preference accuracy, correction rate) do not refuse:
+     * one or two forks cannot tell an adapter that learned a habit from one that did not. A job of 8 to 12 steers
+     * holds out one answer, and on SmolLM2 the gate refused 3 of 4 such single-habit adapters, each on that one answer
+     * (a verdict the adapter gave the other way, "No." for the person's "Yes."; a stop where it did not end; a
+     * temperature it gave otherwise), while the bench found them following the habit on 6 to 8 of 8 held-out prompts
+     * with no leakage (docs/training.md, sixteenth session). At a true rate of 3 in 4 forks, one fork misses a quarter
+     * of the time and three all miss 1.6% of the time. The bounds on harm (loops, probes changed, canary) hold at any
+     * size.
+     */
+    static final int FORKS_TO_JUDGE_LEARNING = 3;
+
     /** P(X >= newLoops) for X ~ Binomial(newLoops + lostLoops, 1/2): how often chance alone loops this much more. */
     static double loopsByChance(int newLoops, int lostLoops) {
         int n = newLoops + lostLoops;
@@ -215,20 +228,15 @@ public final class EvalGate {
         double dBase = m.answers() == 0 ? 0 : (double) m.baseDegenerate() / m.answers();
         double dAdapter = m.answers() == 0 ? 0 : (double) m.adapterDegenerate() / m.answers();
         double changed = m.probes() == 0 ? 0 : (double) m.changed() / m.probes();
+        boolean judgeLearning = m.forks() >= FORKS_TO_JUDGE_LEARNING;
         if (m.heldOut() == 0) {
             return new String[] {"skipped", "no held-out steers (two or more answers with steers are needed for a split)"};
-        } else if (!(m.adapterNll() < m.baseNll())) {
-            return failed(String.format("held-out correction NLL did not improve (%.4f -> %.4f)", m.baseNll(), m.adapterNll()));
-        } else if (m.pairs() > 0 && m.adapterAccuracy() < m.baseAccuracy()) {
-            return failed(String.format("preference accuracy fell (%.3f -> %.3f)", m.baseAccuracy(), m.adapterAccuracy()));
-        } else if (m.forks() > 0 && !(m.adapterCorrectionRate() > m.baseCorrectionRate())
-                && !(m.pairs() > 0 && m.adapterAccuracy() > m.baseAccuracy())) {
-            // A correction can hold what no adapter says whole at a held-out fork (a converted temperature): then
-            // preferring it to what it replaced is the evidence of learning there is (docs/training.md, tenth session).
-            return failed(String.format("the held-out correction rate did not rise (%.2f -> %.2f), nor the preference accuracy (%.2f -> %.2f):"
-                    + " the adapter neither says the corrections nor prefers them to what they replaced",
-                    m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseAccuracy(), m.adapterAccuracy()));
-        } else if (dAdapter > dBase + s.maxDegenerate() + 1e-9 && loopsByChance(m.newLoops(), m.lostLoops()) < LOOP_CHANCE) {
+        }
+        String notLearned = judgeLearning ? notLearned(m) : null;
+        if (notLearned != null) {
+            return failed(notLearned);
+        }
+        if (dAdapter > dBase + s.maxDegenerate() + 1e-9 && loopsByChance(m.newLoops(), m.lostLoops()) < LOOP_CHANCE) {
             return failed(String.format("%d of %d answers are degenerate (loops, repeated phrases), against %d for the base model"
                             + " (%d loop where the base's did not, %d the other way)",
                     m.adapterDegenerate(), m.answers(), m.baseDegenerate(), m.newLoops(), m.lostLoops()));
@@ -238,10 +246,29 @@ public final class EvalGate {
         } else if (m.drift() > s.maxDrift()) {
             return failed(String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * m.drift(), 100 * s.maxDrift()));
         }
-        return new String[] {"passed", String.format(
+        return new String[] {"passed", (judgeLearning ? "" : String.format(
+                "learning not judged on %d held-out fork%s (%d or more are needed; more steers give more): ", m.forks(), m.forks() == 1 ? "" : "s",
+                FORKS_TO_JUDGE_LEARNING)) + String.format(
                 "held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed beyond near-ties; %d degenerate answers (base %d); canary drift %+.1f%%",
                 m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseNll(), m.adapterNll(), m.changed(), m.probes(), m.adapterDegenerate(),
                 m.baseDegenerate(), 100 * m.drift())};
+    }
+
+    /** Why the held-out forks say the adapter learned nothing, or null: the checks of learning, in order. */
+    private static String notLearned(Measured m) {
+        if (!(m.adapterNll() < m.baseNll())) {
+            return String.format("held-out correction NLL did not improve (%.4f -> %.4f)", m.baseNll(), m.adapterNll());
+        } else if (m.pairs() > 0 && m.adapterAccuracy() < m.baseAccuracy()) {
+            return String.format("preference accuracy fell (%.3f -> %.3f)", m.baseAccuracy(), m.adapterAccuracy());
+        } else if (m.forks() > 0 && !(m.adapterCorrectionRate() > m.baseCorrectionRate())
+                && !(m.pairs() > 0 && m.adapterAccuracy() > m.baseAccuracy())) {
+            // A correction can hold what no adapter says whole at a held-out fork (a converted temperature): then
+            // preferring it to what it replaced is the evidence of learning there is (docs/training.md, tenth session).
+            return String.format("the held-out correction rate did not rise (%.2f -> %.2f), nor the preference accuracy (%.2f -> %.2f):"
+                    + " the adapter neither says the corrections nor prefers them to what they replaced",
+                    m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseAccuracy(), m.adapterAccuracy());
+        }
+        return null;
     }
 
     private static String[] failed(String reason) {
