@@ -33,10 +33,12 @@ def main():
     readers = [gguf.GGUFReader(path) for path in a.adapters]
     first = readers[0]
     alpha = field(first, "adapter.lora.alpha")
-    names = [t.name for t in first.tensors]
+    layout = [(t.name, tuple(int(x) for x in t.shape)) for t in first.tensors]
+    names = [name for name, _ in layout]
     for path, r in zip(a.adapters, readers):
-        if field(r, "adapter.lora.alpha") != alpha or [t.name for t in r.tensors] != names:
-            raise SystemExit(f"{path} adapts other tensors or has another alpha than {a.adapters[0]}")
+        # Another rank would be scaled by alpha / (the summed ranks): not the mean.
+        if field(r, "adapter.lora.alpha") != alpha or [(t.name, tuple(int(x) for x in t.shape)) for t in r.tensors] != layout:
+            raise SystemExit(f"{path} adapts other tensors, with another rank or alpha, than {a.adapters[0]}")
     w = gguf.GGUFWriter(a.out, arch=field(first, "general.architecture"))
     w.add_string("general.type", "adapter")
     w.add_string("adapter.type", "lora")

@@ -70,7 +70,7 @@ public final class EvalGate {
     /** What the gate measured; {@code examples} shows a few answers before and after. */
     public record Report(int heldOut, double baseNll, double adapterNll, int preferencePairs, double basePreferenceAccuracy,
                          double adapterPreferenceAccuracy, double canaryBasePerplexity, double canaryAdapterPerplexity,
-                         double drift, double maxDrift, int forks, double baseCorrectionRate, double adapterCorrectionRate,
+                         double drift, double maxDrift, int forks, boolean learningJudged, double baseCorrectionRate, double adapterCorrectionRate,
                          int probes, double probesChanged, double probesChangedAtAll, double probeKl, int answers, double baseDegenerate,
                          double adapterDegenerate, double maxChanged, double maxDegenerate, List<Example> examples,
                          String verdict, String reason) {
@@ -178,7 +178,7 @@ public final class EvalGate {
         String[] decision = decide(m, s);
         String verdict = decision[0], reason = decision[1];
         return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
-                forks.size(), rateBase, rateAdapter, probes.size(), changedFrac, changedAtAllFrac, probeKl, answers, dBase, dAdapter,
+                forks.size(), judgesLearning(m), rateBase, rateAdapter, probes.size(), changedFrac, changedAtAllFrac, probeKl, answers, dBase, dAdapter,
                 s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason);
     }
 
@@ -198,18 +198,6 @@ public final class EvalGate {
      */
     static final double LOOP_CHANCE = 0.1;
 
-    /**
-     * Held-out forks below which the checks of learning (NLL, preference accuracy, correction rate) do not refuse:
-     * one or two forks cannot tell an adapter that learned a habit from one that did not. A job of 8 to 12 steers
-     * holds out one answer, and on SmolLM2 the gate refused 3 of 4 such single-habit adapters, each on that one answer
-     * (a verdict the adapter gave the other way, "No." for the person's "Yes."; a stop where it did not end; a
-     * temperature it gave otherwise), while the bench found them following the habit on 6 to 8 of 8 held-out prompts
-     * with no leakage (docs/training.md, sixteenth session). At a true rate of 3 in 4 forks, one fork misses a quarter
-     * of the time and three all miss 1.6% of the time. The bounds on harm (loops, probes changed, canary) hold at any
-     * size.
-     */
-    static final int FORKS_TO_JUDGE_LEARNING = 3;
-
     /** P(X >= newLoops) for X ~ Binomial(newLoops + lostLoops, 1/2): how often chance alone loops this much more. */
     static double loopsByChance(int newLoops, int lostLoops) {
         int n = newLoops + lostLoops;
@@ -223,12 +211,30 @@ public final class EvalGate {
         return p / Math.pow(2, n);
     }
 
+    /**
+     * Held-out forks below which the checks of learning (NLL, preference accuracy, correction rate) refuse nothing:
+     * one or two forks cannot tell an adapter that learned a habit from one that did not. With the default
+     * {@code validation_split} (a tenth, at least one) a job of up to 14 answers holds out one and one of up to 24 two,
+     * so below about 25 steered answers learning is often not judged. On SmolLM2 the gate refused 3 of 4 single-habit
+     * adapters of 9 and 13 recorded steers, each on its one held-out answer (a verdict the adapter gave the other way,
+     * "No." for the person's "Yes."; a stop where it did not end; a temperature it gave otherwise), while the bench
+     * found them following the habit on 6 to 8 of 8 held-out prompts with no leakage (docs/training.md, sixteenth
+     * session). For the correction rate, at a true rate of 3 in 4, one fork misses a quarter of the time and three all
+     * miss 1.6% of the time; the NLL is pooled over the forks' tokens, so one contrary fork can still move it at three.
+     * The bounds on harm (loops, probes changed, canary) hold at any size.
+     */
+    static final int FORKS_TO_JUDGE_LEARNING = 3;
+
+    static boolean judgesLearning(Measured m) {
+        return m.forks() >= FORKS_TO_JUDGE_LEARNING;
+    }
+
     /** The verdict ("passed", "failed" or "skipped") and why: the first bound the adapter breaks, in the order below. */
     static String[] decide(Measured m, Settings s) {
         double dBase = m.answers() == 0 ? 0 : (double) m.baseDegenerate() / m.answers();
         double dAdapter = m.answers() == 0 ? 0 : (double) m.adapterDegenerate() / m.answers();
         double changed = m.probes() == 0 ? 0 : (double) m.changed() / m.probes();
-        boolean judgeLearning = m.forks() >= FORKS_TO_JUDGE_LEARNING;
+        boolean judgeLearning = judgesLearning(m);
         if (m.heldOut() == 0) {
             return new String[] {"skipped", "no held-out steers (two or more answers with steers are needed for a split)"};
         }
@@ -246,9 +252,9 @@ public final class EvalGate {
         } else if (m.drift() > s.maxDrift()) {
             return failed(String.format("canary perplexity drifted by %+.1f%%, more than the allowed %.1f%%", 100 * m.drift(), 100 * s.maxDrift()));
         }
-        return new String[] {"passed", (judgeLearning ? "" : String.format(
-                "learning not judged on %d held-out fork%s (%d or more are needed; more steers give more): ", m.forks(), m.forks() == 1 ? "" : "s",
-                FORKS_TO_JUDGE_LEARNING)) + String.format(
+        String unjudged = judgeLearning ? "" : String.format("learning not judged on %d held-out fork%s (%d or more are needed; more steers give more): ",
+                m.forks(), m.forks() == 1 ? "" : "s", FORKS_TO_JUDGE_LEARNING);
+        return new String[] {"passed", unjudged + String.format(
                 "held-out correction rate %.2f -> %.2f, NLL %.3f -> %.3f; %d of %d probe answers changed beyond near-ties; %d degenerate answers (base %d); canary drift %+.1f%%",
                 m.baseCorrectionRate(), m.adapterCorrectionRate(), m.baseNll(), m.adapterNll(), m.changed(), m.probes(), m.adapterDegenerate(),
                 m.baseDegenerate(), 100 * m.drift())};

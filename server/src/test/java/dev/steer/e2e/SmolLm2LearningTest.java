@@ -22,7 +22,9 @@ import org.junit.jupiter.api.Timeout;
  * Learning from steers on the real default model, SmolLM2-135M-Instruct, through HTTP, at a small scale: a person
  * teaches one habit (how-to answers open with "Quick answer:") by steering finished answers at their start; the
  * default job's adapter must follow the habit on how-to questions it never saw, not say it on unrelated ones, and
- * the gate's verdict must agree with what it measured (it serves only if it passed). Then a job without the
+ * the gate's verdict must agree with what it measured (it serves only if it passed; with its one held-out answer the
+ * gate reports learning without judging it, EvalGate.FORKS_TO_JUDGE_LEARNING, so this test judges it: the correction
+ * rate at that fork, and the habit on the held-out questions). Then a job without the
  * preservation term at a high learning rate collapses the model (the kind of adapter issue 11 measured), and the
  * gate must refuse it.
  *

@@ -106,6 +106,10 @@ class SteerLoopTest {
             System.err.println("tiny loop: eval " + eval + "\nloss curve " + done.getAsJsonArray("loss_curve"));
             assertEquals("passed", eval.get("verdict").getAsString());
             assertTrue(eval.get("adapter_nll").getAsDouble() < eval.get("base_nll").getAsDouble());
+            // One held-out answer, one fork: the gate reports learning without judging it (EvalGate.FORKS_TO_JUDGE_LEARNING).
+            assertEquals(1, eval.get("forks").getAsInt(), eval.toString());
+            assertFalse(eval.get("learning_judged").getAsBoolean(), eval.toString());
+            assertTrue(eval.get("reason").getAsString().startsWith("learning not judged on 1 held-out fork"), eval.toString());
             var curve = done.getAsJsonArray("loss_curve");
             assertTrue(curve.get(curve.size() - 1).getAsJsonObject().get("train_loss").getAsDouble()
                     < curve.get(0).getAsJsonObject().get("train_loss").getAsDouble(), "the loss fell: " + curve);

@@ -83,31 +83,35 @@ class EvalGateTest {
         assertTrue(d[1].contains("NLL did not improve"), d[1]);
     }
 
-    /** The measured numbers of good() with {@code forks} held-out forks and nothing learned at them. */
-    private static EvalGate.Measured learnedNothingAt(int forks, int changed, int degenerate) {
+    /** good()'s probes with {@code forks} held-out forks, nothing learned at them, and the given harm. */
+    private static EvalGate.Measured learnedNothingAt(int forks, int changed, int degenerate, double drift) {
         EvalGate.Measured m = good();
-        return new EvalGate.Measured(1, 1.77, 1.95, 1, 0.0, 0.0, 0.01, forks, 0.0, 0.0, m.probes(), changed, m.answers(),
+        return new EvalGate.Measured(1, 1.77, 1.95, 1, 0.0, 0.0, drift, forks, 0.0, 0.0, m.probes(), changed, forks + m.probes(),
                 m.baseDegenerate(), degenerate, Math.max(0, degenerate - m.baseDegenerate()), 0);
     }
 
     @Test
     void oneOrTwoHeldOutForksDoNotJudgeLearningButHarmIsStillRefused() {
-        // A single-habit job of 12 steers holds out one answer; there the adapter said "No." for the person's "Yes.".
+        // A single-habit job of 13 recorded steers holds out one answer; there the adapter said "No." for the person's "Yes.".
         for (int forks = 1; forks < EvalGate.FORKS_TO_JUDGE_LEARNING; forks++) {
-            String[] d = EvalGate.decide(learnedNothingAt(forks, 1, 1), S);
+            int answers = forks + good().probes();
+            String[] d = EvalGate.decide(learnedNothingAt(forks, 1, 1, 0.01), S);
             assertEquals("passed", d[0], d[1]);
             assertTrue(d[1].startsWith("learning not judged on " + forks + " held-out fork"), d[1]);
             assertTrue(d[1].contains("held-out correction rate 0.00 -> 0.00, NLL 1.770 -> 1.950"), "the numbers are still reported: " + d[1]);
-            // The bounds on harm hold at any size: a collapse, loops beyond chance.
-            d = EvalGate.decide(learnedNothingAt(forks, 11, 1), S);
+            // The bounds on harm hold at any size: a collapse, loops beyond chance, the canary.
+            d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 0.01), S);
             assertEquals("failed", d[0], d[1]);
             assertTrue(d[1].contains("11 of 12 answers to prompts nobody steered changed"), d[1]);
-            d = EvalGate.decide(learnedNothingAt(forks, 1, 9), S);
+            d = EvalGate.decide(learnedNothingAt(forks, 1, 9, 0.01), S);
             assertEquals("failed", d[0], d[1]);
-            assertTrue(d[1].contains("9 of 22 answers are degenerate"), d[1]);
+            assertTrue(d[1].contains("9 of " + answers + " answers are degenerate"), d[1]);
+            d = EvalGate.decide(learnedNothingAt(forks, 1, 1, 0.3), S);
+            assertEquals("failed", d[0], d[1]);
+            assertTrue(d[1].contains("canary perplexity drifted by +30.0%"), d[1]);
         }
         // From FORKS_TO_JUDGE_LEARNING forks on, learning nothing is refused again.
-        String[] d = EvalGate.decide(learnedNothingAt(EvalGate.FORKS_TO_JUDGE_LEARNING, 1, 1), S);
+        String[] d = EvalGate.decide(learnedNothingAt(EvalGate.FORKS_TO_JUDGE_LEARNING, 1, 1, 0.01), S);
         assertEquals("failed", d[0], d[1]);
         assertTrue(d[1].contains("NLL did not improve (1.7700 -> 1.9500)"), d[1]);
         assertFalse(EvalGate.decide(good(), S)[1].contains("not judged"), "enough forks: judged, and the reason does not say otherwise");
