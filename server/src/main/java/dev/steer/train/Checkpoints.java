@@ -41,6 +41,9 @@ final class Checkpoints {
         }
     }
 
+    /** Of {@code forks} forks, how many {@code learned}: the greedy choices begin with the correction. */
+    record Learned(int learned, int forks) {}
+
     /** What a checked fork or watch answer is: its example and, per row checked, the token greedy should write. */
     private record Target(LoraTrainer.Example example, int[] rows, int[] want) {}
 
@@ -82,21 +85,12 @@ final class Checkpoints {
 
     /** Measures the adapter as it is now, and keeps it if it is the best so far. */
     Check measure(int step) {
-        int nForks = 0, learned = 0, changed = 0;
-        for (List<Target> answer : forks) {
-            if (answer.isEmpty()) {
-                continue;
-            }
-            int[] got = trainer.predict(answer.get(0).example(), true).learn();
-            for (Target t : answer) {
-                nForks++;
-                learned += matches(got, t) ? 1 : 0;
-            }
-        }
+        Learned l = learned(trainer, forks, true);
+        int changed = 0;
         for (Watched w : watch) {
             changed += EvalGate.changedBeyondTie(trainer.predict(w.example(), true).keep(), w.base(), w.rows()) ? 1 : 0;
         }
-        Check c = new Check(step, nForks, learned, watch.size(), changed);
+        Check c = new Check(step, l.forks(), l.learned(), watch.size(), changed);
         checks.add(c);
         if (best == null || better(c, best)) {
             best = c;
@@ -178,6 +172,30 @@ final class Checkpoints {
             return c.step() > than.step();
         }
         return c.changed() < than.changed();
+    }
+
+    /**
+     * Of the items' forks, how many the model (with the adapter or without) would begin with the correction, teacher-
+     * forced as {@link #measure} counts them. The gate counts the training forks so when too few are held out
+     * ({@link EvalGate#FORKS_TO_JUDGE_LEARNING}).
+     */
+    static Learned forksLearned(LoraTrainer trainer, List<TrainingSet.Item> items, boolean withAdapter) {
+        return learned(trainer, items.stream().map(Checkpoints::forkTargets).toList(), withAdapter);
+    }
+
+    private static Learned learned(LoraTrainer trainer, List<List<Target>> perAnswer, boolean withAdapter) {
+        int forks = 0, learned = 0;
+        for (List<Target> answer : perAnswer) {
+            if (answer.isEmpty()) {
+                continue;
+            }
+            int[] got = trainer.predict(answer.get(0).example(), withAdapter).learn();
+            for (Target t : answer) {
+                forks++;
+                learned += matches(got, t) ? 1 : 0;
+            }
+        }
+        return new Learned(learned, forks);
     }
 
     private static boolean matches(int[] got, Target t) {

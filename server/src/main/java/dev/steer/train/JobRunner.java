@@ -340,7 +340,7 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
-            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval());
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);

@@ -110,6 +110,11 @@ class SteerLoopTest {
             assertEquals(1, eval.get("forks").getAsInt(), eval.toString());
             assertFalse(eval.get("learning_judged").getAsBoolean(), eval.toString());
             assertTrue(eval.get("reason").getAsString().startsWith("learning not judged on 1 held-out fork"), eval.toString());
+            // ... but on the forks it trained on: 30 epochs at a high rate, it says them all (the base none).
+            int trained = eval.get("trained_forks").getAsInt();
+            assertEquals(PROMPTS.size() - 1, trained, eval.toString());
+            assertEquals(1.0, eval.get("trained_adapter_correction_rate").getAsDouble(), eval.toString());
+            assertEquals(0.0, eval.get("trained_base_correction_rate").getAsDouble(), eval.toString());
             var curve = done.getAsJsonArray("loss_curve");
             assertTrue(curve.get(curve.size() - 1).getAsJsonObject().get("train_loss").getAsDouble()
                     < curve.get(0).getAsJsonObject().get("train_loss").getAsDouble(), "the loss fell: " + curve);

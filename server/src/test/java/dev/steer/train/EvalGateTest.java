@@ -13,13 +13,14 @@ class EvalGateTest {
 
     /** A good adapter: learned the corrections, says them at held-out forks, leaves the probes alone. */
     private static EvalGate.Measured good() {
-        return new EvalGate.Measured(8, 6.8, 0.4, 8, 0.0, 1.0, 0.02, 10, 0.0, 0.9, 12, 1, 22, 1, 1, 0, 0);
+        return new EvalGate.Measured(8, 6.8, 0.4, 8, 0.0, 1.0, 0.02, 10, 0.0, 0.9, 12, 1, 22, 1, 1, 0, 0, 0, 0, 0);
     }
 
     private static EvalGate.Measured with(EvalGate.Measured m, int changed, int degenerate, double rate, double nll, double drift) {
         return new EvalGate.Measured(m.heldOut(), m.baseNll(), nll, m.pairs(), m.baseAccuracy(), m.adapterAccuracy(), drift, m.forks(),
                 m.baseCorrectionRate(), rate, m.probes(), changed, m.answers(), m.baseDegenerate(), degenerate,
-                Math.max(0, degenerate - m.baseDegenerate()), Math.max(0, m.baseDegenerate() - degenerate));
+                Math.max(0, degenerate - m.baseDegenerate()), Math.max(0, m.baseDegenerate() - degenerate), m.trainedForks(),
+                m.trainedBaseLearned(), m.trainedAdapterLearned());
     }
 
     @Test
@@ -52,12 +53,12 @@ class EvalGateTest {
         // 5 loops of 14 against the base's 3: 3 answers loop where the base's did not, 1 the other way (p = 5/16)
         EvalGate.Measured chance = new EvalGate.Measured(m.heldOut(), m.baseNll(), m.adapterNll(), m.pairs(), m.baseAccuracy(),
                 m.adapterAccuracy(), m.drift(), m.forks(), m.baseCorrectionRate(), m.adapterCorrectionRate(), m.probes(), m.changed(),
-                14, 3, 5, 3, 1);
+                14, 3, 5, 3, 1, 0, 0, 0);
         assertEquals("passed", EvalGate.decide(chance, S)[0]);
         // 4 new loops and none the other way (p = 1/16): refused
         EvalGate.Measured beyond = new EvalGate.Measured(m.heldOut(), m.baseNll(), m.adapterNll(), m.pairs(), m.baseAccuracy(),
                 m.adapterAccuracy(), m.drift(), m.forks(), m.baseCorrectionRate(), m.adapterCorrectionRate(), m.probes(), m.changed(),
-                14, 2, 6, 4, 0);
+                14, 2, 6, 4, 0, 0, 0, 0);
         String[] d = EvalGate.decide(beyond, S);
         assertEquals("failed", d[0]);
         assertTrue(d[1].contains("4 loop where the base's did not, 0 the other way"), d[1]);
@@ -72,7 +73,7 @@ class EvalGateTest {
         EvalGate.Measured prefersNothing = new EvalGate.Measured(saysNothing.heldOut(), saysNothing.baseNll(), saysNothing.adapterNll(),
                 saysNothing.pairs(), 0.0, 0.0, saysNothing.drift(), saysNothing.forks(), saysNothing.baseCorrectionRate(),
                 saysNothing.adapterCorrectionRate(), saysNothing.probes(), saysNothing.changed(), saysNothing.answers(),
-                saysNothing.baseDegenerate(), saysNothing.adapterDegenerate(), saysNothing.newLoops(), saysNothing.lostLoops());
+                saysNothing.baseDegenerate(), saysNothing.adapterDegenerate(), saysNothing.newLoops(), saysNothing.lostLoops(), 0, 0, 0);
         String[] d = EvalGate.decide(prefersNothing, S);
         assertEquals("failed", d[0]);
         assertTrue(d[1].contains("correction rate did not rise (0.00 -> 0.00), nor the preference accuracy (0.00 -> 0.00)"), d[1]);
@@ -83,11 +84,14 @@ class EvalGateTest {
         assertTrue(d[1].contains("NLL did not improve"), d[1]);
     }
 
-    /** good()'s probes with {@code forks} held-out forks, nothing learned at them, and the given harm. */
-    private static EvalGate.Measured learnedNothingAt(int forks, int changed, int degenerate, double drift) {
+    /**
+     * good()'s probes with {@code forks} held-out forks and nothing learned at them, {@code trainedLearned} of the 12
+     * forks it trained on said (the base: none), and the given harm.
+     */
+    private static EvalGate.Measured learnedNothingAt(int forks, int trainedLearned, int changed, int degenerate, double drift) {
         EvalGate.Measured m = good();
         return new EvalGate.Measured(1, 1.77, 1.95, 1, 0.0, 0.0, drift, forks, 0.0, 0.0, m.probes(), changed, forks + m.probes(),
-                m.baseDegenerate(), degenerate, Math.max(0, degenerate - m.baseDegenerate()), 0);
+                m.baseDegenerate(), degenerate, Math.max(0, degenerate - m.baseDegenerate()), 0, 12, 0, trainedLearned);
     }
 
     @Test
@@ -95,23 +99,29 @@ class EvalGateTest {
         // A single-habit job of 13 recorded steers holds out one answer; there the adapter said "No." for the person's "Yes.".
         for (int forks = 1; forks < EvalGate.FORKS_TO_JUDGE_LEARNING; forks++) {
             int answers = forks + good().probes();
-            String[] d = EvalGate.decide(learnedNothingAt(forks, 1, 1, 0.01), S);
+            String[] d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 1, 0.01), S);
             assertEquals("passed", d[0], d[1]);
             assertTrue(d[1].startsWith("learning not judged on " + forks + " held-out fork"), d[1]);
+            assertTrue(d[1].contains("the adapter says 11 of the 12 corrections it trained on (the base 0)"), d[1]);
             assertTrue(d[1].contains("held-out correction rate 0.00 -> 0.00, NLL 1.770 -> 1.950"), "the numbers are still reported: " + d[1]);
+            // A quarter of its training forks more than the base passes; fewer: it learned nothing, refused.
+            assertEquals("passed", EvalGate.decide(learnedNothingAt(forks, 3, 1, 1, 0.01), S)[0]);
+            d = EvalGate.decide(learnedNothingAt(forks, 2, 1, 1, 0.01), S);
+            assertEquals("failed", d[0], d[1]);
+            assertTrue(d[1].contains("the adapter says only 2 of the 12 corrections it trained on (the base 0)"), d[1]);
             // The bounds on harm hold at any size: a collapse, loops beyond chance, the canary.
-            d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 0.01), S);
+            d = EvalGate.decide(learnedNothingAt(forks, 11, 11, 1, 0.01), S);
             assertEquals("failed", d[0], d[1]);
             assertTrue(d[1].contains("11 of 12 answers to prompts nobody steered changed"), d[1]);
-            d = EvalGate.decide(learnedNothingAt(forks, 1, 9, 0.01), S);
+            d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 9, 0.01), S);
             assertEquals("failed", d[0], d[1]);
             assertTrue(d[1].contains("9 of " + answers + " answers are degenerate"), d[1]);
-            d = EvalGate.decide(learnedNothingAt(forks, 1, 1, 0.3), S);
+            d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 1, 0.3), S);
             assertEquals("failed", d[0], d[1]);
             assertTrue(d[1].contains("canary perplexity drifted by +30.0%"), d[1]);
         }
         // From FORKS_TO_JUDGE_LEARNING forks on, learning nothing is refused again.
-        String[] d = EvalGate.decide(learnedNothingAt(EvalGate.FORKS_TO_JUDGE_LEARNING, 1, 1, 0.01), S);
+        String[] d = EvalGate.decide(learnedNothingAt(EvalGate.FORKS_TO_JUDGE_LEARNING, 11, 1, 1, 0.01), S);
         assertEquals("failed", d[0], d[1]);
         assertTrue(d[1].contains("NLL did not improve (1.7700 -> 1.9500)"), d[1]);
         assertFalse(EvalGate.decide(good(), S)[1].contains("not judged"), "enough forks: judged, and the reason does not say otherwise");
@@ -120,7 +130,7 @@ class EvalGateTest {
     @Test
     void withoutHeldOutSteersTheGateSkips() {
         EvalGate.Measured none = new EvalGate.Measured(0, Double.NaN, Double.NaN, 0, Double.NaN, Double.NaN, 0, 0, Double.NaN, Double.NaN,
-                12, 0, 12, 0, 0, 0, 0);
+                12, 0, 12, 0, 0, 0, 0, 0, 0, 0);
         assertEquals("skipped", EvalGate.decide(none, S)[0]);
     }
 
