@@ -121,9 +121,13 @@ export class LearnView {
     const out = $('job-report');
     out.replaceChildren(el('h3', null, 'Gate: ' + a.gate));
     if (!ev) return;
+    if (ev.reason) out.append(el('p', 'muted', ev.reason));
     const rows = [
       ['held-out correction NLL per token', ev.base_nll, ev.adapter_nll],
       ['held-out correction rate', ev.base_correction_rate, ev.adapter_correction_rate],
+      // Counted only when the held-out forks are too few to judge learning on (then this is what is judged).
+      ...(ev.trained_forks > 0 ? [['correction rate where trained (teacher-forced)', ev.trained_base_correction_rate,
+          ev.trained_adapter_correction_rate]] : []),
       ['preference accuracy', ev.base_preference_accuracy, ev.adapter_preference_accuracy],
       ['degenerate answers', ev.base_degenerate, ev.adapter_degenerate],
       ['canary perplexity', ev.canary_base_perplexity, ev.canary_adapter_perplexity],

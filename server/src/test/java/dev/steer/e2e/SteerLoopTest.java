@@ -106,11 +106,12 @@ class SteerLoopTest {
             System.err.println("tiny loop: eval " + eval + "\nloss curve " + done.getAsJsonArray("loss_curve"));
             assertEquals("passed", eval.get("verdict").getAsString());
             assertTrue(eval.get("adapter_nll").getAsDouble() < eval.get("base_nll").getAsDouble());
-            // One held-out answer, one fork: the gate reports learning without judging it (EvalGate.FORKS_TO_JUDGE_LEARNING).
+            // One held-out answer, one fork: too few to judge learning on (EvalGate.FORKS_TO_JUDGE_LEARNING); it is judged on
+            // the forks it trained on instead: 30 epochs at a high rate, it says them all (the base none).
             assertEquals(1, eval.get("forks").getAsInt(), eval.toString());
-            assertFalse(eval.get("learning_judged").getAsBoolean(), eval.toString());
-            assertTrue(eval.get("reason").getAsString().startsWith("learning not judged on 1 held-out fork"), eval.toString());
-            // ... but on the forks it trained on: 30 epochs at a high rate, it says them all (the base none).
+            assertFalse(eval.get("judged_on_held_out").getAsBoolean(), eval.toString());
+            assertTrue(eval.get("reason").getAsString().startsWith("learning judged on the 5 corrections it trained on, not on held-out forks (1;"),
+                    eval.toString());
             int trained = eval.get("trained_forks").getAsInt();
             assertEquals(PROMPTS.size() - 1, trained, eval.toString());
             assertEquals(1.0, eval.get("trained_adapter_correction_rate").getAsDouble(), eval.toString());

@@ -94,21 +94,28 @@ class EvalGateTest {
                 m.baseDegenerate(), degenerate, Math.max(0, degenerate - m.baseDegenerate()), 0, 12, 0, trainedLearned);
     }
 
+    /** m with {@code forks} training forks, of which the base says {@code base} corrections and the adapter {@code adapter}. */
+    private static EvalGate.Measured trained(EvalGate.Measured m, int forks, int base, int adapter) {
+        return new EvalGate.Measured(m.heldOut(), m.baseNll(), m.adapterNll(), m.pairs(), m.baseAccuracy(), m.adapterAccuracy(), m.drift(),
+                m.forks(), m.baseCorrectionRate(), m.adapterCorrectionRate(), m.probes(), m.changed(), m.answers(), m.baseDegenerate(),
+                m.adapterDegenerate(), m.newLoops(), m.lostLoops(), forks, base, adapter);
+    }
+
     @Test
-    void oneOrTwoHeldOutForksDoNotJudgeLearningButHarmIsStillRefused() {
+    void withOneOrTwoHeldOutForksLearningIsJudgedWhereTrainedAndHarmAsAlways() {
         // A single-habit job of 13 recorded steers holds out one answer; there the adapter said "No." for the person's "Yes.".
         for (int forks = 1; forks < EvalGate.FORKS_TO_JUDGE_LEARNING; forks++) {
             int answers = forks + good().probes();
             String[] d = EvalGate.decide(learnedNothingAt(forks, 11, 1, 1, 0.01), S);
             assertEquals("passed", d[0], d[1]);
-            assertTrue(d[1].startsWith("learning not judged on " + forks + " held-out fork"), d[1]);
-            assertTrue(d[1].contains("the adapter says 11 of the 12 corrections it trained on (the base 0)"), d[1]);
+            assertTrue(d[1].startsWith("learning judged on the 12 corrections it trained on, not on held-out forks (" + forks + ";"), d[1]);
+            assertTrue(d[1].contains("the adapter says 11 of them, the base 0"), d[1]);
             assertTrue(d[1].contains("held-out correction rate 0.00 -> 0.00, NLL 1.770 -> 1.950"), "the numbers are still reported: " + d[1]);
-            // A quarter of its training forks more than the base passes; fewer: it learned nothing, refused.
+            // A quarter of its training forks more than the base passes; fewer: it learned too little, refused.
             assertEquals("passed", EvalGate.decide(learnedNothingAt(forks, 3, 1, 1, 0.01), S)[0]);
             d = EvalGate.decide(learnedNothingAt(forks, 2, 1, 1, 0.01), S);
             assertEquals("failed", d[0], d[1]);
-            assertTrue(d[1].contains("the adapter says only 2 of the 12 corrections it trained on (the base 0)"), d[1]);
+            assertTrue(d[1].contains("the adapter says 2 of them, the base 0; at least 3 more than the base are needed"), d[1]);
             // The bounds on harm hold at any size: a collapse, loops beyond chance, the canary.
             d = EvalGate.decide(learnedNothingAt(forks, 11, 11, 1, 0.01), S);
             assertEquals("failed", d[0], d[1]);
@@ -120,11 +127,22 @@ class EvalGateTest {
             assertEquals("failed", d[0], d[1]);
             assertTrue(d[1].contains("canary perplexity drifted by +30.0%"), d[1]);
         }
+        // The quarter is of what the base does not already say: base 10 of 12, the adapter all 12 passes, 10 does not.
+        assertEquals("passed", EvalGate.decide(trained(learnedNothingAt(1, 0, 1, 1, 0.01), 12, 10, 12), S)[0]);
+        String[] refused = EvalGate.decide(trained(learnedNothingAt(1, 0, 1, 1, 0.01), 12, 10, 10), S);
+        assertEquals("failed", refused[0], refused[1]);
+        assertTrue(refused[1].contains("the adapter says 10 of them, the base 10; at least 1 more"), refused[1]);
+        // No training fork to count: nothing judged, said so.
+        String[] none = EvalGate.decide(trained(learnedNothingAt(1, 0, 1, 1, 0.01), 0, 0, 0), S);
+        assertEquals("passed", none[0], none[1]);
+        assertTrue(none[1].startsWith("learning not judged (1 held-out fork, 3 or more are needed, and no training fork to count)"), none[1]);
+        // With enough held-out forks the training forks do not decide: good() learned on held-out forks, none where trained.
+        assertEquals("passed", EvalGate.decide(trained(good(), 12, 0, 0), S)[0]);
         // From FORKS_TO_JUDGE_LEARNING forks on, learning nothing is refused again.
         String[] d = EvalGate.decide(learnedNothingAt(EvalGate.FORKS_TO_JUDGE_LEARNING, 11, 1, 1, 0.01), S);
         assertEquals("failed", d[0], d[1]);
         assertTrue(d[1].contains("NLL did not improve (1.7700 -> 1.9500)"), d[1]);
-        assertFalse(EvalGate.decide(good(), S)[1].contains("not judged"), "enough forks: judged, and the reason does not say otherwise");
+        assertFalse(EvalGate.decide(good(), S)[1].contains("judged"), "enough forks: judged on them, and the reason does not say otherwise");
     }
 
     @Test
