@@ -15,6 +15,8 @@ import io.javalin.http.staticfiles.Location;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
 import io.javalin.json.JavalinGson;
+import java.io.IOException;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
@@ -97,20 +99,12 @@ public final class ApiServer {
                 files.location = Location.CLASSPATH;
             });
 
-            // Read the body before anything can answer (a 401 here, a 404 from the path): an answer written while the
-            // client still sends a large body was followed by the connection's close, and the client got no byte of it
-            // ("header parser received no bytes") for 1 in 60 such 49 KB requests (docs/reliability.md). Every route
-            // that takes a body reads it anyway, bounded by maxRequestBytes (a larger one is a 413 here).
-            config.routes.before(ctx -> {
-                if (ctx.contentLength() != 0) {
-                    ctx.bodyAsBytes();
-                }
-            });
-            config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
+            config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey(), o.maxRequestBytes()));
+            config.routes.before(ctx -> readBodyFirst(ctx, o.maxRequestBytes()));
             // The counters tell an outsider how busy the server is and what it serves: behind the key too, unless the
             // operator opens them for a scraper that cannot send one. /health stays open for liveness probes.
             if (!o.publicMetrics()) {
-                config.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey()));
+                config.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey(), o.maxRequestBytes()));
             }
 
             config.routes.get("/health", ctx -> health(ctx, engine, o));
@@ -217,7 +211,7 @@ public final class ApiServer {
         Respond.json(ctx, h.status().equals("ok") ? 200 : 503, h);
     }
 
-    private static void authorize(Context ctx, String apiKey) {
+    private static void authorize(Context ctx, String apiKey, long maxRequestBytes) {
         if (apiKey == null || ctx.method().name().equals("OPTIONS")) {
             return;
         }
@@ -225,7 +219,44 @@ public final class ApiServer {
         String given = header != null && header.startsWith("Bearer ") ? header.substring(7).trim() : "";
         // Constant-time comparison: the time taken says nothing about how much of the key was right.
         if (!MessageDigest.isEqual(given.getBytes(StandardCharsets.UTF_8), apiKey.getBytes(StandardCharsets.UTF_8))) {
+            discardBody(ctx, maxRequestBytes);
             throw ApiError.unauthorized();
+        }
+    }
+
+    /**
+     * An answer written while the client still sends a large body was followed by the connection's close, and the
+     * client got no byte of it ("header parser received no bytes": 40 of 2,400 49 KB requests answered 401 or 404
+     * before their body was read; docs/reliability.md). So the body is read before anything answers: under /v1 (past
+     * the key) kept, as every route that takes one reads it anyway (bounded by maxRequestBytes: a larger one is a
+     * 413 here); elsewhere, and for a wrong key, read and thrown away, so that nobody without the key can make the
+     * server hold a body.
+     */
+    private static void readBodyFirst(Context ctx, long maxRequestBytes) {
+        if (ctx.contentLength() == 0) {
+            return;
+        }
+        if (ctx.path().startsWith("/v1/")) {
+            ctx.bodyAsBytes();
+        } else {
+            discardBody(ctx, maxRequestBytes);
+        }
+    }
+
+    /** Reads up to maxRequestBytes of the body into a small buffer and forgets it (beyond that, the answer may be lost). */
+    private static void discardBody(Context ctx, long maxRequestBytes) {
+        if (ctx.contentLength() == 0) {
+            return;
+        }
+        byte[] buffer = new byte[8192];
+        long read = 0;
+        try {
+            InputStream in = ctx.req().getInputStream();
+            for (int n; read <= maxRequestBytes && (n = in.read(buffer)) >= 0; ) {
+                read += n;
+            }
+        } catch (IOException unreadable) {
+            // The answer goes out all the same; the client stopped sending.
         }
     }
 
