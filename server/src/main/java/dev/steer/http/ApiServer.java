@@ -233,13 +233,10 @@ public final class ApiServer {
      * server hold a body.
      */
     private static void readBodyFirst(Context ctx, long maxRequestBytes) {
-        if (ctx.contentLength() == 0) {
-            return;
-        }
-        if (ctx.path().startsWith("/v1/")) {
-            ctx.bodyAsBytes();
-        } else {
+        if (!ctx.path().startsWith("/v1/")) {
             discardBody(ctx, maxRequestBytes);
+        } else if (ctx.contentLength() != 0) {
+            ctx.bodyAsBytes();
         }
     }
 

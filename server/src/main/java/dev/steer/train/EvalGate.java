@@ -303,20 +303,25 @@ public final class EvalGate {
         if (n == 0 || 4 * (m.trainedAdapterLearned() - m.trainedBaseLearned()) >= unsaid) {
             return null;
         }
-        return String.format("learning judged on the %d corrections it trained on (fewer than %d held-out forks): the adapter says %d of them,"
-                        + " the base %d; at least %d more than the base are needed", n, FORKS_TO_JUDGE_LEARNING, m.trainedAdapterLearned(),
-                m.trainedBaseLearned(), (unsaid + 3) / 4);
+        return String.format("learning judged on the %s it trained on (fewer than %d held-out forks): the adapter says %d of them,"
+                        + " the base %d; at least %d more than the base are needed", count(n, "correction"), FORKS_TO_JUDGE_LEARNING,
+                m.trainedAdapterLearned(), m.trainedBaseLearned(), (unsaid + 3) / 4);
     }
 
     /** The start of a passing verdict's reason when the held-out forks were too few to judge learning on. */
     private static String judgedWhereTrained(Measured m) {
         if (m.trainedForks() == 0) {
-            return String.format("learning not judged (%d held-out fork%s, %d or more are needed, and no training fork to count): ",
-                    m.forks(), m.forks() == 1 ? "" : "s", FORKS_TO_JUDGE_LEARNING);
+            return String.format("learning not judged (%s, %d or more are needed, and no training fork to count): ",
+                    count(m.forks(), "held-out fork"), FORKS_TO_JUDGE_LEARNING);
         }
-        return String.format("learning judged on the %d corrections it trained on, not on held-out forks (%d; %d or more are needed, more"
-                        + " steers give more): the adapter says %d of them, the base %d; ", m.trainedForks(), m.forks(), FORKS_TO_JUDGE_LEARNING,
-                m.trainedAdapterLearned(), m.trainedBaseLearned());
+        return String.format("learning judged on the %s it trained on, not on held-out forks (%d; %d or more are needed, more"
+                        + " steers give more): the adapter says %d of them, the base %d; ", count(m.trainedForks(), "correction"), m.forks(),
+                FORKS_TO_JUDGE_LEARNING, m.trainedAdapterLearned(), m.trainedBaseLearned());
+    }
+
+    /** "1 fork", "2 forks". */
+    private static String count(int n, String noun) {
+        return n + " " + noun + (n == 1 ? "" : "s");
     }
 
     private static String[] failed(String reason) {
