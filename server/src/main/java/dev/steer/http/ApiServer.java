@@ -11,6 +11,8 @@ import dev.steer.steer.SteerStore;
 import dev.steer.train.JobRunner;
 import dev.steer.train.JobStore;
 import io.javalin.Javalin;
+import io.javalin.config.JavalinState;
+import io.javalin.plugin.Plugin;
 import io.javalin.http.staticfiles.Location;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
@@ -99,13 +101,24 @@ public final class ApiServer {
                 files.location = Location.CLASSPATH;
             });
 
-            config.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
-            config.routes.before(ctx -> readBodyFirst(ctx, o.maxRequestBytes()));
-            // The counters tell an outsider how busy the server is and what it serves: behind the key too, unless the
-            // operator opens them for a scraper that cannot send one. /health stays open for liveness probes.
-            if (!o.publicMetrics()) {
-                config.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey()));
-            }
+            // The key and the body are checked after the CORS plugin's own before-handler has named the origin: an
+            // error thrown by a before-handler skips those after it, and a 401 or 413 without
+            // Access-Control-Allow-Origin reaches a page as a bare network error. Plugins add their handlers when
+            // the server starts, in the order they were registered, after the routes added here; so these go in a
+            // plugin registered after the CORS one.
+            config.registerPlugin(new Plugin<Void>() {
+                @Override
+                public void onStart(JavalinState state) {
+                    state.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
+                    state.routes.before(ctx -> readBodyFirst(ctx, o.maxRequestBytes()));
+                    // The counters tell an outsider how busy the server is and what it serves: behind the key too,
+                    // unless the operator opens them for a scraper that cannot send one. /health stays open for
+                    // liveness probes.
+                    if (!o.publicMetrics()) {
+                        state.routes.before("/metrics", ctx -> authorize(ctx, o.apiKey()));
+                    }
+                }
+            });
 
             config.routes.get("/health", ctx -> health(ctx, engine, o));
             config.routes.get("/metrics", ctx -> ctx.contentType("text/plain; version=0.0.4").result(Metrics.render(engine, s.sessions())));
