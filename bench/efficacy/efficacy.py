@@ -586,7 +586,8 @@ def phase_train(cli, a, model, res, save=lambda: None):
     jobs = res.setdefault("jobs", {}).setdefault(a.run_tag, [])
     for v in load_variants(a.variants):
         body = dict(v.get("job") or {})
-        body["filters"] = dict(body.get("filters") or {}, tag=a.run_tag)
+        # the run's steers, unless the variant names a tag of its own (a subset of them tagged apart)
+        body["filters"] = dict({"tag": a.run_tag}, **(body.get("filters") or {}))
         body["eval"] = dict(body.get("eval") or {}, auto_activate=False)
         t0 = time.time()
         j = cli.json("POST", "/v1/fine_tuning/jobs", body)
