@@ -259,8 +259,10 @@ public final class ApiServer {
         }
         try {
             ctx.bodyAsBytes();
-        } catch (HttpResponseException e) {  // a chunked body that ran past the limit
-            discardBody(ctx);
+        } catch (HttpResponseException e) {
+            if (e.getStatus() == 413) {  // a body without a length that ran past the limit
+                discardBody(ctx);
+            }
             throw e;
         }
     }
