@@ -110,7 +110,7 @@ public final class ApiServer {
                 @Override
                 public void onStart(JavalinState state) {
                     state.routes.before("/v1/*", ctx -> authorize(ctx, o.apiKey()));
-                    state.routes.before(ctx -> readBodyFirst(ctx, o.maxRequestBytes()));
+                    state.routes.before(ApiServer::readBodyFirst);
                     // The counters tell an outsider how busy the server is and what it serves: behind the key too,
                     // unless the operator opens them for a scraper that cannot send one. /health stays open for
                     // liveness probes.
@@ -241,11 +241,11 @@ public final class ApiServer {
      * An answer written while the client still sends a large body was followed by the connection's close, and the
      * client got no byte of it ("header parser received no bytes": 40 of 2,400 49 KB requests answered 401 or 404
      * before their body was read; docs/reliability.md). So the body is read before anything answers: under /v1 (past
-     * the key) kept, as every route that takes one reads it anyway, up to maxRequestBytes; a larger one is read on
+     * the key) kept, as every route that takes one reads it anyway, up to --max-request-bytes; a larger one is read on
      * and dropped before its 413 (9 of 400 2 MB bodies over a 256 KB limit lost their 413 otherwise); elsewhere, and
      * for a wrong key, read and thrown away, so that nobody without the key can make the server hold a body.
      */
-    private static void readBodyFirst(Context ctx, long maxRequestBytes) {
+    private static void readBodyFirst(Context ctx) {
         if (!ctx.path().startsWith("/v1/")) {
             discardBody(ctx);
             return;
@@ -253,14 +253,10 @@ public final class ApiServer {
         if (ctx.contentLength() == 0) {
             return;
         }
-        if (ctx.contentLength() > maxRequestBytes) {
-            discardBody(ctx);
-            throw ApiError.tooLarge(maxRequestBytes);
-        }
         try {
-            ctx.bodyAsBytes();
+            ctx.bodyAsBytes();  // Javalin refuses a body past the limit (config.http.maxRequestSize) with a 413
         } catch (HttpResponseException e) {
-            if (e.getStatus() == 413) {  // a body without a length that ran past the limit
+            if (e.getStatus() == 413) {
                 discardBody(ctx);
             }
             throw e;
