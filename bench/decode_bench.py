@@ -172,19 +172,22 @@ def main():
     p.add_argument("--long-prompt", type=int, default=480, help="words of the time-to-first-token prompt (0: skip)")
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--logs", default="/tmp")
+    p.add_argument("--llama-server-arg", action="append", default=[],
+                   help="one more argument for llama-server (repeatable), e.g. --no-repack where its default build "
+                        "crashes in the AMX kernels (Intel Xeon with AMX, 2026-12-05; bench/README.md)")
     p.add_argument("--out")
     a = p.parse_args()
 
     common = ["-c", str(a.ctx_size), "-np", str(a.parallel), "-t", str(a.threads), "-ngl", str(a.gpu_layers)]
     port = free_port()
     llama = bench_server("llama-server", [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench",
-                                          "-tb", str(a.threads), "--no-webui"] + common, port, a)
+                                          "-tb", str(a.threads), "--no-webui"] + a.llama_server_arg + common, port, a)
     port = free_port()
     steer = bench_server("steer", steer_command(a.java, a.steer_jar, a.model, port, common), port, a)
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "model": os.path.basename(a.model),
-        "settings": {"threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
+        "settings": {"llama_server_args": a.llama_server_arg, "threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
                      "long_prompt_words": a.long_prompt,
                      "max_tokens": a.max_tokens, "rounds": a.rounds, "pause_s": a.pause, "sampling": "greedy, ignore_eos"},
         "llama_server": llama, "steer": steer,

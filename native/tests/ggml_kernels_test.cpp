@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011, 0012) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011, 0012, 0013) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -248,6 +248,101 @@ static void sgemm_avx512_is_the_portable_one() {
 }
 #endif
 
+#if defined(STEER_QUANTS_AVX512)
+// 0013: ggml's x86 int8 dot products compiled for AVX-512 with VNNI, beside the portable ones (both internal to
+// ggml-cpu, called directly here).
+#define STEER_VEC_DOT_PAIR(name)                                                                                  \
+    extern "C" void name(int, float *, size_t, const void *, size_t, const void *, size_t, int);              \
+    extern "C" void steer_avx512_##name(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+STEER_VEC_DOT_PAIR(ggml_vec_dot_q4_0_q8_0)
+STEER_VEC_DOT_PAIR(ggml_vec_dot_q4_1_q8_1)
+STEER_VEC_DOT_PAIR(ggml_vec_dot_q5_0_q8_0)
+STEER_VEC_DOT_PAIR(ggml_vec_dot_q5_1_q8_1)
+STEER_VEC_DOT_PAIR(ggml_vec_dot_q8_0_q8_0)
+#undef STEER_VEC_DOT_PAIR
+
+// Each weight type's dot product with its activations (quantized as ggml quantizes them): the AVX-512 copy gives the
+// portable one's float to the last bit (exact int8 sums), one row by one token and, for Q4_1, two by two (patch
+// 0011's layout); the portable one is the dequantized dot product (checked in double); and ggml_cpu_init made ggml's
+// table point at the copy exactly when this CPU has AVX-512 VNNI.
+static void int8_dots_avx512_are_the_portable_ones() {
+    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    if (!avx512) {
+        std::printf("ggml_kernels_test: this CPU has no AVX-512 VNNI; 0013's AVX-512 dot products not run, the portable ones checked\n");
+    }
+    using dot = void (*)(int, float *, size_t, const void *, size_t, const void *, size_t, int);
+    struct kind {
+        ggml_type type;
+        dot portable, wide;
+    };
+    const kind kinds[] = {
+        {GGML_TYPE_Q4_0, ggml_vec_dot_q4_0_q8_0, steer_avx512_ggml_vec_dot_q4_0_q8_0},
+        {GGML_TYPE_Q4_1, ggml_vec_dot_q4_1_q8_1, steer_avx512_ggml_vec_dot_q4_1_q8_1},
+        {GGML_TYPE_Q5_0, ggml_vec_dot_q5_0_q8_0, steer_avx512_ggml_vec_dot_q5_0_q8_0},
+        {GGML_TYPE_Q5_1, ggml_vec_dot_q5_1_q8_1, steer_avx512_ggml_vec_dot_q5_1_q8_1},
+        {GGML_TYPE_Q8_0, ggml_vec_dot_q8_0_q8_0, steer_avx512_ggml_vec_dot_q8_0_q8_0},
+    };
+    std::mt19937 rng(13);
+    const int k = 640;  // 20 blocks of 32 (Gemma 3 270M's width)
+    for (const kind & c : kinds) {
+        const ggml_type at = ggml_get_type_traits_cpu(c.type)->vec_dot_type;
+        const dot chosen = ggml_get_type_traits_cpu(c.type)->vec_dot;
+        CHECK(chosen == (avx512 ? c.wide : c.portable), "%s: ggml's table has the %s dot product", ggml_type_name(c.type),
+              chosen == c.wide ? "AVX-512" : chosen == c.portable ? "portable" : "wrong");
+        const size_t wrow = ggml_row_size(c.type, k), arow = ggml_row_size(at, k);
+        for (int trial = 0; trial < 8; trial++) {
+            std::vector<float> w = values(rng, (size_t) 2 * k, 0.05f * (trial + 1)), x = values(rng, (size_t) 2 * k, 1.0f);
+            std::vector<uint8_t> wq(2 * wrow), xq(2 * arow);
+            ggml_quantize_chunk(c.type, w.data(), wq.data(), 0, 2, k, nullptr);
+            for (int t = 0; t < 2; t++) {
+                ggml_get_type_traits_cpu(at)->from_float(x.data() + (size_t) t * k, xq.data() + t * arow, k);
+            }
+            std::vector<float> wd((size_t) k), xd((size_t) k);
+            ggml_get_type_traits(c.type)->to_float(wq.data(), wd.data(), k);
+            // the activations as the kernel sees them (ggml-base has no to_float for Q8_1): blocks of an fp16 scale d,
+            // for Q8_1 an fp16 sum, then 32 int8 q; the value d x q
+            const size_t head = at == GGML_TYPE_Q8_1 ? 4 : 2, block = head + 32;
+            for (int b = 0; b < k / 32; b++) {
+                const uint8_t * xb = xq.data() + (size_t) b * block;
+                const float d = ggml_fp16_to_fp32(*(const ggml_fp16_t *) xb);
+                for (int j = 0; j < 32; j++) {
+                    xd[(size_t) b * 32 + j] = d * (float) ((const int8_t *) (xb + head))[j];
+                }
+            }
+            float portable = NAN, wide = NAN;
+            c.portable(k, &portable, 0, wq.data(), 0, xq.data(), 0, 1);
+            double ref = 0;
+            for (int b = 0; b < k / 32; b++) {
+                // Q4_1/Q5_1 weights are d q + m per block (m at byte 2), and their kernels take m times Q8_1's stored
+                // fp16 sum s rather than the exact sum of the activations
+                const double m = at == GGML_TYPE_Q8_1 ? ggml_fp16_to_fp32(*(const ggml_fp16_t *) (wq.data() + (size_t) b * (wrow / (k / 32)) + 2)) : 0;
+                for (int j = 0; j < 32; j++) {
+                    ref += ((double) wd[(size_t) b * 32 + j] - m) * xd[(size_t) b * 32 + j];
+                }
+                if (at == GGML_TYPE_Q8_1) {
+                    ref += m * ggml_fp16_to_fp32(*(const ggml_fp16_t *) (xq.data() + (size_t) b * block + 2));
+                }
+            }
+            CHECK(std::fabs(portable - ref) <= 1e-4 * (1 + std::fabs(ref)), "%s: %.9g, dequantized %.9g", ggml_type_name(c.type), portable, ref);
+            if (!avx512) {
+                continue;
+            }
+            c.wide(k, &wide, 0, wq.data(), 0, xq.data(), 0, 1);
+            CHECK(std::memcmp(&portable, &wide, sizeof(float)) == 0, "%s trial %d: AVX-512 %.9g, portable %.9g", ggml_type_name(c.type), trial, wide, portable);
+            if (ggml_get_type_traits_cpu(c.type)->nrows == 2) {  // two rows by two tokens (0011): s[0], s[1], s[16], s[17]
+                std::vector<float> p2(32, 0.0f), w2(32, 0.0f);
+                c.portable(k, p2.data(), 16, wq.data(), wrow, xq.data(), arow, 2);
+                c.wide(k, w2.data(), 16, wq.data(), wrow, xq.data(), arow, 2);
+                CHECK(std::memcmp(p2.data(), w2.data(), p2.size() * sizeof(float)) == 0, "%s trial %d: two by two differs", ggml_type_name(c.type), trial);
+                CHECK(std::memcmp(&p2[0], &portable, sizeof(float)) == 0, "%s trial %d: two by two's first result is not one by one's", ggml_type_name(c.type), trial);
+            }
+        }
+    }
+}
+#endif
+
 int main() {
     ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
     q4_1_matmul_is_batch_invariant();
@@ -256,6 +351,9 @@ int main() {
     narrow_out_prod_is_the_sum();
 #if defined(STEER_SGEMM_AVX512)
     sgemm_avx512_is_the_portable_one();
+#endif
+#if defined(STEER_QUANTS_AVX512)
+    int8_dots_avx512_are_the_portable_ones();
 #endif
     if (failures) {
         std::fprintf(stderr, "ggml_kernels_test: %d checks failed\n", failures);

@@ -1,0 +1,33 @@
+// ggml's x86 dot products (ggml-cpu/arch/x86/quants.c) compiled a second time, with AVX-512 and VNNI, under other
+// names; patch 0013 makes ggml_cpu_init point the Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights' vec_dot at these on CPUs that
+// have those features. native/CMakeLists.txt adds this file to the ggml-cpu target with the extra -m flags. Every
+// function quants.c defines with external linkage is renamed here, so nothing compiled for AVX-512 can stand in for
+// the portable code elsewhere; its helpers are static.
+#define quantize_row_q8_0 steer_avx512_quantize_row_q8_0
+#define quantize_row_q8_1 steer_avx512_quantize_row_q8_1
+#define quantize_row_q8_K steer_avx512_quantize_row_q8_K
+#define ggml_vec_dot_q1_0_q8_0 steer_avx512_ggml_vec_dot_q1_0_q8_0
+#define ggml_vec_dot_q4_0_q8_0 steer_avx512_ggml_vec_dot_q4_0_q8_0
+#define ggml_vec_dot_q4_1_q8_1 steer_avx512_ggml_vec_dot_q4_1_q8_1
+#define ggml_vec_dot_mxfp4_q8_0 steer_avx512_ggml_vec_dot_mxfp4_q8_0
+#define ggml_vec_dot_nvfp4_q8_0 steer_avx512_ggml_vec_dot_nvfp4_q8_0
+#define ggml_vec_dot_q5_0_q8_0 steer_avx512_ggml_vec_dot_q5_0_q8_0
+#define ggml_vec_dot_q5_1_q8_1 steer_avx512_ggml_vec_dot_q5_1_q8_1
+#define ggml_vec_dot_q8_0_q8_0 steer_avx512_ggml_vec_dot_q8_0_q8_0
+#define ggml_vec_dot_tq1_0_q8_K steer_avx512_ggml_vec_dot_tq1_0_q8_K
+#define ggml_vec_dot_tq2_0_q8_K steer_avx512_ggml_vec_dot_tq2_0_q8_K
+#define ggml_vec_dot_q2_K_q8_K steer_avx512_ggml_vec_dot_q2_K_q8_K
+#define ggml_vec_dot_q3_K_q8_K steer_avx512_ggml_vec_dot_q3_K_q8_K
+#define ggml_vec_dot_q4_K_q8_K steer_avx512_ggml_vec_dot_q4_K_q8_K
+#define ggml_vec_dot_q5_K_q8_K steer_avx512_ggml_vec_dot_q5_K_q8_K
+#define ggml_vec_dot_q6_K_q8_K steer_avx512_ggml_vec_dot_q6_K_q8_K
+#define ggml_vec_dot_iq2_xxs_q8_K steer_avx512_ggml_vec_dot_iq2_xxs_q8_K
+#define ggml_vec_dot_iq2_xs_q8_K steer_avx512_ggml_vec_dot_iq2_xs_q8_K
+#define ggml_vec_dot_iq2_s_q8_K steer_avx512_ggml_vec_dot_iq2_s_q8_K
+#define ggml_vec_dot_iq3_xxs_q8_K steer_avx512_ggml_vec_dot_iq3_xxs_q8_K
+#define ggml_vec_dot_iq3_s_q8_K steer_avx512_ggml_vec_dot_iq3_s_q8_K
+#define ggml_vec_dot_iq1_s_q8_K steer_avx512_ggml_vec_dot_iq1_s_q8_K
+#define ggml_vec_dot_iq1_m_q8_K steer_avx512_ggml_vec_dot_iq1_m_q8_K
+#define ggml_vec_dot_iq4_nl_q8_0 steer_avx512_ggml_vec_dot_iq4_nl_q8_0
+#define ggml_vec_dot_iq4_xs_q8_K steer_avx512_ggml_vec_dot_iq4_xs_q8_K
+#include "arch/x86/quants.c"
