@@ -182,6 +182,14 @@ static void q4_1_matmul_is_batch_invariant() {
     }
 }
 
+#if defined(STEER_SGEMM_AVX512) || defined(STEER_QUANTS_AVX512)
+// What 0012's and 0013's dispatch asks of the CPU (and the OS) before it takes an AVX-512 copy.
+static bool cpu_has_avx512_vnni() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
 #if defined(STEER_SGEMM_AVX512)
 // 0012: tinyBLAS compiled for AVX-512 with VNNI, beside the portable one. ggml-cpu's work-split parameters, as in
 // its ggml-cpu-impl.h (internal to ggml-cpu; the quantized kernels read only ith and nth).
@@ -202,9 +210,7 @@ extern "C" bool steer_llamafile_sgemm_avx512(const sgemm_params *, int64_t, int6
 // are called directly; which one ggml's matmul calls (the patch's dispatch) is not checked here: bench/README.md shows
 // its effect on Gemma 3's prompt.
 static void sgemm_avx512_is_the_portable_one() {
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    const bool avx512 = cpu_has_avx512_vnni();
     if (!avx512) {
         std::printf("ggml_kernels_test: this CPU has no AVX-512 VNNI; 0012's AVX-512 path not run, the portable one checked\n");
     }
@@ -266,9 +272,7 @@ STEER_VEC_DOT_PAIR(ggml_vec_dot_q8_0_q8_0)
 // 0011's layout); the portable one is the dequantized dot product (checked in double); and ggml_cpu_init made ggml's
 // table point at the copy exactly when this CPU has AVX-512 VNNI.
 static void int8_dots_avx512_are_the_portable_ones() {
-    const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
-                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+    const bool avx512 = cpu_has_avx512_vnni();
     if (!avx512) {
         std::printf("ggml_kernels_test: this CPU has no AVX-512 VNNI; 0013's AVX-512 dot products not run, the portable ones checked\n");
     }
