@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0007, 0009, 0010, 0011, 0012, 0013) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -182,6 +182,45 @@ static void q4_1_matmul_is_batch_invariant() {
     }
 }
 
+
+// 0003's OUT_PROD through a quantized weight (the trainer's backward pass through the frozen weights): dst[i0, i1] =
+// sum over j of W[i0, j] b[i1, j], each element one chain of FMAs over j in order, four result rows at a time or one;
+// so it must equal that chain in float (std::fma) to the last bit. Sizes: widths of 3 and 5 blocks of 32
+// (a quantized row is whole blocks, so neither loop has a tail); 40 weight rows (two blocks of 32 rows); 7 result rows
+// (a block of four and three one by one).
+static void quantized_out_prod_is_the_fma_chain() {
+    std::mt19937 rng(14);
+    for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0}) {
+        for (int ne00 : {96, 160}) {
+            const int ne01 = 40, ne10 = 7;
+            std::vector<float> w = values(rng, (size_t) ne00 * ne01, 0.1f), b = values(rng, (size_t) ne10 * ne01, 1.0f);
+            ggml_context * ctx = new_context();
+            ggml_tensor * wq = ggml_new_tensor_2d(ctx, t, ne00, ne01);
+            ggml_quantize_chunk(t, w.data(), wq->data, 0, ne01, ne00, nullptr);
+            ggml_tensor * bt = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne10, ne01);  // b[i1, j] at i1 + j * ne10
+            std::memcpy(bt->data, b.data(), b.size() * sizeof(float));
+            ggml_tensor * out = ggml_out_prod(ctx, wq, bt);
+            for (int threads : {1, 2}) {
+                compute(ctx, out, threads);
+                std::vector<float> wd((size_t) ne00 * ne01);
+                ggml_get_type_traits(t)->to_float(wq->data, wd.data(), (int64_t) ne00 * ne01);
+                for (int i1 = 0; i1 < ne10; i1++) {
+                    for (int i0 = 0; i0 < ne00; i0++) {
+                        float chain = 0;
+                        for (int j = 0; j < ne01; j++) {
+                            chain = std::fma(wd[(size_t) j * ne00 + i0], b[(size_t) j * ne10 + i1], chain);
+                        }
+                        const float got = ((float *) out->data)[(size_t) i1 * ne00 + i0];
+                        CHECK(std::memcmp(&got, &chain, sizeof(float)) == 0, "%s, width %d, %d threads, [%d, %d]: %.9g, the chain %.9g",
+                              ggml_type_name(t), ne00, threads, i0, i1, got, chain);
+                    }
+                }
+            }
+            ggml_free(ctx);
+        }
+    }
+}
+
 #if defined(STEER_SGEMM_AVX512) || defined(STEER_QUANTS_AVX512)
 // What 0012's and 0013's dispatch asks of the CPU (and the OS) before it takes an AVX-512 copy.
 static bool cpu_has_avx512_vnni() {
@@ -353,6 +392,7 @@ int main() {
     dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();
+    quantized_out_prod_is_the_fma_chain();
 #if defined(STEER_SGEMM_AVX512)
     sgemm_avx512_is_the_portable_one();
 #endif
