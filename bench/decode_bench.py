@@ -173,8 +173,8 @@ def main():
     p.add_argument("--java", default=os.path.join(os.environ.get("JAVA_HOME", "/usr"), "bin", "java"))
     p.add_argument("--logs", default="/tmp")
     p.add_argument("--llama-server-arg", action="append", default=[],
-                   help="one more argument for llama-server (repeatable), e.g. --no-repack where its default build "
-                        "crashes in the AMX kernels (Intel Xeon with AMX, 2026-12-05; bench/README.md)")
+                   help="one more argument for llama-server (repeatable; write it with =, e.g. --llama-server-arg=--no-repack, where its default build "
+                        "crashes in the AMX kernels: Intel Xeon with AMX, 2026-12-05, bench/README.md)")
     p.add_argument("--out")
     a = p.parse_args()
 
