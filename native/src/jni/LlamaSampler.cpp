@@ -3,6 +3,9 @@
 #include "context.h"
 
 #include <cmath>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 #include <memory>
 
 using namespace steer;
@@ -36,13 +39,39 @@ bool grammar_allows(llama_sampler * grammar, llama_token token) {
 
 // What llama.cpp's greedy sampler selects (the first of the largest logits), read straight from the logits: the
 // candidate array it would scan is 3 MB to write per token on a 262k vocabulary (perf, Gemma 3 at 8 streams: 3.7%
-// of all samples went to filling and scanning it).
+// of all samples went to filling and scanning it). In two passes: the largest value, kept in eight running maxima
+// (two SSE registers on x86; one index-tracking scan was still 3% of Gemma 3's 8 streams on an Intel Xeon), then
+// the first index holding it. The same token as the one scan, NaNs included: a NaN is never larger, and a NaN first
+// logit stays the choice there.
 llama_token argmax(const float * logits, int32_t n_vocab) {
-    int32_t best = 0;
-    for (int32_t i = 1; i < n_vocab; i++) {
-        if (logits[i] > logits[best]) best = i;
+    if (n_vocab <= 0 || std::isnan(logits[0])) {
+        return 0;
     }
-    return best;
+    constexpr int W = 8;
+    float m[W];
+    int32_t i = 0;
+#if defined(__SSE__)
+    // maxps(x, m) is x > m ? x : m lane by lane: a NaN x leaves m as it was (x86-64's baseline, so every build has it)
+    __m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0;
+    for (; i + W <= n_vocab; i += W) {
+        m0 = _mm_max_ps(_mm_loadu_ps(logits + i), m0);
+        m1 = _mm_max_ps(_mm_loadu_ps(logits + i + 4), m1);
+    }
+    _mm_storeu_ps(m, m0);
+    _mm_storeu_ps(m + 4, m1);
+#else
+    for (float & x : m) x = -INFINITY;
+    for (; i + W <= n_vocab; i += W) {
+        for (int j = 0; j < W; j++) m[j] = logits[i + j] > m[j] ? logits[i + j] : m[j];
+    }
+#endif
+    float best = m[0];
+    for (int j = 1; j < W; j++) best = m[j] > best ? m[j] : best;
+    for (; i < n_vocab; i++) best = logits[i] > best ? logits[i] : best;
+    for (int32_t k = 0; k < n_vocab; k++) {
+        if (logits[k] == best) return k;
+    }
+    return 0;  // not reached: logits[0] is a number, so some index holds the largest
 }
 
 llama_token selected(const llama_token_data_array & arr) {
