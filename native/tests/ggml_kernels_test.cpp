@@ -183,7 +183,6 @@ static void q4_1_matmul_is_batch_invariant() {
     }
 }
 
-
 // 0003's OUT_PROD through a quantized weight (the trainer's backward pass through the frozen weights): dst[i0, i1] =
 // sum over j of W[i0, j] b[i1, j], each element one chain of FMAs over j in order, four result rows at a time or one;
 // so it must equal that chain in float (std::fma) to the last bit. Sizes: widths of 3 and 5 blocks of 32
@@ -201,11 +200,11 @@ static void quantized_out_prod_is_the_fma_chain() {
             ggml_tensor * bt = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne10, ne01);  // b[i1, j] at i1 + j * ne10
             std::memcpy(bt->data, b.data(), b.size() * sizeof(float));
             ggml_tensor * out = ggml_out_prod(ctx, wq, bt);
+            std::vector<float> wd((size_t) ne00 * ne01);
+            ggml_get_type_traits(t)->to_float(wq->data, wd.data(), (int64_t) ne00 * ne01);
             for (int threads : {1, 2}) {
                 std::fill((float *) out->data, (float *) out->data + ne00 * ne10, NAN);  // a compute that wrote nothing fails
                 compute(ctx, out, threads);
-                std::vector<float> wd((size_t) ne00 * ne01);
-                ggml_get_type_traits(t)->to_float(wq->data, wd.data(), (int64_t) ne00 * ne01);
                 for (int i1 = 0; i1 < ne10; i1++) {
                     for (int i0 = 0; i0 < ne00; i0++) {
                         float chain = 0;
