@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -109,6 +109,59 @@ static void narrow_out_prod_is_the_sum() {
             }
         }
         ggml_free(ctx);
+    }
+}
+
+// 0015: F32 OUT_PROD, dst[i0, i1, i2] = sum over j of a[i0, j, i2 / 3] b[i1, j, i2], each element one chain of FMAs
+// over j in order from 0, as ggml's general loop adds them; so it must equal that chain in float (std::fma) to the
+// last bit. Widths (the build's vectors are 8 floats, AVX2): 8 (a rank: one-vector blocks), 20 and 37 (whole vectors,
+// then single columns), 72 (blocks of two vectors, then one); rows narrower than a vector are 0007's kernel, which
+// does not fuse its multiply-adds (checked above with a tolerance). 11 result rows (blocks of 4 or 8, then single rows); sums of
+// 3 (a rank) and 67 terms; b as stored and transposed (the layouts of dA and of the adapter input's gradient); 6
+// matrices over 2 of a (grouped-query attention); 1 to 3 threads.
+static void f32_out_prod_is_the_fma_chain() {
+    std::mt19937 rng(15);
+    for (int ne0 : {8, 20, 37, 72}) {
+        for (int K : {3, 67}) {
+            const int N = 11, ne2 = 6, ne02 = 2;
+            std::vector<float> a = values(rng, (size_t) ne0 * K * ne02, 1.0f), b = values(rng, (size_t) N * K * ne2, 1.0f);
+            ggml_context * ctx = new_context();
+            ggml_tensor * ta = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, ne0, K, ne02);
+            std::memcpy(ta->data, a.data(), a.size() * sizeof(float));
+            ggml_tensor * tb = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, N, K, ne2);   // b[i1, j, i2] at i1 + N (j + K i2)
+            std::memcpy(tb->data, b.data(), b.size() * sizeof(float));
+            ggml_tensor * tbt = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, N, ne2);  // the same values, j fastest
+            for (int i2 = 0; i2 < ne2; i2++) {
+                for (int j = 0; j < K; j++) {
+                    for (int i1 = 0; i1 < N; i1++) {
+                        ((float *) tbt->data)[((size_t) i2 * N + i1) * K + j] = b[((size_t) i2 * K + j) * N + i1];
+                    }
+                }
+            }
+            ggml_tensor * outs[2] = { ggml_out_prod(ctx, ta, tb), ggml_out_prod(ctx, ta, ggml_transpose(ctx, tbt)) };
+            for (int threads : {1, 2, 3}) {
+                for (int layout = 0; layout < 2; layout++) {
+                    ggml_tensor * out = outs[layout];
+                    std::fill((float *) out->data, (float *) out->data + (size_t) ne0 * N * ne2, NAN);  // a compute that wrote nothing fails
+                    compute(ctx, out, threads);
+                    for (int i2 = 0; i2 < ne2; i2++) {
+                        for (int i1 = 0; i1 < N; i1++) {
+                            for (int i0 = 0; i0 < ne0; i0++) {
+                                float chain = 0;
+                                for (int j = 0; j < K; j++) {
+                                    chain = std::fma(a[((size_t) (i2 / 3) * K + j) * ne0 + i0], b[((size_t) i2 * K + j) * N + i1], chain);
+                                }
+                                const float got = ((float *) out->data)[((size_t) i2 * N + i1) * ne0 + i0];
+                                CHECK(std::memcmp(&got, &chain, sizeof(float)) == 0,
+                                      "width %d, sum of %d, %s, %d threads, [%d, %d, %d]: %.9g, the chain %.9g",
+                                      ne0, K, layout ? "b transposed" : "b as stored", threads, i0, i1, i2, got, chain);
+                            }
+                        }
+                    }
+                }
+            }
+            ggml_free(ctx);
+        }
     }
 }
 
@@ -393,6 +446,7 @@ int main() {
     dequantized_rows_are_ggml_bases();
     gelu_is_the_tanh_formula();
     narrow_out_prod_is_the_sum();
+    f32_out_prod_is_the_fma_chain();
     quantized_out_prod_is_the_fma_chain();
 #if defined(STEER_SGEMM_AVX512)
     sgemm_avx512_is_the_portable_one();

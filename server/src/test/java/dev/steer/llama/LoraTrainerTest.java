@@ -269,8 +269,9 @@ class LoraTrainerTest {
     /**
      * The CPU's OUT_PROD has its own kernel for results r floats wide (r = 4, 8, 16, 32: native/patches/0007), which
      * is where the backward of a rank-r adapter lands (dB and d(Ax)). A rank-(r+1) adapter whose extra row of A and
-     * column of B are zero is the same function (alpha/rank kept equal), and its backward takes ggml's general loop:
-     * the two gradients must agree entry by entry.
+     * column of B are zero is the same function (alpha/rank kept equal), and its backward takes another kernel (r + 1
+     * floats: 0015's whole vectors and single columns, or for r = 4 its one vector and a column): the two gradients
+     * must agree entry by entry.
      */
     @Test
     void narrowOutProdKernelsGiveTheGeneralLoopsGradientsEntryByEntry() {
