@@ -362,8 +362,9 @@ STEER_VEC_DOT_PAIR(ggml_vec_dot_q8_0_q8_0)
 
 // Each weight type's dot product with its activations (quantized as ggml quantizes them): the AVX-512 copy gives the
 // portable one's float to the last bit (exact int8 sums), one row by one token and, for Q4_1, two by two (patch
-// 0011's layout); the portable one is the dequantized dot product (checked in double); and ggml_cpu_init made ggml's
-// table point at the copy exactly when this CPU has AVX-512 VNNI.
+// 0011's layout), each of those four results the one-by-one kernel's; the portable one is the dequantized dot
+// product (checked in double); and ggml_cpu_init made ggml's table point at the copy exactly when this CPU has
+// AVX-512 VNNI.
 static void int8_dots_avx512_are_the_portable_ones() {
     const bool avx512 = cpu_has_avx512_vnni();
     if (!avx512) {
@@ -433,7 +434,14 @@ static void int8_dots_avx512_are_the_portable_ones() {
                 c.portable(k, p2.data(), 16, wq.data(), wrow, xq.data(), arow, 2);
                 c.wide(k, w2.data(), 16, wq.data(), wrow, xq.data(), arow, 2);
                 CHECK(std::memcmp(p2.data(), w2.data(), p2.size() * sizeof(float)) == 0, "%s trial %d: two by two differs", ggml_type_name(c.type), trial);
-                CHECK(std::memcmp(&p2[0], &portable, sizeof(float)) == 0, "%s trial %d: two by two's first result is not one by one's", ggml_type_name(c.type), trial);
+                for (int r = 0; r < 2; r++) {  // each of the four, not only the first
+                    for (int t = 0; t < 2; t++) {
+                        float one = NAN;
+                        c.portable(k, &one, 0, wq.data() + r * wrow, 0, xq.data() + t * arow, 0, 1);
+                        CHECK(std::memcmp(&w2[r + 16 * t], &one, sizeof(float)) == 0, "%s trial %d: two by two's (row %d, token %d) %.9g, one by one %.9g",
+                              ggml_type_name(c.type), trial, r, t, w2[r + 16 * t], one);
+                    }
+                }
             }
         }
     }
