@@ -112,55 +112,74 @@ static void narrow_out_prod_is_the_sum() {
     }
 }
 
-// 0015: F32 OUT_PROD, dst[i0, i1, i2] = sum over j of a[i0, j, i2 / 3] b[i1, j, i2], each element one chain of FMAs
-// over j in order from 0, as ggml's general loop adds them; so it must equal that chain in float (std::fma) to the
-// last bit. Widths (the build's vectors are 8 floats, AVX2): 8 (a rank: one-vector blocks), 20 and 37 (whole vectors,
-// then single columns), 72 (blocks of two vectors, then one); rows narrower than a vector are 0007's kernel, which
-// does not fuse its multiply-adds (checked above with a tolerance). 11 result rows (blocks of 4 or 8, then single rows); sums of
-// 3 (a rank) and 67 terms; b as stored and transposed (the layouts of dA and of the adapter input's gradient); 6
-// matrices over 2 of a (grouped-query attention); 1 to 3 threads.
+// 0015: F32 OUT_PROD, dst[i0, i1, i2, i3] = sum over j of a[i0, j, i2 / (ne2/ne02), i3 / (ne3/ne03)] b[i1, j, i2, i3],
+// each element one chain of FMAs over j in order from 0, as ggml's general loop adds them (where the compiler fuses
+// a*b + c); so it must equal that chain in float (std::fma) to the last bit. Widths at least one of the build's
+// vectors (8 floats with AVX2; narrower rows are 0007's kernel, which does not fuse its multiply-adds, checked above
+// with a tolerance): 8 and 12 (a rank: one-vector blocks, then single columns), 20 and 37 (two-vector blocks, then
+// one vector, then single columns), 72; sums of 3 (a rank) and 67 terms; b as stored and transposed (the layouts of
+// dA and of the adapter input's gradient); 13 result rows in 6 x 2 matrices over 2 x 1 of a (grouped-query
+// broadcast, both dimensions), and 5 rows in one matrix (fewer blocks than threads); 1 to 3 threads.
 static void f32_out_prod_is_the_fma_chain() {
+    if (!ggml_cpu_has_fma() && !ggml_cpu_has_neon()) {  // NEON's vector multiply-add is fused
+        std::printf("ggml_kernels_test: ggml-cpu built without FMA; 0015's bit-exact check not run\n");
+        return;
+    }
+    const int vector = ggml_cpu_has_avx512() ? 16 : ggml_cpu_has_avx() ? 8 : 4;  // GGML_F32_EPR of the build
+    struct shape {
+        int N, ne2, ne02, ne3, ne03;
+    };
     std::mt19937 rng(15);
-    for (int ne0 : {8, 20, 37, 72}) {
-        for (int K : {3, 67}) {
-            const int N = 11, ne2 = 6, ne02 = 2;
-            std::vector<float> a = values(rng, (size_t) ne0 * K * ne02, 1.0f), b = values(rng, (size_t) N * K * ne2, 1.0f);
-            ggml_context * ctx = new_context();
-            ggml_tensor * ta = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, ne0, K, ne02);
-            std::memcpy(ta->data, a.data(), a.size() * sizeof(float));
-            ggml_tensor * tb = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, N, K, ne2);   // b[i1, j, i2] at i1 + N (j + K i2)
-            std::memcpy(tb->data, b.data(), b.size() * sizeof(float));
-            ggml_tensor * tbt = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, N, ne2);  // the same values, j fastest
-            for (int i2 = 0; i2 < ne2; i2++) {
-                for (int j = 0; j < K; j++) {
-                    for (int i1 = 0; i1 < N; i1++) {
-                        ((float *) tbt->data)[((size_t) i2 * N + i1) * K + j] = b[((size_t) i2 * K + j) * N + i1];
+    for (const shape & sh : {shape{13, 6, 2, 2, 1}, shape{5, 1, 1, 1, 1}}) {
+        for (int ne0 : {8, 12, 20, 37, 72}) {
+            if (ne0 < vector) {
+                continue;
+            }
+            for (int K : {3, 67}) {
+                const int N = sh.N, ne2 = sh.ne2, ne3 = sh.ne3;
+                const size_t matrices = (size_t) ne2 * ne3;
+                std::vector<float> a = values(rng, (size_t) ne0 * K * sh.ne02 * sh.ne03, 1.0f), b = values(rng, (size_t) N * K * matrices, 1.0f);
+                ggml_context * ctx = new_context();
+                ggml_tensor * ta = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, ne0, K, sh.ne02, sh.ne03);
+                std::memcpy(ta->data, a.data(), a.size() * sizeof(float));
+                ggml_tensor * tb = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, N, K, ne2, ne3);   // b[i1, j, m] at i1 + N (j + K m)
+                std::memcpy(tb->data, b.data(), b.size() * sizeof(float));
+                ggml_tensor * tbt = ggml_new_tensor_4d(ctx, GGML_TYPE_F32, K, N, ne2, ne3);  // the same values, j fastest
+                for (size_t m = 0; m < matrices; m++) {
+                    for (int j = 0; j < K; j++) {
+                        for (int i1 = 0; i1 < N; i1++) {
+                            ((float *) tbt->data)[(m * N + i1) * K + j] = b[(m * K + j) * N + i1];
+                        }
                     }
                 }
-            }
-            ggml_tensor * outs[2] = { ggml_out_prod(ctx, ta, tb), ggml_out_prod(ctx, ta, ggml_transpose(ctx, tbt)) };
-            for (int threads : {1, 2, 3}) {
-                for (int layout = 0; layout < 2; layout++) {
-                    ggml_tensor * out = outs[layout];
-                    std::fill((float *) out->data, (float *) out->data + (size_t) ne0 * N * ne2, NAN);  // a compute that wrote nothing fails
-                    compute(ctx, out, threads);
-                    for (int i2 = 0; i2 < ne2; i2++) {
-                        for (int i1 = 0; i1 < N; i1++) {
-                            for (int i0 = 0; i0 < ne0; i0++) {
-                                float chain = 0;
-                                for (int j = 0; j < K; j++) {
-                                    chain = std::fma(a[((size_t) (i2 / 3) * K + j) * ne0 + i0], b[((size_t) i2 * K + j) * N + i1], chain);
+                ggml_tensor * outs[2] = { ggml_out_prod(ctx, ta, tb), ggml_out_prod(ctx, ta, ggml_transpose(ctx, tbt)) };
+                for (int threads : {1, 2, 3}) {
+                    for (int layout = 0; layout < 2; layout++) {
+                        ggml_tensor * out = outs[layout];
+                        std::fill((float *) out->data, (float *) out->data + (size_t) ne0 * N * matrices, NAN);  // a compute that wrote nothing fails
+                        compute(ctx, out, threads);
+                        for (int i3 = 0; i3 < ne3; i3++) {
+                            for (int i2 = 0; i2 < ne2; i2++) {
+                                const size_t m = (size_t) i3 * ne2 + i2;
+                                const size_t ma = (size_t) (i3 / (ne3 / sh.ne03)) * sh.ne02 + i2 / (ne2 / sh.ne02);
+                                for (int i1 = 0; i1 < N; i1++) {
+                                    for (int i0 = 0; i0 < ne0; i0++) {
+                                        float chain = 0;
+                                        for (int j = 0; j < K; j++) {
+                                            chain = std::fma(a[(ma * K + j) * ne0 + i0], b[(m * K + j) * N + i1], chain);
+                                        }
+                                        const float got = ((float *) out->data)[(m * N + i1) * ne0 + i0];
+                                        CHECK(std::memcmp(&got, &chain, sizeof(float)) == 0,
+                                              "width %d, sum of %d, %d rows, %s, %d threads, [%d, %d, %d, %d]: %.9g, the chain %.9g",
+                                              ne0, K, N, layout ? "b transposed" : "b as stored", threads, i0, i1, i2, i3, got, chain);
+                                    }
                                 }
-                                const float got = ((float *) out->data)[((size_t) i2 * N + i1) * ne0 + i0];
-                                CHECK(std::memcmp(&got, &chain, sizeof(float)) == 0,
-                                      "width %d, sum of %d, %s, %d threads, [%d, %d, %d]: %.9g, the chain %.9g",
-                                      ne0, K, layout ? "b transposed" : "b as stored", threads, i0, i1, i2, got, chain);
                             }
                         }
                     }
                 }
+                ggml_free(ctx);
             }
-            ggml_free(ctx);
         }
     }
 }

@@ -16,6 +16,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Greedy answers through the serving engine, under a model name ({@code base@base}, {@code base@v3}): how a job
@@ -55,10 +56,12 @@ final class Greedy {
 
     /**
      * Up to the engine's parallelism in flight at a time: the next prompt is submitted as soon as any answer ends, so
-     * no slot waits for the longest answer of a group. Answers in the prompts' order.
+     * no slot waits for the longest answer of a group. Answers in the prompts' order. After a failed answer no more
+     * prompts are submitted; the failure is thrown when its answer's turn comes.
      */
     private List<int[]> answers(List<int[]> prompts, int maxTokens, Submitter submitter) {
         Semaphore slots = new Semaphore(Math.max(1, engine.config().parallel()));
+        AtomicBoolean failed = new AtomicBoolean();
         List<CompletableFuture<int[]>> running = new ArrayList<>(prompts.size());
         for (int[] p : prompts) {
             try {
@@ -69,6 +72,10 @@ final class Greedy {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException("interrupted while generating");
             }
+            if (failed.get()) {
+                slots.release();
+                break;
+            }
             CompletableFuture<int[]> f;
             try {
                 f = submit(submitter, p, maxTokens);
@@ -76,7 +83,12 @@ final class Greedy {
                 slots.release();
                 throw e;
             }
-            f.whenComplete((answer, error) -> slots.release());
+            f.whenComplete((answer, error) -> {
+                if (error != null) {
+                    failed.set(true);
+                }
+                slots.release();
+            });
             running.add(f);
         }
         List<int[]> out = new ArrayList<>(prompts.size());
