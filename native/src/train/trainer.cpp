@@ -243,27 +243,33 @@ void trainer::set_guard(graph & g, const reference & ref, const std::vector<floa
     ggml_backend_tensor_set(g.guard_weight, weight.data(), 0, m * sizeof(float));
 }
 
+// An input the scheduler left without a buffer is not in this graph (nothing reads it), e.g. an empty row list:
+// nothing to set, and ggml_backend_tensor_set would abort the process on it.
+static bool allocated(const ggml_tensor * t) {
+    return t != nullptr && (t->view_src ? t->view_src->buffer : t->buffer) != nullptr;
+}
+
 void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & w) {
     const packing & p = g.p;
     if (ref.guard.size() % 2 != 0) {
         throw std::invalid_argument("the guard holds (keep row, token) pairs");
     }
-    if (g.in.tokens) {
+    if (allocated(g.in.tokens)) {
         ggml_backend_tensor_set(g.in.tokens, p.tokens.data(), 0, g.T * sizeof(int32_t));
     }
-    if (g.in.positions) {
+    if (allocated(g.in.positions)) {
         set_attention_inputs(g, g.in);
     }
-    if (g.kept_input) {
+    if (allocated(g.kept_input)) {
         ggml_backend_tensor_set(g.kept_input, g.kept_input_value->data(), 0, g.kept_input_value->size() * sizeof(float));
     }
     auto set_rows = [&](ggml_tensor * rows_t, const std::vector<int32_t> & rows) {
-        if (rows_t != nullptr) {
+        if (allocated(rows_t)) {
             ggml_backend_tensor_set(rows_t, rows.data(), 0, rows.size() * sizeof(int32_t));
         }
     };
     auto set_onehot = [&](ggml_tensor * labels_t, const std::vector<int32_t> & next) {
-        if (labels_t == nullptr) {
+        if (!allocated(labels_t)) {
             return;
         }
         std::vector<float> onehot((size_t) model_.n_vocab * next.size(), 0.0f);
@@ -276,7 +282,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     set_onehot(g.labels_l, p.learn_next);
     set_rows(g.rows_a, p.avoid_rows);
     set_onehot(g.labels_a, p.avoid_next);
-    if (g.one_a != nullptr) {
+    if (allocated(g.one_a)) {
         // 1 plus a little, so that log(1 - p) stays finite where p rounds to 1
         const std::vector<float> one(p.avoid_rows.size(), 1.0f + 1e-6f);
         ggml_backend_tensor_set(g.one_a, one.data(), 0, one.size() * sizeof(float));

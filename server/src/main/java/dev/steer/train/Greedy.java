@@ -13,8 +13,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * Greedy answers through the serving engine, under a model name ({@code base@base}, {@code base@v3}): how a job
@@ -52,25 +54,54 @@ final class Greedy {
         void submit(GenerationRequest request, GenerationListener listener);
     }
 
+    /**
+     * Up to the engine's parallelism in flight at a time: the next prompt is submitted as soon as any answer ends, so
+     * no slot waits for the longest answer of a group. Answers in the prompts' order. After a failed answer no more
+     * prompts are submitted; the failure is thrown when its answer's turn comes.
+     */
     private List<int[]> answers(List<int[]> prompts, int maxTokens, Submitter submitter) {
-        List<int[]> out = new ArrayList<>();
-        int window = Math.max(1, engine.config().parallel());
-        for (int i = 0; i < prompts.size(); i += window) {
-            List<CompletableFuture<int[]>> running = new ArrayList<>();
-            for (int[] p : prompts.subList(i, Math.min(prompts.size(), i + window))) {
-                running.add(submit(submitter, p, maxTokens));
-            }
-            for (CompletableFuture<int[]> f : running) {
-                try {
-                    out.add(f.get(TIMEOUT_SECONDS, TimeUnit.SECONDS));
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while generating");
-                } catch (ExecutionException e) {
-                    throw new IllegalStateException("generation failed: " + e.getCause().getMessage(), e.getCause());
-                } catch (TimeoutException e) {
+        Semaphore slots = new Semaphore(Math.max(1, engine.config().parallel()));
+        AtomicBoolean failed = new AtomicBoolean();
+        List<CompletableFuture<int[]>> running = new ArrayList<>(prompts.size());
+        for (int[] p : prompts) {
+            try {
+                if (!slots.tryAcquire(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                     throw new IllegalStateException("a greedy answer took longer than " + TIMEOUT_SECONDS + " s");
                 }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while generating");
+            }
+            if (failed.get()) {
+                slots.release();
+                break;
+            }
+            CompletableFuture<int[]> f;
+            try {
+                f = submit(submitter, p, maxTokens);
+            } catch (RuntimeException e) {
+                slots.release();
+                throw e;
+            }
+            f.whenComplete((answer, error) -> {
+                if (error != null) {
+                    failed.set(true);
+                }
+                slots.release();
+            });
+            running.add(f);
+        }
+        List<int[]> out = new ArrayList<>(prompts.size());
+        for (CompletableFuture<int[]> f : running) {
+            try {
+                out.add(f.get(TIMEOUT_SECONDS, TimeUnit.SECONDS));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while generating");
+            } catch (ExecutionException e) {
+                throw new IllegalStateException("generation failed: " + e.getCause().getMessage(), e.getCause());
+            } catch (TimeoutException e) {
+                throw new IllegalStateException("a greedy answer took longer than " + TIMEOUT_SECONDS + " s");
             }
         }
         return out;
