@@ -58,6 +58,28 @@ class UnlikelihoodTermTest {
         return sum / n;
     }
 
+    /**
+     * The adapter's own text cut at a repeat on its first token: nothing kept, nothing learned, only tokens to avoid.
+     * Its reference graph then has no output, so none of its inputs gets a buffer, and setting one aborted the process
+     * (ggml_backend_tensor_set; an on_policy + unlikelihood job did so). Its reference is empty and a step with the
+     * unlikelihood term trains on it, with LoRA on every block and on the last one only (the kept-input path).
+     */
+    @Test
+    void anExampleWithOnlyTokensToAvoidHasAnEmptyReferenceAndTrains() {
+        int[] tokens = model.tokenize("hello world, the model the model", true, false);
+        byte[] roles = new byte[tokens.length];
+        Arrays.fill(roles, tokens.length - 2, tokens.length, LoraTrainer.AVOID);
+        LoraTrainer.Example e = new LoraTrainer.Example(tokens, roles, -1, new int[0]);
+        for (int layers : new int[] {LoraTrainer.ALL_LAYERS, 1}) {
+            try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, layers, 1, 2)) {
+                LoraTrainer.Reference ref = t.reference(e);
+                assertEquals(0, ref.keepIds().length, "no keep rows");
+                float loss = t.step(List.of(e), List.of(ref), new LoraTrainer.Weights(0f, 0f, 0.1f, 0f, 1f), 1e-3f, 0f);
+                assertTrue(Float.isFinite(loss) && loss > 0, "the unlikelihood term trains on it: " + loss);
+            }
+        }
+    }
+
     @Test
     void lossIsTheMeanOfMinusLogOneMinusPOverTheAvoidRows() {
         LoraTrainer.Example e = looping();
