@@ -120,7 +120,11 @@ final class Greedy {
 
             @Override
             public void onFinish(FinishReason reason, Usage usage) {
-                done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
+                if (reason == FinishReason.CANCELLED) {  // cut short (the server is stopping): not the model's answer
+                    done.completeExceptionally(new IllegalStateException("a greedy answer was cancelled"));
+                } else {
+                    done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
+                }
             }
 
             @Override

@@ -51,6 +51,7 @@ public final class JobRunner implements AutoCloseable {
     private final LlamaModel model;
     private final ChatTemplates templates;
     private final Greedy greedy;
+    private final BaseAnswers baseAnswers;
     private final String baseSha256;
     private final Threads threads;
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
@@ -96,6 +97,7 @@ public final class JobRunner implements AutoCloseable {
         this.model = engine.model();
         this.templates = templates;
         this.greedy = new Greedy(engine, served);
+        this.baseAnswers = new BaseAnswers(greedy::answers);
         this.baseSha256 = baseSha256;
         this.threads = threads;
         engine.onLoadChange(this::loadChanged);
@@ -209,22 +211,23 @@ public final class JobRunner implements AutoCloseable {
         // (up to half of it), then the base model's own answers to built-in ordinary prompts; the probes (other
         // prompts) are the gate's. The built-in ones answered greedily by the serving engine, on the base. Only
         // answers the base model wrote: one an adapter wrote may say a habit the person taught and approved, which
-        // the KL term would pull back to the base.
+        // the KL term would pull back to the base. The base model's answers to the built-in prompts are kept between
+        // jobs (BaseAnswers).
         boolean kl = h.klWeight() > 0;
         List<Accepted> accepted = kl ? acceptedForReplay(steers.acceptedFromBase(spec.model(), h.replay()), h.replay() / 2) : List.of();
         int builtIn = Math.min(h.replay() - accepted.size(), ReplayPrompts.REPLAY.size());
         List<String> replayPrompts = kl ? ReplayPrompts.REPLAY.subList(0, builtIn) : List.of();
         List<int[]> replayTokens = new ArrayList<>(ReplayPrompts.render(model, templates, replayPrompts));
-        List<int[]> replayAnswers = new ArrayList<>(greedy.answers(base, replayTokens, REPLAY_TOKENS));
+        List<int[]> replayAnswers = new ArrayList<>(baseAnswers.answers(base, replayTokens, REPLAY_TOKENS));
         for (Accepted a : accepted) {
             replayTokens.add(a.promptTokens());
             replayAnswers.add(Arrays.copyOf(a.outputTokens(), Math.min(a.outputTokens().length, REPLAY_TOKENS)));
         }
         List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
-        List<int[]> probeAnswers = greedy.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
+        List<int[]> probeAnswers = baseAnswers.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
         boolean watching = h.earlyStopping() && !set.heldOut().isEmpty();  // without held-out forks there is nothing to stop on
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
-        List<int[]> watchAnswers = greedy.answers(base, watchTokens, WATCH_TOKENS);
+        List<int[]> watchAnswers = baseAnswers.answers(base, watchTokens, WATCH_TOKENS);
         List<LoraTrainer.Example> replay = new ArrayList<>();
         for (int i = 0; i < replayTokens.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
