@@ -200,21 +200,26 @@ static void dequantized_rows_are_ggml_bases() {
     }
 }
 
-// 0011: a Q4_1 matmul over several tokens (two rows x two tokens per kernel call) gives each token, bit for bit, what
-// the same matmul gives it alone (one row x one token per call), and both are the dot products of the dequantized
-// weights with the Q8_1-rounded activations.
+// 0011, 0017: a Q4_1 matmul over several tokens (two rows x four tokens or two rows x two tokens per kernel call)
+// gives each token, bit for bit, what the same matmul gives it alone (one row x one token per call), and both are the
+// dot products of the dequantized weights with the Q8_1-rounded activations.
 static void q4_1_matmul_is_batch_invariant() {
     std::mt19937 rng(11);
-    // 64 x 8: every pair two by two; 38 x 7 and 37 x 9: odd chunks and an odd token count, whose last row or token
-    // takes the one-by-one kernel and the rest two by two
-    for (auto [R, N] : {std::pair{64, 8}, std::pair{38, 7}, std::pair{37, 9}})
+    // 64 x 8: every row pair by four tokens; 38 x 7 and 37 x 9: odd chunks and token counts, whose last row takes the
+    // one-by-one kernel, and whose tokens go four, then two, then one; 40 x 22: a 16-token tile and a partial one;
+    // 38 x (3 x 2): tokens in two matrices of three (src1 3-D, the weight broadcast), where no call may take tokens
+    // of both
+    struct shape {
+        int R, N, M;  // weight rows, tokens per matrix, matrices
+    };
+    for (shape sh : {shape{64, 8, 1}, shape{38, 7, 1}, shape{37, 9, 1}, shape{40, 22, 1}, shape{38, 3, 2}})
     for (int threads : {1, 2}) {
-        const int K = 512;
+        const int K = 512, R = sh.R, N = sh.N * sh.M;
         std::vector<float> w = values(rng, (size_t) R * K, 0.3f), x = values(rng, (size_t) N * K, 1.0f);
         ggml_context * ctx = new_context();
         ggml_tensor * wq = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_1, K, R);
         ggml_quantize_chunk(GGML_TYPE_Q4_1, w.data(), wq->data, 0, R, K, nullptr);
-        ggml_tensor * all = ggml_mul_mat(ctx, wq, tensor_2d(ctx, x, K, N));
+        ggml_tensor * all = ggml_mul_mat(ctx, wq, ggml_reshape_3d(ctx, tensor_2d(ctx, x, K, N), K, sh.N, sh.M));
         compute(ctx, all, threads);
         std::vector<float> wd((size_t) R * K), xd(K);
         ggml_get_type_traits(GGML_TYPE_Q4_1)->to_float(wq->data, wd.data(), (int64_t) R * K);
@@ -378,6 +383,9 @@ STEER_VEC_DOT_PAIR(ggml_vec_dot_q5_0_q8_0)
 STEER_VEC_DOT_PAIR(ggml_vec_dot_q5_1_q8_1)
 STEER_VEC_DOT_PAIR(ggml_vec_dot_q8_0_q8_0)
 #undef STEER_VEC_DOT_PAIR
+// 0017: Q4_1's two rows by four tokens, the AVX2 kernel and its AVX-512 copy
+extern "C" void ggml_vec_dot_q4_1_q8_1_2x4(int, float *, size_t, const void *, size_t, const void *, size_t);
+extern "C" void steer_avx512_ggml_vec_dot_q4_1_q8_1_2x4(int, float *, size_t, const void *, size_t, const void *, size_t);
 
 // Each weight type's dot product with its activations (quantized as ggml quantizes them): the AVX-512 copy gives the
 // portable one's float to the last bit (exact int8 sums), one row by one token and, for Q4_1, two by two (patch
@@ -460,6 +468,39 @@ static void int8_dots_avx512_are_the_portable_ones() {
                         CHECK(std::memcmp(&w2[r + 16 * t], &one, sizeof(float)) == 0, "%s trial %d: two by two's (row %d, token %d) %.9g, one by one %.9g",
                               ggml_type_name(c.type), trial, r, t, w2[r + 16 * t], one);
                     }
+                }
+            }
+        }
+    }
+    // 0017: Q4_1 two rows by four tokens: each of the eight results (s[r + 16 t]) the one-by-one kernel's, bit for
+    // bit, in the AVX2 kernel and (on such a CPU) its AVX-512 copy; scales over three decades, so that the min terms'
+    // and the scale products' roundings differ from token to token
+    const size_t wrow = ggml_row_size(GGML_TYPE_Q4_1, k), arow = ggml_row_size(GGML_TYPE_Q8_1, k);
+    for (int trial = 0; trial < 8; trial++) {
+        std::vector<float> w = values(rng, (size_t) 2 * k, 0.01f * (1 << trial)), x = values(rng, (size_t) 4 * k, 1.0f);
+        for (int t = 0; t < 4; t++) {
+            for (int i = 0; i < k; i++) {
+                x[(size_t) t * k + i] *= (float) (t + 1) * (t + 1) * 0.1f;
+            }
+        }
+        std::vector<uint8_t> wq(2 * wrow), xq(4 * arow);
+        ggml_quantize_chunk(GGML_TYPE_Q4_1, w.data(), wq.data(), 0, 2, k, nullptr);
+        for (int t = 0; t < 4; t++) {
+            ggml_get_type_traits_cpu(GGML_TYPE_Q8_1)->from_float(x.data() + (size_t) t * k, xq.data() + t * arow, k);
+        }
+        using two_by_four = void (*)(int, float *, size_t, const void *, size_t, const void *, size_t);
+        for (two_by_four f : {ggml_vec_dot_q4_1_q8_1_2x4, steer_avx512_ggml_vec_dot_q4_1_q8_1_2x4}) {
+            if (f == steer_avx512_ggml_vec_dot_q4_1_q8_1_2x4 && !avx512) {
+                continue;
+            }
+            std::vector<float> got(64, NAN);
+            f(k, got.data(), 16, wq.data(), wrow, xq.data(), arow);
+            for (int r = 0; r < 2; r++) {
+                for (int t = 0; t < 4; t++) {
+                    float one = NAN;
+                    ggml_vec_dot_q4_1_q8_1(k, &one, 0, wq.data() + r * wrow, 0, xq.data() + t * arow, 0, 1);
+                    CHECK(std::memcmp(&got[r + 16 * t], &one, sizeof(float)) == 0, "Q4_1 trial %d: %s two by four's (row %d, token %d) %.9g, one by one %.9g",
+                          trial, f == ggml_vec_dot_q4_1_q8_1_2x4 ? "AVX2" : "AVX-512", r, t, got[r + 16 * t], one);
                 }
             }
         }
