@@ -207,26 +207,28 @@ static void q4_1_matmul_is_batch_invariant() {
     std::mt19937 rng(11);
     // 64 x 8: every row pair by four tokens; 38 x 7 and 37 x 9: odd chunks and token counts, whose last row takes the
     // one-by-one kernel, and whose tokens go four, then two, then one; 40 x 22: a 16-token tile and a partial one;
-    // 38 x (3 x 2): tokens in two matrices of three (src1 3-D, the weight broadcast), where no call may take tokens
-    // of both
+    // 38 x (5 x 2) and 38 x (3 x 3): two and three matrices, each with a weight of its own, whose tokens follow each
+    // other in the loop: a call that took tokens of two matrices would multiply some by the other matrix's weight
     struct shape {
         int R, N, M;  // weight rows, tokens per matrix, matrices
     };
-    for (shape sh : {shape{64, 8, 1}, shape{38, 7, 1}, shape{37, 9, 1}, shape{40, 22, 1}, shape{38, 3, 2}})
+    for (shape sh : {shape{64, 8, 1}, shape{38, 7, 1}, shape{37, 9, 1}, shape{40, 22, 1}, shape{38, 5, 2}, shape{38, 3, 3}})
     for (int threads : {1, 2}) {
         const int K = 512, R = sh.R, N = sh.N * sh.M;
-        std::vector<float> w = values(rng, (size_t) R * K, 0.3f), x = values(rng, (size_t) N * K, 1.0f);
+        const size_t wrow = ggml_row_size(GGML_TYPE_Q4_1, K);
+        std::vector<float> w = values(rng, (size_t) R * sh.M * K, 0.3f), x = values(rng, (size_t) N * K, 1.0f);
         ggml_context * ctx = new_context();
-        ggml_tensor * wq = ggml_new_tensor_2d(ctx, GGML_TYPE_Q4_1, K, R);
-        ggml_quantize_chunk(GGML_TYPE_Q4_1, w.data(), wq->data, 0, R, K, nullptr);
+        ggml_tensor * wq = ggml_new_tensor_3d(ctx, GGML_TYPE_Q4_1, K, R, sh.M);
+        ggml_quantize_chunk(GGML_TYPE_Q4_1, w.data(), wq->data, 0, (int64_t) R * sh.M, K, nullptr);
         ggml_tensor * all = ggml_mul_mat(ctx, wq, ggml_reshape_3d(ctx, tensor_2d(ctx, x, K, N), K, sh.N, sh.M));
         compute(ctx, all, threads);
-        std::vector<float> wd((size_t) R * K), xd(K);
-        ggml_get_type_traits(GGML_TYPE_Q4_1)->to_float(wq->data, wd.data(), (int64_t) R * K);
+        std::vector<float> wd((size_t) R * sh.M * K), xd(K);
+        ggml_get_type_traits(GGML_TYPE_Q4_1)->to_float(wq->data, wd.data(), (int64_t) R * sh.M * K);
         std::vector<char> xq(ggml_row_size(GGML_TYPE_Q8_1, K));
         for (int n = 0; n < N; n++) {
+            const int m = n / sh.N;  // the token's matrix, and its weight
             std::vector<float> col(x.begin() + (size_t) n * K, x.begin() + (size_t) (n + 1) * K);
-            ggml_tensor * one = ggml_mul_mat(ctx, wq, tensor_2d(ctx, col, K, 1));
+            ggml_tensor * one = ggml_mul_mat(ctx, ggml_view_2d(ctx, wq, K, R, wq->nb[1], (size_t) m * wq->nb[2]), tensor_2d(ctx, col, K, 1));
             compute(ctx, one, threads);
             // the activations as the kernel sees them: Q8_1 blocks of 32 (fp16 scale d, fp16 sum s, 32 int8), d x q
             ggml_get_type_traits_cpu(GGML_TYPE_Q8_1)->from_float(col.data(), xq.data(), K);
@@ -239,21 +241,22 @@ static void q4_1_matmul_is_batch_invariant() {
             }
             for (int r = 0; r < R; r++) {
                 const float batched = ((float *) all->data)[(size_t) n * R + r], alone = ((float *) one->data)[r];
-                CHECK(std::memcmp(&batched, &alone, sizeof(float)) == 0, "threads %d, row %d, token %d: %.9g in the batch, %.9g alone", threads, r, n, batched, alone);
+                CHECK(std::memcmp(&batched, &alone, sizeof(float)) == 0, "threads %d, matrix %d, row %d, token %d: %.9g in the batch, %.9g alone", threads, m, r, n, batched, alone);
                 // per block: d_w d_x sum(q_w q_x) + m_w s_x, where m_w is the block's minimum and s_x its stored
                 // fp16 d x sum(q) (the weight is d_w q_w + m_w; the kernel uses s_x rather than the exact sum)
+                const size_t row = (size_t) m * R + r;
                 double ref = 0;
                 for (int b = 0; b < K / 32; b++) {
-                    const char * wb = (const char *) wq->data + (size_t) r * ggml_row_size(GGML_TYPE_Q4_1, K) + (size_t) b * (4 + 16);
+                    const char * wb = (const char *) wq->data + row * wrow + (size_t) b * (4 + 16);
                     const char * xb = xq.data() + (size_t) b * (4 + 32);
-                    const double m = ggml_fp16_to_fp32(*(const ggml_fp16_t *) (wb + 2));
+                    const double mw = ggml_fp16_to_fp32(*(const ggml_fp16_t *) (wb + 2));
                     const double sx = ggml_fp16_to_fp32(*(const ggml_fp16_t *) (xb + 2));
                     for (int j = 0; j < 32; j++) {
-                        ref += ((double) wd[(size_t) r * K + b * 32 + j] - m) * xd[(size_t) b * 32 + j];
+                        ref += ((double) wd[row * K + b * 32 + j] - mw) * xd[(size_t) b * 32 + j];
                     }
-                    ref += m * sx;
+                    ref += mw * sx;
                 }
-                CHECK(std::fabs(batched - ref) <= 1e-3 * (1 + std::fabs(ref)), "threads %d, row %d, token %d: %.9g, dequantized %.9g", threads, r, n, batched, ref);
+                CHECK(std::fabs(batched - ref) <= 1e-3 * (1 + std::fabs(ref)), "threads %d, matrix %d, row %d, token %d: %.9g, dequantized %.9g", threads, m, r, n, batched, ref);
             }
         }
         ggml_free(ctx);

@@ -120,11 +120,7 @@ final class Greedy {
 
             @Override
             public void onFinish(FinishReason reason, Usage usage) {
-                if (reason == FinishReason.CANCELLED) {  // cut short (the server is stopping): not the model's answer
-                    done.completeExceptionally(new IllegalStateException("a greedy answer was cancelled"));
-                } else {
-                    done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
-                }
+                done.complete(tokens.stream().mapToInt(Integer::intValue).toArray());
             }
 
             @Override

@@ -2,6 +2,7 @@ package dev.steer.train;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import dev.steer.adapters.AdapterRegistry;
@@ -11,6 +12,7 @@ import dev.steer.llama.LlamaModel;
 import dev.steer.testing.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,36 +28,44 @@ class BaseAnswersTest {
         try (Engine engine = new Engine(model, new Engine.Config(2, 512, 64, 1, 1));
              AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
             ServedAdapters served = new ServedAdapters(engine, registry, "tiny", "tiny-sha");
-            Greedy greedy = new Greedy(engine, served);
-            List<List<int[]>> asked = new ArrayList<>();
-            BaseAnswers kept = new BaseAnswers((m, prompts, n) -> {
-                asked.add(prompts);
-                return greedy.answers(m, prompts, n);
-            });
-            int[] a = {1, 5, 9}, b = {1, 7}, c = {1, 2, 3, 4};
-            List<int[]> first = kept.answers("tiny@base", List.of(a, b), 6);
-            List<int[]> fresh = greedy.answers("tiny@base", List.of(a, b, c), 6);
-            assertArrayEquals(fresh.get(0), first.get(0));
-            assertArrayEquals(fresh.get(1), first.get(1));
-            assertEquals(1, asked.size());
-
-            List<int[]> second = kept.answers("tiny@base", List.of(c, a, b, c), 6);
-            assertEquals(2, asked.size());
-            assertEquals(1, asked.get(1).size(), "only the prompt not kept yet, once");
-            assertArrayEquals(c, asked.get(1).get(0));
-            assertArrayEquals(fresh.get(2), second.get(0));
-            assertArrayEquals(fresh.get(0), second.get(1));
-            assertArrayEquals(fresh.get(1), second.get(2));
-            assertArrayEquals(fresh.get(2), second.get(3));
-
-            second.get(1)[0] = -1;  // a caller's copy: what is kept stays as generated
-            assertArrayEquals(fresh.get(0), kept.answers("tiny@base", List.of(a), 6).get(0));
-            assertEquals(2, asked.size(), "everything kept: nothing generated");
-
-            kept.answers("tiny@base", List.of(a), 3);  // another length is another answer
-            assertEquals(3, asked.size());
-            served.closeAll();
+            try {
+                keptAnswers(new Greedy(engine, served));
+            } finally {
+                served.closeAll();
+            }
         }
+    }
+
+    private static void keptAnswers(Greedy greedy) {
+        List<List<int[]>> asked = new ArrayList<>();
+        BaseAnswers kept = new BaseAnswers((m, prompts, n) -> {
+            asked.add(prompts);
+            return greedy.answers(m, prompts, n);
+        });
+        int[] a = {1, 5, 9}, b = {1, 7}, c = {1, 2, 3, 4};
+        List<int[]> first = kept.answers("tiny@base", List.of(a, b), 6);
+        List<int[]> fresh = greedy.answers("tiny@base", List.of(a, b, c), 6);
+        assertFalse(Arrays.equals(fresh.get(0), fresh.get(1)) || Arrays.equals(fresh.get(1), fresh.get(2))
+                || Arrays.equals(fresh.get(0), fresh.get(2)), "three different answers, so that a mix-up shows");
+        assertArrayEquals(fresh.get(0), first.get(0));
+        assertArrayEquals(fresh.get(1), first.get(1));
+        assertEquals(1, asked.size());
+
+        List<int[]> second = kept.answers("tiny@base", List.of(c, a, b, c), 6);
+        assertEquals(2, asked.size());
+        assertEquals(1, asked.get(1).size(), "only the prompt not kept yet, once");
+        assertArrayEquals(c, asked.get(1).get(0));
+        assertArrayEquals(fresh.get(2), second.get(0));
+        assertArrayEquals(fresh.get(0), second.get(1));
+        assertArrayEquals(fresh.get(1), second.get(2));
+        assertArrayEquals(fresh.get(2), second.get(3));
+
+        second.get(1)[0] = -1;  // a caller's copy: what is kept stays as generated
+        assertArrayEquals(fresh.get(0), kept.answers("tiny@base", List.of(a), 6).get(0));
+        assertEquals(2, asked.size(), "everything kept: nothing generated");
+
+        kept.answers("tiny@base", List.of(a), 3);  // another length is another answer
+        assertEquals(3, asked.size());
     }
 
     @Test
