@@ -263,16 +263,28 @@ static void q4_1_matmul_is_batch_invariant() {
     }
 }
 
+#if defined(STEER_OUT_PROD_AVX512)
+using steer_out_prod_rows8_t = void (*)(int64_t, int64_t, const float *, const float *, int64_t, float * const *);
+extern "C" steer_out_prod_rows8_t steer_out_prod_rows8;  // ggml-cpu's choice for 0003's dst rows eight at a time (0018)
+extern "C" void steer_avx512_out_prod_rows8(int64_t, int64_t, const float *, const float *, int64_t, float * const *);
+#endif
+
 // 0003's OUT_PROD through a quantized weight (the trainer's backward pass through the frozen weights): dst[i0, i1] =
-// sum over j of W[i0, j] b[i1, j], each element one chain of FMAs over j in order, four result rows at a time or one;
-// so it must equal that chain in float (std::fma) to the last bit. Sizes: widths of 3 and 5 blocks of 32
-// (a quantized row is whole blocks, so neither loop has a tail); 40 weight rows (two blocks of 32 rows); 7 result rows
-// (a block of four and three one by one).
+// sum over j of W[i0, j] b[i1, j], each element one chain of FMAs over j in order, eight result rows at a time
+// (0018, 512-bit vectors on a CPU with AVX-512F, which ggml_cpu_init chose exactly there), four, or one; so it must
+// equal that chain in float (std::fma) to the last bit. Sizes: widths of 3 and 5 blocks of 32, and of 1 and 2 Q4_K
+// blocks of 256 (a quantized row is whole blocks, so no loop has a tail); 40 weight rows (two blocks of 32 rows); 15
+// result rows (eight, four and three one by one on one thread; split 8 and 7 over two).
 static void quantized_out_prod_is_the_fma_chain() {
+#if defined(STEER_OUT_PROD_AVX512)
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    CHECK(steer_out_prod_rows8 == (avx512 ? steer_avx512_out_prod_rows8 : nullptr), "0018: ggml took %s for a CPU %s AVX-512F",
+          steer_out_prod_rows8 ? "the AVX-512 rows" : "the build's vectors", avx512 ? "with" : "without");
+#endif
     std::mt19937 rng(14);
-    for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0}) {
-        for (int ne00 : {96, 160}) {
-            const int ne01 = 40, ne10 = 7;
+    for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
+        for (int ne00 : t == GGML_TYPE_Q4_K ? std::vector<int>{256, 512} : std::vector<int>{96, 160}) {
+            const int ne01 = 40, ne10 = 15;
             std::vector<float> w = values(rng, (size_t) ne00 * ne01, 0.1f), b = values(rng, (size_t) ne10 * ne01, 1.0f);
             ggml_context * ctx = new_context();
             ggml_tensor * wq = ggml_new_tensor_2d(ctx, t, ne00, ne01);
