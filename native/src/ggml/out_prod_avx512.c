@@ -11,8 +11,7 @@
 #include <stdint.h>
 
 void steer_avx512_out_prod_rows8(int64_t ne0, int64_t nb, const float * w, const float * c, int64_t cstride, float * const * d) {
-    const int64_t np = ne0 - ne0 % 32;  // whole pairs of 16-float vectors
-    for (int64_t i0 = 0; i0 < np; i0 += 32) {
+    for (int64_t i0 = 0; i0 < ne0; i0 += 32) {  // ne0 a multiple of 32 (ggml-cpu/ops.cpp asks): whole vector pairs
         __m512 a[8][2];
         for (int j = 0; j < 8; ++j) {
             a[j][0] = _mm512_loadu_ps(d[j] + i0);
@@ -30,15 +29,6 @@ void steer_avx512_out_prod_rows8(int64_t ne0, int64_t nb, const float * w, const
         for (int j = 0; j < 8; ++j) {
             _mm512_storeu_ps(d[j] + i0, a[j][0]);
             _mm512_storeu_ps(d[j] + i0 + 16, a[j][1]);
-        }
-    }
-    for (int64_t i0 = np; i0 < ne0; ++i0) {  // never for a quantized row (whole blocks of 32); kept for any width
-        for (int j = 0; j < 8; ++j) {
-            float acc = d[j][i0];
-            for (int64_t k = 0; k < nb; ++k) {
-                acc += w[k * ne0 + i0] * c[j * cstride + k];
-            }
-            d[j][i0] = acc;
         }
     }
 }
