@@ -31,11 +31,12 @@ public final class NativeLibrary {
             System.load(extractBundled().toString());
         }
         nativeInit();
+        loaded = true;
         String level = System.getProperty("steer.llama.log", System.getenv("STEER_LLAMA_LOG"));
         if (level != null) {
-            setLogLevel(LogLevel.valueOf(level.toUpperCase(Locale.ROOT)));
+            // The native call, not setLogLevel: that one loads first, and from here that was a recursion without end.
+            nativeSetLogLevel(LogLevel.parse(level).ggmlLevel);
         }
-        loaded = true;
     }
 
     /** Which llama.cpp messages reach stderr. Errors also end up in exception messages regardless. */
@@ -46,6 +47,15 @@ public final class NativeLibrary {
 
         LogLevel(int ggmlLevel) {
             this.ggmlLevel = ggmlLevel;
+        }
+
+        /** A level by name, any case ({@code STEER_LLAMA_LOG=info}); an unknown name says which ones there are. */
+        public static LogLevel parse(String name) {
+            try {
+                return valueOf(name.strip().toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("unknown llama.cpp log level '" + name + "': use one of debug, info, warn, error, none");
+            }
         }
     }
 
