@@ -24,7 +24,8 @@ import java.util.Random;
  * one JSON object: tokens/s over the timed steps, resident memory of serving alone and the process peak. Last,
  * serving beside training: the latency of single-token decode steps on the serving context (THREADS threads), alone
  * and while the trainer (TRAIN_THREADS threads, default THREADS) runs steps on another thread of the same process.
- * CHECKPOINTING (true/false, default false) turns on the trainer's activation checkpointing. LAYERS (default 0:
+ * CHECKPOINTING (false, the default; true: every block; N: in N runs of blocks) sets the trainer's activation
+ * checkpointing. LAYERS (default 0:
  * every block) puts LoRA on the last LAYERS blocks only, as a job's {@code lora_layers}; the blocks below are then
  * computed once per example, by its reference pass, and every step starts from their kept output, as in a job.
  */
@@ -36,7 +37,7 @@ public class TrainerBench {
         int gpuLayers = Integer.parseInt(args[7]);
         boolean dpo = args[8].equals("sft+dpo");
         int trainThreads = args.length > 9 ? Integer.parseInt(args[9]) : threads;
-        boolean checkpointing = args.length > 10 && Boolean.parseBoolean(args[10]);
+        String checkpointing = args.length > 10 ? args[10] : "false";  // false, true (every block) or N runs of blocks
         int layers = args.length > 11 ? Integer.parseInt(args[11]) : LoraTrainer.ALL_LAYERS;
         NativeLibrary.load();
         try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
@@ -59,7 +60,11 @@ public class TrainerBench {
             }
             LoraTrainer.Weights w = dpo ? new LoraTrainer.Weights(1f, 1f, 0.1f) : LoraTrainer.Weights.sftOnly();
             try (LoraTrainer trainer = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, rank, 2f * rank, layers, 1, trainThreads)) {
-                trainer.checkpointing(checkpointing);
+                switch (checkpointing) {
+                    case "false" -> trainer.checkpointing(false);
+                    case "true" -> trainer.checkpointing(true);
+                    default -> trainer.checkpointing(Integer.parseInt(checkpointing));
+                }
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
                 List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();
@@ -90,7 +95,7 @@ public class TrainerBench {
                 stop.set(true);
                 training.join();
                 long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
-                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %b, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
+                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %s, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
                                 + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
                                 + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
                                 + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"train_threads\": %d, "

@@ -5,7 +5,8 @@ length and batch, run one after the other on the same machine.
 Steer trains on the GGUF file as served (quantized base, weights shared with a serving context); PEFT trains a
 float32 model of the same shape (bench/peft_trainer_bench.py). Both run masked SFT with the loss on the last SPAN
 tokens. Steer's sft+dpo (a rejected span of SPAN tokens besides) is measured too, as the jobs train it, and sft with
-activation checkpointing (less memory, one more forward pass).
+activation checkpointing: of every block (least memory, one more forward pass) and in two runs of blocks (about half
+the activations, half a forward pass more).
 
   python3 bench/trainer_bench.py --model M.gguf --python ~/.cache/steer/bench-venv/bin/python --threads 2 \
       --out bench/results/trainer-cpu-gemma3-270m.json
@@ -52,6 +53,7 @@ def main():
         "steer_sft": run_json(steer + ["sft", train_threads, "false", layers]),
         "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads, "false", layers]),
         "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers]),
+        "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers]),
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
     }
@@ -72,6 +74,10 @@ def main():
                 round(runs["steer_sft_checkpointing"]["tokens_per_second"] / runs["peft_all_logits"]["tokens_per_second"], 3),
             "steer_checkpointing_peak_vs_serving_memory":
                 round(runs["steer_sft_checkpointing"]["peak_rss_mib"] / runs["steer_sft_checkpointing"]["serving_rss_mib"], 3),
+            "steer_checkpointing_2_vs_peft_span_logits_tokens_per_second":
+                round(runs["steer_sft_checkpointing_2"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
+            "steer_checkpointing_2_peak_vs_serving_memory":
+                round(runs["steer_sft_checkpointing_2"]["peak_rss_mib"] / runs["steer_sft_checkpointing_2"]["serving_rss_mib"], 3),
             "peft_all_logits_peak_vs_steer_peak_memory": round(runs["peft_all_logits"]["peak_rss_mib"] / s["peak_rss_mib"], 3),
             "decode_p50_while_training_vs_alone": round(s["decode_ms_while_training_p50"] / s["decode_ms_alone_p50"], 3),
         },

@@ -91,8 +91,15 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeFree(JNIEnv * env,
     guarded_void(env, [&] { delete trainer_of(h); });
 }
 
-JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(JNIEnv * env, jclass, jlong h, jboolean on) {
-    guarded_void(env, [&] { trainer_of(h)->set_checkpointing(on == JNI_TRUE); });
+// segments: 0 off, -1 every block, N >= 2 that many runs of blocks (trainer.h).
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(JNIEnv * env, jclass, jlong h, jint segments) {
+    guarded_void(env, [&] {
+        if (segments == steer::train::trainer::EVERY_BLOCK) {
+            trainer_of(h)->set_checkpointing(true);
+        } else {
+            trainer_of(h)->set_checkpoint_segments(segments);
+        }
+    });
 }
 
 // cell: a direct buffer of at least 4 bytes that the Java object keeps alive as long as the trainer.

@@ -1,5 +1,7 @@
 #include "trainer_graph.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 namespace steer::train {
@@ -48,9 +50,86 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     return loss;
 }
 
+// Checkpointing in segments: the LoRA blocks in `segments` runs of consecutive blocks (the earlier runs one block
+// longer where they do not divide evenly). A forward pass keeps only each run's input; the last run and the head
+// go forward and backward in one graph (their activations kept, as without checkpointing), then each earlier run,
+// from the last, is computed again from its input and backpropagated in one graph. One run's activations at a time
+// for (segments - 1) / segments of a forward pass more. Checkpointing every block (backward_checkpointed) saves
+// more memory for a whole forward pass more and a graph per block.
+float trainer::backward_segments(const example & e, const loss_weights & w, const reference & ref, float loss_scale, int segments) {
+    const int L = model_.n_layer, first = lora_->first_layer(), n = L - first;
+    const int k = std::max(1, std::min(segments, n));
+    std::vector<int> bounds(k + 1);  // run i is the blocks [bounds[i], bounds[i + 1])
+    for (int i = 0; i <= k; i++) {
+        bounds[i] = first + (int) (((int64_t) n * i + k - 1) / k);
+    }
+    std::vector<std::vector<float>> xs(k);  // xs[i]: run i's input
+    {
+        auto g = start(e, w, true, false);
+        std::vector<ggml_tensor *> inputs{first_block_input(*g)};
+        for (int i = 0; i + 1 < k; i++) {
+            inputs.push_back(blocks_between(g->ctx, model_, lora_.get(), g->in, g->T, bounds[i], bounds[i + 1], inputs.back(), nullptr));
+        }
+        for (ggml_tensor * x : inputs) {
+            ggml_set_output(x);
+            ggml_build_forward_expand(g->gf, x);
+        }
+        allocate(g->gf, "checkpointing forward");
+        set_inputs(*g, ref, w);
+        compute(g->gf, "checkpointing forward");
+        for (int i = 0; i < k; i++) {
+            xs[i].resize(ggml_nelements(inputs[i]));
+            ggml_backend_tensor_get(inputs[i], xs[i].data(), 0, ggml_nbytes(inputs[i]));
+        }
+        ggml_backend_sched_reset(sched_);
+    }
+    auto last = start(e, w, true, false, ref.guard.size() / 2);
+    graph & g = *last;
+    g.in = attention_inputs(g.ctx, g.T);
+    g.last_block_out = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);  // here: the last run's input
+    ggml_set_input(g.last_block_out);
+    const bool below = k > 1;
+    if (below) {
+        ggml_set_param(g.last_block_out);
+    }
+    head(g, final_norm(g.ctx, model_, blocks_between(g.ctx, model_, lora_.get(), g.in, g.T, bounds[k - 1], L, g.last_block_out, nullptr)),
+         w, loss_scale, false, false);
+    if (g.loss == nullptr) {
+        throw std::invalid_argument("the example has no loss term to train on");
+    }
+    expand_backward(g.ctx, g.gf, g.loss);
+    ggml_tensor * grad_t = below ? ggml_graph_get_grad(g.gf, g.last_block_out) : nullptr;
+    if (below && grad_t == nullptr) {
+        throw std::runtime_error("the loss does not depend on the last run's input");
+    }
+    if (grad_t) {
+        ggml_set_output(grad_t);
+    }
+    allocate(g.gf, "last run backward");
+    set_inputs(g, ref, w);
+    ggml_backend_tensor_set(g.last_block_out, xs[k - 1].data(), 0, xs[k - 1].size() * sizeof(float));
+    compute(g.gf, "last run backward");
+    const float loss = scalar(g.loss);
+    std::vector<float> grad;
+    if (grad_t) {
+        grad.resize(xs[k - 1].size());
+        ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
+    }
+    ggml_backend_sched_reset(sched_);
+    for (int i = k - 2; i >= 0; i--) {
+        grad = blocks_backward(g, bounds[i], bounds[i + 1], xs[i], grad);
+    }
+    return loss;
+}
+
 // One block computed again from its input x, with d loss / d output given: adds its LoRA tensors' gradients into
 // the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
 std::vector<float> trainer::block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
+    return blocks_backward(packed, il, il + 1, x, grad_out);
+}
+
+// The same for the blocks [from, to) as one graph: their activations at once, one graph instead of to - from.
+std::vector<float> trainer::blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out) {
     const int T = packed.T;
     if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
         throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
@@ -62,19 +141,19 @@ std::vector<float> trainer::block_backward(const graph & packed, int il, const s
     packed_inputs in = attention_inputs(g.ctx, T);
     ggml_tensor * x_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
     ggml_set_input(x_t);
-    const bool below = il > lora_->first_layer();  // a block below with LoRA pairs wants this block's input gradient
+    const bool below = from > lora_->first_layer();  // a block below with LoRA pairs wants this input's gradient
     if (below) {
         ggml_set_param(x_t);  // its gradient goes to the block before
     }
     ggml_tensor * grad_out_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
     ggml_set_input(grad_out_t);
-    ggml_tensor * out = family_of(model_).layer(g.ctx, model_, lora_.get(), in, T, il, x_t);
+    ggml_tensor * out = blocks_between(g.ctx, model_, lora_.get(), in, T, from, to, x_t, nullptr);
     ggml_tensor * seed = ggml_sum(g.ctx, ggml_mul(g.ctx, out, grad_out_t));
     ggml_build_forward_expand(g.gf, seed);
     expand_backward(g.ctx, g.gf, seed);
     ggml_tensor * grad_x = below ? ggml_graph_get_grad(g.gf, x_t) : nullptr;
     if (below && grad_x == nullptr) {
-        throw std::runtime_error("block " + std::to_string(il) + "'s output does not depend on its input");
+        throw std::runtime_error("block " + std::to_string(from) + "'s output does not depend on its input");
     }
     if (grad_x) {
         ggml_set_output(grad_x);

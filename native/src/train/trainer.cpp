@@ -126,6 +126,12 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
             ggml_build_forward_expand(g.gf, param);
         }
     }
+    ggml_tensor * x = first_block_input(g);
+    ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, lora_->first_layer(), model_.n_layer, x, checkpoints);
+    return final_norm(g.ctx, model_, out);
+}
+
+ggml_tensor * trainer::first_block_input(graph & g) {
     g.in = attention_inputs(g.ctx, g.T);
     const int first = lora_->first_layer();
     ggml_tensor * x;
@@ -140,8 +146,7 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
         ggml_set_input(g.in.tokens);
         x = family_of(model_).embed(g.ctx, model_, g.in);
     }
-    ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, first, model_.n_layer, x, checkpoints);
-    return final_norm(g.ctx, model_, out);
+    return x;
 }
 
 std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
@@ -452,8 +457,11 @@ void trainer::allocate(ggml_cgraph * gf, const char * what) {
 }
 
 float trainer::backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
-    if (checkpointing_) {
+    if (checkpoint_segments_ == EVERY_BLOCK) {
         return backward_checkpointed(e, w, ref, loss_scale);
+    }
+    if (checkpoint_segments_ >= 2) {
+        return backward_segments(e, w, ref, loss_scale, checkpoint_segments_);
     }
     auto g = loss_graph(e, w, true, true, loss_scale, false, false, ref.guard.size() / 2);
     if (g->loss == nullptr) {

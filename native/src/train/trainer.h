@@ -120,7 +120,11 @@ class trainer {
 
     // Activation checkpointing for the backward passes (off by default): keep only each block's input and compute
     // the blocks again during the backward pass. Much less memory, one more forward pass; the same gradients.
-    void set_checkpointing(bool on) { checkpointing_ = on; }
+    // With segments >= 2 (set_checkpoint_segments): keep only the input of each of that many runs of blocks and
+    // compute all runs but the last again, one run at a time: between the two in memory and time.
+    void set_checkpointing(bool on) { checkpoint_segments_ = on ? EVERY_BLOCK : 0; }
+    void set_checkpoint_segments(int segments) { checkpoint_segments_ = segments >= 2 ? segments : 0; }
+    static constexpr int EVERY_BLOCK = -1;
 
     // Where the CPU thread count lives: *cell is read before each graph (a value below 1 is ignored). Another thread
     // may write it at any time (the server lowers it as soon as a request arrives, mid-step); the caller keeps the
@@ -144,6 +148,8 @@ class trainer {
     // states (loss_head.cpp).
     std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows, size_t guard_pairs = 0);
     ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
+    // The first LoRA block's input: the kept input, or the embeddings when every block has LoRA (sets g.in).
+    ggml_tensor * first_block_input(graph & g);
     // The input of the first block with LoRA pairs for g's packing (the blocks below it are the base model's):
     // computed once per distinct packing and kept while the trainer lives (kept_inputs_; kept_input.cpp). Past
     // KEPT_INPUTS_BYTES (host memory, on top of the job's) nothing more is kept: it is computed again each time, in g.
@@ -164,6 +170,8 @@ class trainer {
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     std::vector<float> block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
+    std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);
+    float backward_segments(const example & e, const loss_weights & w, const reference & ref, float loss_scale, int segments);
 
     model_view model_;
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.
@@ -171,7 +179,7 @@ class trainer {
     ggml_backend_sched_t sched_ = nullptr;
     std::unique_ptr<lora_set> lora_;
     std::unique_ptr<adamw> opt_;
-    bool checkpointing_ = false;
+    int checkpoint_segments_ = 0;  // 0: off; EVERY_BLOCK; N >= 2: N runs of blocks
     struct packing_key {
         std::vector<int32_t> tokens, positions, seq;  // what the blocks' output depends on (the masks follow from them)
         bool operator<(const packing_key & o) const {

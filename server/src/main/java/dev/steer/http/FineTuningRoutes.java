@@ -247,7 +247,7 @@ final class FineTuningRoutes {
                 (float) h.number("dpo_weight", d.dpoWeight(), 0, 100),
                 h.number("validation_split", d.validationSplit(), 0, 0.9),
                 (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE),
-                h.bool("activation_checkpointing", d.activationCheckpointing()),
+                checkpointing(h) < 0,
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
                 h.bool("early_stopping", d.earlyStopping()),
@@ -257,7 +257,27 @@ final class FineTuningRoutes {
                 (float) h.number("guard_weight", d.guardWeight(), 0, 1000),
                 (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
                 stops,
-                (float) h.number("ema_decay", d.emaDecay(), 0, 0.999));
+                (float) h.number("ema_decay", d.emaDecay(), 0, 0.999),
+                Math.max(0, checkpointing(h)));
+    }
+
+    /** {@code activation_checkpointing}: false or absent 0, true -1 (every block), N >= 2 that many runs of blocks. */
+    private static int checkpointing(RequestBody h) {
+        JsonElement e = h.raw("activation_checkpointing");
+        if (e == null) {
+            return 0;
+        }
+        if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isBoolean()) {
+            return e.getAsBoolean() ? -1 : 0;
+        }
+        if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()) {
+            double n = e.getAsDouble();
+            if (n == Math.rint(n) && n >= 2 && n <= 1000) {
+                return (int) n;
+            }
+        }
+        throw ApiError.invalid("hyperparameters.activation_checkpointing",
+                "'hyperparameters.activation_checkpointing' must be false, true (every block) or a number of runs of blocks from 2 to 1000.");
     }
 
     private static Hyperparameters.Stops stops(String s) {

@@ -229,7 +229,21 @@ public final class LoraTrainer extends NativeHandle {
      * gradients are the same.
      */
     public LoraTrainer checkpointing(boolean on) {
-        nativeSetCheckpointing(handle(), on);
+        nativeSetCheckpointing(handle(), on ? -1 : 0);
+        return this;
+    }
+
+    /**
+     * Activation checkpointing in {@code segments} runs of consecutive LoRA blocks (2 or more; at most one per
+     * block): the backward pass keeps only each run's input, and computes every run but the last again, one run at
+     * a time. Between off and {@link #checkpointing(boolean) every block}: with two runs about half the
+     * activations for half a forward pass more. The gradients are the same.
+     */
+    public LoraTrainer checkpointing(int segments) {
+        if (segments < 2) {
+            throw new IllegalArgumentException("checkpointing in segments needs 2 or more, not " + segments);
+        }
+        nativeSetCheckpointing(handle(), segments);
         return this;
     }
 
@@ -358,7 +372,7 @@ public final class LoraTrainer extends NativeHandle {
 
     private static native void nativeFree(long h);
 
-    private static native void nativeSetCheckpointing(long h, boolean on);
+    private static native void nativeSetCheckpointing(long h, int segments);
 
     private static native void nativeSetThreadCell(long h, ByteBuffer cell);
 

@@ -40,12 +40,16 @@ import java.util.List;
  * @param emaDecay        the adapter early stopping measures, keeps and the job saves is an exponential moving average
  *                        of the trained weights with this decay per step ({@link WeightAverage}; 0: the weights as
  *                        trained)
+ * @param checkpointSegments 0, or N >= 2 ({@code activation_checkpointing: N}): activation checkpointing in N runs of
+ *                        blocks ({@link LoraTrainer#checkpointing(int)}): about 1/N of the activations at a time for
+ *                        (N - 1) / N of a forward pass more
  */
 public record Hyperparameters(int nEpochs, int batchSize, float learningRate, int warmupSteps, float weightDecay,
                               float maxGradNorm, int loraRank, float loraAlpha, List<String> targetModules, float beta, float nllWeight,
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
-                              float unlikelihoodWeight, float guardWeight, int loraLayers, Stops stops, float emaDecay) {
+                              float unlikelihoodWeight, float guardWeight, int loraLayers, Stops stops, float emaDecay,
+                              int checkpointSegments) {
     /**
      * What a job reads into a stop (a "rejection": the person cut the answer and wrote nothing). Its spelling in the API
      * is the lower-case name.
@@ -147,7 +151,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS, DEFAULT_EMA_DECAY);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS, DEFAULT_EMA_DECAY, 0);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -167,7 +171,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public Hyperparameters withLoraLayers(int layers) {
         return new Hyperparameters(nEpochs, batchSize, learningRate, warmupSteps, weightDecay, maxGradNorm, loraRank, loraAlpha, targetModules,
                 beta, nllWeight, dpoWeight, validationSplit, seed, activationCheckpointing, klWeight, replay, earlyStopping, onPolicy,
-                adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops, emaDecay);
+                adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops, emaDecay, checkpointSegments);
     }
 
     public LoraTrainer.Weights weights() {

@@ -249,12 +249,18 @@ public final class JobRunner implements AutoCloseable {
                 set.train().stream().mapToInt(i -> i.steerIds().size()).sum(), set.train().size(), set.heldOut().size(),
                 replay.size(), accepted.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
                 lossTerms(h)) + (h.emaDecay() > 0 ? String.format(" The adapter %s is the moving average of the weights (decay %s per step).",
-                h.earlyStopping() ? "measured, kept and saved" : "saved", h.emaDecay()) : ""));
+                h.earlyStopping() ? "measured, kept and saved" : "saved", h.emaDecay()) : "")
+                + (h.checkpointSegments() >= 2 ? " Activation checkpointing in " + h.checkpointSegments() + " runs of blocks."
+                   : h.activationCheckpointing() ? " Activation checkpointing of every block." : ""));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
         try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), adapted, h.seed(), trainingThreads())) {
-            t.checkpointing(h.activationCheckpointing());
+            if (h.checkpointSegments() >= 2) {
+                t.checkpointing(h.checkpointSegments());
+            } else {
+                t.checkpointing(h.activationCheckpointing());
+            }
             training = t;
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
