@@ -91,6 +91,11 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeFree(JNIEnv * env,
     guarded_void(env, [&] { delete trainer_of(h); });
 }
 
+// The trainer's graph memory so far (the largest graph it allocated), for tests and benchmarks.
+JNIEXPORT jlong JNICALL Java_dev_steer_llama_LoraTrainer_nativeComputeBufferBytes(JNIEnv * env, jclass, jlong h) {
+    return guarded(env, (jlong) 0, [&] { return (jlong) trainer_of(h)->compute_buffer_bytes(); });
+}
+
 // segments: 0 off, -1 every block, N >= 2 that many runs of blocks (trainer.h).
 JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(JNIEnv * env, jclass, jlong h, jint segments) {
     guarded_void(env, [&] {

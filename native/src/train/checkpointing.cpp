@@ -50,18 +50,21 @@ float trainer::backward_checkpointed(const example & e, const loss_weights & w, 
     return loss;
 }
 
-// Checkpointing in segments: the LoRA blocks in `segments` runs of consecutive blocks (the earlier runs one block
-// longer where they do not divide evenly). A forward pass keeps only each run's input; the last run and the head
+// Checkpointing in segments: the LoRA blocks in `segments` runs of consecutive blocks (at most one per block; the
+// first runs one block longer where they do not divide evenly). A forward pass keeps only each run's input; the last run and the head
 // go forward and backward in one graph (their activations kept, as without checkpointing), then each earlier run,
 // from the last, is computed again from its input and backpropagated in one graph. One run's activations at a time
 // for (segments - 1) / segments of a forward pass more. Checkpointing every block (backward_checkpointed) saves
 // more memory for a whole forward pass more and a graph per block.
 float trainer::backward_segments(const example & e, const loss_weights & w, const reference & ref, float loss_scale, int segments) {
     const int L = model_.n_layer, first = lora_->first_layer(), n = L - first;
-    const int k = std::max(1, std::min(segments, n));
-    std::vector<int> bounds(k + 1);  // run i is the blocks [bounds[i], bounds[i + 1])
+    const int k = std::min(segments, n);
+    if (k < 2) {
+        return backward_plain(e, w, ref, loss_scale);  // one run: nothing to compute again
+    }
+    std::vector<int> bounds(k + 1);  // run i is the blocks [bounds[i], bounds[i + 1]); the first n % k runs one longer
     for (int i = 0; i <= k; i++) {
-        bounds[i] = first + (int) (((int64_t) n * i + k - 1) / k);
+        bounds[i] = first + i * (n / k) + std::min(i, n % k);
     }
     std::vector<std::vector<float>> xs(k);  // xs[i]: run i's input
     {
@@ -86,35 +89,27 @@ float trainer::backward_segments(const example & e, const loss_weights & w, cons
     auto last = start(e, w, true, false, ref.guard.size() / 2);
     graph & g = *last;
     g.in = attention_inputs(g.ctx, g.T);
-    g.last_block_out = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);  // here: the last run's input
-    ggml_set_input(g.last_block_out);
-    const bool below = k > 1;
-    if (below) {
-        ggml_set_param(g.last_block_out);
-    }
-    head(g, final_norm(g.ctx, model_, blocks_between(g.ctx, model_, lora_.get(), g.in, g.T, bounds[k - 1], L, g.last_block_out, nullptr)),
+    ggml_tensor * run_input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);  // the last run's, given
+    ggml_set_input(run_input);
+    ggml_set_param(run_input);  // its gradient goes to the run before
+    head(g, final_norm(g.ctx, model_, blocks_between(g.ctx, model_, lora_.get(), g.in, g.T, bounds[k - 1], L, run_input, nullptr)),
          w, loss_scale, false, false);
     if (g.loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
     }
     expand_backward(g.ctx, g.gf, g.loss);
-    ggml_tensor * grad_t = below ? ggml_graph_get_grad(g.gf, g.last_block_out) : nullptr;
-    if (below && grad_t == nullptr) {
+    ggml_tensor * grad_t = ggml_graph_get_grad(g.gf, run_input);
+    if (grad_t == nullptr) {
         throw std::runtime_error("the loss does not depend on the last run's input");
     }
-    if (grad_t) {
-        ggml_set_output(grad_t);
-    }
+    ggml_set_output(grad_t);
     allocate(g.gf, "last run backward");
     set_inputs(g, ref, w);
-    ggml_backend_tensor_set(g.last_block_out, xs[k - 1].data(), 0, xs[k - 1].size() * sizeof(float));
+    ggml_backend_tensor_set(run_input, xs[k - 1].data(), 0, xs[k - 1].size() * sizeof(float));
     compute(g.gf, "last run backward");
     const float loss = scalar(g.loss);
-    std::vector<float> grad;
-    if (grad_t) {
-        grad.resize(xs[k - 1].size());
-        ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
-    }
+    std::vector<float> grad(xs[k - 1].size());
+    ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
     ggml_backend_sched_reset(sched_);
     for (int i = k - 2; i >= 0; i--) {
         grad = blocks_backward(g, bounds[i], bounds[i + 1], xs[i], grad);
@@ -134,7 +129,8 @@ std::vector<float> trainer::blocks_backward(const graph & packed, int from, int 
     if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
         throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
     }
-    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
+    // Room for the tensors of a run of blocks and their backward, as start() gives a whole example's graph.
+    ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };
     graph g;  // owns the context
     g.ctx = ggml_init(ip);
     g.gf = ggml_new_graph_custom(g.ctx, GRAPH_SIZE, true);

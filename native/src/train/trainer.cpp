@@ -463,6 +463,19 @@ float trainer::backward(const example & e, const loss_weights & w, const referen
     if (checkpoint_segments_ >= 2) {
         return backward_segments(e, w, ref, loss_scale, checkpoint_segments_);
     }
+    return backward_plain(e, w, ref, loss_scale);
+}
+
+size_t trainer::compute_buffer_bytes() const {
+    size_t bytes = 0;
+    for (ggml_backend_t b : backends_) {
+        bytes += ggml_backend_sched_get_buffer_size(sched_, b);
+    }
+    return bytes;
+}
+
+// Every block's activations kept until the backward pass reads them: one graph, forward and backward.
+float trainer::backward_plain(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
     auto g = loss_graph(e, w, true, true, loss_scale, false, false, ref.guard.size() / 2);
     if (g->loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");

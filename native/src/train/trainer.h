@@ -125,6 +125,8 @@ class trainer {
     void set_checkpointing(bool on) { checkpoint_segments_ = on ? EVERY_BLOCK : 0; }
     void set_checkpoint_segments(int segments) { checkpoint_segments_ = segments >= 2 ? segments : 0; }
     static constexpr int EVERY_BLOCK = -1;
+    // The bytes of the graph buffers (the largest graph allocated so far: ggml's scheduler keeps its buffer).
+    size_t compute_buffer_bytes() const;
 
     // Where the CPU thread count lives: *cell is read before each graph (a value below 1 is ignored). Another thread
     // may write it at any time (the server lowers it as soon as a request arrives, mid-step); the caller keeps the
@@ -168,6 +170,7 @@ class trainer {
 
     // Forward and backward of one example; adds d (loss_scale * loss) / d p into the optimizer's accumulators.
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
+    float backward_plain(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     std::vector<float> block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
     std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);

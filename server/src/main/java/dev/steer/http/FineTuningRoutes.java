@@ -261,23 +261,32 @@ final class FineTuningRoutes {
                 Math.max(0, checkpointing(h)));
     }
 
-    /** {@code activation_checkpointing}: false or absent 0, true -1 (every block), N >= 2 that many runs of blocks. */
+    /**
+     * {@code activation_checkpointing}: false or absent 0, true -1 (every block), N from 2 that many runs of blocks. A
+     * job shows N as {@code checkpoint_segments} (beside {@code activation_checkpointing: false}) and takes that field
+     * back too, so that a job's hyperparameters sent again ask for the same.
+     */
     private static int checkpointing(RequestBody h) {
         JsonElement e = h.raw("activation_checkpointing");
-        if (e == null) {
-            return 0;
+        if (e != null && e.isJsonPrimitive() && e.getAsJsonPrimitive().isBoolean()) {
+            return e.getAsBoolean() ? -1 : runs(h, "checkpoint_segments", true);
         }
-        if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isBoolean()) {
-            return e.getAsBoolean() ? -1 : 0;
+        return e != null ? runs(h, "activation_checkpointing", false) : runs(h, "checkpoint_segments", true);
+    }
+
+    private static int runs(RequestBody h, String name, boolean zeroAllowed) {
+        String message = "'hyperparameters." + name + "' must be " + (zeroAllowed ? "0 or " : "false, true (every block) or ")
+                + "a number of runs of blocks from 2 to 1000.";
+        long n;
+        try {
+            n = h.integer(name, 0, 0, 1000);
+        } catch (ApiError notAnInteger) {
+            throw ApiError.invalid("hyperparameters." + name, message);
         }
-        if (e.isJsonPrimitive() && e.getAsJsonPrimitive().isNumber()) {
-            double n = e.getAsDouble();
-            if (n == Math.rint(n) && n >= 2 && n <= 1000) {
-                return (int) n;
-            }
+        if (n == 1 || (n == 0 && !zeroAllowed)) {
+            throw ApiError.invalid("hyperparameters." + name, message);
         }
-        throw ApiError.invalid("hyperparameters.activation_checkpointing",
-                "'hyperparameters.activation_checkpointing' must be false, true (every block) or a number of runs of blocks from 2 to 1000.");
+        return (int) n;
     }
 
     private static Hyperparameters.Stops stops(String s) {

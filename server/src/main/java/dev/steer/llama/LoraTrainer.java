@@ -223,6 +223,11 @@ public final class LoraTrainer extends NativeHandle {
         return trainer;
     }
 
+    /** The bytes of the trainer's graph memory: its largest graph so far (ggml's scheduler keeps that buffer). */
+    public long computeBufferBytes() {
+        return nativeComputeBufferBytes(handle());
+    }
+
     /**
      * Activation checkpointing (off at first): the backward pass keeps only each transformer block's input and
      * computes the blocks again as it goes, so training needs far less memory, for one more forward pass. The
@@ -373,6 +378,8 @@ public final class LoraTrainer extends NativeHandle {
     private static native void nativeFree(long h);
 
     private static native void nativeSetCheckpointing(long h, int segments);
+
+    private static native long nativeComputeBufferBytes(long h);
 
     private static native void nativeSetThreadCell(long h, ByteBuffer cell);
 

@@ -24,6 +24,9 @@ public final class NativeLibrary {
         if (loaded) {
             return;
         }
+        // Read first: a bad level fails every load, not only the first one.
+        String level = System.getProperty("steer.llama.log", System.getenv("STEER_LLAMA_LOG"));
+        LogLevel printLevel = level == null || level.isBlank() ? null : LogLevel.parse(level);
         String override = System.getProperty("steer.native.lib", System.getenv("STEER_NATIVE_LIB"));
         if (override != null && !override.isBlank()) {
             System.load(Path.of(override).toAbsolutePath().toString());
@@ -32,10 +35,9 @@ public final class NativeLibrary {
         }
         nativeInit();
         loaded = true;
-        String level = System.getProperty("steer.llama.log", System.getenv("STEER_LLAMA_LOG"));
-        if (level != null) {
+        if (printLevel != null) {
             // The native call, not setLogLevel: that one loads first, and from here that was a recursion without end.
-            nativeSetLogLevel(LogLevel.parse(level).ggmlLevel);
+            nativeSetLogLevel(printLevel.ggmlLevel);
         }
     }
 

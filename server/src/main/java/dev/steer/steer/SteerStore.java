@@ -179,13 +179,20 @@ public final class SteerStore implements AutoCloseable {
         return update("UPDATE steers SET excluded = ?, updated_at = ? WHERE id = ?", excluded ? 1 : 0, System.currentTimeMillis(), id) > 0;
     }
 
+    /**
+     * Adds tags to a record: each new one inserted, in one transaction, and none deleted. (Until 2026-12-06 the set was
+     * rewritten, a delete and then an insert per tag, each committed alone: a kill in between lost tags acknowledged
+     * before, which CrashDurabilityTest caught.)
+     */
     public synchronized boolean addTags(String id, Set<String> tags) {
         if (get(id).isEmpty()) {
             return false;
         }
-        Set<String> all = new LinkedHashSet<>(get(id).get().tags());
-        all.addAll(tags);
-        setTags(id, all);
+        Database.inTransaction(db, () -> {
+            for (String t : tags) {
+                update("INSERT OR IGNORE INTO steer_tags(steer_id, tag) VALUES (?, ?)", id, t);
+            }
+        });
         return true;
     }
 
@@ -195,9 +202,11 @@ public final class SteerStore implements AutoCloseable {
         if (r.isEmpty()) {
             return false;
         }
-        update("DELETE FROM steers WHERE id = ?", id);
-        update("DELETE FROM session_requests WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
-                r.get().sessionId(), r.get().sessionId());
+        Database.inTransaction(db, () -> {  // the record (its tags by cascade) and, when it was the last, its request
+            update("DELETE FROM steers WHERE id = ?", id);
+            update("DELETE FROM session_requests WHERE session_id = ? AND NOT EXISTS (SELECT 1 FROM steers WHERE session_id = ?)",
+                    r.get().sessionId(), r.get().sessionId());
+        });
         return true;
     }
 

@@ -250,7 +250,7 @@ public final class JobRunner implements AutoCloseable {
                 replay.size(), accepted.size(), total, batch, h.loraRank(), adapted == layers ? "all " + layers + " blocks" : "the last " + adapted + " of " + layers + " blocks",
                 lossTerms(h)) + (h.emaDecay() > 0 ? String.format(" The adapter %s is the moving average of the weights (decay %s per step).",
                 h.earlyStopping() ? "measured, kept and saved" : "saved", h.emaDecay()) : "")
-                + (h.checkpointSegments() >= 2 ? " Activation checkpointing in " + h.checkpointSegments() + " runs of blocks."
+                + (h.checkpointSegments() >= 2 ? checkpointingRuns(Math.min(h.checkpointSegments(), adapted))
                    : h.activationCheckpointing() ? " Activation checkpointing of every block." : ""));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
@@ -469,6 +469,11 @@ public final class JobRunner implements AutoCloseable {
         }
         int[] tokens = TrainingSet.concat(context, own);
         return new LoraTrainer.Example(tokens, Repeats.ownTextRoles(tokens, answerStart, context.length, markRepeats), -1, new int[0]);
+    }
+
+    /** What the first event says of checkpointing in runs: at most one run per adapted block (the trainer's rule). */
+    private static String checkpointingRuns(int runs) {
+        return runs >= 2 ? " Activation checkpointing in " + runs + " runs of blocks." : " One adapted block: no activation checkpointing to do.";
     }
 
     /** Where an example's answer begins: its first token that is not the prompt's. */

@@ -1,13 +1,16 @@
 package dev.steer.e2e;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /**
  * {@code activation_checkpointing} through the HTTP API: false, true (every block) or a number of runs of blocks; the
@@ -16,16 +19,12 @@ import org.junit.jupiter.api.Test;
  */
 class CheckpointingJobTest {
     private static JsonObject runJob(TestServer s, String checkpointing) throws Exception {
-        JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
-                {"model": "tiny", "hyperparameters": {"n_epochs": 1, "batch_size": 2, "replay": 2, "early_stopping": false,
-                 "activation_checkpointing": %s}, "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""".formatted(checkpointing)));
-        List<JsonObject> events = SteerLoopTest.follow(s, job.get("id").getAsString());
-        JsonObject done = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs/" + job.get("id").getAsString()));
-        done.add("events", com.google.gson.JsonParser.parseString(events.toString()));
-        return done;
+        // LoRA on both of the tiny model's blocks, so that two runs are two ("auto" adapts one).
+        return SteerLoopTest.runSmallJob(s, "\"lora_layers\": 0, \"activation_checkpointing\": " + checkpointing);
     }
 
     @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
     void aJobCheckpointsAsAsked() throws Exception {
         try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
             for (String p : List.of("hello world", "tell me a story", "what is the time")) {
@@ -45,14 +44,26 @@ class CheckpointingJobTest {
 
             JsonObject off = runJob(s, "false");
             assertEquals("succeeded", off.get("status").getAsString(), off.toString());
-            assertTrue(!off.get("events").toString().contains("Activation checkpointing"), off.toString());
+            assertFalse(off.get("events").toString().contains("Activation checkpointing"), off.toString());
+
+            // a job's hyperparameters sent back ask for the same: checkpoint_segments is taken as input too
+            JsonObject again = runJob(s, "false, \"checkpoint_segments\": 2");
+            assertEquals(2, again.getAsJsonObject("hyperparameters").get("checkpoint_segments").getAsInt(), again.toString());
+            assertTrue(again.get("events").toString().contains("Activation checkpointing in 2 runs of blocks."), again.toString());
+
+            JsonObject many = runJob(s, "1000");  // more runs than blocks: one per block, and the job says so
+            assertEquals("succeeded", many.get("status").getAsString(), many.toString());
+            assertTrue(many.get("events").toString().contains("Activation checkpointing in 2 runs of blocks."), many.toString());
 
             int jobs = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size();
-            for (String bad : List.of("1", "0", "2.5", "\"2\"", "1001", "{}")) {
+            for (String bad : List.of("1", "0", "2.5", "2.0000000000000001", "\"2\"", "1001", "{}")) {
                 var r = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"activation_checkpointing\": " + bad + "}}");
                 assertEquals(400, r.statusCode(), bad + ": " + r.body());
                 assertTrue(r.body().contains("hyperparameters.activation_checkpointing"), r.body());
             }
+            var one = s.post("/v1/fine_tuning/jobs", "{\"model\": \"tiny\", \"hyperparameters\": {\"checkpoint_segments\": 1}}");
+            assertEquals(400, one.statusCode(), one.body());
+            assertTrue(one.body().contains("hyperparameters.checkpoint_segments"), one.body());
             assertEquals(jobs, SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size(), "no job was made");
         }
     }

@@ -34,6 +34,20 @@ class SteerLoopTest {
                 + ",\"messages\":[{\"role\":\"user\",\"content\":\"" + user + "\"}]}";
     }
 
+    /**
+     * A small job on the tiny model (one epoch, batch 2, two replay answers, no early stopping, a gate that lets any
+     * adapter through unactivated), {@code extra} added to its hyperparameters; the finished job with its events.
+     */
+    static JsonObject runSmallJob(TestServer s, String extra) throws Exception {
+        JsonObject job = json(s.post("/v1/fine_tuning/jobs", """
+                {"model": "tiny", "hyperparameters": {"n_epochs": 1, "batch_size": 2, "replay": 2, "early_stopping": false%s},
+                 "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""".formatted(extra.isEmpty() ? "" : ", " + extra)));
+        List<JsonObject> events = follow(s, job.get("id").getAsString());
+        JsonObject done = json(s.get("/v1/fine_tuning/jobs/" + job.get("id").getAsString()));
+        done.add("events", com.google.gson.JsonParser.parseString(events.toString()));
+        return done;
+    }
+
     static JsonObject json(HttpResponse<String> r) {
         assertEquals(200, r.statusCode(), r.body());
         return JsonParser.parseString(r.body()).getAsJsonObject();

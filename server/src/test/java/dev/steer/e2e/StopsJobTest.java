@@ -17,13 +17,7 @@ import org.junit.jupiter.api.Test;
  */
 class StopsJobTest {
     private static JsonObject runJob(TestServer s, String stops) throws Exception {
-        JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
-                {"model": "tiny", "hyperparameters": {"n_epochs": 1, "batch_size": 2, "replay": 2, "early_stopping": false%s},
-                 "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""".formatted(stops == null ? "" : ", \"stops\": \"" + stops + "\"")));
-        List<JsonObject> events = SteerLoopTest.follow(s, job.get("id").getAsString());
-        JsonObject done = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs/" + job.get("id").getAsString()));
-        done.add("events", com.google.gson.JsonParser.parseString(events.toString()));
-        return done;
+        return SteerLoopTest.runSmallJob(s, stops == null ? "" : "\"stops\": \"" + stops + "\"");
     }
 
     @Test

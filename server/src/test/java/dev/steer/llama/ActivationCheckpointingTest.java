@@ -9,6 +9,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -63,8 +64,8 @@ class ActivationCheckpointingTest {
 
     /**
      * {@code segments} 0: every block; 2, 3: in that many runs of blocks (Gemma 3's six blocks: 3 + 3 and 2 + 2 + 2;
-     * two-block models: 1 + 1 either way); 4 with LoRA on the last 3 of Gemma 3's blocks: one run per block, the
-     * first run starting from the kept input.
+     * the two-block llama and qwen3: 1 + 1 either way); 4 with LoRA on the last 3 of Gemma 3's blocks: at most one
+     * run per block, the first run starting from the kept input.
      */
     @ParameterizedTest
     @CsvSource({"llama,0,0", "gemma3,0,0", "qwen3,0,0", "llama,2,0", "gemma3,2,0", "gemma3,3,0", "qwen3,3,0", "gemma3,4,3", "gemma3,2,3"})
@@ -99,6 +100,9 @@ class ActivationCheckpointingTest {
                 double rel = relativeDiff(a, b);
                 assertTrue(rel < 1e-5, arch + " " + name + ": relative difference " + rel);
             }
+            // ... in less graph memory (a checkpointing that did nothing would pass the comparisons above).
+            assertTrue(ckpt.computeBufferBytes() < plain.computeBufferBytes(),
+                    arch + ": " + ckpt.computeBufferBytes() + " bytes of graphs, against " + plain.computeBufferBytes() + " without checkpointing");
             // Training steps: the same losses and the same tensors after them (the SFT-only example checks the
             // graphs without a rejected span).
             List<LoraTrainer.Example> batch = List.of(e, new LoraTrainer.Example(e.context(), e.chosen(), new int[0]));
@@ -112,6 +116,31 @@ class ActivationCheckpointingTest {
             for (String name : names) {
                 double rel = relativeDiff(plain.tensor(name), ckpt.tensor(name));
                 assertTrue(rel < 1e-4, arch + " " + name + " after 3 steps: relative difference " + rel);
+            }
+        }
+    }
+
+    /** More runs, fewer blocks' activations at once: every block < 3 runs (2 + 2 + 2) < 2 runs (3 + 3) < none. */
+    @Test
+    void moreRunsKeepLessAtOnce() {
+        try (LlamaModel m = LlamaModel.load(model("gemma3"), TestModels.params())) {
+            LoraTrainer.Example e = new LoraTrainer.Example(m.tokenize("hello world, the model is in", true, false),
+                    m.tokenize(" the steer", false, false), new int[0]);
+            long[] bytes = new long[4];
+            for (int c = 0; c < 4; c++) {
+                try (LoraTrainer t = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2)) {
+                    switch (c) {
+                        case 0 -> t.checkpointing(true);
+                        case 1 -> t.checkpointing(3);
+                        case 2 -> t.checkpointing(2);
+                        default -> t.checkpointing(false);
+                    }
+                    t.gradient(e, t.reference(e), LoraTrainer.Weights.sftOnly(), "blk.5.attn_q.weight.lora_a");
+                    bytes[c] = t.computeBufferBytes();
+                }
+            }
+            for (int c = 1; c < 4; c++) {
+                assertTrue(bytes[c - 1] < bytes[c], java.util.Arrays.toString(bytes));
             }
         }
     }

@@ -1,6 +1,7 @@
 package dev.steer.llama;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -30,7 +31,7 @@ class NativeLogLevelTest {
         Child c = run("loud");
         assertNotEquals(0, c.exit, c.out);
         assertTrue(c.out.contains("unknown llama.cpp log level 'loud': use one of debug, info, warn, error, none"), c.out);
-        assertTrue(!c.out.contains("StackOverflowError"), c.out);
+        assertFalse(c.out.contains("StackOverflowError"), c.out);
     }
 
     private record Child(int exit, String out) {}

@@ -153,4 +153,21 @@ class SteerStoreTest {
             return new String(in.readAllBytes(), StandardCharsets.UTF_8).replaceAll("--[^\n]*", "");
         }
     }
+
+    @Test
+    void addingTagsNeverRemovesOnesAlreadyThere() throws Exception {
+        Path db = Files.createTempDirectory("steer-store").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db)) {
+            store.insert(record("r", "s", "{}", 1));
+            assertTrue(store.addTags("r", Set.of("first")));
+            // Any deletion of a tag now fails: adding must not rewrite the set (its delete, committed before the
+            // inserts, lost acknowledged tags to a kill in between).
+            try (Connection c = DriverManager.getConnection("jdbc:sqlite:" + db); Statement st = c.createStatement()) {
+                st.execute("CREATE TRIGGER keep_tags BEFORE DELETE ON steer_tags BEGIN SELECT RAISE(ABORT, 'a tag was deleted'); END");
+            }
+            assertTrue(store.addTags("r", Set.of("second", "first")));
+            assertEquals(Set.of("first", "second"), store.get("r").orElseThrow().tags());
+            assertFalse(store.addTags("nobody", Set.of("x")), "no record, no tags");
+        }
+    }
 }

@@ -80,4 +80,15 @@ class HyperparametersTest {
         assertEquals(n, h.loraLayers());
         return h;
     }
+
+    @Test
+    void aJobStoredBeforeCheckpointSegmentsReadsAsWithoutThem() {
+        // JobStore keeps hyperparameters as Gson writes the record; rows from before 2026-12-06 lack the field.
+        com.google.gson.JsonObject stored = new com.google.gson.Gson().toJsonTree(Hyperparameters.defaults(Hyperparameters.Method.SFT)).getAsJsonObject();
+        stored.remove("checkpointSegments");
+        stored.addProperty("activationCheckpointing", true);
+        Hyperparameters h = new com.google.gson.Gson().fromJson(stored, Hyperparameters.class);
+        assertEquals(0, h.checkpointSegments());
+        assertTrue(h.activationCheckpointing());
+    }
 }
