@@ -88,10 +88,13 @@ public final class AdapterRegistry implements AutoCloseable {
             throw new UncheckedIOException("cannot move the adapter into " + dir, e);
         }
         long now = System.currentTimeMillis();
-        update("INSERT INTO adapters (version, base_model, base_sha256, file, job_id, steer_ids, held_out_ids, hyperparameters,"
-                        + " metrics, gate, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                version, l.baseModel(), l.baseSha256(), name, l.jobId(), GSON.toJson(l.steerIds()), GSON.toJson(l.heldOutIds()),
-                GSON.toJson(l.hyperparameters()), GSON.toJson(l.metrics()), l.gate(), now);
+        Database.inTransaction(db, () -> {  // the row and the counter at once
+            update("INSERT INTO adapters (version, base_model, base_sha256, file, job_id, steer_ids, held_out_ids, hyperparameters,"
+                            + " metrics, gate, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    version, l.baseModel(), l.baseSha256(), name, l.jobId(), GSON.toJson(l.steerIds()), GSON.toJson(l.heldOutIds()),
+                    GSON.toJson(l.hyperparameters()), GSON.toJson(l.metrics()), l.gate(), now);
+            update("UPDATE adapter_counter SET last = MAX(last, ?)", version);
+        });
         return get(version).orElseThrow();
     }
 
@@ -194,7 +197,8 @@ public final class AdapterRegistry implements AutoCloseable {
     }
 
     private int nextVersion() {
-        try (PreparedStatement p = db.prepareStatement("SELECT COALESCE(MAX(version), 0) + 1 FROM adapters");
+        // Past the last number ever given (V5__adapter_counter.sql): a deleted version's number is never given again.
+        try (PreparedStatement p = db.prepareStatement("SELECT last + 1 FROM adapter_counter");
              ResultSet r = p.executeQuery()) {
             r.next();
             int next = r.getInt(1);

@@ -157,4 +157,21 @@ class ServedAdaptersTest {
         assertTrue(sel.adapter() != null && !sel.adapter().isClosed(), "loaded once the decode thread is free");
         served.closeAll();
     }
+
+    /** A deleted version's number is not given again: its activations (and anything else naming it) still mean it. */
+    @Test
+    void aDeletedVersionsNumberIsNotReused() throws Exception {
+        register(SHA, 1);
+        AdapterRegistry.Version v2 = register(SHA, 2);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        served.activate(v2.version(), "test");
+        served.activate(null, "test");
+        served.delete(v2.version());
+        AdapterRegistry.Version v3 = register(SHA, 3);
+        assertEquals(3, v3.version(), "after v1 and a deleted v2");
+        served.delete(v3.version());
+        registry.close();
+        registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"));  // the counter is stored
+        assertEquals(4, register(SHA, 4).version(), "the highest version deleted, never activated, and the registry reopened");
+    }
 }
