@@ -85,13 +85,9 @@ public final class SessionRecorder implements GenerationListener {
         SteerRecord r = Steering.steerRecord(session, model, e, System.currentTimeMillis());
         String id = r.id();
         String continuationText = previous == null ? null : model.detokenize(continuation, false, false);
-        // One write: the previous steer's continuation ends here, and a failure of either fails this steer.
-        CompletableFuture<Void> stored = write(() -> {
-            if (previous != null) {
-                store.setContinuation(previous, continuation, continuationText);
-            }
-            store.insert(r);
-        });
+        // One write, one transaction: the previous steer's continuation ends here and this steer is stored, or neither
+        // (a kill between two commits left the previous record's continuation cut back for a steer never stored).
+        CompletableFuture<Void> stored = write(() -> store.insertAfter(previous, continuation, continuationText, r));
         session.steered(e.at(), e.correction(), id, stored);
         deliver(() -> {
             onRecorded.accept(r);

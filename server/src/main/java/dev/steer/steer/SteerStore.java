@@ -78,6 +78,19 @@ public final class SteerStore implements AutoCloseable {
         Database.inTransaction(db, () -> insertRecord(r));
     }
 
+    /**
+     * Stores a steer that cuts an answer already steered ({@code previous}, or null for its first): the previous
+     * steer's continuation, up to this steer, and this record, in one transaction.
+     */
+    public synchronized void insertAfter(String previous, int[] continuation, String continuationText, SteerRecord r) {
+        Database.inTransaction(db, () -> {
+            if (previous != null) {
+                setContinuationRow(previous, continuation, continuationText);
+            }
+            insertRecord(r);
+        });
+    }
+
     private void insertRecord(SteerRecord r) {
         if (Database.query(db, "SELECT 1 FROM session_requests WHERE session_id = ?", List.of(r.sessionId()), x -> 1).isEmpty()) {
             // In the record's transaction (insert), so never a record without its request.
@@ -171,6 +184,10 @@ public final class SteerStore implements AutoCloseable {
 
     /** Records what the model generated after a steer. */
     public synchronized void setContinuation(String id, int[] tokens, String text) {
+        setContinuationRow(id, tokens, text);
+    }
+
+    private void setContinuationRow(String id, int[] tokens, String text) {
         update("UPDATE steers SET continuation_tokens = ?, continuation_text = ?, updated_at = ? WHERE id = ?",
                 ints(tokens), text, System.currentTimeMillis(), id);
     }

@@ -170,4 +170,24 @@ class SteerStoreTest {
             assertFalse(store.addTags("nobody", Set.of("x")), "no record, no tags");
         }
     }
+
+    @Test
+    void aSteerAndThePreviousSteersContinuationAreStoredTogetherOrNotAtAll() throws Exception {
+        Path db = Files.createTempDirectory("steer-store").resolve("steers.db");
+        try (SteerStore store = SteerStore.open(db)) {
+            store.insert(record("first", "s", "{}", 1));
+            store.setContinuation("first", new int[] {1, 2, 3}, "one two three");
+            store.insertAfter("first", new int[] {1, 2}, "one two", record("second", "s", "{}", 3));
+            assertArrayEquals(new int[] {1, 2}, store.get("first").orElseThrow().continuationTokens(), "cut back where the second steer forked");
+            assertTrue(store.get("second").isPresent());
+            // A steer that cannot be stored (its id taken) leaves the previous continuation as it was.
+            try {
+                store.insertAfter("second", new int[] {7}, "seven", record("first", "s", "{}", 5));
+                throw new AssertionError("a record stored twice under one id");
+            } catch (IllegalStateException expected) {
+                // the primary key refused it
+            }
+            assertEquals(null, store.get("second").orElseThrow().continuationTokens(), "rolled back with the failed insert");
+        }
+    }
 }
