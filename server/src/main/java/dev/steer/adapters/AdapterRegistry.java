@@ -214,6 +214,8 @@ public final class AdapterRegistry implements AutoCloseable {
 
     /** Deletes files no row names (and temporary files); drops rows whose file is gone. */
     private synchronized void reconcile() {
+        // Registered for the gate and never checked (the server stopped during the job): as when the gate fails to run.
+        update("UPDATE adapters SET gate = 'error' WHERE gate = 'pending'");
         Set<String> named = new HashSet<>();
         for (Version v : list()) {
             if (Files.isRegularFile(file(v))) {

@@ -84,7 +84,11 @@ public final class JobStore implements AutoCloseable {
 
     /** At startup: a job still marked running was cut off by a crash or a kill. Returns how many. */
     public synchronized int failInterrupted() {
+        // A job stopped after registering its adapter (before the gate's verdict, or even after activating it) still
+        // names that adapter: the registry and the server's active version may hold it (jobs and adapters share the
+        // database file).
         return update("UPDATE jobs SET status = 'failed', error = 'the server stopped while the job was running',"
+                + " adapter_version = (SELECT MAX(version) FROM adapters WHERE job_id = jobs.id),"
                 + " finished_at = ? WHERE status = 'running'", System.currentTimeMillis());
     }
 

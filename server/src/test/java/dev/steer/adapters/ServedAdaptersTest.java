@@ -174,4 +174,33 @@ class ServedAdaptersTest {
         registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"));  // the counter is stored
         assertEquals(4, register(SHA, 4).version(), "the highest version deleted, never activated, and the registry reopened");
     }
+
+    /**
+     * A server stopped during a job, after its adapter was registered for the gate: at the next start the adapter is
+     * marked as never checked ("error", not "pending" forever) and the failed job names it.
+     */
+    @Test
+    void aJobCutOffAfterRegisteringNamesItsAdapterAndTheAdapterIsNotPendingForever() throws Exception {
+        Path file = dir.resolve("scratch").resolve("pending.gguf");
+        try (LoraTrainer t = LoraTrainer.create(model, List.of("attn_q"), 2, 4f, 5, 1)) {
+            t.save(file);
+        }
+        AdapterRegistry.Version v = registry.register(file, new AdapterRegistry.Lineage("tiny", SHA, "ftjob-cut", List.of(), List.of(),
+                new JsonObject(), new JsonObject(), "pending"));
+        try (dev.steer.train.JobStore jobs = dev.steer.train.JobStore.open(dir.resolve("steers.db"))) {
+            jobs.insert("ftjob-cut", new dev.steer.train.JobSpec("tiny", dev.steer.train.Hyperparameters.Method.SFT,
+                    dev.steer.train.Hyperparameters.defaults(dev.steer.train.Hyperparameters.Method.SFT), dev.steer.train.JobSpec.Filters.all(),
+                    dev.steer.train.EvalGate.Settings.defaults()));
+            jobs.start("ftjob-cut");
+        }
+        registry.close();  // the server stops
+        registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"));
+        try (dev.steer.train.JobStore jobs = dev.steer.train.JobStore.open(dir.resolve("steers.db"))) {
+            assertEquals(1, jobs.failInterrupted());
+            dev.steer.train.JobStore.Job j = jobs.get("ftjob-cut").orElseThrow();
+            assertEquals(dev.steer.train.JobStore.Status.FAILED, j.status());
+            assertEquals(v.version(), j.adapterVersion());
+        }
+        assertEquals("error", registry.get(v.version()).orElseThrow().gate());
+    }
 }
