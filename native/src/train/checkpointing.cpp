@@ -6,66 +6,43 @@
 
 namespace steer::train {
 
-// Activation checkpointing: trainer::backward keeps every block's activations alive until the backward pass uses
-// them (for Gemma 3 270M and 256 tokens, ~400 MB). Here a forward pass keeps only each block's input; then the
-// head's backward gives the gradient of the last block's output, and each block, from the last, is computed again
-// from its input and backpropagated alone, handing the gradient of its input to the block before. One more
-// forward pass in exchange for one block's activations at a time.
+// Activation checkpointing: trainer::backward_plain keeps every block's activations alive until the backward pass
+// uses them (for Gemma 3 270M and 256 tokens, ~400 MB). Here a forward pass keeps only the input of each run of
+// consecutive blocks; the last run and the loss head go forward and backward in one graph and give the gradient of
+// that run's input; then each earlier run, from the last, is computed again from its input and backpropagated in one
+// graph, handing the gradient of its input to the run before. One run's activations at a time, for computing all
+// runs but the last again.
+//
+// Every block (backward_checkpointed): one run per block and the head alone last, one forward pass more for one
+// block's activations at a time.
 float trainer::backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale) {
-    // xs[i]: the input of block first + i (the blocks below the first LoRA block need no gradient), then the last output.
-    const int L = model_.n_layer, first = lora_->first_layer();
-    std::vector<std::vector<float>> xs(L - first + 1);
-    {
-        auto g = checkpoints_graph(e, w);
-        allocate(g->gf, "checkpointing forward");
-        set_inputs(*g, ref, w);
-        compute(g->gf, "checkpointing forward");
-        for (int l = 0; l <= L - first; l++) {
-            xs[l].resize(ggml_nelements(g->layer_inputs[l]));
-            ggml_backend_tensor_get(g->layer_inputs[l], xs[l].data(), 0, ggml_nbytes(g->layer_inputs[l]));
-        }
-        ggml_backend_sched_reset(sched_);
+    const int L = model_.n_layer;
+    std::vector<int> bounds;
+    for (int l = lora_->first_layer(); l <= L; l++) {
+        bounds.push_back(l);
     }
-    auto head = head_graph(e, w, loss_scale, ref.guard.size() / 2);
-    if (head->loss == nullptr) {
-        throw std::invalid_argument("the example has no loss term to train on");
-    }
-    expand_backward(head->ctx, head->gf, head->loss);
-    ggml_tensor * grad_t = ggml_graph_get_grad(head->gf, head->last_block_out);
-    if (grad_t == nullptr) {
-        throw std::runtime_error("the loss does not depend on the last block's output");
-    }
-    ggml_set_output(grad_t);
-    allocate(head->gf, "head backward");
-    set_inputs(*head, ref, w);
-    ggml_backend_tensor_set(head->last_block_out, xs[L - first].data(), 0, xs[L - first].size() * sizeof(float));
-    compute(head->gf, "head backward");
-    const float loss = scalar(head->loss);
-    std::vector<float> grad(xs[L - first].size());
-    ggml_backend_tensor_get(grad_t, grad.data(), 0, grad.size() * sizeof(float));
-    ggml_backend_sched_reset(sched_);
-    for (int il = L - 1; il >= first; il--) {
-        grad = block_backward(*head, il, xs[il - first], grad);
-    }
-    return loss;
+    bounds.push_back(L);  // the last run holds no block: the head alone
+    return backward_runs(e, w, ref, loss_scale, bounds);
 }
 
-// Checkpointing in segments: the LoRA blocks in `segments` runs of consecutive blocks (at most one per block; the
-// first runs one block longer where they do not divide evenly). A forward pass keeps only each run's input; the last run and the head
-// go forward and backward in one graph (their activations kept, as without checkpointing), then each earlier run,
-// from the last, is computed again from its input and backpropagated in one graph. One run's activations at a time
-// for (segments - 1) / segments of a forward pass more. Checkpointing every block (backward_checkpointed) saves
-// more memory for a whole forward pass more and a graph per block.
+// In `segments` runs (at most one per block; the first runs one block longer where they do not divide evenly), the
+// last with the head: (segments - 1) / segments of a forward pass more.
 float trainer::backward_segments(const example & e, const loss_weights & w, const reference & ref, float loss_scale, int segments) {
-    const int L = model_.n_layer, first = lora_->first_layer(), n = L - first;
+    const int first = lora_->first_layer(), n = model_.n_layer - first;
     const int k = std::min(segments, n);
     if (k < 2) {
         return backward_plain(e, w, ref, loss_scale);  // one run: nothing to compute again
     }
-    std::vector<int> bounds(k + 1);  // run i is the blocks [bounds[i], bounds[i + 1]); the first n % k runs one longer
+    std::vector<int> bounds(k + 1);
     for (int i = 0; i <= k; i++) {
         bounds[i] = first + i * (n / k) + std::min(i, n % k);
     }
+    return backward_runs(e, w, ref, loss_scale, bounds);
+}
+
+// Run i is the blocks [bounds[i], bounds[i + 1]); bounds run from the first LoRA block to n_layer, at least two runs.
+float trainer::backward_runs(const example & e, const loss_weights & w, const reference & ref, float loss_scale, const std::vector<int> & bounds) {
+    const int L = model_.n_layer, k = (int) bounds.size() - 1;
     std::vector<std::vector<float>> xs(k);  // xs[i]: run i's input
     {
         auto g = start(e, w, true, false);
@@ -117,17 +94,13 @@ float trainer::backward_segments(const example & e, const loss_weights & w, cons
     return loss;
 }
 
-// One block computed again from its input x, with d loss / d output given: adds its LoRA tensors' gradients into
-// the accumulators and returns d loss / d x. The seed is sum(output * grad_out), whose gradient is grad_out itself.
-std::vector<float> trainer::block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out) {
-    return blocks_backward(packed, il, il + 1, x, grad_out);
-}
-
-// The same for the blocks [from, to) as one graph: their activations at once, one graph instead of to - from.
+// The blocks [from, to) computed again from their input x, with d loss / d output given, as one graph: adds their
+// LoRA tensors' gradients into the accumulators and returns d loss / d x (empty for the first LoRA block's input).
+// The seed is sum(output * grad_out), whose gradient is grad_out itself.
 std::vector<float> trainer::blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out) {
     const int T = packed.T;
     if (x.size() != (size_t) model_.n_embd * T || grad_out.size() != x.size()) {
-        throw std::logic_error("block_backward: checkpoint or gradient of the wrong size");
+        throw std::logic_error("blocks_backward: checkpoint or gradient of the wrong size");
     }
     // Room for the tensors of a run of blocks and their backward, as start() gives a whole example's graph.
     ggml_init_params ip = { (size_t) GRAPH_SIZE * ggml_tensor_overhead() * 4 + ggml_graph_overhead_custom(GRAPH_SIZE, true), nullptr, true };

@@ -117,9 +117,8 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
 }
 
 // The transformer blocks through the final norm (the architecture's graph, graphs.h): from the tokens, or, with
-// LoRA on the last blocks only, from the first adapted block's kept input. With `checkpoints`, each computed block's
-// input is kept as an output too.
-ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints) {
+// LoRA on the last blocks only, from the first adapted block's kept input.
+ggml_tensor * trainer::blocks(graph & g, bool use_lora) {
     if (use_lora) {
         // The parameters come first, in a fixed order (A then B per target, layers in order).
         for (ggml_tensor * param : lora_->params()) {
@@ -127,7 +126,7 @@ ggml_tensor * trainer::blocks(graph & g, bool use_lora, std::vector<ggml_tensor 
         }
     }
     ggml_tensor * x = first_block_input(g);
-    ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, lora_->first_layer(), model_.n_layer, x, checkpoints);
+    ggml_tensor * out = blocks_between(g.ctx, model_, use_lora ? lora_.get() : nullptr, g.in, g.T, lora_->first_layer(), model_.n_layer, x);
     return final_norm(g.ctx, model_, out);
 }
 
@@ -152,28 +151,7 @@ ggml_tensor * trainer::first_block_input(graph & g) {
 std::unique_ptr<trainer::graph> trainer::loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training,
                                                      float loss_scale, bool keep_logits, bool argmax, size_t guard_pairs) {
     auto g = start(e, w, for_training, keep_logits || argmax, guard_pairs);
-    head(*g, blocks(*g, use_lora, nullptr), w, loss_scale, keep_logits, argmax);
-    return g;
-}
-
-std::unique_ptr<trainer::graph> trainer::checkpoints_graph(const example & e, const loss_weights & w) {
-    auto g = start(e, w, true, false);
-    blocks(*g, true, &g->layer_inputs);
-    // The checkpoints outlive the graph's other activations; the loss is left to head_graph.
-    for (ggml_tensor * x : g->layer_inputs) {
-        ggml_set_output(x);
-        ggml_build_forward_expand(g->gf, x);
-    }
-    return g;
-}
-
-std::unique_ptr<trainer::graph> trainer::head_graph(const example & e, const loss_weights & w, float loss_scale, size_t guard_pairs) {
-    auto g = start(e, w, true, false, guard_pairs);
-    // The last block's output is an input whose gradient we want.
-    g->last_block_out = ggml_new_tensor_2d(g->ctx, GGML_TYPE_F32, model_.n_embd, g->T);
-    ggml_set_input(g->last_block_out);
-    ggml_set_param(g->last_block_out);
-    head(*g, final_norm(g->ctx, model_, g->last_block_out), w, loss_scale, false, false);
+    head(*g, blocks(*g, use_lora), w, loss_scale, keep_logits, argmax);
     return g;
 }
 

@@ -141,15 +141,11 @@ class trainer {
     // guard_pairs: how many (keep row, token) pairs the reference guards (the guard term's size).
     std::unique_ptr<graph> loss_graph(const example & e, const loss_weights & w, bool use_lora, bool for_training, float loss_scale,
                                       bool keep_logits = false, bool argmax = false, size_t guard_pairs = 0);
-    // Activation checkpointing's two graphs: the blocks keeping each block's input as an output (no loss), and the
-    // head alone on the last block's output given as an input.
-    std::unique_ptr<graph> checkpoints_graph(const example & e, const loss_weights & w);
-    std::unique_ptr<graph> head_graph(const example & e, const loss_weights & w, float loss_scale, size_t guard_pairs);
     // The parts: packing, masks and an empty graph; the blocks through the final norm, from the tokens or the kept
-    // input (keeping each computed block's input in `checkpoints` when given); the loss head on the final hidden
-    // states (loss_head.cpp).
+    // input; the loss head on the final hidden states (loss_head.cpp). Activation checkpointing builds its graphs
+    // from the same parts (checkpointing.cpp).
     std::unique_ptr<graph> start(const example & e, const loss_weights & w, bool for_training, bool keep_rows, size_t guard_pairs = 0);
-    ggml_tensor * blocks(graph & g, bool use_lora, std::vector<ggml_tensor *> * checkpoints);
+    ggml_tensor * blocks(graph & g, bool use_lora);
     // The first LoRA block's input: the kept input, or the embeddings when every block has LoRA (sets g.in).
     ggml_tensor * first_block_input(graph & g);
     // The input of the first block with LoRA pairs for g's packing (the blocks below it are the base model's):
@@ -172,9 +168,9 @@ class trainer {
     float backward(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_plain(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
     float backward_checkpointed(const example & e, const loss_weights & w, const reference & ref, float loss_scale);
-    std::vector<float> block_backward(const graph & packed, int il, const std::vector<float> & x, const std::vector<float> & grad_out);
-    std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);
     float backward_segments(const example & e, const loss_weights & w, const reference & ref, float loss_scale, int segments);
+    float backward_runs(const example & e, const loss_weights & w, const reference & ref, float loss_scale, const std::vector<int> & bounds);
+    std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);
 
     model_view model_;
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.

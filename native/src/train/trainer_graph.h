@@ -28,11 +28,9 @@ struct trainer::graph {
     ggml_tensor * keep_logits = nullptr;                   // the keep rows' logits (for a reference), or null
     ggml_tensor * learn_argmax = nullptr, * keep_argmax = nullptr;  // predict's outputs, or null
     ggml_tensor * logits_all = nullptr;
-    ggml_tensor * last_block_out = nullptr;                // head_graph: the input that stands for all blocks
     ggml_tensor * kept_input = nullptr;                    // the first LoRA block's input, given (trainer::kept_input)
     const std::vector<float> * kept_input_value = nullptr; // its value: in the trainer's kept inputs, or kept_input_own
     std::vector<float> kept_input_own;
-    std::vector<ggml_tensor *> layer_inputs;               // checkpoints_graph: x_first .. x_{n_layer} (first: the first LoRA block)
     std::vector<float> mask, mask_swa;                     // [T, T] each (make_masks)
 
     graph() = default;
