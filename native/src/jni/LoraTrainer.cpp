@@ -107,6 +107,16 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(J
     });
 }
 
+// level: 0 nothing, 1 the elementwise activations, 2 also the attention's (trainer.h, recompute).
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetRecompute(JNIEnv * env, jclass, jlong h, jint level) {
+    guarded_void(env, [&] {
+        if (level < 0 || level > 2) {
+            throw bad_argument("recompute level must be 0, 1 or 2");
+        }
+        trainer_of(h)->set_recompute((steer::train::recompute) level);
+    });
+}
+
 // cell: a direct buffer of at least 4 bytes that the Java object keeps alive as long as the trainer.
 JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetThreadCell(JNIEnv * env, jclass, jlong h, jobject cell) {
     guarded_void(env, [&] {

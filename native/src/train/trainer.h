@@ -43,6 +43,11 @@ inline constexpr int REFERENCE_TOP_K = 256;
 // correction's word cannot come within a factor 2.7 of the token greedy decoding chose at approved text.
 inline constexpr float GUARD_MARGIN = 1.0f;
 
+// What the backward pass computes again instead of keeping from the forward pass (recompute.cpp): nothing; the
+// elementwise activations (the gated FFN product, RMS-normed matmul inputs; free in time); also the attention's
+// probabilities and merged heads (two small matmuls again per block).
+enum class recompute { none = 0, elementwise = 1, attention = 2 };
+
 struct loss_weights {
     float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per learn token, mean)
     float dpo = 0.0f;   // lambda: weight of the span-DPO term; 0 turns it off
@@ -125,6 +130,9 @@ class trainer {
     void set_checkpointing(bool on) { checkpoint_segments_ = on ? EVERY_BLOCK : 0; }
     void set_checkpoint_segments(int segments) { checkpoint_segments_ = segments >= 2 ? segments : 0; }
     static constexpr int EVERY_BLOCK = -1;
+    // Which activations the backward pass computes again where it reads them instead of keeping them from the
+    // forward pass (recompute.cpp): the same gradients, bit for bit, in less memory.
+    void set_recompute(recompute level) { recompute_ = level; }
     // The bytes of the graph buffers (the largest graph allocated so far: ggml's scheduler keeps its buffer).
     size_t compute_buffer_bytes() const;
 
@@ -179,6 +187,7 @@ class trainer {
     std::unique_ptr<lora_set> lora_;
     std::unique_ptr<adamw> opt_;
     int checkpoint_segments_ = 0;  // 0: off; EVERY_BLOCK; N >= 2: N runs of blocks
+    recompute recompute_ = recompute::elementwise;
     struct packing_key {
         std::vector<int32_t> tokens, positions, seq;  // what the blocks' output depends on (the masks follow from them)
         bool operator<(const packing_key & o) const {

@@ -39,6 +39,10 @@ struct trainer::graph {
     ~graph() { ggml_free(ctx); }
 };
 
+// After ggml_build_backward_expand: the cheap activations the backward nodes (gf's nodes from n_forward on) read
+// are computed again just before their first backward read instead of kept from the forward pass (recompute.cpp).
+void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_forward, recompute level);
+
 // The value of a one-element F32 tensor.
 inline float scalar(ggml_tensor * t) {
     float v = 0;

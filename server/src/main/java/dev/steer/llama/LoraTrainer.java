@@ -252,6 +252,23 @@ public final class LoraTrainer extends NativeHandle {
         return this;
     }
 
+    /** What the backward pass computes again where it reads it, instead of keeping it from the forward pass. */
+    public enum Recompute {
+        /** Every activation the backward pass reads is kept. */
+        NONE,
+        /** The gated FFN product and the RMS-normed matmul inputs, from tensors kept anyway: no time (the default). */
+        ELEMENTWISE,
+        /** Also the attention probabilities and merged heads: two small matmuls again per block (about 8% of a
+         *  SmolLM2 step at 256 tokens), for the activations that grow with the square of the length. */
+        ATTENTION
+    }
+
+    /** Which activations the backward pass computes again (ELEMENTWISE at first); the gradients are the same, bit for bit. */
+    public LoraTrainer recompute(Recompute level) {
+        nativeSetRecompute(handle(), level.ordinal());
+        return this;
+    }
+
     /**
      * CPU threads for the trainer's next graph (at least 1; {@link #create} set the first count). Any thread may call
      * it at any time, during a step too: each example's forward and backward graph reads the count when it starts,
@@ -378,6 +395,7 @@ public final class LoraTrainer extends NativeHandle {
     private static native void nativeFree(long h);
 
     private static native void nativeSetCheckpointing(long h, int segments);
+    private static native void nativeSetRecompute(long h, int level);
 
     private static native long nativeComputeBufferBytes(long h);
 

@@ -251,7 +251,7 @@ public final class JobRunner implements AutoCloseable {
                 lossTerms(h)) + (h.emaDecay() > 0 ? String.format(" The adapter %s is the moving average of the weights (decay %s per step).",
                 h.earlyStopping() ? "measured, kept and saved" : "saved", h.emaDecay()) : "")
                 + (h.checkpointSegments() >= 2 ? checkpointingRuns(Math.min(h.checkpointSegments(), adapted))
-                   : h.activationCheckpointing() ? " Activation checkpointing of every block." : ""));
+                   : h.activationCheckpointing() ? " Activation checkpointing of every block (and of the attention's activations)." : ""));
         Path file = registry.dir().resolve(".job-" + job.id() + ".gguf");
         EvalGate.Report report;
         AdapterRegistry.Version v = null;
@@ -261,6 +261,9 @@ public final class JobRunner implements AutoCloseable {
             } else {
                 t.checkpointing(h.activationCheckpointing());
             }
+            // A job that asks for checkpointing trades time for memory: the attention's activations are computed
+            // again too (docs/trainer.md, "Recomputed activations"); otherwise only the ones that cost no time.
+            t.recompute(h.checkpointSegments() >= 2 || h.activationCheckpointing() ? LoraTrainer.Recompute.ATTENTION : LoraTrainer.Recompute.ELEMENTWISE);
             training = t;
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
@@ -473,7 +476,8 @@ public final class JobRunner implements AutoCloseable {
 
     /** What the first event says of checkpointing in runs: at most one run per adapted block (the trainer's rule). */
     private static String checkpointingRuns(int runs) {
-        return runs >= 2 ? " Activation checkpointing in " + runs + " runs of blocks." : " One adapted block: no activation checkpointing to do.";
+        return runs >= 2 ? " Activation checkpointing in " + runs + " runs of blocks (and of the attention's activations)."
+                : " One adapted block: no activation checkpointing to do (the attention's activations are computed again).";
     }
 
     /** Where an example's answer begins: its first token that is not the prompt's. */

@@ -35,12 +35,12 @@ class CheckpointingJobTest {
             JsonObject runs = runJob(s, "2");
             assertEquals("succeeded", runs.get("status").getAsString(), runs.toString());
             assertEquals(2, runs.getAsJsonObject("hyperparameters").get("checkpoint_segments").getAsInt(), runs.toString());
-            assertTrue(runs.get("events").toString().contains("Activation checkpointing in 2 runs of blocks."), runs.toString());
+            assertTrue(runs.get("events").toString().contains("Activation checkpointing in 2 runs of blocks (and of the attention's activations)."), runs.toString());
 
             JsonObject every = runJob(s, "true");
             assertEquals("succeeded", every.get("status").getAsString(), every.toString());
             assertTrue(every.getAsJsonObject("hyperparameters").get("activation_checkpointing").getAsBoolean(), every.toString());
-            assertTrue(every.get("events").toString().contains("Activation checkpointing of every block."), every.toString());
+            assertTrue(every.get("events").toString().contains("Activation checkpointing of every block (and of the attention's activations)."), every.toString());
 
             JsonObject off = runJob(s, "false");
             assertEquals("succeeded", off.get("status").getAsString(), off.toString());
@@ -49,11 +49,11 @@ class CheckpointingJobTest {
             // a job's hyperparameters sent back ask for the same: checkpoint_segments is taken as input too
             JsonObject again = runJob(s, "false, \"checkpoint_segments\": 2");
             assertEquals(2, again.getAsJsonObject("hyperparameters").get("checkpoint_segments").getAsInt(), again.toString());
-            assertTrue(again.get("events").toString().contains("Activation checkpointing in 2 runs of blocks."), again.toString());
+            assertTrue(again.get("events").toString().contains("Activation checkpointing in 2 runs of blocks (and of the attention's activations)."), again.toString());
 
             JsonObject many = runJob(s, "1000");  // more runs than blocks: one per block, and the job says so
             assertEquals("succeeded", many.get("status").getAsString(), many.toString());
-            assertTrue(many.get("events").toString().contains("Activation checkpointing in 2 runs of blocks."), many.toString());
+            assertTrue(many.get("events").toString().contains("Activation checkpointing in 2 runs of blocks (and of the attention's activations)."), many.toString());
 
             int jobs = SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size();
             for (String bad : List.of("1", "0", "2.5", "2.0000000000000001", "\"2\"", "1001", "{}")) {
