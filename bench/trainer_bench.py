@@ -52,8 +52,10 @@ def main():
     runs = {
         "steer_sft": run_json(steer + ["sft", train_threads, "false", layers]),
         "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads, "false", layers]),
-        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers]),
-        "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers]),
+        # A job that asks for checkpointing also computes the attention's activations again (JobRunner): the same here.
+        "steer_sft_recompute_attention": run_json(steer + ["sft", train_threads, "false", layers, "attention"]),
+        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers, "attention"]),
+        "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers, "attention"]),
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
     }
@@ -70,6 +72,10 @@ def main():
             "steer_vs_peft_span_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
             "steer_peak_vs_serving_memory": round(s["peak_rss_mib"] / s["serving_rss_mib"], 3),
             "steer_sft_dpo_peak_vs_serving_memory": round(runs["steer_sft_dpo"]["peak_rss_mib"] / runs["steer_sft_dpo"]["serving_rss_mib"], 3),
+            "steer_recompute_attention_vs_peft_span_logits_tokens_per_second":
+                round(runs["steer_sft_recompute_attention"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
+            "steer_recompute_attention_peak_vs_serving_memory":
+                round(runs["steer_sft_recompute_attention"]["peak_rss_mib"] / runs["steer_sft_recompute_attention"]["serving_rss_mib"], 3),
             "steer_checkpointing_vs_peft_all_logits_tokens_per_second":
                 round(runs["steer_sft_checkpointing"]["tokens_per_second"] / runs["peft_all_logits"]["tokens_per_second"], 3),
             "steer_checkpointing_peak_vs_serving_memory":
