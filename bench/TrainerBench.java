@@ -39,7 +39,7 @@ public class TrainerBench {
         int trainThreads = args.length > 9 ? Integer.parseInt(args[9]) : threads;
         String checkpointing = args.length > 10 ? args[10] : "false";  // false, true (every block) or N runs of blocks
         int layers = args.length > 11 ? Integer.parseInt(args[11]) : LoraTrainer.ALL_LAYERS;
-        LoraTrainer.Recompute recompute = args.length > 12 ? LoraTrainer.Recompute.valueOf(args[12].toUpperCase()) : LoraTrainer.Recompute.ELEMENTWISE;
+        LoraTrainer.Recompute recompute = args.length > 12 ? LoraTrainer.Recompute.valueOf(args[12].toUpperCase(java.util.Locale.ROOT)) : LoraTrainer.Recompute.ELEMENTWISE;
         NativeLibrary.load();
         try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
              LlamaContext serving = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(8192)

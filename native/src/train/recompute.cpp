@@ -10,12 +10,14 @@
 //   - the attention probabilities softmax(K^T Q): K and Q are kept for the KQ matmul's own gradient (on a llama
 //     block of 256 tokens the largest activation, heads x T x T), and the heads' merged output P V, read by
 //     attn_output's LoRA A gradient (V^T is kept for the gradient of P). Two small matmuls again per block.
-// rewire_backward_reads() makes a copy of each such tensor just before the first backward node that reads it (the
-// same op on the same sources, so the same bits) and points the backward reads at the copy; the forward tensor is
-// then freed after its last forward use, and the copy lives only between its backward reads (within one block).
+// recompute_cheap_activations() makes a copy of each such tensor just before the first backward node that reads it
+// (the same op on the same sources, so the same bits) and points the backward reads at the copy; the forward tensor
+// is then freed after its last forward use, and the copy lives only between its backward reads (within one block).
 //
-// A tensor is computed again only when every source of its copy is alive at that point anyway (a weight, an input,
-// or a tensor the backward pass reads there or later), so the copy never holds anything longer than before; and only
+// A tensor is computed again only when every source of its copy is alive at that point anyway (a weight, or a tensor
+// the backward pass reads there or later), so no activation is held longer than before (the attention masks, inputs,
+// are: T x T floats each, through the backward pass), and the copies' intermediates (K^T Q, P V, an unweighted norm)
+// exist only while a block's backward pass needs them; and only
 // through cheap ops (elementwise, norms, softmax, views, and with recompute::attention a matmul of two activations).
 // A copy made for one reader serves the later ones. ggml has no public call that copies a node, so the copy is a new
 // tensor given the original's op, parameters and sources (and the COMPUTE flag the graph builder sets).
@@ -60,16 +62,17 @@ struct rewriter {
     ggml_context * ctx;
     recompute level;
     std::map<const ggml_tensor *, int> last_read;      // forward root -> index of its last backward read
-    std::set<const ggml_tensor *> again;                // the forward tensors computed again
-    std::vector<ggml_tensor *> made;                    // the copies of one insertion point, in order
+    std::set<const ggml_tensor *> recomputed;           // the forward tensors computed again
+    std::vector<ggml_tensor *> made_here;               // the copies made at one insertion point, in order
     std::map<const ggml_tensor *, ggml_tensor *> copies;  // forward tensor -> its copy, made once
 
-    // Whether t can be computed again at backward index at, from sources alive there; copies (when `make`) in order.
+    // Whether t can be computed again at backward index `at` from sources alive there (make false: a non-null answer
+    // says yes), or its copy there (make true: the copies it needs are appended to made_here in order).
     ggml_tensor * copy(ggml_tensor * t, int at, bool make, int depth = 0) {
         if (outside_the_graph(t)) {
             return t;
         }
-        if (!again.count(root(t))) {  // kept: usable if the backward pass still reads it at `at` or later
+        if (!recomputed.count(root(t))) {  // kept: usable if the backward pass still reads it at `at` or later
             auto it = last_read.find(root(t));
             if (it != last_read.end() && it->second >= at) {
                 return t;
@@ -78,11 +81,14 @@ struct rewriter {
         if (make && copies.count(t)) {
             return copies[t];  // made for an earlier reader: still alive, the allocator sees it read here
         }
+        // The chains worth computing again are short (the merged heads: cont <- permute <- P V <- softmax <- K^T Q).
         if (depth > 6 || (t->flags & GGML_TENSOR_FLAG_OUTPUT)) {
             return nullptr;
         }
         if (t->view_src != nullptr) {  // a view of a tensor computed again: the same view of its copy
-            if (t->nb[0] != ggml_type_size(t->type)) {
+            const bool pure_view = t->op == GGML_OP_VIEW || t->op == GGML_OP_RESHAPE || t->op == GGML_OP_PERMUTE ||
+                                   t->op == GGML_OP_TRANSPOSE;  // not an in-place op, which also has a view_src
+            if (!pure_view || t->nb[0] != ggml_type_size(t->type)) {
                 return nullptr;
             }
             ggml_tensor * src = copy(t->view_src, at, make, depth + 1);
@@ -114,7 +120,7 @@ struct rewriter {
     ggml_tensor * made_copy(const ggml_tensor * t, ggml_tensor * c) {
         c->flags |= GGML_TENSOR_FLAG_COMPUTE;  // what ggml_build_forward_expand marks: the backends skip nodes without it
         ggml_format_name(c, "%s (again)", t->name);
-        made.push_back(c);
+        made_here.push_back(c);
         copies[t] = c;
         return c;
     }
@@ -148,27 +154,27 @@ void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd
     // sources available to the others. A candidate among another's sources is computed again inside its copy.
     for (const auto & [t, at] : first_read) {
         if (!through_view.count(t) && cheap(t, level) && !(t->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_is_contiguous(t)) {
-            r.again.insert(t);
+            r.recomputed.insert(t);
         }
     }
     for (bool dropped = true; dropped;) {
         dropped = false;
-        for (auto it = r.again.begin(); it != r.again.end();) {
+        for (auto it = r.recomputed.begin(); it != r.recomputed.end();) {
             if (r.copy(const_cast<ggml_tensor *>(*it), first_read[*it], false)) {
                 ++it;
             } else {
-                it = r.again.erase(it);
+                it = r.recomputed.erase(it);
                 dropped = true;
             }
         }
     }
-    if (r.again.empty()) {
+    if (r.recomputed.empty()) {
         return;
     }
     // The new order: each copy just before its tensor's first backward reader; the readers point at the copies.
-    std::map<int, std::vector<const ggml_tensor *>> at;  // in forward order (r.again is ordered by address)
+    std::map<int, std::vector<const ggml_tensor *>> at;  // in forward order (r.recomputed is ordered by address)
     for (int i = 0; i < n_fwd; i++) {
-        if (r.again.count(nodes[i])) {
+        if (r.recomputed.count(nodes[i])) {
             at[first_read[nodes[i]]].push_back(nodes[i]);
         }
     }
@@ -176,13 +182,13 @@ void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd
     for (int i = n_fwd; i < n; i++) {
         if (auto it = at.find(i); it != at.end()) {
             for (const ggml_tensor * t : it->second) {
-                r.made.clear();
+                r.made_here.clear();
                 r.copy(const_cast<ggml_tensor *>(t), i, true);
-                order.insert(order.end(), r.made.begin(), r.made.end());
+                order.insert(order.end(), r.made_here.begin(), r.made_here.end());
             }
         }
         for (ggml_tensor *& s : nodes[i]->src) {
-            if (auto c = s && r.again.count(s) ? r.copies.find(s) : r.copies.end(); c != r.copies.end()) {
+            if (auto c = s && r.recomputed.count(s) ? r.copies.find(s) : r.copies.end(); c != r.copies.end()) {
                 s = c->second;
             }
         }

@@ -13,7 +13,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  * Activations computed again where the backward pass reads them (native/src/train/recompute.cpp): the copies are the
  * same ops on the same inputs, so every gradient and every step must be the same bit for bit as with every activation
  * kept, in less graph memory at each level (a rewrite that did nothing would pass the comparisons alone; one whose
- * copies never ran, or ran on freed inputs, fails them).
+ * copies never ran, or ran on freed inputs, fails them). The same with activation checkpointing in two runs, as a job
+ * that asks for checkpointing runs it (JobRunner: the attention level), against two runs keeping every activation.
  */
 class RecomputeTest {
 
@@ -36,6 +37,9 @@ class RecomputeTest {
                         m.tokenize(" the steer", false, false), m.tokenize(" a token in the", false, false));
                 LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
                 LoraTrainer.Reference ref = t[0].reference(e);
+                for (int i = 1; i < levels.length; i++) {  // each trainer's graphs alike, for the memory comparison
+                    assertEquals(ref.logpChosen(), t[i].reference(e).logpChosen(), "the forward pass does not change");
+                }
                 for (String name : names) {
                     float[] kept = t[0].gradient(e, ref, w, name);
                     double norm = 0;
@@ -66,6 +70,20 @@ class RecomputeTest {
                     for (int i = 1; i < levels.length; i++) {
                         assertArrayEquals(t[0].tensor(name), t[i].tensor(name), arch + " " + name + " after 3 steps with " + levels[i]);
                     }
+                }
+                // Checkpointing in two runs, with and without the attention level: the same gradients, less memory.
+                try (LoraTrainer kept = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recompute(LoraTrainer.Recompute.NONE);
+                     LoraTrainer again = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recompute(LoraTrainer.Recompute.ATTENTION)) {
+                    for (LoraTrainer x : List.of(kept, again)) {
+                        x.checkpointing(2);
+                        ActivationCheckpointingTest.perturb(x, names);
+                        x.reference(e);
+                    }
+                    for (String name : names) {
+                        assertArrayEquals(kept.gradient(e, ref, w, name), again.gradient(e, ref, w, name), arch + " " + name + " in two runs");
+                    }
+                    assertTrue(again.computeBufferBytes() < kept.computeBufferBytes(),
+                            arch + " in two runs: " + again.computeBufferBytes() + " bytes of graphs against " + kept.computeBufferBytes());
                 }
             } finally {
                 for (LoraTrainer x : t) {
