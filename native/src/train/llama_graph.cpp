@@ -75,10 +75,7 @@ ggml_tensor * llama_layer(ggml_context * ctx, const model_view & m, const lora_s
     }
     q = ggml_rope_ext(ctx, q, in.positions, rope_freqs, hd, m.rope_type, m.n_ctx_orig, m.freq_base, m.freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
     k = ggml_rope_ext(ctx, k, in.positions, rope_freqs, hd, m.rope_type, m.n_ctx_orig, m.freq_base, m.freq_scale, 0.0f, 1.0f, 32.0f, 1.0f);
-    // Q made contiguous so that K^T Q takes tinyBLAS's float GEMM rather than a strided dot product per element
-    // (10% of a SmolLM2 step with the attention's activations recomputed, 2026-12-06); the backward keeps this copy
-    // instead of the roped Q, the same size.
-    ggml_tensor * qh  = ggml_cont(ctx, ggml_permute(ctx, q, 0, 2, 1, 3)); // [hd, T, n_head]
+    ggml_tensor * qh  = ggml_permute(ctx, q, 0, 2, 1, 3);                 // [hd, T, n_head]
     ggml_tensor * kh  = ggml_permute(ctx, k, 0, 2, 1, 3);                 // [hd, T, n_head_kv]; heads broadcast (GQA)
     ggml_tensor * kq  = ggml_mul_mat(ctx, kh, qh);                        // [T_k, T_q, n_head]
     kq = ggml_soft_max_ext(ctx, kq, in.mask, kq_scale, 0.0f);
