@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Decode throughput of Steer vs llama-server, side by side, on one model with the same settings.
 
-Starts each server in turn, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and
-measures decode speed from the streamed tokens: per stream (tokens after the first / time after the first token)
-and in aggregate (all tokens after each stream's first / wall time of the decode phase); then the time to the first
-token of one stream whose prompt is about --long-prompt tokens (a different start each round, so no server can reuse
-a cached prefix). Standard library only.
+Starts both servers, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and measures
+decode speed from the streamed tokens: per stream (tokens after the first / time after the first token) and in
+aggregate (all tokens after each stream's first / wall time of the decode phase); then the time to the first token of
+one stream whose prompt is about --long-prompt tokens (a different start each round, so no server can reuse a cached
+prefix). Rounds alternate between the servers (llama-server first in even rounds, Steer first in odd ones; the idle
+one waits, --settle seconds between turns): this machine's speed drifts by 10-20% within minutes, which a run of one
+server after the other turned into ratios that moved by as much (--sequential: the old order, one server after the
+other, each alone). Standard library only.
 
   python3 bench/decode_bench.py --model M.gguf --steer-jar server/target/steer-server.jar \
       --llama-server PATH/llama-server --threads 2 --out bench/results/decode-cpu.json
@@ -116,43 +119,103 @@ def steer_command(java, jar, model, port, args):
     return [java, jvm_options, "-jar", jar, "--model", model, "--alias", "bench", "--port", str(port)] + args
 
 
-def measure(port, concurrency, max_tokens, rounds, pause=0.0):
-    """Medians over `rounds` rounds; `pause`: seconds the server stays idle before each round (a person reading)."""
-    per_stream, aggregate, ttft = [], [], []
-    for r in range(rounds):
-        time.sleep(pause)
-        res = run_round(port, concurrency, max_tokens, r)
-        tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
-        for x, n in zip(res, tokens):
-            span = x["stamps"][-1] - x["stamps"][0]
-            per_stream.append((n - 1) / span)
-            ttft.append(x["stamps"][0] - x["start"])
-        aggregate.append(aggregate_tps(res, tokens))
-    med = lambda v: sorted(v)[len(v) // 2]
-    return {"per_stream_tps": med(per_stream), "aggregate_tps": med(aggregate), "ttft_s": med(ttft),
+def measure_round(port, concurrency, max_tokens, round_no, acc):
+    """One round's per-stream speeds, aggregate and first-token times, added to acc."""
+    res = run_round(port, concurrency, max_tokens, round_no)
+    tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
+    for x, n in zip(res, tokens):
+        span = x["stamps"][-1] - x["stamps"][0]
+        acc.setdefault("per_stream", []).append((n - 1) / span)
+        acc.setdefault("ttft", []).append(x["stamps"][0] - x["start"])
+    acc.setdefault("aggregate", []).append(aggregate_tps(res, tokens))
+
+
+def med(v):
+    return sorted(v)[len(v) // 2]
+
+
+def summary(acc, rounds, max_tokens):
+    return {"per_stream_tps": med(acc["per_stream"]), "aggregate_tps": med(acc["aggregate"]), "ttft_s": med(acc["ttft"]),
             "rounds": rounds, "max_tokens": max_tokens}
 
 
-def bench_server(name, cmd, port, args):
+def measure(port, concurrency, max_tokens, rounds, pause=0.0):
+    """Medians over `rounds` rounds; `pause`: seconds the server stays idle before each round (a person reading)."""
+    acc = {}
+    for r in range(rounds):
+        time.sleep(pause)
+        measure_round(port, concurrency, max_tokens, r, acc)
+    return summary(acc, rounds, max_tokens)
+
+
+def start_server(name, cmd, port, args):
     log = open(os.path.join(args.logs, name + ".log"), "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    wait_healthy(port, proc)
+    # warm-up: both paths (one stream, all streams) until the JIT and caches settle, and the long prompt's
+    run_round(port, 1, 32, -1)
+    run_round(port, max(args.concurrency), 32, -2)
+    if args.long_prompt > 0:
+        stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)
+    return proc
+
+
+def stop_server(proc):
+    proc.terminate()
+    proc.wait(30)
+
+
+def bench_server(name, cmd, port, args):
+    """One server alone (--sequential): every measurement, then the next server."""
+    proc = start_server(name, cmd, port, args)
     try:
-        wait_healthy(port, proc)
-        # warm-up: both paths (one stream, all streams) until the JIT and caches settle
-        run_round(port, 1, 32, -1)
-        run_round(port, max(args.concurrency), 32, -2)
         out = {}
         for c in args.concurrency:
             out[str(c)] = measure(port, c, args.max_tokens, args.rounds, args.pause)
             print("%-12s concurrency %d: %s" % (name, c, out[str(c)]), file=sys.stderr)
         if args.long_prompt > 0:
-            stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)  # warm-up of the long path
             out["long_prompt"] = measure_ttft(port, args.long_prompt, args.rounds)
             print("%-12s long prompt: %s" % (name, out["long_prompt"]), file=sys.stderr)
         return out
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_server(proc)
+
+
+def bench_interleaved(servers, args):
+    """servers: [(name, cmd, port)]; both running, each round measured on one then the other, the first alternating."""
+    procs = []
+    try:
+        for name, cmd, port in servers:
+            procs.append(start_server(name, cmd, port, args))
+        out = {name: {} for name, _, _ in servers}
+        def turns(r):
+            return servers if r % 2 == 0 else servers[::-1]
+        for c in args.concurrency:
+            acc = {name: {} for name, _, _ in servers}
+            for r in range(args.rounds):
+                for name, _, port in turns(r):
+                    time.sleep(args.pause + args.settle)
+                    measure_round(port, c, args.max_tokens, r, acc[name])
+            for name, _, _ in servers:
+                out[name][str(c)] = summary(acc[name], args.rounds, args.max_tokens)
+                print("%-12s concurrency %d: %s" % (name, c, out[name][str(c)]), file=sys.stderr)
+        if args.long_prompt > 0:
+            ttft = {name: [] for name, _, _ in servers}
+            tokens = {}
+            for r in range(args.rounds):
+                for name, _, port in turns(r):
+                    time.sleep(args.settle)
+                    o = [None]
+                    stream_one(port, long_prompt(r, args.long_prompt), 4, o, 0)
+                    ttft[name].append(o[0]["stamps"][0] - o[0]["start"])
+                    tokens[name] = (o[0]["usage"] or {}).get("prompt_tokens", tokens.get(name))
+            for name, _, _ in servers:
+                out[name]["long_prompt"] = {"ttft_s": med(ttft[name]), "prompt_tokens": tokens[name], "rounds": args.rounds}
+                print("%-12s long prompt: %s" % (name, out[name]["long_prompt"]), file=sys.stderr)
+        return out
+    finally:
+        for proc in procs:
+            stop_server(proc)
 
 
 def main():
@@ -175,21 +238,34 @@ def main():
     p.add_argument("--llama-server-arg", action="append", default=[],
                    help="one more argument for llama-server (repeatable; write it with =, e.g. --llama-server-arg=--no-repack, where its default build "
                         "crashes in the AMX kernels: Intel Xeon with AMX, 2026-12-05, bench/README.md)")
+    p.add_argument("--sequential", action="store_true",
+                   help="one server after the other, each alone (before 2026-12-06); by default rounds alternate between them")
+    p.add_argument("--settle", type=float, default=0.5,
+                   help="seconds between two servers' turns, so that the last one's spinning worker threads go idle")
     p.add_argument("--out")
     a = p.parse_args()
 
     common = ["-c", str(a.ctx_size), "-np", str(a.parallel), "-t", str(a.threads), "-ngl", str(a.gpu_layers)]
     port = free_port()
-    llama = bench_server("llama-server", [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench",
-                                          "-tb", str(a.threads), "--no-webui"] + a.llama_server_arg + common, port, a)
+    llama_cmd = [a.llama_server, "-m", a.model, "--port", str(port), "--alias", "bench", "-tb", str(a.threads),
+                 "--no-webui"] + a.llama_server_arg + common
+    servers = [("llama-server", llama_cmd, port)]
     port = free_port()
-    steer = bench_server("steer", steer_command(a.java, a.steer_jar, a.model, port, common), port, a)
+    while port == servers[0][2]:  # both run at once: two ports
+        port = free_port()
+    servers.append(("steer", steer_command(a.java, a.steer_jar, a.model, port, common), port))
+    if a.sequential:
+        llama, steer = (bench_server(name, cmd, port, a) for name, cmd, port in servers)
+    else:
+        both = bench_interleaved(servers, a)
+        llama, steer = both["llama-server"], both["steer"]
     result = {
         "date": time.strftime("%Y-%m-%d"), "machine": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(), "model": os.path.basename(a.model),
         "settings": {"llama_server_args": a.llama_server_arg, "threads": a.threads, "gpu_layers": a.gpu_layers, "ctx_size": a.ctx_size, "parallel": a.parallel,
                      "long_prompt_words": a.long_prompt,
-                     "max_tokens": a.max_tokens, "rounds": a.rounds, "pause_s": a.pause, "sampling": "greedy, ignore_eos"},
+                     "max_tokens": a.max_tokens, "rounds": a.rounds, "pause_s": a.pause, "sampling": "greedy, ignore_eos",
+                     "order": "sequential" if a.sequential else "rounds alternating between the servers", "settle_s": a.settle},
         "llama_server": llama, "steer": steer,
         "ratio_steer_over_llama_server": {c: {"per_stream": steer[c]["per_stream_tps"] / llama[c]["per_stream_tps"],
                                               "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]}
