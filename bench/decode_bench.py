@@ -151,12 +151,16 @@ def measure(port, concurrency, max_tokens, rounds, pause=0.0):
 def start_server(name, cmd, port, args):
     log = open(os.path.join(args.logs, name + ".log"), "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    wait_healthy(port, proc)
-    # warm-up: both paths (one stream, all streams) until the JIT and caches settle, and the long prompt's
-    run_round(port, 1, 32, -1)
-    run_round(port, max(args.concurrency), 32, -2)
-    if args.long_prompt > 0:
-        stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)
+    try:
+        wait_healthy(port, proc)
+        # warm-up: both paths (one stream, all streams) until the JIT and caches settle, and the long prompt's
+        run_round(port, 1, 32, -1)
+        run_round(port, max(args.concurrency), 32, -2)
+        if args.long_prompt > 0:
+            stream_one(port, long_prompt(-1, args.long_prompt), 4, [None], 0)
+    except BaseException:
+        stop_server(proc)  # not yet in the caller's list: it would be left running
+        raise
     return proc
 
 

@@ -48,7 +48,7 @@ float trainer::backward_runs(const example & e, const loss_weights & w, const re
         auto g = start(e, w, true, false);
         std::vector<ggml_tensor *> inputs{first_block_input(*g)};
         for (int i = 0; i + 1 < k; i++) {
-            inputs.push_back(blocks_between(g->ctx, model_, lora_.get(), g->in, g->T, bounds[i], bounds[i + 1], inputs.back(), nullptr));
+            inputs.push_back(blocks_between(g->ctx, model_, lora_.get(), g->in, g->T, bounds[i], bounds[i + 1], inputs.back()));
         }
         for (ggml_tensor * x : inputs) {
             ggml_set_output(x);
@@ -69,7 +69,7 @@ float trainer::backward_runs(const example & e, const loss_weights & w, const re
     ggml_tensor * run_input = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, g.T);  // the last run's, given
     ggml_set_input(run_input);
     ggml_set_param(run_input);  // its gradient goes to the run before
-    head(g, final_norm(g.ctx, model_, blocks_between(g.ctx, model_, lora_.get(), g.in, g.T, bounds[k - 1], L, run_input, nullptr)),
+    head(g, final_norm(g.ctx, model_, blocks_between(g.ctx, model_, lora_.get(), g.in, g.T, bounds[k - 1], L, run_input)),
          w, loss_scale, false, false);
     if (g.loss == nullptr) {
         throw std::invalid_argument("the example has no loss term to train on");
@@ -116,7 +116,7 @@ std::vector<float> trainer::blocks_backward(const graph & packed, int from, int 
     }
     ggml_tensor * grad_out_t = ggml_new_tensor_2d(g.ctx, GGML_TYPE_F32, model_.n_embd, T);
     ggml_set_input(grad_out_t);
-    ggml_tensor * out = blocks_between(g.ctx, model_, lora_.get(), in, T, from, to, x_t, nullptr);
+    ggml_tensor * out = blocks_between(g.ctx, model_, lora_.get(), in, T, from, to, x_t);
     ggml_tensor * seed = ggml_sum(g.ctx, ggml_mul(g.ctx, out, grad_out_t));
     ggml_build_forward_expand(g.gf, seed);
     expand_backward(g.ctx, g.gf, seed);

@@ -27,13 +27,11 @@ struct family {
 const family & family_of(const model_view & m);
 
 // Hidden states after the final norm, [n_embd, T], for the model's architecture. lora may be null (the base model).
-// layer_inputs, when given, receives x_0 .. x_{n_layer}: each block's input, then the last block's output.
-ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
-                            std::vector<ggml_tensor *> * layer_inputs = nullptr);
-// Blocks from..to-1 on x, block from's input ([n_embd, T]); layer_inputs (when given) receives x_from .. x_to.
-// Without the final norm: hidden_states is embed, then blocks 0..n_layer-1, then final_norm.
+ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T);
+// Blocks from..to-1 on x, block from's input ([n_embd, T]). Without the final norm: hidden_states is embed, then
+// blocks 0..n_layer-1, then final_norm.
 ggml_tensor * blocks_between(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
-                             int from, int to, ggml_tensor * x, std::vector<ggml_tensor *> * layer_inputs = nullptr);
+                             int from, int to, ggml_tensor * x);
 ggml_tensor * final_norm(ggml_context * ctx, const model_view & m, ggml_tensor * x);
 
 // The families: llama (llama, qwen2, qwen3) and gemma3.

@@ -10,22 +10,15 @@ const family & family_of(const model_view & m) {
     return m.arch == "gemma3" ? gemma3 : llama;
 }
 
-ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
-                            std::vector<ggml_tensor *> * layer_inputs) {
-    return final_norm(ctx, m, blocks_between(ctx, m, lora, in, T, 0, m.n_layer, family_of(m).embed(ctx, m, in), layer_inputs));
+ggml_tensor * hidden_states(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T) {
+    return final_norm(ctx, m, blocks_between(ctx, m, lora, in, T, 0, m.n_layer, family_of(m).embed(ctx, m, in)));
 }
 
 ggml_tensor * blocks_between(ggml_context * ctx, const model_view & m, const lora_set * lora, const packed_inputs & in, int T,
-                             int from, int to, ggml_tensor * x, std::vector<ggml_tensor *> * layer_inputs) {
+                             int from, int to, ggml_tensor * x) {
     const family & f = family_of(m);
     for (int il = from; il < to; il++) {
-        if (layer_inputs) {
-            layer_inputs->push_back(x);
-        }
         x = f.layer(ctx, m, lora, in, T, il, x);
-    }
-    if (layer_inputs) {
-        layer_inputs->push_back(x);
     }
     return x;
 }

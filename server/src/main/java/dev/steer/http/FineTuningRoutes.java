@@ -232,6 +232,7 @@ final class FineTuningRoutes {
         Hyperparameters.Stops stops = stops(h.string("stops", d.stops().name().toLowerCase(java.util.Locale.ROOT)));
         // Stops read as "avoid" teach through the unlikelihood term: without a weight given, it is on for them.
         float unlikelihood = stops == Hyperparameters.Stops.AVOID ? Hyperparameters.AVOID_STOPS_UNLIKELIHOOD_WEIGHT : d.unlikelihoodWeight();
+        int checkpointing = checkpointing(h);
         return new Hyperparameters(
                 (int) auto(h, "n_epochs", d.nEpochs(), 1, 100),
                 (int) auto(h, "batch_size", d.batchSize(), 1, 64),
@@ -247,7 +248,7 @@ final class FineTuningRoutes {
                 (float) h.number("dpo_weight", d.dpoWeight(), 0, 100),
                 h.number("validation_split", d.validationSplit(), 0, 0.9),
                 (int) h.integer("seed", d.seed(), 0, Integer.MAX_VALUE),
-                checkpointing(h) < 0,
+                checkpointing < 0,
                 (float) h.number("kl_weight", d.klWeight(), 0, 1000),
                 (int) h.integer("replay", d.replay(), 0, 1000),
                 h.bool("early_stopping", d.earlyStopping()),
@@ -258,7 +259,7 @@ final class FineTuningRoutes {
                 (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
                 stops,
                 (float) h.number("ema_decay", d.emaDecay(), 0, 0.999),
-                Math.max(0, checkpointing(h)));
+                Math.max(0, checkpointing));
     }
 
     /**

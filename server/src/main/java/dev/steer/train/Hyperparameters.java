@@ -174,6 +174,11 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
                 adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops, emaDecay, checkpointSegments);
     }
 
+    /** Whether the job asks for activation checkpointing at all (of every block, or in runs of blocks). */
+    public boolean checkpointing() {
+        return activationCheckpointing || checkpointSegments >= 2;
+    }
+
     public LoraTrainer.Weights weights() {
         return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight, guardWeight);
     }

@@ -263,7 +263,7 @@ public final class JobRunner implements AutoCloseable {
             }
             // A job that asks for checkpointing trades time for memory: the attention's activations are computed
             // again too (docs/trainer.md, "Recomputed activations"); otherwise only the ones that cost no time.
-            t.recompute(h.checkpointSegments() >= 2 || h.activationCheckpointing() ? LoraTrainer.Recompute.ATTENTION : LoraTrainer.Recompute.ELEMENTWISE);
+            t.recompute(h.checkpointing() ? LoraTrainer.Recompute.ATTENTION : LoraTrainer.Recompute.ELEMENTWISE);
             training = t;
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
