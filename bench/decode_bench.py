@@ -3,7 +3,10 @@
 
 Starts both servers, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and measures
 decode speed from the streamed tokens: per stream (tokens after the first / time after the first token) and in
-aggregate (all tokens after each stream's first / wall time of the decode phase); then the time to the first token of
+aggregate (all tokens after each stream's first / wall time of the decode phase) and the round's throughput (all
+tokens / from the requests' start to the last token: a server that starts one stream early, its prompt alone, and the
+others a prefill later has a longer decode phase than one that starts all together, while the round ends no later);
+then the time to the first token of
 one stream whose prompt is about --long-prompt tokens (a different start each round, so no server can reuse a cached
 prefix). Rounds alternate between the servers (llama-server first in even rounds, Steer first in odd ones; the idle
 one waits, --settle seconds between turns): this machine's speed drifts by 10-20% within minutes, which a run of one
@@ -113,6 +116,12 @@ def aggregate_tps(res, tokens):
     return sum(n - 1 for n in tokens) / (max(lasts) - min(firsts))
 
 
+def round_tps(res, tokens):
+    """Every token of the round (the first ones too) over the round's wall time: from the first request sent to the last
+    stream's last token, prompts included, however a server schedules them."""
+    return sum(tokens) / (max(x["stamps"][-1] for x in res) - min(x["start"] for x in res))
+
+
 def steer_command(java, jar, model, port, args):
     """How the benchmarks start Steer: this repository's JVM options, the model served as "bench"."""
     jvm_options = "@" + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "jvm.options")
@@ -128,6 +137,10 @@ def measure_round(port, concurrency, max_tokens, round_no, acc):
         acc.setdefault("per_stream", []).append((n - 1) / span)
         acc.setdefault("ttft", []).append(x["stamps"][0] - x["start"])
     acc.setdefault("aggregate", []).append(aggregate_tps(res, tokens))
+    acc.setdefault("round", []).append(round_tps(res, tokens))
+    # how far apart the streams' first tokens came (0 for one stream): a server that starts the first arrival's
+    # prompt alone and the others a prefill later shows it here and in the aggregate
+    acc.setdefault("first_token_spread", []).append(max(x["stamps"][0] for x in res) - min(x["stamps"][0] for x in res))
 
 
 def med(v):
@@ -135,7 +148,8 @@ def med(v):
 
 
 def summary(acc, rounds, max_tokens):
-    return {"per_stream_tps": med(acc["per_stream"]), "aggregate_tps": med(acc["aggregate"]), "ttft_s": med(acc["ttft"]),
+    return {"per_stream_tps": med(acc["per_stream"]), "aggregate_tps": med(acc["aggregate"]), "round_tps": med(acc["round"]),
+            "first_token_spread_s": med(acc["first_token_spread"]), "ttft_s": med(acc["ttft"]),
             "rounds": rounds, "max_tokens": max_tokens}
 
 
@@ -272,7 +286,8 @@ def main():
                      "order": "sequential" if a.sequential else "rounds alternating between the servers", "settle_s": a.settle},
         "llama_server": llama, "steer": steer,
         "ratio_steer_over_llama_server": {c: {"per_stream": steer[c]["per_stream_tps"] / llama[c]["per_stream_tps"],
-                                              "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"]}
+                                              "aggregate": steer[c]["aggregate_tps"] / llama[c]["aggregate_tps"],
+                                              "round": steer[c]["round_tps"] / llama[c]["round_tps"]}
                                           for c in steer if c != "long_prompt"},
     }
     if "long_prompt" in steer:
