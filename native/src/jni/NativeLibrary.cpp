@@ -6,6 +6,9 @@
 
 #include <atomic>
 #include <cstdio>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 namespace steer { void remember_llama_error(const char * text); }
 
@@ -32,6 +35,14 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_NativeLibrary_nativeInit(JNIEnv * en
     steer::guarded_void(env, [&] {
         llama_log_set(on_log, nullptr);
         llama_backend_init();
+#if defined(__GLIBC__)
+        // glibc raises its mmap threshold to the size of each mmap'd block it frees (up to 32 MiB): after that, blocks
+        // below it come from the heap, and freed they stay resident. A training job frees and allocates such blocks
+        // (a graph's compute buffer outgrown by the next, labels, logits read back): ~25 MiB of its peak over serving
+        // on SmolLM2 (bench/README.md). Setting the threshold fixes it at glibc's starting value, 128 KiB: larger
+        // blocks are mmap'd and go back to the system when freed.
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
     });
 }
 

@@ -165,7 +165,7 @@ class trainer {
     void set_attention_inputs(const graph & packed, const packed_inputs & in) const;
     // The graph's inputs from its packing (tokens, masks, rows, labels) and the reference (KL targets, DPO offset).
     void set_inputs(graph & g, const reference & ref, const loss_weights & w);
-    void set_guard(graph & g, const reference & ref, const std::vector<float> & soft) const;
+    void set_guard(graph & g, const reference & ref, const float * soft) const;
     void release();  // frees what the constructor made (also when it throws)
 
     void expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor * loss);
