@@ -286,7 +286,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
         // backend): a staged copy was [vocabulary, keep rows] of floats more per example and step (~29 MiB for 150
         // kept tokens of SmolLM2's vocabulary, 150 MiB of Gemma 3's) at the moment the graph's memory is allocated.
         const ggml_tensor * lk = g.labels_k;
-        const bool in_place = lk != nullptr && ggml_backend_buffer_is_host(lk->view_src ? lk->view_src->buffer : lk->buffer);
+        const bool in_place = allocated(lk) && ggml_backend_buffer_is_host(lk->view_src ? lk->view_src->buffer : lk->buffer);
         std::vector<float> staged;
         if (!in_place) {
             staged.resize(V * n);
