@@ -2,13 +2,12 @@
 """Decode throughput of Steer vs llama-server, side by side, on one model with the same settings.
 
 Starts both servers, sends C concurrent streaming chat completions (greedy, ignore_eos, max_tokens N), and measures
-decode speed from the streamed tokens: per stream (tokens after the first / time after the first token) and in
-aggregate (all tokens after each stream's first / wall time of the decode phase) and the round's throughput (all
+decode speed from the streamed tokens: per stream (tokens after the first / time after the first token), in
+aggregate (all tokens after each stream's first / wall time of the decode phase), and the round's throughput (all
 tokens / from the requests' start to the last token: a server that starts one stream early, its prompt alone, and the
 others a prefill later has a longer decode phase than one that starts all together, while the round ends no later);
-then the time to the first token of
-one stream whose prompt is about --long-prompt tokens (a different start each round, so no server can reuse a cached
-prefix). Rounds alternate between the servers (llama-server first in even rounds, Steer first in odd ones; the idle
+then the time to the first token of one stream whose prompt is about --long-prompt tokens (a different start each
+round, so no server can reuse a cached prefix). Rounds alternate between the servers (llama-server first in even rounds, Steer first in odd ones; the idle
 one waits, --settle seconds between turns): this machine's speed drifts by 10-20% within minutes, which a run of one
 server after the other turned into ratios that moved by as much (--sequential: the old order, one server after the
 other, each alone). Standard library only.
@@ -129,7 +128,7 @@ def steer_command(java, jar, model, port, args):
 
 
 def measure_round(port, concurrency, max_tokens, round_no, acc):
-    """One round's per-stream speeds, aggregate and first-token times, added to acc."""
+    """One round's per-stream speeds, aggregate, round throughput, first-token times and their spread, added to acc."""
     res = run_round(port, concurrency, max_tokens, round_no)
     tokens = [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]
     for x, n in zip(res, tokens):
