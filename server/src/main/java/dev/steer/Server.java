@@ -28,16 +28,12 @@ public final class Server implements AutoCloseable {
      *                     while nothing is served ({@link JobRunner.Threads#of})
      * @param maxSessions  steerable sessions held at most (see {@link Sessions})
      * @param keepAccepted streamed answers the person let run that are kept, the newest (0: none; {@link SteerStore#insertAccepted})
+     * @param prepareJobs  generate what a first job needs before it is asked for, once steers exist ({@link JobRunner#prepare});
+     *                     tests that count the engine's work turn it off
      */
     public record Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
-                         int trainThreads, Engine.Config engine, ApiServer.Options api, int maxSessions, int keepAccepted) {
-        /** With the default {@code --max-sessions} and {@code --keep-accepted}. */
-        public Config(String modelSha256, Path database, Path adapterDir, long sessionTtlMillis, String chatTemplate,
-                      int trainThreads, Engine.Config engine, ApiServer.Options api) {
-            this(modelSha256, database, adapterDir, sessionTtlMillis, chatTemplate, trainThreads, engine, api, Sessions.DEFAULT_MAX,
-                    SteerStore.DEFAULT_KEEP_ACCEPTED);
-        }
-    }
+                         int trainThreads, Engine.Config engine, ApiServer.Options api, int maxSessions, int keepAccepted,
+                         boolean prepareJobs) {}
 
     public final Engine engine;
     public final ChatTemplates templates;
@@ -65,6 +61,14 @@ public final class Server implements AutoCloseable {
         training = new JobRunner(jobs, steers, adapters, served, engine, templates, c.modelSha256(),
                 JobRunner.Threads.of(c.trainThreads(), Runtime.getRuntime().availableProcessors()));
         api = ApiServer.start(c.api(), new ApiServer.Services(engine, templates, sessions, steers, served, adapters, jobs, training));
+        if (c.prepareJobs()) {
+            // The base model's answers a job needs, generated before the first job while a person steers (JobRunner.prepare).
+            String modelId = c.api().modelId();
+            steers.onRecorded(() -> training.prepare(modelId));
+            if (steers.hasRecords(modelId)) {
+                training.prepare(modelId);
+            }
+        }
     }
 
     public int port() {

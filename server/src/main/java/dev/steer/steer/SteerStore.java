@@ -40,6 +40,7 @@ public final class SteerStore implements AutoCloseable {
     private final Connection db;
     private final SteerWriter writer = new SteerWriter();
     private final int keepAccepted;
+    private volatile Runnable onRecorded = () -> { };
 
     private SteerStore(Connection db, int keepAccepted) {
         this.db = db;
@@ -74,21 +75,41 @@ public final class SteerStore implements AutoCloseable {
      * Stores a record. Its request and prompt are stored once per session (the first record of a session brings
      * them; later ones share them): a session's request never changes, and it can be megabytes.
      */
-    public synchronized void insert(SteerRecord r) {
-        Database.inTransaction(db, () -> insertRecord(r));
+    public void insert(SteerRecord r) {
+        synchronized (this) {
+            Database.inTransaction(db, () -> insertRecord(r));
+        }
+        onRecorded.run();
+    }
+
+    /**
+     * What to do after each record is stored (on the storing thread, outside the store's lock; it must return at
+     * once): the server starts preparing its first job then ({@code JobRunner#prepare}). One listener; a later call
+     * replaces it.
+     */
+    public void onRecorded(Runnable listener) {
+        onRecorded = listener;
+    }
+
+    /** Whether any steer or stop of {@code model} is stored. */
+    public synchronized boolean hasRecords(String model) {
+        return !Database.query(db, "SELECT 1 FROM steers WHERE model = ? LIMIT 1", List.of(model), x -> 1).isEmpty();
     }
 
     /**
      * Stores a steer that cuts an answer already steered ({@code previous}, or null for its first): the previous
      * steer's continuation, up to this steer, and this record, in one transaction.
      */
-    public synchronized void insertAfter(String previous, int[] continuation, String continuationText, SteerRecord r) {
-        Database.inTransaction(db, () -> {
-            if (previous != null) {
-                setContinuationRow(previous, continuation, continuationText);
-            }
-            insertRecord(r);
-        });
+    public void insertAfter(String previous, int[] continuation, String continuationText, SteerRecord r) {
+        synchronized (this) {
+            Database.inTransaction(db, () -> {
+                if (previous != null) {
+                    setContinuationRow(previous, continuation, continuationText);
+                }
+                insertRecord(r);
+            });
+        }
+        onRecorded.run();
     }
 
     private void insertRecord(SteerRecord r) {

@@ -37,8 +37,13 @@ final class Greedy {
 
     /** Greedy continuations of each prompt, {@code maxTokens} at most, decoded up to the engine's parallelism at a time. */
     List<int[]> answers(String model, List<int[]> prompts, int maxTokens) {
+        return answers(model, prompts, maxTokens, engine.config().parallel());
+    }
+
+    /** The same, at most {@code inFlight} at a time (a background task leaves the other slots to the people it serves). */
+    List<int[]> answers(String model, List<int[]> prompts, int maxTokens, int inFlight) {
         // Resolved and submitted under ServedAdapters' lock: the adapter cannot be retired in between.
-        return answers(prompts, maxTokens, (r, l) -> served.submit(model, sel -> engine.submit(r.withAdapter(sel.adapter()), l)));
+        return answers(prompts, maxTokens, inFlight, (r, l) -> served.submit(model, sel -> engine.submit(r.withAdapter(sel.adapter()), l)));
     }
 
     /**
@@ -46,7 +51,7 @@ final class Greedy {
      * {@link JobRunner}): the caller owns it and retires it after the answers.
      */
     List<int[]> answers(LoraAdapter adapter, List<int[]> prompts, int maxTokens) {
-        return answers(prompts, maxTokens, (r, l) -> engine.submit(r.withAdapter(adapter), l));
+        return answers(prompts, maxTokens, engine.config().parallel(), (r, l) -> engine.submit(r.withAdapter(adapter), l));
     }
 
     /** How one greedy request reaches the engine, with its adapter. */
@@ -55,12 +60,12 @@ final class Greedy {
     }
 
     /**
-     * Up to the engine's parallelism in flight at a time: the next prompt is submitted as soon as any answer ends, so
-     * no slot waits for the longest answer of a group. Answers in the prompts' order. After a failed answer no more
-     * prompts are submitted; the failure is thrown when its answer's turn comes.
+     * Up to {@code inFlight} at a time: the next prompt is submitted as soon as any answer ends, so no slot waits for
+     * the longest answer of a group. Answers in the prompts' order. After a failed answer no more prompts are
+     * submitted; the failure is thrown when its answer's turn comes.
      */
-    private List<int[]> answers(List<int[]> prompts, int maxTokens, Submitter submitter) {
-        Semaphore slots = new Semaphore(Math.max(1, engine.config().parallel()));
+    private List<int[]> answers(List<int[]> prompts, int maxTokens, int inFlight, Submitter submitter) {
+        Semaphore slots = new Semaphore(Math.max(1, inFlight));
         AtomicBoolean failed = new AtomicBoolean();
         List<CompletableFuture<int[]>> running = new ArrayList<>(prompts.size());
         for (int[] p : prompts) {

@@ -29,6 +29,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -60,6 +61,7 @@ public final class JobRunner implements AutoCloseable {
     private volatile LoraTrainer training;  // the running job's trainer, whose thread count follows the engine's load
     private volatile boolean cancelRunning;
     private volatile boolean open = true;
+    private final AtomicBoolean preparing = new AtomicBoolean();  // prepare() started (and has not failed)
 
     /**
      * CPU threads a job trains with: {@code serving} while the engine has generations running or waiting, {@code idle}
@@ -135,6 +137,39 @@ public final class JobRunner implements AutoCloseable {
             return true;
         }
         return false;
+    }
+
+    /**
+     * Generates, in the background, the base model's answers to the built-in prompts that a job with the defaults
+     * asks {@link BaseAnswers} for (replay, probes, watch): about 7 s of a SmolLM2-135M job on 2 cores that its first
+     * job then does not spend. The server calls this when it starts with steers of its model stored, and after each
+     * record is stored (a person who steers is likely to train); it runs once per server, again only after a failure.
+     * It takes at most all but one of the engine's slots, so a request that arrives meanwhile finds one free, and it
+     * shares decode steps with that request as any other generation would. A job that starts meanwhile waits for it.
+     *
+     * @param modelId the served model's name ({@code base@base} serves it without an adapter)
+     */
+    public void prepare(String modelId) {
+        if (!open || !preparing.compareAndSet(false, true)) {
+            return;
+        }
+        Thread.ofPlatform().daemon().name("steer-prepare").start(() -> {
+            String base = AdapterVersion.pinnedName(modelId, null);
+            int inFlight = Math.max(1, engine.config().parallel() - 1);
+            BaseAnswers.Generator fewer = (m, prompts, n) -> greedy.answers(m, prompts, n, inFlight);
+            try {
+                List<String> replay = ReplayPrompts.REPLAY.subList(0, Math.min(Hyperparameters.DEFAULT_REPLAY, ReplayPrompts.REPLAY.size()));
+                baseAnswers.answers(base, ReplayPrompts.render(model, templates, replay), REPLAY_TOKENS, fewer);
+                baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.PROBES), EvalGate.PROBE_TOKENS, fewer);
+                baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.WATCH), WATCH_TOKENS, fewer);
+                LOG.debug("the base model's answers to the built-in prompts are ready for a job");
+            } catch (RuntimeException e) {
+                preparing.set(false);  // a later record tries again; a job generates what is missing itself
+                if (open) {
+                    LOG.info("could not prepare the base model's answers for a job (a job will generate them): {}", e.getMessage());
+                }
+            }
+        });
     }
 
     /** Live progress of a job run since this server started, or null. */

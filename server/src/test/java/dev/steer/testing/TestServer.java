@@ -63,7 +63,7 @@ public final class TestServer implements AutoCloseable {
         this.modelId = api.modelId();
         this.dataDir = dataDir;
         this.server = new Server(model, new Server.Config(modelSha256, dataDir.resolve("steers.db"), dataDir.resolve("adapters"),
-                sessionTtlMillis, null, 2, engine, api, maxSessions, SteerStore.DEFAULT_KEEP_ACCEPTED), clock);
+                sessionTtlMillis, null, 2, engine, api, maxSessions, SteerStore.DEFAULT_KEEP_ACCEPTED, false), clock);
         this.engine = server.engine;
         this.templates = server.templates;
         this.store = server.steers;

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.ServedAdapters;
@@ -14,10 +15,17 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The base model's answers to the built-in prompts: generated once, the same as generating them again. */
+/**
+ * The base model's answers to the built-in prompts: generated once, the same as generating them again; a job that asks
+ * while the server's preparation generates them waits for those.
+ */
 class BaseAnswersTest {
     @TempDir
     Path dir;
@@ -81,5 +89,43 @@ class BaseAnswersTest {
         assertThrows(IllegalStateException.class, () -> kept.answers("m", List.of(new int[] {1, 2}), 4));
         assertArrayEquals(new int[] {2}, kept.answers("m", List.of(new int[] {1, 2}), 4).get(0), "asked again after the failure");
         assertEquals(List.of(1, 1), calls);
+    }
+
+    @Test
+    @Timeout(60)
+    void aJobThatAsksWhileThePreparationGeneratesWaitsAndGeneratesNothing() throws Exception {
+        CountDownLatch generating = new CountDownLatch(1), release = new CountDownLatch(1);
+        List<Integer> jobCalls = new ArrayList<>();
+        BaseAnswers kept = new BaseAnswers((m, prompts, n) -> {
+            jobCalls.add(prompts.size());
+            return prompts.stream().map(p -> new int[] {-p.length}).toList();
+        });
+        BaseAnswers.Generator preparation = (m, prompts, n) -> {
+            generating.countDown();
+            try {
+                assertTrue(release.await(30, TimeUnit.SECONDS));
+            } catch (InterruptedException e) {
+                throw new IllegalStateException(e);
+            }
+            return prompts.stream().map(p -> new int[] {p.length}).toList();
+        };
+        List<int[]> prompts = List.of(new int[] {1}, new int[] {1, 2}, new int[] {1, 2, 3});
+        Thread prepare = Thread.ofPlatform().start(() -> kept.answers("m", prompts, 4, preparation));
+        assertTrue(generating.await(30, TimeUnit.SECONDS));
+        CountDownLatch asking = new CountDownLatch(1);
+        CompletableFuture<List<int[]>> job = CompletableFuture.supplyAsync(() -> {
+            asking.countDown();
+            return kept.answers("m", prompts.subList(1, 3), 4);
+        });
+        assertTrue(asking.await(30, TimeUnit.SECONDS));
+        Thread.sleep(200);  // the job has asked; were it not waiting, its instant generator would have answered by now
+        assertFalse(job.isDone(), "the job waits for the preparation");
+        release.countDown();
+        List<int[]> got = job.get(30, TimeUnit.SECONDS);
+        prepare.join(30_000);
+        assertArrayEquals(new int[] {2}, got.get(0), "the preparation's answers");
+        assertArrayEquals(new int[] {3}, got.get(1));
+        assertEquals(List.of(), jobCalls, "the job generated nothing");
+        assertArrayEquals(new int[] {-4}, kept.answers("m", List.of(new int[] {1, 2, 3, 4}), 4).get(0), "a prompt not prepared: the job's generator");
     }
 }
