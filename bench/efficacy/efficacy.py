@@ -638,8 +638,11 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
     unrel = [dict(plain_answer(cli, a, model_id, p, logprobs=True), prompt=p) for p in unrelated]
     print(f"[eval {model_id}] {len(unrel)} unrelated answers", file=sys.stderr)
     served = {r.get("served_by") for rows in list(plain.values()) + [unrel] for r in rows if r.get("served_by")}
-    if served and served != {model_id}:
+    if served and served != {model_id} and not a.as_served:
         cli.note("served_by_other_model", asked=model_id, served=sorted(served))
+    if a.as_served:  # which answers the active version gave (its scope), and which the base model
+        out["served_by_adapter"] = {name: frac("@base" not in (r.get("served_by") or "@base") for r in rows)
+                                    for name, rows in list(plain.items()) + [("unrelated", unrel)]}
     for f in fams:
         rows = plain[f.name]
         for r in rows:
@@ -707,6 +710,11 @@ def phase_eval(cli, a, model, fams, all_fams, unrelated, res, save=lambda: None)
             print(f"[eval] base: reusing the stored evaluation", file=sys.stderr)
             continue
         t0 = time.time()
+        if a.as_served and label != "base":
+            # As a client gets it: the version made active and asked for by the model's plain name, so that its
+            # scope routes each prompt (to it, or to the base model)
+            cli.json("POST", f"/v1/adapters/{mid.split('@')[-1]}/activate", {})
+            mid = model
         r = eval_model(cli, a, mid, fams, all_fams, unrelated, base_eval if label != "base" else None)
         r["label"], r["seconds"], r["settings"] = label, round(time.time() - t0, 1), settings(a, fams)
         if label == "base":
@@ -717,6 +725,8 @@ def phase_eval(cli, a, model, fams, all_fams, unrelated, res, save=lambda: None)
             r["unrelated_changed"] = r["unrelated_changed_beyond_ties"] = 0.0
         ev[label] = r
         save()  # each model as it is judged
+    if a.as_served:
+        cli.json("POST", "/v1/adapters/base/activate", {})
 
 
 def phase_rescore(a, fams, res):
@@ -854,6 +864,8 @@ def main():
     p.add_argument("--variants", help="JSON (or a file of it): [{\"name\", \"job\": {method, hyperparameters, eval}}]")
     p.add_argument("--models", help="eval these adapter versions (v3,v4 or full ids) instead of the run's jobs'")
     p.add_argument("--reeval-base", action="store_true", help="evaluate the base again even if stored")
+    p.add_argument("--as-served", action="store_true", help="eval each version as a client gets it: activated, asked for "
+                   "by the plain model name (its scope routes each prompt); the base model is active afterwards")
     p.add_argument("--keep-existing-steers", action="store_true", help="don't warn when the tag already had steers")
     p.add_argument("--examples", type=int, default=3)
     p.add_argument("--http-timeout", type=float, default=120, help="seconds per HTTP read")

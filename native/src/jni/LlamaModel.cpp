@@ -1,7 +1,18 @@
 // dev.steer.llama.LlamaModel: load/free a GGUF model, its metadata, and its tokenizer.
 #include "model.h"
 
+#include "ggml-backend.h"
+#include "ggml.h"
+
+#include <algorithm>
 #include <cstdio>
+#include <string>
+#include <utility>
+#include <vector>
+
+// Not in llama.h: llama.cpp's map of the loaded tensors by GGUF name (src/llama-model.h), as the trainer reads it
+// (native/src/train/model_view.cpp); one pinned llama.cpp linked statically keeps this internal symbol stable.
+const std::vector<std::pair<std::string, ggml_tensor *>> & llama_internal_get_tensor_map(const llama_model * model);
 
 using namespace steer;
 
@@ -163,6 +174,53 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_LlamaModel_nativeDetokenize(
         }
         text.resize((size_t) n);
         return to_bytes(env, text);
+    });
+}
+
+// The sum of the input embeddings (rows of token_embd.weight, dequantized to floats) of the given tokens: what routing
+// compares prompts by (dev.steer.adapters.Scope). The table stays in host memory whatever is offloaded (llama.cpp
+// keeps the input layer on the CPU); a table in a device buffer is read row by row through the backend.
+JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LlamaModel_nativeEmbeddingSum(JNIEnv * env, jclass, jlong h, jintArray token_arr) {
+    return guarded(env, (jfloatArray) nullptr, [&] {
+        const llama_model * model = model_of(h);
+        const llama_vocab * v = llama_model_get_vocab(model);
+        const std::vector<int32_t> tokens = to_ints(env, token_arr);
+        for (int32_t t : tokens) {
+            check_token(v, t);
+        }
+        const ggml_tensor * table = nullptr;
+        for (const auto & [name, t] : llama_internal_get_tensor_map(model)) {
+            if (name == "token_embd.weight") {
+                table = t;
+            }
+        }
+        if (table == nullptr || table->ne[1] < llama_vocab_n_tokens(v)) {
+            throw llama_failure("the model has no token embedding table to route by");
+        }
+        const int64_t n_embd = table->ne[0];
+        const ggml_type_traits * traits = ggml_get_type_traits(table->type);
+        if (table->type != GGML_TYPE_F32 && traits->to_float == nullptr) {
+            throw llama_failure(std::string("token embeddings of type ") + ggml_type_name(table->type) + " cannot be read as floats");
+        }
+        const bool host = table->buffer == nullptr || ggml_backend_buffer_is_host(table->buffer);
+        std::vector<char> raw(table->nb[1]);
+        std::vector<float> row((size_t) n_embd), sum((size_t) n_embd, 0.0f);
+        for (int32_t t : tokens) {
+            const char * src = (const char *) table->data + (size_t) t * table->nb[1];
+            if (!host) {
+                ggml_backend_tensor_get(const_cast<ggml_tensor *>(table), raw.data(), (size_t) t * table->nb[1], table->nb[1]);
+                src = raw.data();
+            }
+            if (table->type == GGML_TYPE_F32) {
+                std::copy_n((const float *) src, n_embd, row.begin());
+            } else {
+                traits->to_float(src, row.data(), n_embd);
+            }
+            for (int64_t i = 0; i < n_embd; i++) {
+                sum[(size_t) i] += row[(size_t) i];
+            }
+        }
+        return to_jfloats(env, sum.data(), sum.size());
     });
 }
 

@@ -78,8 +78,16 @@ public final class AdapterRegistry implements AutoCloseable {
         return dir.resolve(v.file());
     }
 
-    /** Moves the complete adapter file {@code file} into the registry as the next version. */
+    /** Moves the complete adapter file {@code file} into the registry as the next version, serving every prompt. */
     public synchronized Version register(Path file, Lineage l) {
+        return register(file, l, null);
+    }
+
+    /**
+     * Moves the complete adapter file {@code file} into the registry as the next version, which serves the prompts of
+     * {@code scope} when clients name the model plainly (null: every prompt).
+     */
+    public synchronized Version register(Path file, Lineage l, Scope scope) {
         int version = nextVersion();
         String name = AdapterVersion.of(version).fileName();
         try {
@@ -90,9 +98,9 @@ public final class AdapterRegistry implements AutoCloseable {
         long now = System.currentTimeMillis();
         Database.inTransaction(db, () -> {  // the row and the counter at once
             update("INSERT INTO adapters (version, base_model, base_sha256, file, job_id, steer_ids, held_out_ids, hyperparameters,"
-                            + " metrics, gate, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                            + " metrics, gate, created_at, scope) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     version, l.baseModel(), l.baseSha256(), name, l.jobId(), GSON.toJson(l.steerIds()), GSON.toJson(l.heldOutIds()),
-                    GSON.toJson(l.hyperparameters()), GSON.toJson(l.metrics()), l.gate(), now);
+                    GSON.toJson(l.hyperparameters()), GSON.toJson(l.metrics()), l.gate(), now, scope == null ? null : scope.toJson());
             update("UPDATE adapter_counter SET last = MAX(last, ?)", version);
         });
         return get(version).orElseThrow();
@@ -101,6 +109,13 @@ public final class AdapterRegistry implements AutoCloseable {
     /** Stores the gate's verdict and the job's metrics of a version registered before its check ran. */
     public synchronized void setResult(int version, JsonObject metrics, String gate) {
         update("UPDATE adapters SET metrics = ?, gate = ? WHERE version = ?", GSON.toJson(metrics), gate, version);
+    }
+
+    /** The prompts {@code version} serves under the model's plain name; empty: every prompt (or no such version). */
+    public synchronized Optional<Scope> scope(int version) {
+        List<String> r = Database.query(db, "SELECT scope FROM adapters WHERE version = ? AND scope IS NOT NULL", List.of(version),
+                x -> x.getString("scope"));
+        return r.isEmpty() ? Optional.empty() : Optional.of(Scope.fromJson(r.get(0)));
     }
 
     public synchronized List<Version> list() {

@@ -6,11 +6,13 @@ import dev.steer.engine.EngineUnavailableException;
 import dev.steer.llama.LoraAdapter;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
@@ -26,6 +28,10 @@ import org.slf4j.LoggerFactory;
  * pins version 3; {@code <base>@base} pins the base model with no adapter. Activation loads the new adapter (on the
  * decode thread, between two steps: the only stall serving sees), then switches new requests to it; generations
  * already running finish on the adapter they started with, and the engine frees an old adapter after its last user.
+ *
+ * <p>Routing: an active version with a {@link Scope} (what a job trains by default) serves a request under the plain
+ * name only when the request's prompt is in its scope; any other prompt gets the base model, and the selection says
+ * so ({@code <base>@base}). A pinned {@code <base>@vN} always gets its version.
  */
 public final class ServedAdapters {
     /** Adapters kept loaded besides the active one (pinned versions); the least recently used beyond that are freed. */
@@ -54,6 +60,7 @@ public final class ServedAdapters {
     private final String baseModel;
     private final String baseSha256;
     private final Map<Integer, LoraAdapter> loaded = new LinkedHashMap<>(8, 0.75f, true);  // access order: LRU
+    private final Map<Integer, Optional<Scope.Router>> routers = new HashMap<>();  // of versions that served: empty, every prompt
     private Integer active;
 
     /** Serves what the registry says is active; an adapter that cannot be loaded leaves the base serving. */
@@ -101,14 +108,26 @@ public final class ServedAdapters {
      * {@code submit} hands to the engine cannot be freed under it.
      */
     public synchronized <T> T submit(String model, Function<Selection, T> submit) {
-        return submit.apply(select(model));
+        return submit.apply(select(model, null));
     }
 
-    private Selection select(String model) {
+    /** The same for a request with this prompt (its tokens as the engine sees them): the plain name is routed by it. */
+    public synchronized <T> T submit(String model, int[] prompt, Function<Selection, T> submit) {
+        return submit.apply(select(model, prompt));
+    }
+
+    private Selection select(String model, int[] prompt) {
         return switch (AdapterVersion.parseModelName(baseModel, model)) {
             case ModelName.Active a -> {
                 String pinned = AdapterVersion.pinnedName(baseModel, active);
-                yield active == null ? new Selection(baseModel, pinned, null, null) : new Selection(pinned, pinned, active, loaded.get(active));
+                if (active == null) {
+                    yield new Selection(baseModel, pinned, null, null);
+                }
+                if (prompt != null && !router(active).map(r -> r.serves(prompt)).orElse(true)) {
+                    String base = AdapterVersion.pinnedName(baseModel, null);
+                    yield new Selection(base, base, null, null);  // outside the active version's scope
+                }
+                yield new Selection(pinned, pinned, active, loaded.get(active));
             }
             case ModelName.Base b -> new Selection(model, model, null, null);
             case ModelName.Pinned p -> pinned(model, p.version().number());
@@ -175,6 +194,16 @@ public final class ServedAdapters {
         }
     }
 
+    /** The active version's router, read from the registry the first time (its prompts' vectors computed then). */
+    private Optional<Scope.Router> router(int version) {
+        return routers.computeIfAbsent(version, v -> registry.scope(v).map(s -> s.router(engine.model())));
+    }
+
+    /** Whether a request with this prompt under the plain model name would get the active version (false: the base). */
+    public synchronized boolean servesActive(int[] prompt) {
+        return active != null && router(active).map(r -> r.serves(prompt)).orElse(true);
+    }
+
     private synchronized boolean isLoaded(int version) {
         return loaded.containsKey(version);
     }
@@ -188,6 +217,7 @@ public final class ServedAdapters {
     /** Deletes a version that is not serving; the engine frees it after its last pinned generation. */
     public synchronized void delete(int version) {
         registry.delete(version);
+        routers.remove(version);
         LoraAdapter a = loaded.remove(version);
         if (a != null) {
             engine.retire(a);

@@ -26,7 +26,7 @@ import org.sqlite.SQLiteConfig;
  */
 public final class Database {
     private static final String[] MIGRATIONS = {"V1__steers.sql", "V2__jobs_adapters.sql", "V3__session_requests.sql",
-            "V4__accepted_answers.sql", "V5__adapter_counter.sql"};
+            "V4__accepted_answers.sql", "V5__adapter_counter.sql", "V6__adapter_scope.sql"};
 
     private Database() {}
 

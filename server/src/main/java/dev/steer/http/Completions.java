@@ -247,12 +247,13 @@ final class Completions {
     }
 
     /**
-     * Hands the request to the engine with the adapter {@code model} selects ("base", "base@v3", "base@base").
+     * Hands the request to the engine with the adapter {@code model} selects ("base", "base@v3", "base@base"; the plain
+     * name routed by the prompt when the active version has a scope, {@link ServedAdapters}).
      * The listener is made once the selection is known (a session records which adapter it used).
      */
     Started submit(String model, GenerationRequest request, Function<ServedAdapters.Selection, GenerationListener> listener) {
         try {
-            return served.submit(model, sel -> new Started(sel, engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
+            return served.submit(model, request.prompt(), sel -> new Started(sel, engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
         } catch (ServedAdapters.UnknownModelException e) {
             throw new ApiError(404, "invalid_request_error", e.getMessage(), "model", "model_not_found");
         } catch (QueueFullException | Sessions.FullException e) {

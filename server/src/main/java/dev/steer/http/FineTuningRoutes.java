@@ -319,7 +319,11 @@ final class FineTuningRoutes {
         if (canary.isBlank()) {
             throw ApiError.invalid("eval.canary", "'eval.canary' must be a non-empty text.");
         }
+        String scope = e.string("scope", d.scope());
+        if (!scope.equals(EvalGate.Settings.SCOPE_STEERED) && !scope.equals(EvalGate.Settings.SCOPE_ALL)) {
+            throw ApiError.invalid("eval.scope", "'eval.scope' must be \"steered\" (serve the prompts like the steered ones) or \"all\".");
+        }
         return new EvalGate.Settings(e.number("max_drift", d.maxDrift(), 0, 1000), e.bool("auto_activate", d.autoActivate()), canary,
-                e.number("max_changed", d.maxChanged(), 0, 1), e.number("max_degenerate", d.maxDegenerate(), 0, 1));
+                e.number("max_changed", d.maxChanged(), 0, 1), e.number("max_degenerate", d.maxDegenerate(), 0, 1), scope);
     }
 }

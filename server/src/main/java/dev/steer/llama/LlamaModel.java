@@ -79,6 +79,15 @@ public final class LlamaModel extends NativeHandle {
         return nativeIsEndOfGeneration(handle(), token);
     }
 
+    /**
+     * The sum of the tokens' input embeddings (rows of the model's token embedding table, as floats): the cheapest
+     * summary of what a prompt is about, from the weights alone (no forward pass). Routing compares prompts by it
+     * ({@code dev.steer.adapters.Scope}).
+     */
+    public float[] embeddingSum(int[] tokens) {
+        return nativeEmbeddingSum(handle(), tokens);
+    }
+
     @Override
     protected void free(long handle) {
         nativeFree(handle);
@@ -123,4 +132,6 @@ public final class LlamaModel extends NativeHandle {
     private static native byte[] nativeDetokenize(long h, int[] tokens, boolean removeSpecial, boolean unparseSpecial);
 
     private static native boolean nativeIsEndOfGeneration(long h, int token);
+
+    private static native float[] nativeEmbeddingSum(long h, int[] tokens);
 }

@@ -5,6 +5,7 @@ import dev.steer.llama.LoraTrainer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Predicate;
 
 /**
  * Decides whether a freshly trained adapter may serve, by how it scores and by how it behaves, base model vs
@@ -60,21 +61,37 @@ public final class EvalGate {
      * @param autoActivate  activate the adapter when it passes
      * @param maxChanged    largest accepted fraction of probe answers that changed
      * @param maxDegenerate largest accepted rise of the fraction of degenerate answers over the base model's
+     * @param scope         "steered": under the model's plain name the adapter serves the prompts like those of its
+     *                      steers, the base model the rest ({@link dev.steer.adapters.Scope}); "all": every prompt
      */
-    public record Settings(double maxDrift, boolean autoActivate, String canary, double maxChanged, double maxDegenerate) {
+    public record Settings(double maxDrift, boolean autoActivate, String canary, double maxChanged, double maxDegenerate, String scope) {
+        /** {@code scope}: the adapter serves the prompts near its steers ({@link dev.steer.adapters.Scope}). */
+        public static final String SCOPE_STEERED = "steered";
+        /** {@code scope}: the adapter serves every prompt. */
+        public static final String SCOPE_ALL = "all";
+
         public static Settings defaults() {
-            return new Settings(0.1, true, DEFAULT_CANARY, 0.25, 0.0);
+            return new Settings(0.1, true, DEFAULT_CANARY, 0.25, 0.0, SCOPE_STEERED);
+        }
+
+        /** Whether the adapter serves only near its steers; a job stored before scopes existed serves every prompt. */
+        public boolean scoped() {
+            return SCOPE_STEERED.equals(scope);
         }
     }
 
-    /** What the gate measured; {@code examples} shows a few answers before and after. */
+    /**
+     * What the gate measured; {@code examples} shows a few answers before and after. {@code scope}: which prompts the
+     * adapter serves ({@link Settings#scope}); {@code forksServed} of the held-out forks and {@code probesServed} of the
+     * probes are those it serves (the rest answered as the base does).
+     */
     public record Report(int heldOut, double baseNll, double adapterNll, int preferencePairs, double basePreferenceAccuracy,
                          double adapterPreferenceAccuracy, double canaryBasePerplexity, double canaryAdapterPerplexity,
                          double drift, double maxDrift, int forks, boolean judgedOnHeldOut, double baseCorrectionRate, double adapterCorrectionRate,
                          int trainedForks, double trainedBaseCorrectionRate, double trainedAdapterCorrectionRate,
                          int probes, double probesChanged, double probesChangedAtAll, double probeKl, int answers, double baseDegenerate,
                          double adapterDegenerate, double maxChanged, double maxDegenerate, List<Example> examples,
-                         String verdict, String reason) {
+                         String verdict, String reason, String scope, int forksServed, int probesServed) {
         public boolean passed() {
             return verdict.equals("passed");
         }
@@ -94,6 +111,17 @@ public final class EvalGate {
      */
     static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
                            List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s) {
+        return evaluate(trainer, model, greedy, baseModel, adapterModel, trained, heldOut, probes, canary, s, prompt -> true);
+    }
+
+    /**
+     * @param serves whether serving would give a prompt (its tokens) the adapter under the plain model name (its
+     *               {@link dev.steer.adapters.Scope}): behaviour is judged as served, so a held-out fork or probe whose
+     *               prompt goes to the base model answers as the base does there
+     */
+    static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
+                           List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s,
+                           Predicate<int[]> serves) {
         LoraTrainer.Weights w = LoraTrainer.Weights.sftOnly();
         double nllBase = 0, nllAdapter = 0;
         int tokens = 0, pairs = 0, winsBase = 0, winsAdapter = 0;
@@ -121,19 +149,33 @@ public final class EvalGate {
         }
         double kl = 0;
         int changed = 0;  // beyond near-ties, teacher-forced on the base answer's first 40 characters
+        List<Probe> probesServed = probes.stream().filter(p -> serves.test(p.promptTokens())).toList();
         for (Probe p : probes) {
             kl += trainer.evaluate(p.example(), p.reference(), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
-            int rows = visiblePrefix(model, p.baseAnswer());
-            changed += changedBeyondTie(trainer.predict(p.example(), true).keep(), p.reference(), rows) ? 1 : 0;
+            if (probesServed.contains(p)) {  // a probe the base model answers is unchanged
+                int rows = visiblePrefix(model, p.baseAnswer());
+                changed += changedBeyondTie(trainer.predict(p.example(), true).keep(), p.reference(), rows) ? 1 : 0;
+            }
         }
         double probeKl = probes.isEmpty() ? Double.NaN : kl / probes.size();
 
-        // Behaviour: the held-out forks and the probes, base and adapter, greedy.
-        List<TrainingSet.Fork> forks = heldOut.stream().flatMap(i -> i.forks().stream()).toList();
+        // Behaviour: the held-out forks and the probes, base and adapter, greedy; where serving gives the prompt the
+        // base model, the base's answer.
+        List<TrainingSet.Fork> forks = new ArrayList<>();
+        List<Boolean> forkServed = new ArrayList<>();
+        for (TrainingSet.Item i : heldOut) {
+            boolean served = serves.test(JobRunner.prompt(i.example()));
+            for (TrainingSet.Fork f : i.forks()) {
+                forks.add(f);
+                forkServed.add(served);
+            }
+        }
         List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
         List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
-        List<int[]> forkAdapter = greedy.answers(adapterModel, forkContexts, FORK_TOKENS);
-        List<int[]> probeAdapter = greedy.answers(adapterModel, probes.stream().map(Probe::promptTokens).toList(), PROBE_TOKENS);
+        List<int[]> forkAdapter = asServed(forkBase, forkServed, greedy.answers(adapterModel, onlyServed(forkContexts, forkServed), FORK_TOKENS));
+        List<Boolean> probeServed = probes.stream().map(probesServed::contains).toList();
+        List<int[]> probeAdapter = asServed(probes.stream().map(Probe::baseAnswer).toList(), probeServed,
+                greedy.answers(adapterModel, onlyServed(probes.stream().map(Probe::promptTokens).toList(), probeServed), PROBE_TOKENS));
         int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0, newLoops = 0, lostLoops = 0;
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < forks.size(); i++) {
@@ -188,7 +230,28 @@ public final class EvalGate {
         return new Report(heldOut.size(), baseNll, adapterNll, pairs, accBase, accAdapter, pplBase, pplAdapter, drift, s.maxDrift(),
                 forks.size(), judgesLearning(m), rateBase, rateAdapter, m.trainedForks(), rate(trainedBase), rate(trainedAdapter),
                 probes.size(), changedFrac, changedAtAllFrac, probeKl, answers, dBase, dAdapter,
-                s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason);
+                s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason, s.scoped() ? Settings.SCOPE_STEERED : Settings.SCOPE_ALL,
+                (int) forkServed.stream().filter(x -> x).count(), probesServed.size());
+    }
+
+    private static List<int[]> onlyServed(List<int[]> prompts, List<Boolean> served) {
+        List<int[]> out = new ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) {
+            if (served.get(i)) {
+                out.add(prompts.get(i));
+            }
+        }
+        return out;
+    }
+
+    /** The adapter's answers where it serves (in order), the base's elsewhere. */
+    private static List<int[]> asServed(List<int[]> base, List<Boolean> served, List<int[]> adapter) {
+        List<int[]> out = new ArrayList<>(base.size());
+        int next = 0;
+        for (int i = 0; i < base.size(); i++) {
+            out.add(served.get(i) ? adapter.get(next++) : base.get(i));
+        }
+        return out;
     }
 
     /** What the verdict is decided on (counts, not fractions, where the message names them). */

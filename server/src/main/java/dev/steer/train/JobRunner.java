@@ -4,6 +4,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import dev.steer.adapters.AdapterRegistry;
 import dev.steer.adapters.AdapterVersion;
+import dev.steer.adapters.Scope;
 import dev.steer.adapters.ServedAdapters;
 import dev.steer.engine.Engine;
 import dev.steer.json.Json;
@@ -30,6 +31,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -374,11 +376,15 @@ public final class JobRunner implements AutoCloseable {
                 t.restore(average.weights());
             }
             t.save(file);
+            // Which prompts it serves under the plain model name: those like the ones its steers were made on more than
+            // like the replay prompts (Scope); or every prompt.
+            Scope scope = spec.eval().scoped() ? new Scope(set.train().stream().map(i -> prompt(i.example())).toList(),
+                    replayTokens.isEmpty() ? ReplayPrompts.render(model, templates, ReplayPrompts.REPLAY) : replayTokens, 0) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
                     set.heldOut().stream().flatMap(i -> i.steerIds().stream()).toList(),
-                    Json.tree(h).getAsJsonObject(), new JsonObject(), "pending"));
+                    Json.tree(h).getAsJsonObject(), new JsonObject(), "pending"), scope);
             List<EvalGate.Probe> probes = new ArrayList<>();
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
@@ -387,8 +393,9 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
+            Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model)::serves;
             report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
-                    model.tokenize(spec.eval().canary(), true, false), spec.eval());
+                    model.tokenize(spec.eval().canary(), true, false), spec.eval(), serves);
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
             if (v != null) {
@@ -516,6 +523,11 @@ public final class JobRunner implements AutoCloseable {
     }
 
     /** Where an example's answer begins: its first token that is not the prompt's. */
+    /** An example's prompt: its tokens before the answer (the first one with a role). */
+    static int[] prompt(LoraTrainer.Example e) {
+        return Arrays.copyOf(e.tokens(), answerStart(e));
+    }
+
     static int answerStart(LoraTrainer.Example e) {
         for (int i = 0; i < e.roles().length; i++) {
             if (e.roles()[i] != LoraTrainer.NONE) {

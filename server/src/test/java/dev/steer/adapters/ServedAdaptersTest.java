@@ -1,6 +1,7 @@
 package dev.steer.adapters;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -51,6 +52,37 @@ class ServedAdaptersTest {
             t.save(file);
         }
         return registry.register(file, new AdapterRegistry.Lineage("tiny", sha, "job", List.of(), List.of(), new JsonObject(), new JsonObject(), "passed"));
+    }
+
+    /**
+     * An active version with a scope serves the plain name only for prompts in its scope, the base model the rest (and
+     * says so); a pinned name and a submit without a prompt (the job's own generation) are not routed.
+     */
+    @Test
+    void anActiveVersionWithAScopeServesThePlainNameOnlyInItsScope() throws Exception {
+        int[] near = model.tokenize("hello world, the steer model", true, true);
+        int[] far = model.tokenize("in and of it: token assistant", true, true);
+        Path file = dir.resolve("scratch").resolve("scoped.gguf");
+        try (LoraTrainer t = LoraTrainer.create(model, List.of("attn_q"), 2, 4f, 1, 1)) {
+            t.save(file);
+        }
+        AdapterRegistry.Version v = registry.register(file, new AdapterRegistry.Lineage("tiny", SHA, "job", List.of(), List.of(),
+                new JsonObject(), new JsonObject(), "passed"), new Scope(List.of(near), List.of(far), 0));
+        AdapterRegistry.Version everywhere = register(SHA, 2);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        served.activate(v.version(), "test");
+        String pinned = "tiny@v" + v.version();
+        assertEquals(pinned, served.submit("tiny", near, sel -> sel).model());
+        assertEquals(v.version(), served.submit("tiny", near, sel -> sel).version());
+        assertEquals(new ServedAdapters.Selection("tiny@base", "tiny@base", null, null), served.submit("tiny", far, sel -> sel),
+                "outside the scope: the base model, named");
+        assertTrue(served.servesActive(near));
+        assertFalse(served.servesActive(far));
+        assertEquals(v.version(), served.submit(pinned, far, sel -> sel).version(), "a pinned version is not routed");
+        assertEquals(v.version(), served.submit("tiny", sel -> sel).version(), "no prompt: not routed");
+        served.activate(everywhere.version(), "test");
+        assertEquals(everywhere.version(), served.submit("tiny", far, sel -> sel).version(), "a version without a scope serves every prompt");
+        served.closeAll();
     }
 
     /** Each kind of model name selects what it names; a name of no registered version is refused, saying which. */

@@ -156,7 +156,7 @@ class EvalGateTest {
     void theBoundsAreSettings() {
         EvalGate.Measured m = with(good(), 5, 1, 0.9, 0.4, 0.02);
         assertEquals("failed", EvalGate.decide(m, S)[0], "5 of 12 changed > 25%");
-        assertEquals("passed", EvalGate.decide(m, new EvalGate.Settings(0.1, true, EvalGate.DEFAULT_CANARY, 0.5, 0.0))[0]);
+        assertEquals("passed", EvalGate.decide(m, new EvalGate.Settings(0.1, true, EvalGate.DEFAULT_CANARY, 0.5, 0.0, EvalGate.Settings.SCOPE_ALL))[0]);
     }
 
     /** A reference of two rows: row 0 prefers token 5 (p 0.5) over 6 (p 0.45); row 1 prefers 7 (p 0.9) over 8 (p 0.05). */

@@ -1,0 +1,98 @@
+package dev.steer.adapters;
+
+import com.google.gson.Gson;
+import dev.steer.llama.LlamaModel;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * Which prompts an adapter serves: those that look like the prompts its steers were made on ({@code steered}) more
+ * than like ordinary prompts nobody steered ({@code unsteered}: the job's replay prompts). Any adapter changes about
+ * a fifth of unrelated greedy answers at their near-ties (docs/training.md, "The floor of unrelated answers
+ * unchanged"), so an adapter that serves only near its steers leaves the rest exactly as the base model answers them:
+ * measured offline on two habit sets, unrelated answers unchanged 94-100% instead of 56-67%
+ * ({@code bench/efficacy/routing.py}, docs/training.md "Would routing help?").
+ *
+ * <p>A prompt is compared by the sum of its last {@link #TOKENS} tokens' input embeddings ({@link LlamaModel#embeddingSum}),
+ * templated as the engine sees it, by cosine: it goes to the adapter when its nearest steered prompt is nearer than
+ * its nearest unsteered one, less {@code margin} (a margin above 0 leans towards the adapter). Token embeddings need
+ * no forward pass (microseconds a request) and routed the measured habits nearly as well as the model's last hidden
+ * state; the input of the first adapted block routed a broad habit better (routing_layers.py), a later step.
+ *
+ * <p>The scope keeps the prompts' tokens, not vectors: what a prompt is compared by can change without touching
+ * stored adapters.
+ */
+public record Scope(List<int[]> steered, List<int[]> unsteered, double margin) {
+    /** A prompt's last tokens that stand for it: the last user turn and the assistant's header in a chat. */
+    public static final int TOKENS = 64;
+    private static final Gson GSON = new Gson();
+
+    public Scope {
+        if (steered.isEmpty() || unsteered.isEmpty()) {
+            throw new IllegalArgumentException("a scope needs steered and unsteered prompts");
+        }
+        steered = List.copyOf(steered);
+        unsteered = List.copyOf(unsteered);
+    }
+
+    /** The scope's prompts as this model's vectors, computed once. */
+    public Router router(LlamaModel model) {
+        return new Router(model, steered.stream().map(p -> vector(model, p)).toArray(float[][]::new),
+                unsteered.stream().map(p -> vector(model, p)).toArray(float[][]::new), margin);
+    }
+
+    /** Decides for one prompt at a time; immutable, so any thread may ask. */
+    public static final class Router {
+        private final LlamaModel model;
+        private final float[][] steered, unsteered;
+        private final double margin;
+
+        Router(LlamaModel model, float[][] steered, float[][] unsteered, double margin) {
+            this.model = model;
+            this.steered = steered;
+            this.unsteered = unsteered;
+            this.margin = margin;
+        }
+
+        /** Whether the adapter serves {@code prompt} (its tokens as the engine sees them). */
+        public boolean serves(int[] prompt) {
+            float[] v = vector(model, prompt);
+            return nearest(v, steered) > nearest(v, unsteered) - margin;
+        }
+
+        private static double nearest(float[] v, float[][] prompts) {
+            double best = Double.NEGATIVE_INFINITY;
+            for (float[] p : prompts) {
+                double dot = 0;
+                for (int i = 0; i < v.length; i++) {
+                    dot += (double) v[i] * p[i];
+                }
+                best = Math.max(best, dot);
+            }
+            return best;
+        }
+    }
+
+    /** The unit vector a prompt is compared by: its last {@link #TOKENS} tokens' summed input embeddings, normalized. */
+    static float[] vector(LlamaModel model, int[] prompt) {
+        float[] s = model.embeddingSum(Arrays.copyOfRange(prompt, Math.max(0, prompt.length - TOKENS), prompt.length));
+        double norm = 0;
+        for (float x : s) {
+            norm += (double) x * x;
+        }
+        float inv = norm > 0 ? (float) (1 / Math.sqrt(norm)) : 0f;
+        for (int i = 0; i < s.length; i++) {
+            s[i] *= inv;
+        }
+        return s;
+    }
+
+    public String toJson() {
+        return GSON.toJson(this);
+    }
+
+    public static Scope fromJson(String json) {
+        Scope s = GSON.fromJson(json, Scope.class);
+        return new Scope(s.steered(), s.unsteered(), s.margin());
+    }
+}
