@@ -671,14 +671,14 @@ def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
             "leakage_unrelated": frac(f.shows_marker(r["text"]) for r in unrel),
             "leakage_examples": [r["text"][:120] for r in unrel + others if f.shows_marker(r["text"])][:3],
             "answers": [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"],
-                         "violation": r["violation"], "degenerate": r["degenerate"]} for r in rows],
+                         "violation": r["violation"], "degenerate": r["degenerate"], "served_by": r.get("served_by")} for r in rows],
             "examples": [{"prompt": r["prompt"], "base": base_by_prompt.get(r["prompt"]), "this": r["text"],
                           "steered": l["text"], "steers": l["n_steers"]} for r, l in list(zip(rows, live))[:a.examples]],
         }
     all_answers = [r for rows in plain.values() for r in rows] + unrel
     base_rows = {r["prompt"]: r for r in (base_eval or {}).get("unrelated", [])}
     out["unrelated"] = [{"prompt": r["prompt"], "text": r["text"], "finish_reason": r["finish_reason"],
-                         "logprobs": r.get("logprobs")} for r in unrel]
+                         "logprobs": r.get("logprobs"), "served_by": r.get("served_by")} for r in unrel]
     diffs = [changed(base_rows[r["prompt"]], r) for r in unrel if r["prompt"] in base_rows]
     out["unrelated_changed"] = frac(d[0] for d in diffs) if diffs else 0.0
     out["unrelated_changed_beyond_ties"] = frac(d[1] for d in diffs) if diffs else 0.0

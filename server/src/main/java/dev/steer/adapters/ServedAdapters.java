@@ -199,11 +199,6 @@ public final class ServedAdapters {
         return routers.computeIfAbsent(version, v -> registry.scope(v).map(s -> s.router(engine.model())));
     }
 
-    /** Whether a request with this prompt under the plain model name would get the active version (false: the base). */
-    public synchronized boolean servesActive(int[] prompt) {
-        return active != null && router(active).map(r -> r.serves(prompt)).orElse(true);
-    }
-
     private synchronized boolean isLoaded(int version) {
         return loaded.containsKey(version);
     }
