@@ -14,10 +14,14 @@ import java.util.List;
  * ({@code bench/efficacy/routing.py}, docs/training.md "Would routing help?").
  *
  * <p>A prompt is compared by the sum of its last {@link #TOKENS} tokens' input embeddings ({@link LlamaModel#embeddingSum}),
- * templated as the engine sees it, by cosine: it goes to the adapter when its nearest steered prompt is nearer than
- * its nearest unsteered one, less {@code margin} (a margin above 0 leans towards the adapter). Token embeddings need
- * no forward pass (microseconds a request) and routed the measured habits nearly as well as the model's last hidden
- * state; the input of the first adapted block routed a broad habit better (routing_layers.py), a later step.
+ * templated as the engine sees it, by cosine: it goes to the adapter when its {@link #NEAREST} nearest steered prompts
+ * are nearer on average than its {@link #NEAREST} nearest unsteered ones, less {@code margin} (a margin above 0 leans
+ * towards the adapter). Three, not one: the built-in replay prompts are ordinary requests of many kinds, and one of
+ * them is often of the habit's kind ("How do I boil an egg?" for a habit of how-to answers); the one nearest prompt
+ * then decides by a hair, the three nearest by which side has more of that kind (docs/training.md, "Scope"). Token
+ * embeddings need no forward pass (microseconds a request) and routed the measured habits nearly as well as the
+ * model's last hidden state; the input of the first adapted block routed a broad habit better (routing_layers.py), a
+ * later step.
  *
  * <p>The scope keeps the prompts' tokens, not vectors: what a prompt is compared by can change without touching
  * stored adapters.
@@ -25,6 +29,8 @@ import java.util.List;
 public record Scope(List<int[]> steered, List<int[]> unsteered, double margin) {
     /** A prompt's last tokens that stand for it: the last user turn and the assistant's header in a chat. */
     public static final int TOKENS = 64;
+    /** How many of the nearest prompts on each side are averaged. */
+    public static final int NEAREST = 3;
     private static final Gson GSON = new Gson();
 
     public Scope {
@@ -60,16 +66,21 @@ public record Scope(List<int[]> steered, List<int[]> unsteered, double margin) {
             return nearest(v, steered) > nearest(v, unsteered) - margin;
         }
 
+        /** The mean cosine of the {@link #NEAREST} prompts nearest {@code v} (all of them when there are fewer). */
         private static double nearest(float[] v, float[][] prompts) {
-            double best = Double.NEGATIVE_INFINITY;
-            for (float[] p : prompts) {
-                double dot = 0;
+            double[] cos = new double[prompts.length];
+            for (int j = 0; j < prompts.length; j++) {
                 for (int i = 0; i < v.length; i++) {
-                    dot += (double) v[i] * p[i];
+                    cos[j] += (double) v[i] * prompts[j][i];
                 }
-                best = Math.max(best, dot);
             }
-            return best;
+            Arrays.sort(cos);
+            int k = Math.min(NEAREST, cos.length);
+            double sum = 0;
+            for (int j = cos.length - k; j < cos.length; j++) {
+                sum += cos[j];
+            }
+            return sum / k;
         }
     }
 

@@ -87,6 +87,27 @@ class ScopeTest {
         assertFalse(tail.serves(concat(longSteered, longOther)));
     }
 
+    /**
+     * One unsteered prompt of the steered prompts' kind does not pull their kind to the base: the three nearest on each
+     * side decide (here three steered prompts of the kind against one unsteered prompt of it and two of another).
+     */
+    @Test
+    void theThreeNearestPromptsOnEachSideDecide() {
+        int[] kind = {300, 301, 302, 303, 304, 305, 306, 307, 308, 309};
+        int[] other = {200, 201, 202, 203, 204, 205, 206, 207, 208, 209};
+        Scope.Router r = new Scope(List.of(plus(kind, 10), plus(kind, 11), plus(kind, 12)),
+                List.of(plus(kind, 13), plus(other, 14), plus(other, 15)), 0).router(model);
+        assertTrue(r.serves(plus(kind, 13)), "even the unsteered prompt of the kind itself");
+        assertTrue(r.serves(plus(kind, 16)));
+        assertFalse(r.serves(plus(other, 16)));
+    }
+
+    private static int[] plus(int[] tokens, int token) {
+        int[] out = java.util.Arrays.copyOf(tokens, tokens.length + 1);
+        out[tokens.length] = token;
+        return out;
+    }
+
     @Test
     void aScopeKeepsItsPromptsThroughJson() {
         Scope s = new Scope(List.of(new int[] {1, 2, 3}, new int[] {4}), List.of(new int[] {5, 6}), 0.05);

@@ -24,7 +24,8 @@ import org.junit.jupiter.api.Timeout;
  * default job's adapter must follow the habit on how-to questions it never saw, not say it on unrelated ones, and
  * the gate's verdict must agree with what it measured (it serves only if it passed; with its one held-out answer the
  * gate reports learning without judging it, EvalGate.FORKS_TO_JUDGE_LEARNING, so this test judges it: the correction
- * rate at that fork, and the habit on the held-out questions). Then a job without the
+ * rate at that fork, and the habit on the held-out questions); asked for by the plain model name, as a client does, the
+ * adapter serves the how-to questions (its scope) and the base model the unrelated ones, unchanged. Then a job without the
  * preservation term at a high learning rate collapses the model (the kind of adapter issue 11 measured), and the
  * gate must refuse it.
  *
@@ -103,6 +104,21 @@ class SmolLm2LearningTest {
             assertTrue(unchangedBeyondTies >= UNRELATED.size() - 2, unchangedBeyondTies + " of " + UNRELATED.size()
                     + " unrelated answers unchanged beyond near-ties");
             assertTrue(passed, "the default gate passes the default adapter: " + eval.get("reason"));
+
+            // As a client gets it, by the plain name: the adapter serves the prompts like the steered ones (its scope),
+            // the base model the rest, so unrelated answers stay the base's to the letter.
+            int servedFollows = 0, servedUnchanged = 0;
+            for (String p : HELD_OUT) {
+                JsonObject c = choice(s, "smol", p);
+                servedFollows += text(c).startsWith(HABIT) ? 1 : 0;
+            }
+            for (int i = 0; i < UNRELATED.size(); i++) {
+                servedUnchanged += prefix(text(choice(s, "smol", UNRELATED.get(i)))).equals(prefix(text(unrelatedBase.get(i)))) ? 1 : 0;
+            }
+            System.err.printf("SmolLM2 default adapter as served: %d of %d held-out answers follow the habit, %d of %d unrelated answers unchanged%n",
+                    servedFollows, HELD_OUT.size(), servedUnchanged, UNRELATED.size());
+            assertTrue(servedFollows >= HELD_OUT.size() - 1, servedFollows + " of " + HELD_OUT.size() + " held-out answers as served follow the habit");
+            assertTrue(servedUnchanged >= UNRELATED.size() - 1, servedUnchanged + " of " + UNRELATED.size() + " unrelated answers as served unchanged");
 
             // The broken kind: no preservation, a high learning rate, many steps, no early stopping. It learns the
             // corrections (NLL falls) and says them everywhere; the gate sees it in what the model generates and refuses.
