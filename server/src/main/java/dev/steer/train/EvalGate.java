@@ -108,16 +108,9 @@ public final class EvalGate {
     /**
      * @param adapterModel the model name that serves the new adapter ({@code base@vN}), for greedy generation
      * @param baseModel    the name that serves the base model alone ({@code base@base})
-     */
-    static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
-                           List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s) {
-        return evaluate(trainer, model, greedy, baseModel, adapterModel, trained, heldOut, probes, canary, s, prompt -> true);
-    }
-
-    /**
-     * @param serves whether serving would give a prompt (its tokens) the adapter under the plain model name (its
-     *               {@link dev.steer.adapters.Scope}): behaviour is judged as served, so a held-out fork or probe whose
-     *               prompt goes to the base model answers as the base does there
+     * @param serves       whether serving would give a prompt (its tokens) the adapter under the plain model name (its
+     *                     {@link dev.steer.adapters.Scope}): behaviour is judged as served, so a held-out fork or probe
+     *                     whose prompt goes to the base model answers as the base does there
      */
     static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
                            List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s,
