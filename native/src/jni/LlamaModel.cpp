@@ -178,8 +178,11 @@ JNIEXPORT jbyteArray JNICALL Java_dev_steer_llama_LlamaModel_nativeDetokenize(
 }
 
 // The sum of the input embeddings (rows of token_embd.weight, dequantized to floats) of the given tokens: what routing
-// compares prompts by (dev.steer.adapters.Scope). The table stays in host memory whatever is offloaded (llama.cpp
-// keeps the input layer on the CPU); a table in a device buffer is read row by row through the backend.
+// compares prompts by (dev.steer.adapters.Scope). A model whose output layer reuses the table (SmolLM2, Gemma 3) can hold
+// two tensors of that name, the input layer's and a copy for the output layer in another buffer (a GPU's, or a CPU
+// buffer repacked for matmuls, whose rows are not laid out as GGUF rows and which cannot be read back: reading it
+// would crash the process). The input layer's is in host memory (llama.cpp keeps the input layer on the CPU): that
+// one is read; failing that, one in a device buffer through the backend; a repacked one never.
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LlamaModel_nativeEmbeddingSum(JNIEnv * env, jclass, jlong h, jintArray token_arr) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         const llama_model * model = model_of(h);
@@ -189,9 +192,18 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LlamaModel_nativeEmbeddingSum
             check_token(v, t);
         }
         const ggml_tensor * table = nullptr;
+        bool table_host = false;
         for (const auto & [name, t] : llama_internal_get_tensor_map(model)) {
-            if (name == "token_embd.weight") {
+            if (name != "token_embd.weight") {
+                continue;
+            }
+            if (t->buffer != nullptr && std::string(ggml_backend_buffer_name(t->buffer)).find("REPACK") != std::string::npos) {
+                continue;
+            }
+            const bool host = t->buffer == nullptr || ggml_backend_buffer_is_host(t->buffer);
+            if (table == nullptr || (host && !table_host)) {
                 table = t;
+                table_host = host;
             }
         }
         if (table == nullptr || table->ne[1] < llama_vocab_n_tokens(v)) {
@@ -202,7 +214,7 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LlamaModel_nativeEmbeddingSum
         if (table->type != GGML_TYPE_F32 && traits->to_float == nullptr) {
             throw llama_failure(std::string("token embeddings of type ") + ggml_type_name(table->type) + " cannot be read as floats");
         }
-        const bool host = table->buffer == nullptr || ggml_backend_buffer_is_host(table->buffer);
+        const bool host = table_host;
         std::vector<char> raw(table->nb[1]);
         std::vector<float> row((size_t) n_embd), sum((size_t) n_embd, 0.0f);
         for (int32_t t : tokens) {

@@ -151,7 +151,9 @@ public final class Main implements Callable<Integer> {
                 data.resolve("adapters"), sessionTtl * 1000, template, trainThreads,
                 new Engine.Config(parallel, contextSize, batchSize, nThreads, maxQueue),
                 new ApiServer.Options(host, port, modelId, apiKey, origins, maxRequestBytes, publicMetrics,
-                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions, keepAccepted, true));
+                        java.time.Duration.ofSeconds(decodeStepTimeout), ApiServer.Options.STEER_TIMEOUT), maxSessions, keepAccepted,
+                // jobs cannot train on repacked weights; with one sequence, preparing would take the only one
+                !cpuRepack && parallel > 1));
         Integer active = server.served.active();
         // llama.cpp's own description names a size class ("llama 256M" for SmolLM2-135M); count the parameters instead.
         LOG.info("serving {} ({}, {} parameters{}) on http://{}:{}, {} parallel sequences of {} tokens", modelId,

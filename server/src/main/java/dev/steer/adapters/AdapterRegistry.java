@@ -119,11 +119,11 @@ public final class AdapterRegistry implements AutoCloseable {
     }
 
     public synchronized List<Version> list() {
-        return query("SELECT * FROM adapters ORDER BY version", List.of());
+        return query("SELECT " + VERSION_COLUMNS + " FROM adapters ORDER BY version", List.of());
     }
 
     public synchronized Optional<Version> get(int version) {
-        List<Version> r = query("SELECT * FROM adapters WHERE version = ?", List.of(version));
+        List<Version> r = query("SELECT " + VERSION_COLUMNS + " FROM adapters WHERE version = ?", List.of(version));
         return r.isEmpty() ? Optional.empty() : Optional.of(r.get(0));
     }
 
@@ -255,6 +255,10 @@ public final class AdapterRegistry implements AutoCloseable {
     private void update(String sql, Object... args) {
         Database.update(db, sql, args);
     }
+
+    /** A version's columns, not its scope (the prompts' tokens: large, and read only by {@link #scope}). */
+    private static final String VERSION_COLUMNS = "version, base_model, base_sha256, file, job_id, steer_ids, held_out_ids, hyperparameters,"
+            + " metrics, gate, created_at";
 
     private List<Version> query(String sql, List<Object> args) {
         return Database.query(db, sql, args, r -> new Version(r.getInt("version"), r.getString("base_model"),

@@ -79,6 +79,7 @@ public final class ServedAdapters {
         if (want != null) {
             try {
                 loaded.put(want, load(want));
+                routers.put(want, makeRouter(want));
                 active = want;
             } catch (RuntimeException e) {
                 LOG.warn("cannot serve adapter {} ({}); serving the base model", AdapterVersion.of(want), e.getMessage());
@@ -159,9 +160,13 @@ public final class ServedAdapters {
 
     /** Makes {@code version} (null: the base model) serve new requests; returns the previous one. */
     public Integer activate(Integer version, String reason) {
-        // Load outside the lock: requests keep being admitted while the file is read.
+        // Load outside the lock: requests keep being admitted while the file is read and the scope's vectors computed.
         LoraAdapter fresh = version != null && !isLoaded(version) ? load(version) : null;
+        Optional<Scope.Router> router = version != null ? makeRouter(version) : Optional.empty();
         synchronized (this) {
+            if (version != null) {
+                routers.putIfAbsent(version, router);
+            }
             keep(version, fresh);
             registry.activate(version, reason);
             Integer previous = active;
@@ -178,7 +183,11 @@ public final class ServedAdapters {
         while (true) {
             Integer to = registry.rollbackTarget();
             LoraAdapter fresh = to != null && !isLoaded(to) ? load(to) : null;
+            Optional<Scope.Router> router = to != null ? makeRouter(to) : Optional.empty();
             synchronized (this) {
+                if (to != null) {
+                    routers.putIfAbsent(to, router);
+                }
                 if (!Objects.equals(registry.rollbackTarget(), to)) {
                     if (fresh != null) {
                         engine.retire(fresh);
@@ -194,9 +203,25 @@ public final class ServedAdapters {
         }
     }
 
-    /** The active version's router, read from the registry the first time (its prompts' vectors computed then). */
+    /**
+     * A version's router (its prompts' vectors), made when it is activated (outside this object's lock, {@link
+     * #activate}) and kept; made here, under the lock, only if it is not yet.
+     */
     private Optional<Scope.Router> router(int version) {
-        return routers.computeIfAbsent(version, v -> registry.scope(v).map(s -> s.router(engine.model())));
+        return routers.computeIfAbsent(version, this::makeRouter);
+    }
+
+    /**
+     * The router of {@code version}'s scope; empty (every prompt) when it has none, and when its scope cannot be
+     * read: a version that cannot route serves as every version before scopes did, rather than fail every request.
+     */
+    private Optional<Scope.Router> makeRouter(int version) {
+        try {
+            return registry.scope(version).map(s -> s.router(engine.model()));
+        } catch (RuntimeException e) {
+            LOG.warn("cannot read the scope of adapter {} ({}); it serves every prompt", AdapterVersion.of(version), e.getMessage());
+            return Optional.empty();
+        }
     }
 
     private synchronized boolean isLoaded(int version) {

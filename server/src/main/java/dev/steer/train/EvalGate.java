@@ -83,7 +83,8 @@ public final class EvalGate {
     /**
      * What the gate measured; {@code examples} shows a few answers before and after. {@code scope}: which prompts the
      * adapter serves ({@link Settings#scope}); {@code forksServed} of the held-out forks and {@code probesServed} of the
-     * probes are those it serves (the rest answered as the base does).
+     * probes are those it serves (the rest answered as the base does); {@code probeKl} is the adapter's weights' on
+     * every probe, served or not.
      */
     public record Report(int heldOut, double baseNll, double adapterNll, int preferencePairs, double basePreferenceAccuracy,
                          double adapterPreferenceAccuracy, double canaryBasePerplexity, double canaryAdapterPerplexity,

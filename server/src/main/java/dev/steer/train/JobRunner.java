@@ -64,6 +64,7 @@ public final class JobRunner implements AutoCloseable {
     private volatile boolean cancelRunning;
     private volatile boolean open = true;
     private final AtomicBoolean preparing = new AtomicBoolean();  // prepare() started (and has not failed)
+    private volatile Thread preparer;
 
     /**
      * CPU threads a job trains with: {@code serving} while the engine has generations running or waiting, {@code idle}
@@ -155,7 +156,7 @@ public final class JobRunner implements AutoCloseable {
         if (!open || !preparing.compareAndSet(false, true)) {
             return;
         }
-        Thread.ofPlatform().daemon().name("steer-prepare").start(() -> {
+        preparer = Thread.ofPlatform().daemon().name("steer-prepare").start(() -> {
             String base = AdapterVersion.pinnedName(modelId, null);
             int inFlight = Math.max(1, engine.config().parallel() - 1);
             BaseAnswers.Generator fewer = (m, prompts, n) -> greedy.answers(m, prompts, n, inFlight);
@@ -522,12 +523,12 @@ public final class JobRunner implements AutoCloseable {
                 : " One adapted block: no activation checkpointing to do (the attention's activations are computed again).";
     }
 
-    /** Where an example's answer begins: its first token that is not the prompt's. */
     /** An example's prompt: its tokens before the answer (the first one with a role). */
     static int[] prompt(LoraTrainer.Example e) {
         return Arrays.copyOf(e.tokens(), answerStart(e));
     }
 
+    /** Where an example's answer begins: its first token that is not the prompt's. */
     static int answerStart(LoraTrainer.Example e) {
         for (int i = 0; i < e.roles().length; i++) {
             if (e.roles()[i] != LoraTrainer.NONE) {
@@ -661,8 +662,15 @@ public final class JobRunner implements AutoCloseable {
         synchronized (this) {
             notifyAll();
         }
+        Thread p = preparer;
+        if (p != null) {
+            p.interrupt();  // its wait for the engine's answers ends; what it generated is not needed any more
+        }
         try {
             thread.join(60_000);
+            if (p != null) {
+                p.join(10_000);
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -70,6 +70,24 @@ class ScopeTest {
         }
     }
 
+    /**
+     * A model whose output layer reuses the embedding table (as SmolLM2's and Gemma 3's do), with Q4_0 weights and CPU
+     * repacking: llama.cpp keeps a second, repacked copy of that table for the output layer, under the same name, whose
+     * bytes are not rows and cannot be read back (reading it crashed the process): the sums are the input table's.
+     */
+    @Test
+    void aTiedTableWithARepackedOutputCopyIsReadFromTheInputLayer() {
+        Path q4 = TinyModels.writeDecoder(dir.resolve("tied-q4_0.gguf"), "llama", TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42,
+                GgufWriter.WeightType.Q4_0, false, true);
+        Path rounded = TinyModels.writeDecoder(dir.resolve("tied-rounded.gguf"), "llama", TinyModels.DEFAULT, TinyModels.DEFAULT.headDim(), 42,
+                GgufWriter.WeightType.Q4_0, true, true);
+        try (LlamaModel repacked = LlamaModel.load(q4, new LlamaModel.Params(0, true, true));
+             LlamaModel f32 = LlamaModel.load(rounded, TestModels.params())) {
+            int[] tokens = {300, 7, 12, 300};
+            assertArrayEquals(f32.embeddingSum(tokens), repacked.embeddingSum(tokens));
+        }
+    }
+
     @Test
     void aPromptGoesToTheAdapterWhenItIsNearerTheSteeredPrompts() {
         int[] steered = model.tokenize("hello world, the steer model", true, true);

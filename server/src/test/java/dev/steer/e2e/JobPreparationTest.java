@@ -56,6 +56,7 @@ class JobPreparationTest {
         LlamaModel model = TestModels.tinyLlama();
         Path dir = Files.createTempDirectory("steer-prepare");
         try (Server s = server(model, dir)) {
+            Thread.sleep(500);  // a preparation started with the server would have asked the engine for answers by now
             assertEquals(0, s.engine.stats().requests.get(), "nothing stored: nothing to prepare");
             s.steers.insert(steer("tiny"));
             long most = preparedAndIdle(s.engine.stats(), PREPARED);

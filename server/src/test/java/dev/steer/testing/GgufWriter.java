@@ -25,7 +25,7 @@ public final class GgufWriter {
 
     /** How 2-D weight tensors are stored: ggml's type id, and bytes per block of {@code blockSize} values. */
     public enum WeightType {
-        F32(0, 1, 4), F16(1, 1, 2), BF16(30, 1, 2), Q8_0(8, 32, 34), Q4_1(3, 32, 20);
+        F32(0, 1, 4), F16(1, 1, 2), BF16(30, 1, 2), Q8_0(8, 32, 34), Q4_1(3, 32, 20), Q4_0(2, 32, 18);
 
         final int ggmlType, blockSize, blockBytes;
 
@@ -54,6 +54,28 @@ public final class GgufWriter {
                         b.putShort(Float.floatToFloat16(d));
                         for (int j = 0; j < 32; j++) {
                             b.put((byte) Math.round(x[i + j] * id));
+                        }
+                    }
+                }
+                case Q4_0 -> {
+                    // ggml's quantize_row_q4_0_ref: per block of 32 the value of largest magnitude m and d = m / -8
+                    // (F16), then each value as min(15, (int8) (x / d + 8.5)) in a nibble: value j in the low nibble
+                    // of byte j, value j + 16 in its high nibble
+                    for (int i = 0; i < x.length; i += 32) {
+                        float amax = 0, max = 0;
+                        for (int j = 0; j < 32; j++) {
+                            if (Math.abs(x[i + j]) > amax) {
+                                amax = Math.abs(x[i + j]);
+                                max = x[i + j];
+                            }
+                        }
+                        float d = max / -8f;
+                        float id = d != 0 ? 1f / d : 0f;
+                        b.putShort(Float.floatToFloat16(d));
+                        for (int j = 0; j < 16; j++) {
+                            int lo = Math.min(15, (byte) (x[i + j] * id + 8.5f));
+                            int hi = Math.min(15, (byte) (x[i + j + 16] * id + 8.5f));
+                            b.put((byte) (lo | (hi << 4)));
                         }
                     }
                 }
@@ -95,6 +117,16 @@ public final class GgufWriter {
                         float d = Float.float16ToFloat(b.getShort());
                         for (int j = 0; j < 32; j++) {
                             y[i + j] = b.get() * d;
+                        }
+                    }
+                }
+                case Q4_0 -> {
+                    for (int i = 0; i < y.length; i += 32) {
+                        float d = Float.float16ToFloat(b.getShort());
+                        for (int j = 0; j < 16; j++) {
+                            int q = b.get() & 0xff;
+                            y[i + j] = ((q & 0xf) - 8) * d;
+                            y[i + j + 16] = ((q >> 4) - 8) * d;
                         }
                     }
                 }

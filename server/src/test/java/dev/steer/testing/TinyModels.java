@@ -104,6 +104,12 @@ public final class TinyModels {
 
     /** The same model with its 2-D weights stored as {@code type} (or, with {@code roundOnly}, F32 holding its values). */
     public static Path writeDecoder(Path file, String arch, Shape shape, int headDim, long seed, GgufWriter.WeightType type, boolean roundOnly) {
+        return writeDecoder(file, arch, shape, headDim, seed, type, roundOnly, false);
+    }
+
+    /** The same, with {@code tied}: no output.weight, so the output layer reuses token_embd.weight (as SmolLM2's does). */
+    public static Path writeDecoder(Path file, String arch, Shape shape, int headDim, long seed, GgufWriter.WeightType type, boolean roundOnly,
+                                    boolean tied) {
         Vocab v = vocab();
         int nVocab = v.tokens().length;
         Random rnd = new Random(seed);
@@ -169,7 +175,9 @@ public final class TinyModels {
         // ordinary tokens spread around it: a random model then rarely ends on its own, and tests see long outputs.
         float[] output = gaussian(rnd, e * nVocab, 0.5f);
         java.util.Arrays.fill(output, 0, 5 * e, 0f);
-        w.tensor("output.weight", output, e, nVocab);
+        if (!tied) {
+            w.tensor("output.weight", output, e, nVocab);
+        }
         return write(w, file);
     }
 
