@@ -7,11 +7,12 @@ import java.util.List;
 
 /**
  * Which prompts an adapter serves: those that look like the prompts its steers were made on ({@code steered}) more
- * than like ordinary prompts nobody steered ({@code unsteered}: the job's replay prompts). Any adapter changes about
+ * than like ordinary prompts nobody steered ({@code unsteered}: the job's replay prompts and the other built-in ordinary
+ * prompts a job has, JobRunner.unsteeredPrompts). Any adapter changes about
  * a fifth of unrelated greedy answers at their near-ties (docs/training.md, "The floor of unrelated answers
  * unchanged"), so an adapter that serves only near its steers leaves the rest exactly as the base model answers them:
- * measured on SmolLM2-135M, unrelated answers unchanged 89-94% instead of 56-67%, compliance about the same
- * (docs/training.md, "Scope, as served").
+ * measured on SmolLM2-135M, unrelated answers unchanged 94-100% instead of 50-67% (docs/training.md, "Scope, as
+ * served" and the twenty-fifth session).
  *
  * <p>A prompt is compared by the sum of its last {@link #TOKENS} tokens' input embeddings ({@link LlamaModel#embeddingSum}),
  * templated as the engine sees it, by cosine: it goes to the adapter when its {@link #NEAREST} nearest steered prompts

@@ -378,9 +378,9 @@ public final class JobRunner implements AutoCloseable {
             }
             t.save(file);
             // Which prompts it serves under the plain model name: those like the ones its steers were made on more than
-            // like the replay prompts (Scope); or every prompt.
+            // like ordinary prompts nobody steered (Scope); or every prompt.
             Scope scope = spec.eval().scoped() ? new Scope(set.train().stream().map(i -> prompt(i.example())).toList(),
-                    replayTokens.isEmpty() ? ReplayPrompts.render(model, templates, ReplayPrompts.REPLAY) : replayTokens, 0) : null;
+                    unsteeredPrompts(replayTokens), 0) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
@@ -631,6 +631,25 @@ public final class JobRunner implements AutoCloseable {
             }
         }
         return tokens;
+    }
+
+    /**
+     * The ordinary prompts a scope weighs a request against: the job's replay prompts (answers the person let run among
+     * them), every built-in replay prompt besides, and the watch prompts; not the probes, which the gate asks as served
+     * and so must stay a test of the scope. More of them draw the line nearer the steered prompts: on two habit sets
+     * (docs/training.md, twenty-fifth session) 2-4 of 18 unrelated prompts went to the adapter with the 32 replay
+     * prompts and 0-2 with these 60.
+     */
+    private List<int[]> unsteeredPrompts(List<int[]> replayTokens) {
+        List<int[]> out = new ArrayList<>(replayTokens);
+        List<int[]> builtIn = new ArrayList<>(ReplayPrompts.render(model, templates, ReplayPrompts.REPLAY));
+        builtIn.addAll(ReplayPrompts.render(model, templates, ReplayPrompts.WATCH));
+        for (int[] q : builtIn) {
+            if (out.stream().noneMatch(x -> Arrays.equals(x, q))) {
+                out.add(q);
+            }
+        }
+        return out;
     }
 
     /** The example's reference, with {@code guarded} guarded at its keep rows (none: no guard). */

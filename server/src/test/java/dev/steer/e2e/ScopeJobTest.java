@@ -12,13 +12,16 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A job's adapter serves, under the plain model name, the prompts like those its steers were made on, and the base
- * model the prompts like its replay set (eval.scope "steered", the default); the response names which served. With
+ * model the prompts like ordinary ones (its replay set, the other built-in replay prompts and the watch prompts;
+ * eval.scope "steered", the default); the response names which served. With
  * eval.scope "all" it serves every prompt; any other scope is a 400 that starts no job. The gate judges the adapter as
  * served and says how many held-out forks and probes it serves.
  */
 class ScopeJobTest {
     private static final String STEERED = "hello world";
     private static final String REPLAYED = "What is the capital of France?";  // ReplayPrompts.REPLAY's first
+    private static final String BUILT_IN = "Write a short poem about the sea.";  // REPLAY's fifth: beyond the job's replay of 2
+    private static final String WATCHED = "What is the tallest mountain in the world?";  // ReplayPrompts.WATCH's first
 
     private static JsonObject job(TestServer s, String scope) throws Exception {
         JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
@@ -52,6 +55,8 @@ class ScopeJobTest {
             assertEquals(v, servedBy(s, STEERED));
             assertEquals(v, servedBy(s, "tell me a story"));
             assertEquals("tiny@base", servedBy(s, REPLAYED), "a prompt of the replay set: the base model");
+            assertEquals("tiny@base", servedBy(s, BUILT_IN), "a built-in prompt the job did not train on: the base model");
+            assertEquals("tiny@base", servedBy(s, WATCHED), "a watch prompt: the base model");
 
             JsonObject all = job(s, "all");
             assertEquals("all", all.getAsJsonObject("eval").get("scope").getAsString());
