@@ -32,6 +32,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Predicate;
+import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -377,10 +378,11 @@ public final class JobRunner implements AutoCloseable {
                 t.restore(average.weights());
             }
             t.save(file);
-            // Which prompts it serves under the plain model name: those like the ones its steers were made on more than
-            // like ordinary prompts nobody steered (Scope); or every prompt.
-            Scope scope = spec.eval().scoped() ? new Scope(set.train().stream().map(i -> prompt(i.example())).toList(),
-                    unsteeredPrompts(replayTokens), 0) : null;
+            // Which prompts it serves under the plain model name: those like the ones its steers were made on (held-out
+            // answers too: the person steered them, and the gate then judges its held-out forks on the adapter) more
+            // than like ordinary prompts nobody steered (Scope); or every prompt.
+            Scope scope = spec.eval().scoped() ? new Scope(Stream.concat(set.train().stream(), set.heldOut().stream())
+                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),

@@ -5,8 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
+import dev.steer.adapters.AdapterRegistry;
+import dev.steer.adapters.Scope;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
+import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -36,6 +39,29 @@ class ScopeJobTest {
     private static String servedBy(TestServer s, String user) throws Exception {
         String body = s.post("/v1/chat/completions", SteerLoopTest.chatBody("tiny", user, false, 4)).body();
         return JsonParser.parseString(body).getAsJsonObject().get("model").getAsString();
+    }
+
+    /** The answers the job held out are steers the person made too: their prompts are in the scope as well. */
+    @Test
+    void theScopeHoldsTheHeldOutAnswersPromptsToo() throws Exception {
+        Path dir;
+        int version;
+        try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
+            dir = s.dataDir;
+            for (String p : List.of("hello world", "tell me a story", "name three colors", "count to five", "say something kind")) {
+                String id = SteerLoopTest.streamed(s, p);
+                assertEquals(200, s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"the steer is in\",\"max_tokens\":2}").statusCode());
+            }
+            JsonObject done = job(s, null);
+            String v = done.get("fine_tuned_model").getAsString();
+            version = Integer.parseInt(v.substring(v.indexOf("@v") + 2));
+        }
+        try (AdapterRegistry registry = AdapterRegistry.open(dir.resolve("steers.db"), dir.resolve("adapters"))) {
+            AdapterRegistry.Version v = registry.get(version).orElseThrow();
+            assertEquals(1, v.heldOutIds().size(), "one of five answers held out");
+            Scope scope = registry.scope(version).orElseThrow();
+            assertEquals(5, scope.steered().size(), "the four trained answers' prompts and the held-out one's");
+        }
     }
 
     @Test
