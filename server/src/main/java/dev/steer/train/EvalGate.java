@@ -143,10 +143,11 @@ public final class EvalGate {
         }
         double kl = 0;
         int changed = 0;  // beyond near-ties, teacher-forced on the base answer's first 40 characters
-        List<Probe> probesServed = probes.stream().filter(p -> serves.test(p.promptTokens())).toList();
-        for (Probe p : probes) {
+        List<Boolean> probeServed = probes.stream().map(p -> serves.test(p.promptTokens())).toList();
+        for (int i = 0; i < probes.size(); i++) {
+            Probe p = probes.get(i);
             kl += trainer.evaluate(p.example(), p.reference(), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f)).kl();
-            if (probesServed.contains(p)) {  // a probe the base model answers is unchanged
+            if (probeServed.get(i)) {  // a probe the base model answers is unchanged
                 int rows = visiblePrefix(model, p.baseAnswer());
                 changed += changedBeyondTie(trainer.predict(p.example(), true).keep(), p.reference(), rows) ? 1 : 0;
             }
@@ -167,7 +168,6 @@ public final class EvalGate {
         List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
         List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
         List<int[]> forkAdapter = asServed(forkBase, forkServed, greedy.answers(adapterModel, onlyServed(forkContexts, forkServed), FORK_TOKENS));
-        List<Boolean> probeServed = probes.stream().map(probesServed::contains).toList();
         List<int[]> probeAdapter = asServed(probes.stream().map(Probe::baseAnswer).toList(), probeServed,
                 greedy.answers(adapterModel, onlyServed(probes.stream().map(Probe::promptTokens).toList(), probeServed), PROBE_TOKENS));
         int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0, newLoops = 0, lostLoops = 0;
@@ -225,7 +225,7 @@ public final class EvalGate {
                 forks.size(), judgesLearning(m), rateBase, rateAdapter, m.trainedForks(), rate(trainedBase), rate(trainedAdapter),
                 probes.size(), changedFrac, changedAtAllFrac, probeKl, answers, dBase, dAdapter,
                 s.maxChanged(), s.maxDegenerate(), List.copyOf(examples), verdict, reason, s.scoped() ? Settings.SCOPE_STEERED : Settings.SCOPE_ALL,
-                (int) forkServed.stream().filter(x -> x).count(), probesServed.size());
+                (int) forkServed.stream().filter(x -> x).count(), (int) probeServed.stream().filter(x -> x).count());
     }
 
     private static List<int[]> onlyServed(List<int[]> prompts, List<Boolean> served) {
