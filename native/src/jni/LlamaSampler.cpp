@@ -1,7 +1,9 @@
 // dev.steer.llama.LlamaSampler: one sequence's token sampler: an optional GBNF grammar (lazy or not) in front of
-// a llama.cpp sampler chain (penalties -> top-k -> top-p -> min-p -> temperature -> seeded draw, or greedy).
+// a llama.cpp sampler chain (penalties -> DRY -> top-k -> top-p -> min-p -> temperature -> seeded draw, or greedy:
+// llama-server's order).
 #include "context.h"
 
+#include <algorithm>
 #include <cmath>
 #if defined(__SSE__)
 #include <xmmintrin.h>
@@ -87,8 +89,9 @@ extern "C" {
 
 JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
         JNIEnv * env, jclass, jlong model_h, jfloat temperature, jint top_k, jfloat top_p, jfloat min_p,
-        jint penalty_last_n, jfloat repeat_penalty, jfloat frequency_penalty, jfloat presence_penalty, jlong seed,
-        jbyteArray grammar_bytes, jobjectArray lazy_patterns, jintArray lazy_tokens) {
+        jint penalty_last_n, jfloat repeat_penalty, jfloat frequency_penalty, jfloat presence_penalty,
+        jfloat dry_multiplier, jfloat dry_base, jint dry_allowed_length, jint dry_penalty_last_n, jobjectArray dry_breakers,
+        jlong seed, jbyteArray grammar_bytes, jobjectArray lazy_patterns, jintArray lazy_tokens) {
     return guarded(env, (jlong) 0, [&] {
         const llama_model * model = model_of(model_h);
         const llama_vocab * vocab = llama_model_get_vocab(model);
@@ -99,6 +102,10 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
         if (penalty_last_n < -1) throw bad_argument("penalty_last_n must be >= -1");
         if (!std::isfinite(repeat_penalty) || repeat_penalty <= 0) throw bad_argument("repeat penalty must be > 0");
         if (!std::isfinite(frequency_penalty) || !std::isfinite(presence_penalty)) throw bad_argument("penalties must be finite");
+        if (!std::isfinite(dry_multiplier) || dry_multiplier < 0) throw bad_argument("dry_multiplier must be a finite number >= 0");
+        if (!std::isfinite(dry_base) || dry_base < 1) throw bad_argument("dry_base must be a finite number >= 1");
+        if (dry_allowed_length < 0) throw bad_argument("dry_allowed_length must be >= 0");
+        if (dry_penalty_last_n < 0) throw bad_argument("dry_penalty_last_n must be >= 0");
 
         auto s = std::make_unique<sampler_handle>();
         s->model = model;
@@ -127,10 +134,27 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
         }
         s->chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
         const bool penalties = repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f;
-        s->greedy = temperature <= 0.0f && !penalties;
+        const bool dry = dry_multiplier > 0.0f && dry_penalty_last_n != 0;
+        s->greedy = temperature <= 0.0f && !penalties && !dry;
         if (penalties) {
             llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), penalty_last_n,
                                                                            repeat_penalty, frequency_penalty, presence_penalty));
+        }
+        if (dry) {
+            // DRY keeps a ring buffer of this many tokens: a request's number is bounded by the model's training
+            // context, which no sequence it serves well is longer than
+            const int32_t last_n = std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1));
+            std::vector<std::string> breakers;
+            const jsize nb = dry_breakers ? env->GetArrayLength(dry_breakers) : 0;
+            for (jsize i = 0; i < nb; i++) {
+                auto b = (jbyteArray) env->GetObjectArrayElement(dry_breakers, i);
+                breakers.push_back(to_string(env, b));
+                env->DeleteLocalRef(b);
+            }
+            std::vector<const char *> breaker_ptrs;
+            for (auto & b : breakers) breaker_ptrs.push_back(b.c_str());
+            llama_sampler_chain_add(s->chain, llama_sampler_init_dry(vocab, dry_multiplier, dry_base, dry_allowed_length,
+                                                                     last_n, breaker_ptrs.data(), breaker_ptrs.size()));
         }
         if (temperature <= 0.0f) {
             llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());

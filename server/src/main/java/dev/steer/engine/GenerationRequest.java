@@ -42,9 +42,25 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
         return new GenerationRequest(prompt, s, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, adapter);
     }
 
+    /**
+     * The same request answered by adapter {@code a} (null: the base model). An adapter's answer gets {@link #ADAPTER_DRY}
+     * unless the request chose a DRY penalty itself ({@code dry_multiplier: 0} turns it off).
+     */
     public GenerationRequest withAdapter(LoraAdapter a) {
-        return new GenerationRequest(prompt, sampling, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, a);
+        LlamaSampler.Params s = a != null && sampling.dry() == null ? sampling.withDry(ADAPTER_DRY) : sampling;
+        return new GenerationRequest(prompt, s, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, a);
     }
+
+    /**
+     * The DRY penalty an adapter's answers get by default: the multiplier DRY's author suggests (0.8), llama-server's
+     * other defaults (base 1.75, runs over 2 tokens, the last 64 tokens, runs broken at a line break, ':', '"', '*').
+     * Why: an adapter trained on a few dozen steers raises its corrections' phrases wherever its habit applies, and
+     * greedy decoding then says a taught sentence again and again ("I am Steer, a small assistant that learns from your
+     * corrections. I am a small assistant that ..."); no loss term tried kept it from that (docs/training.md,
+     * "Measured"). A run said again is charged more with each token, while short repeats ("Step 3:", a word) cost
+     * nothing. The base model's answers are left exactly as llama-server gives them (no DRY by default).
+     */
+    public static final LlamaSampler.Dry ADAPTER_DRY = new LlamaSampler.Dry(0.8f, 1.75f, 2, 64, LlamaSampler.Dry.BREAKERS);
 
     public static GenerationRequest greedy(int[] prompt, int maxTokens) {
         return new GenerationRequest(prompt, LlamaSampler.Params.greedy(), maxTokens, List.of(), -1, false);

@@ -62,7 +62,7 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         }
 
         LlamaSampler.Params sampling = new LlamaSampler.Params(temperature, topK, topP, minP, lastN, repeat, frequency,
-                presence, seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0], null);
+                presence, dry(b), seed < 0 ? -1 : seed & 0xFFFFFFFFL, null, List.of(), new int[0], null);
         Grammar grammar = grammar(b);
         if (grammar != null) {
             sampling = sampling.withGrammar(grammar.gbnf());
@@ -92,6 +92,34 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         }
         return r.withSampling(p.withSeed((p.seed() + index) & 0xFFFFFFFFL));
     }
+
+    /**
+     * llama-server's DRY fields (off unless {@code dry_multiplier} is above 0); null when the request names none, so
+     * that the server's own choice for it stands ({@link Completions}: answers an adapter writes).
+     */
+    private static LlamaSampler.Dry dry(RequestBody b) {
+        if (DRY_FIELDS.stream().noneMatch(b::has)) {
+            return null;
+        }
+        LlamaSampler.Dry d = LlamaSampler.Dry.OFF;
+        float multiplier = (float) b.number("dry_multiplier", d.multiplier(), 0.0, 100.0);
+        float base = (float) b.number("dry_base", d.base(), 1.0, 100.0);
+        int allowed = (int) b.integer("dry_allowed_length", d.allowedLength(), 0, Integer.MAX_VALUE);
+        int lastN = (int) b.integer("dry_penalty_last_n", d.lastN(), 0, Integer.MAX_VALUE);
+        List<String> breakers = d.breakers();
+        if (b.has("dry_sequence_breakers")) {
+            breakers = b.strings("dry_sequence_breakers", 32);
+            if (breakers.isEmpty() || breakers.stream().anyMatch(x -> x.isEmpty() || x.length() > 40)) {
+                throw ApiError.invalid("dry_sequence_breakers",
+                        "'dry_sequence_breakers' must be a non-empty array of strings of 1 to 40 characters.");
+            }
+        }
+        return new LlamaSampler.Dry(multiplier, base, allowed, lastN, breakers);
+    }
+
+    /** The request fields {@link #dry} reads. */
+    static final List<String> DRY_FIELDS = List.of("dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n",
+            "dry_sequence_breakers");
 
     private static final String SCHEMA_PARAM = "response_format.json_schema";
 

@@ -253,7 +253,8 @@ final class Completions {
      */
     Started submit(String model, GenerationRequest request, Function<ServedAdapters.Selection, GenerationListener> listener) {
         try {
-            return served.submit(model, request.prompt(), sel -> new Started(sel, engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
+            return served.submit(model, request.prompt(), sel -> new Started(sel,
+                    engine.submit(request.withAdapter(sel.adapter()), listener.apply(sel))));
         } catch (ServedAdapters.UnknownModelException e) {
             throw new ApiError(404, "invalid_request_error", e.getMessage(), "model", "model_not_found");
         } catch (QueueFullException | Sessions.FullException e) {

@@ -58,6 +58,13 @@ class SteerLoopTest {
         return o.getAsJsonArray("choices").get(0).getAsJsonObject().getAsJsonObject("message").get("content").getAsString();
     }
 
+    /** The answer with {@code fields} (JSON members, or "") added to the request. */
+    static String answer(TestServer s, String model, String user, int maxTokens, String fields) throws Exception {
+        String body = chatBody(model, user, false, maxTokens);
+        JsonObject o = json(s.post("/v1/chat/completions", fields.isEmpty() ? body : "{" + fields + "," + body.substring(1)));
+        return o.getAsJsonArray("choices").get(0).getAsJsonObject().getAsJsonObject("message").get("content").getAsString();
+    }
+
     /** Streams a completion to its end and returns its id. */
     static String streamed(TestServer s, String user) throws Exception {
         String body = s.post("/v1/chat/completions", chatBody(s.modelId, user, true, 8)).body();
@@ -148,6 +155,18 @@ class SteerLoopTest {
                 assertTrue(now.startsWith(CORRECTION), p + " -> " + now);
                 assertEquals(now, answer(s, "tiny@v1", p), "pinning the version gives the same");
             }
+            // An adapter's answers get a DRY penalty unless the request chooses one (GenerationRequest.ADAPTER_DRY):
+            // by default the same answer as naming that penalty, and on this looping tiny model not the one without.
+            String adapterDry = "\"dry_multiplier\":0.8,\"dry_base\":1.75,\"dry_allowed_length\":2,\"dry_penalty_last_n\":64";
+            int differs = 0;
+            for (String p : List.of("hello world", "tell me a story", "what is the time")) {
+                String byDefault = answer(s, "tiny", p, 48, "");
+                assertEquals(byDefault, answer(s, "tiny", p, 48, adapterDry), p);
+                differs += byDefault.equals(answer(s, "tiny", p, 48, "\"dry_multiplier\":0")) ? 0 : 1;
+                assertEquals(answer(s, "tiny@base", p, 48, ""), answer(s, "tiny@base", p, 48, "\"dry_multiplier\":0"),
+                        "the base model's answers get no DRY by default");
+            }
+            assertTrue(differs > 0, "DRY changed none of the adapter's answers");
             // The base stays reachable by name, and rollback makes it the default again, exactly.
             assertEquals(before.get(0), answer(s, "tiny@base", "hello world"));
             JsonObject rolled = json(s.post("/v1/adapters/rollback", "{}"));

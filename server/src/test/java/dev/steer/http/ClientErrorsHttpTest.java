@@ -85,6 +85,8 @@ class ClientErrorsHttpTest {
                 new Field("/v1/chat/completions", CHAT + ",\"n\":%s}", "n"),
                 new Field("/v1/chat/completions", CHAT + ",\"max_completion_tokens\":%s}", "max_completion_tokens"),
                 new Field("/v1/chat/completions", CHAT + ",\"max_tokens\":4,\"repeat_last_n\":%s}", "repeat_last_n"),
+                new Field("/v1/chat/completions", CHAT + ",\"max_tokens\":4,\"dry_allowed_length\":%s}", "dry_allowed_length"),
+                new Field("/v1/completions", TEXT + ",\"dry_penalty_last_n\":%s}", "dry_penalty_last_n"),
                 new Field("/v1/chat/completions", CHAT + ",\"max_tokens\":4,\"logprobs\":true,\"top_logprobs\":%s}", "top_logprobs"),
                 new Field(steer, "{\"text\":\" x\",\"at\":%s}", "at"),
                 new Field(steer, "{\"text\":\" x\",\"at\":1,\"max_tokens\":%s}", "max_tokens"),
@@ -117,6 +119,27 @@ class ClientErrorsHttpTest {
         assertInvalid(post("/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":0e99999}"), "max_tokens");
         assertInvalid(post("/v1/fine_tuning/jobs", "{\"hyperparameters\":{\"lora_rank\":0e99999}}"), "hyperparameters.lora_rank");
         assertInvalid(post("/v1/completions", TEXT + ",\"temperature\":1e99999}"), "temperature");
+        assertAlive();
+    }
+
+    /**
+     * llama-server's DRY fields: out of their ranges a 400 naming the field; in range (a window as long as an int
+     * goes, bounded by the model's context natively) an answer.
+     */
+    @Test
+    void dryFieldsAreCheckedAndServed() throws Exception {
+        assertInvalid(post("/v1/completions", TEXT + ",\"dry_multiplier\":-1}"), "dry_multiplier");
+        assertInvalid(post("/v1/completions", TEXT + ",\"dry_base\":0.5}"), "dry_base");
+        assertInvalid(post("/v1/completions", TEXT + ",\"dry_penalty_last_n\":-2}"), "dry_penalty_last_n");
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[]}"), "dry_sequence_breakers");
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[\"\"]}"), "dry_sequence_breakers");
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[1]}"), "dry_sequence_breakers");
+        for (String route : List.of("/v1/completions", "/v1/chat/completions")) {
+            HttpResponse<String> r = post(route, (route.endsWith("chat/completions") ? CHAT + ",\"max_tokens\":6" : TEXT)
+                    + ",\"dry_multiplier\":0.8,\"dry_base\":1.75,\"dry_allowed_length\":2,\"dry_penalty_last_n\":2147483647,"
+                    + "\"dry_sequence_breakers\":[\"\\n\",\":\"]}");
+            assertEquals(200, r.statusCode(), r.body());
+        }
         assertAlive();
     }
 

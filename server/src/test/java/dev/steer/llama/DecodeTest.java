@@ -67,6 +67,40 @@ class DecodeTest {
         }
     }
 
+    /**
+     * DRY with a huge multiplier bans every token that would repeat a run longer than the allowed length: greedy on
+     * a random model says some two tokens twice; with DRY (allowed length 1, a breaker it never writes) no two tokens
+     * in a row occur twice, and the output starts as greedy's did until the first such repeat.
+     */
+    @Test
+    void dryStopsRepeatedRuns() {
+        int[] prompt = model.tokenize("the", true, false);
+        LlamaSampler.Dry dry = new LlamaSampler.Dry(1000f, 1.75f, 1, 64, List.of("\u0007"));
+        try (LlamaContext ctx = LlamaContext.create(model, exact);
+             LlamaSampler plain = LlamaSampler.create(model, LlamaSampler.Params.greedy());
+             LlamaSampler penalised = LlamaSampler.create(model, LlamaSampler.Params.greedy().withDry(dry))) {
+            List<Integer> a = Generate.run(ctx, plain, prompt, 0, 48);
+            ctx.clear();
+            List<Integer> b = Generate.run(ctx, penalised, prompt, 0, 48);
+            int firstRepeat = firstRepeatedPairEnd(a);
+            assertTrue(firstRepeat >= 0, "greedy on a random model repeats two tokens: " + a);
+            assertEquals(-1, firstRepeatedPairEnd(b), "with DRY no two tokens repeat: " + b);
+            assertEquals(a.subList(0, firstRepeat), b.subList(0, firstRepeat), "the same until greedy's first repeat");
+            assertNotEquals(a.get(firstRepeat), b.get(firstRepeat));
+        }
+    }
+
+    /** The index of the token that completes the first two tokens in a row seen twice, or -1. */
+    private static int firstRepeatedPairEnd(List<Integer> t) {
+        Set<List<Integer>> seen = new java.util.HashSet<>();
+        for (int i = 1; i < t.size(); i++) {
+            if (!seen.add(List.copyOf(t.subList(i - 1, i + 1)))) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
     @Test
     void batchOfFourSequencesGivesTheSameLogitsAsEachAlone() {
         TestModels.assumeCpuExactness();

@@ -92,7 +92,7 @@ public final class HostileRequests {
         return post("chat", "/v1/chat/completions", f, List.of("model", "messages", "max_tokens", "temperature", "stream",
                 "stop", "seed", "top_k", "top_p", "min_p", "logprobs", "top_logprobs", "n", "grammar", "response_format",
                 "stream_options", "repeat_penalty", "repeat_last_n", "presence_penalty", "frequency_penalty",
-                "max_completion_tokens", "ignore_eos"));
+                "max_completion_tokens", "ignore_eos", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n"));
     }
 
     /** POST /v1/responses: its own fields (input, instructions, text.format, previous_response_id, tools) and the sampling ones. */
@@ -152,7 +152,8 @@ public final class HostileRequests {
             f.add(field("seed", number()));
         }
         if (r.nextInt(6) == 0) {
-            f.add(field(pick("top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "repeat_last_n"), number()));
+            f.add(field(pick("top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty", "repeat_last_n",
+                    "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n"), number()));
         }
         if (r.nextInt(6) == 0) {
             f.add(field("grammar", str(grammar())));
