@@ -140,6 +140,7 @@ def person(cli, a, model, prompt, fam, tags, exclude=False):
             "temperature": 0, "max_tokens": a.max_tokens, "seed": a.seed}
     if exclude:
         body["store"] = False
+        body.update(a.sampling)
     t0 = time.time()
     conn, resp = cli.open_stream("POST", "/v1/chat/completions", body)
     if resp.status != 200:
@@ -367,7 +368,7 @@ def steer(cli, a, cid, text, idx, fam, steers, after_end=False):
 def plain_answer(cli, a, model, prompt, logprobs=False):
     """A greedy answer; with logprobs, also each of its first LOGPROB_TOKENS tokens with its top-20 alternatives."""
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "temperature": 0,
-            "max_tokens": a.max_tokens, "seed": a.seed, "store": False}
+            "max_tokens": a.max_tokens, "seed": a.seed, "store": False, **a.sampling}
     if logprobs:
         body.update(logprobs=True, top_logprobs=20)
     try:
@@ -757,7 +758,8 @@ def phase_rescore(a, fams, res):
 
 def settings(a, fams):
     return {"max_tokens": a.max_tokens, "seed": a.seed, "max_steers": a.max_steers, "families": [f.name for f in fams],
-            "limit_heldout": a.limit_heldout, "stop_loops": a.stop_loops, "closing_at_loops": a.closing_at_loops}
+            "limit_heldout": a.limit_heldout, "stop_loops": a.stop_loops, "closing_at_loops": a.closing_at_loops,
+            **({"sampling": a.sampling} if a.sampling else {})}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -867,6 +869,9 @@ def main():
     p.add_argument("--as-served", action="store_true", help="eval each version as a client gets it: activated, asked for "
                    "by the plain model name (its scope routes each prompt); the base model is active afterwards")
     p.add_argument("--keep-existing-steers", action="store_true", help="don't warn when the tag already had steers")
+    p.add_argument("--sampling", type=json.loads, default={}, help="JSON fields added to every evaluated request "
+                   "(e.g. '{\"dry_multiplier\": 0}': the adapters without their default DRY penalty; "
+                   "'{\"dry_multiplier\": 0.8}' with --reeval-base: the base model with it)")
     p.add_argument("--examples", type=int, default=3)
     p.add_argument("--http-timeout", type=float, default=120, help="seconds per HTTP read")
     p.add_argument("--answer-timeout", type=float, default=180, help="seconds per scripted answer")

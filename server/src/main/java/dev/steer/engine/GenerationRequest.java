@@ -43,11 +43,13 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
     }
 
     /**
-     * The same request answered by adapter {@code a} (null: the base model). An adapter's answer gets {@link #ADAPTER_DRY}
-     * unless the request chose a DRY penalty itself ({@code dry_multiplier: 0} turns it off).
+     * The same request answered by adapter {@code a} (null: the base model). An adapter's answer in free text gets
+     * {@link #ADAPTER_DRY} unless the request chose a DRY penalty itself ({@code dry_multiplier: 0} turns it off); one
+     * a grammar holds (a JSON schema, tool calls) gets none: there repeats are the structure (keys, brackets).
      */
     public GenerationRequest withAdapter(LoraAdapter a) {
-        LlamaSampler.Params s = a != null && sampling.dry() == null ? sampling.withDry(ADAPTER_DRY) : sampling;
+        boolean freeText = sampling.grammar() == null;
+        LlamaSampler.Params s = a != null && freeText && sampling.dry() == null ? sampling.withDry(ADAPTER_DRY) : sampling;
         return new GenerationRequest(prompt, s, maxTokens, stop, topLogprobs, ignoreEos, outputStart, steer, a);
     }
 

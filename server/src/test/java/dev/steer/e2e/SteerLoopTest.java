@@ -167,6 +167,12 @@ class SteerLoopTest {
                         "the base model's answers get no DRY by default");
             }
             assertTrue(differs > 0, "DRY changed none of the adapter's answers");
+            // ... in free text: an answer a grammar holds gets none (there repeats are the structure).
+            String grammar = "\"grammar\":\"root ::= [a-c]+\"";
+            String held = answer(s, "tiny", "hello world", 48, grammar);
+            assertEquals(answer(s, "tiny", "hello world", 48, grammar + ",\"dry_multiplier\":0"), held);
+            assertNotEquals(answer(s, "tiny", "hello world", 48, grammar + "," + adapterDry), held,
+                    "on this grammar's three letters DRY would change the answer");
             // The base stays reachable by name, and rollback makes it the default again, exactly.
             assertEquals(before.get(0), answer(s, "tiny@base", "hello world"));
             JsonObject rolled = json(s.post("/v1/adapters/rollback", "{}"));
