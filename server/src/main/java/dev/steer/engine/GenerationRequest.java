@@ -55,14 +55,18 @@ public record GenerationRequest(int[] prompt, LlamaSampler.Params sampling, int 
 
     /**
      * The DRY penalty an adapter's answers get by default: the multiplier DRY's author suggests (0.8), llama-server's
-     * other defaults (base 1.75, runs over 2 tokens, the last 64 tokens, runs broken at a line break, ':', '"', '*').
-     * Why: an adapter trained on a few dozen steers raises its corrections' phrases wherever its habit applies, and
-     * greedy decoding then says a taught sentence again and again ("I am Steer, a small assistant that learns from your
-     * corrections. I am a small assistant that ..."); no loss term tried kept it from that (docs/training.md,
+     * base, allowed length and window (1.75, runs over 2 tokens, the last 64 tokens), and runs broken at a line break
+     * only. Why: an adapter trained on a few dozen steers raises its corrections' phrases wherever its habit applies,
+     * and greedy decoding then says a taught sentence again and again ("I am Steer, a small assistant that learns from
+     * your corrections. I am a small assistant that ..."); no loss term tried kept it from that (docs/training.md,
      * "Measured"). A run said again is charged more with each token, while short repeats ("Step 3:", a word) cost
-     * nothing. The base model's answers are left exactly as llama-server gives them (no DRY by default).
+     * nothing. Not llama-server's other breakers ({@code : " *}, kept for chat transcripts' "Name:" and quoted
+     * speech): a habit is often a label that ends in ':' ("In plain words:", "Step 2:"), and with ':' breaking every
+     * run, a label said over and over ("In plain words: In plain words: ...") and list items that repeat after their
+     * "Step N:" were never charged (measured: docs/training.md, the twenty-sixth session). The base model's answers are
+     * left exactly as llama-server gives them (no DRY by default).
      */
-    public static final LlamaSampler.Dry ADAPTER_DRY = new LlamaSampler.Dry(0.8f, 1.75f, 2, 64, LlamaSampler.Dry.BREAKERS);
+    public static final LlamaSampler.Dry ADAPTER_DRY = new LlamaSampler.Dry(0.8f, 1.75f, 2, 64, List.of("\n"));
 
     public static GenerationRequest greedy(int[] prompt, int maxTokens) {
         return new GenerationRequest(prompt, LlamaSampler.Params.greedy(), maxTokens, List.of(), -1, false);

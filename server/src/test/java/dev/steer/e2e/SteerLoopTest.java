@@ -157,7 +157,8 @@ class SteerLoopTest {
             }
             // An adapter's answers get a DRY penalty unless the request chooses one (GenerationRequest.ADAPTER_DRY):
             // by default the same answer as naming that penalty, and on this looping tiny model not the one without.
-            String adapterDry = "\"dry_multiplier\":0.8,\"dry_base\":1.75,\"dry_allowed_length\":2,\"dry_penalty_last_n\":64";
+            String adapterDry = "\"dry_multiplier\":0.8,\"dry_base\":1.75,\"dry_allowed_length\":2,\"dry_penalty_last_n\":64,"
+                    + "\"dry_sequence_breakers\":[\"\\n\"]";
             int differs = 0;
             for (String p : List.of("hello world", "tell me a story", "what is the time")) {
                 String byDefault = answer(s, "tiny", p, 48, "");
