@@ -44,6 +44,16 @@ public final class ServedAdapters {
      */
     public record Selection(String model, String pinned, Integer version, LoraAdapter adapter) {}
 
+    /**
+     * The version was trained on another base model (its lineage names another file's SHA-256): a data dir used with
+     * another GGUF. It is never served.
+     */
+    public static final class OtherBaseModelException extends IllegalStateException {
+        OtherBaseModelException(String message) {
+            super(message);
+        }
+    }
+
     /** The name is not this server's model or one of its adapter versions. */
     public static final class UnknownModelException extends RuntimeException {
         UnknownModelException(String message) {
@@ -96,11 +106,11 @@ public final class ServedAdapters {
         return active;
     }
 
-    /** The model names a client may use: the base, then every version. */
+    /** The model names a client may use: the base, then every version trained on it. */
     public List<String> modelNames() {
         List<String> out = new ArrayList<>();
         out.add(baseModel);
-        registry.list().forEach(v -> out.add(v.name().modelName(baseModel)));
+        registry.list().stream().filter(v -> v.baseSha256().equals(baseSha256)).forEach(v -> out.add(v.name().modelName(baseModel)));
         return out;
     }
 
@@ -140,8 +150,9 @@ public final class ServedAdapters {
 
     /** {@code model} pins {@code version}: loaded now if it is registered but not in memory. */
     private Selection pinned(String model, int version) {
-        if (registry.get(version).isEmpty()) {
-            throw noSuchVersion(model);
+        AdapterRegistry.Version v = registry.get(version).orElseThrow(() -> noSuchVersion(model));
+        if (!v.baseSha256().equals(baseSha256)) {
+            throw new UnknownModelException("The model '" + model + "' cannot be served here: " + otherBase(v).getMessage() + ".");
         }
         LoraAdapter a = loaded.get(version);
         if (a == null) {
@@ -255,10 +266,15 @@ public final class ServedAdapters {
         }
     }
 
+    private OtherBaseModelException otherBase(AdapterRegistry.Version v) {
+        return new OtherBaseModelException("adapter " + v.name() + " was trained on another base model (sha256 " + v.baseSha256()
+                + "), not on '" + baseModel + "' (sha256 " + baseSha256 + ")");
+    }
+
     private LoraAdapter load(int version) {
         AdapterRegistry.Version v = registry.get(version).orElseThrow(() -> new UnknownModelException("no adapter version " + AdapterVersion.of(version)));
         if (!v.baseSha256().equals(baseSha256)) {
-            throw new IllegalStateException("adapter " + AdapterVersion.of(version) + " was trained on another base model (sha256 " + v.baseSha256() + ")");
+            throw otherBase(v);
         }
         CompletableFuture<LoraAdapter> loading = engine.onDecodeThread(() -> LoraAdapter.load(engine.model(), registry.file(v)));
         try {

@@ -51,7 +51,11 @@ final class AdapterRoutes {
     /** POST /v1/adapters/{version}/activate; "base" serves the base model alone. */
     void activate(Context ctx) {
         Integer version = ctx.pathParam("version").equals(AdapterVersion.BASE) ? null : version(ctx).version();
-        served.activate(version, "activated through the API");
+        try {
+            served.activate(version, "activated through the API");
+        } catch (ServedAdapters.OtherBaseModelException e) {
+            throw new ApiError(409, "invalid_request_error", e.getMessage(), "version", "adapter_other_base_model");
+        }
         Respond.json(ctx, 200, state());
     }
 

@@ -163,6 +163,25 @@ class ServedAdaptersTest {
     }
 
     /**
+     * A data dir used with another GGUF: its versions are not offered (/v1/models) and a request pinning one is an
+     * unknown model (a 404 naming why), not a failure inside the server.
+     */
+    @Test
+    void anAdapterTrainedOnAnotherBaseIsNotOfferedAndPinningItIsAnUnknownModel() throws Exception {
+        AdapterRegistry.Version other = register("another-base", 1);
+        AdapterRegistry.Version mine = register(SHA, 2);
+        ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
+        assertEquals(List.of("tiny", "tiny@" + mine.name().id()), served.modelNames());
+        String pinned = "tiny@" + other.name().id();
+        ServedAdapters.UnknownModelException e = assertThrows(ServedAdapters.UnknownModelException.class,
+                () -> served.submit(pinned, sel -> sel));
+        assertTrue(e.getMessage().contains("'" + pinned + "' cannot be served here") && e.getMessage().contains("another base model"),
+                e.getMessage());
+        assertEquals(mine.version(), served.submit("tiny@" + mine.name().id(), sel -> sel).version(), "its own version serves");
+        served.closeAll();
+    }
+
+    /**
      * Issue 16: a pinned version that is not loaded is loaded under the lock every submit needs, by the decode
      * thread. With that thread held inside a step, the load used to wait for ever, and every submit behind it. Now it
      * gives up after its timeout with a clear error, the lock is free again, and a later load works.
