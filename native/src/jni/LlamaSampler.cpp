@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
@@ -19,6 +20,8 @@ struct sampler_handle {
     llama_sampler *     grammar = nullptr;  // null: unconstrained
     llama_sampler *     chain   = nullptr;
     bool                greedy  = false;     // the chain is greedy alone: the argmax of the logits is its choice
+    int32_t             top     = 0;         // > 0: greedy after penalties that only lower at most top - 1 tokens'
+                                             // logits: only the logits at or above the top-th largest can be chosen
     std::vector<llama_token_data> cur;       // candidate buffer reused across steps
 };
 
@@ -28,6 +31,41 @@ void fill_candidates(sampler_handle * s, const float * logits, int32_t n_vocab, 
     s->cur.resize((size_t) n_vocab);
     for (int32_t i = 0; i < n_vocab; i++) {
         s->cur[i] = llama_token_data{ i, logits[i], 0.0f };
+    }
+    arr = llama_token_data_array{ s->cur.data(), s->cur.size(), -1, false };
+}
+
+// The candidates a greedy chain whose penalties only lower logits, and at most top - 1 tokens' (those in their window),
+// can choose from: every token whose logit is at or above the top-th largest, in id order. Exact: of these, at least
+// one is not penalized, and it is above every token left out, whose logits are lower and can only fall. The chain
+// then runs on tens of candidates instead of the vocabulary (Gemma 3's 262k: DRY's pass over the candidates looks
+// each one up in a hash map). The threshold in one pass, a min-heap of the top largest seen so far.
+void fill_top_candidates(sampler_handle * s, const float * logits, int32_t n_vocab, int32_t top, llama_token_data_array & arr) {
+    std::vector<float> heap;
+    heap.reserve((size_t) top);
+    for (int32_t i = 0; i < n_vocab; i++) {
+        const float x = logits[i];
+        if ((int32_t) heap.size() < top) {
+            if (x == x) {  // not NaN
+                heap.push_back(x);
+                std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+            }
+        } else if (x > heap.front()) {
+            std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+            heap.back() = x;
+            std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        }
+    }
+    s->cur.clear();
+    if ((int32_t) heap.size() < top) {  // fewer numbers than top: every token is a candidate, as without the cut
+        fill_candidates(s, logits, n_vocab, arr);
+        return;
+    }
+    const float threshold = heap.front();
+    for (int32_t i = 0; i < n_vocab; i++) {
+        if (logits[i] >= threshold) {
+            s->cur.push_back(llama_token_data{ i, logits[i], 0.0f });
+        }
     }
     arr = llama_token_data_array{ s->cur.data(), s->cur.size(), -1, false };
 }
@@ -136,6 +174,14 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
         const bool penalties = repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f;
         const bool dry = dry_multiplier > 0.0f && dry_penalty_last_n != 0;
         s->greedy = temperature <= 0.0f && !penalties && !dry;
+        // Greedy after penalties that only lower logits (repeat >= 1, frequency and presence >= 0, DRY), over windows
+        // of known length: at most that many tokens are penalized, so the top window + 1 logits hold the choice.
+        const bool lower_only = repeat_penalty >= 1.0f && frequency_penalty >= 0.0f && presence_penalty >= 0.0f;
+        if (temperature <= 0.0f && !s->greedy && lower_only && (!penalties || penalty_last_n >= 0)) {
+            const int32_t dry_window = dry ? std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1)) : 0;
+            const int64_t window = std::max<int64_t>(penalties ? penalty_last_n : 0, dry_window);
+            s->top = window + 1 <= 4096 ? (int32_t) window + 1 : 0;
+        }
         if (penalties) {
             llama_sampler_chain_add(s->chain, llama_sampler_init_penalties(llama_vocab_n_tokens(vocab), penalty_last_n,
                                                                            repeat_penalty, frequency_penalty, presence_penalty));
@@ -187,6 +233,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeClone(JNIEnv * e
         copy->grammar = s->grammar ? llama_sampler_clone(s->grammar) : nullptr;
         copy->chain   = llama_sampler_clone(s->chain);
         copy->greedy  = s->greedy;
+        copy->top     = s->top;
         return to_handle(copy.release());
     });
 }
@@ -210,6 +257,10 @@ JNIEXPORT jint JNICALL Java_dev_steer_llama_LlamaSampler_nativeSample(JNIEnv * e
         llama_token token;
         if (s->greedy) {
             token = argmax(logits, n_vocab);
+        } else if (s->top > 0) {
+            fill_top_candidates(s, logits, n_vocab, s->top, arr);
+            llama_sampler_apply(s->chain, &arr);
+            token = selected(arr);
         } else {
             fill_candidates(s, logits, n_vocab, arr);
             llama_sampler_apply(s->chain, &arr);

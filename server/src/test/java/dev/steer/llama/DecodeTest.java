@@ -90,6 +90,48 @@ class DecodeTest {
         }
     }
 
+    /**
+     * Greedy after penalties that only lower logits runs the chain on the logits at or above the (window + 1)-th
+     * largest, not on the vocabulary; it must choose what the whole vocabulary gives. The reference: the same
+     * penalties, then top-k 1 and a draw, a chain that always sees every token. DRY alone, penalties alone (window 8,
+     * strong enough to move the choice), both, a presence penalty that bans every token said before and DRY every
+     * pair (the choice then lies deep among the candidates: a cut at the top 2 fails here), and a negative presence
+     * penalty (which raises logits: the whole vocabulary again), each over 48 tokens.
+     */
+    @Test
+    void greedyAfterPenaltiesChoosesWhatTheWholeVocabularyGives() {
+        int[] prompt = model.tokenize("the", true, false);
+        LlamaSampler.Dry dry = new LlamaSampler.Dry(0.8f, 1.75f, 1, 16, List.of("\u0007"));
+        List<LlamaSampler.Params> cases = List.of(
+                LlamaSampler.Params.greedy().withDry(dry),
+                LlamaSampler.Params.greedy().withPenalties(8, 1.5f, 0.5f, 0.5f),
+                LlamaSampler.Params.greedy().withPenalties(8, 1.3f, 0f, 0.2f).withDry(dry),
+                LlamaSampler.Params.greedy().withPenalties(64, 1f, 0f, 1000f),  // no token twice: the choice lies deep
+                LlamaSampler.Params.greedy().withDry(new LlamaSampler.Dry(1000f, 1.75f, 1, 64, List.of("\u0007"))),
+                LlamaSampler.Params.greedy().withPenalties(8, 1f, 0f, -1f));
+        try (LlamaContext ctx = LlamaContext.create(model, exact)) {
+            List<Integer> plain;
+            try (LlamaSampler g = LlamaSampler.create(model, LlamaSampler.Params.greedy())) {
+                plain = Generate.run(ctx, g, prompt, 0, 48);
+            }
+            for (LlamaSampler.Params greedy : cases) {
+                LlamaSampler.Params topOne = new LlamaSampler.Params(1f, 1, 1f, 0f, greedy.penaltyLastN(), greedy.repeatPenalty(),
+                        greedy.frequencyPenalty(), greedy.presencePenalty(), greedy.dry(), 7, null, List.of(), new int[0], null);
+                List<Integer> a, b;
+                ctx.clear();
+                try (LlamaSampler s = LlamaSampler.create(model, greedy)) {
+                    a = Generate.run(ctx, s, prompt, 0, 48);
+                }
+                ctx.clear();
+                try (LlamaSampler s = LlamaSampler.create(model, topOne)) {
+                    b = Generate.run(ctx, s, prompt, 0, 48);
+                }
+                assertEquals(b, a, greedy.toString());
+                assertNotEquals(plain, a, "the penalties change the answer: " + greedy);
+            }
+        }
+    }
+
     /** The index of the token that completes the first two tokens in a row seen twice, or -1. */
     private static int firstRepeatedPairEnd(List<Integer> t) {
         Set<List<Integer>> seen = new java.util.HashSet<>();
