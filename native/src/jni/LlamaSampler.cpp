@@ -152,13 +152,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
             if (lazy_patterns == nullptr && lazy_tokens == nullptr) {
                 s->grammar = llama_sampler_init_grammar(vocab, gbnf.c_str(), "root");
             } else {
-                std::vector<std::string> patterns;
-                const jsize np = lazy_patterns ? env->GetArrayLength(lazy_patterns) : 0;
-                for (jsize i = 0; i < np; i++) {
-                    auto p = (jbyteArray) env->GetObjectArrayElement(lazy_patterns, i);
-                    patterns.push_back(to_string(env, p));
-                    env->DeleteLocalRef(p);
-                }
+                const std::vector<std::string> patterns = to_strings(env, lazy_patterns);
                 std::vector<const char *> pattern_ptrs;
                 for (auto & p : patterns) pattern_ptrs.push_back(p.c_str());
                 std::vector<int32_t> tokens = lazy_tokens ? to_ints(env, lazy_tokens) : std::vector<int32_t>{};
@@ -190,13 +184,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
             // DRY keeps a ring buffer of this many tokens: a request's number is bounded by the model's training
             // context, which no sequence it serves well is longer than
             const int32_t last_n = std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1));
-            std::vector<std::string> breakers;
-            const jsize nb = dry_breakers ? env->GetArrayLength(dry_breakers) : 0;
-            for (jsize i = 0; i < nb; i++) {
-                auto b = (jbyteArray) env->GetObjectArrayElement(dry_breakers, i);
-                breakers.push_back(to_string(env, b));
-                env->DeleteLocalRef(b);
-            }
+            const std::vector<std::string> breakers = to_strings(env, dry_breakers);
             std::vector<const char *> breaker_ptrs;
             for (auto & b : breakers) breaker_ptrs.push_back(b.c_str());
             llama_sampler_chain_add(s->chain, llama_sampler_init_dry(vocab, dry_multiplier, dry_base, dry_allowed_length,

@@ -72,13 +72,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LoraTrainer_nativeCreate(
         JNIEnv * env, jclass, jlong model_h, jobjectArray target_arr, jint rank, jfloat alpha, jint layers, jint seed, jint threads) {
     return guarded(env, (jlong) 0, [&] {
         const llama_model * model = model_of(model_h);
-        std::vector<std::string> targets;
-        const jsize n = target_arr ? env->GetArrayLength(target_arr) : 0;
-        for (jsize i = 0; i < n; i++) {
-            auto b = (jbyteArray) env->GetObjectArrayElement(target_arr, i);
-            targets.push_back(to_string(env, b));
-            env->DeleteLocalRef(b);
-        }
+        const std::vector<std::string> targets = to_strings(env, target_arr);
         try {
             return to_handle(new trainer(model, targets, rank, alpha, layers, (uint32_t) seed, threads));
         } catch (const std::invalid_argument & e) {

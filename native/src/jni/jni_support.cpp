@@ -65,6 +65,17 @@ std::string to_string(JNIEnv * env, jbyteArray bytes) {
     return s;
 }
 
+std::vector<std::string> to_strings(JNIEnv * env, jobjectArray arrays) {
+    std::vector<std::string> out;
+    const jsize n = arrays ? env->GetArrayLength(arrays) : 0;
+    for (jsize i = 0; i < n; i++) {
+        auto b = (jbyteArray) env->GetObjectArrayElement(arrays, i);
+        out.push_back(to_string(env, b));
+        env->DeleteLocalRef(b);
+    }
+    return out;
+}
+
 jbyteArray to_bytes(JNIEnv * env, const std::string & s) {
     jbyteArray arr = env->NewByteArray((jsize) s.size());
     check_pending(env);

@@ -53,6 +53,8 @@ void guarded_void(JNIEnv * env, F && body) {
 
 // Java passes text as UTF-8 byte[] (JNI's own string functions speak "modified UTF-8", which mangles emoji).
 std::string to_string(JNIEnv * env, jbyteArray bytes);
+// Java byte[][] (UTF-8 strings) -> strings; null -> none.
+std::vector<std::string> to_strings(JNIEnv * env, jobjectArray arrays);
 jbyteArray to_bytes(JNIEnv * env, const std::string & s);
 std::vector<int32_t> to_ints(JNIEnv * env, jintArray arr);
 jintArray to_jints(JNIEnv * env, const std::vector<int32_t> & v);
