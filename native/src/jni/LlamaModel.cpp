@@ -40,7 +40,10 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaModel_nativeLoad(
 }
 
 JNIEXPORT void JNICALL Java_dev_steer_llama_LlamaModel_nativeFree(JNIEnv * env, jclass, jlong h) {
-    guarded_void(env, [&] { llama_model_free(model_of(h)); });
+    guarded_void(env, [&] {
+        forget_model_samplers(model_of(h));
+        llama_model_free(model_of(h));
+    });
 }
 
 // Integer facts about the model, in this order (LlamaModel.java reads them by the same indices):

@@ -9,7 +9,11 @@
 #if defined(__SSE__)
 #include <xmmintrin.h>
 #endif
+#include <deque>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
 
 using namespace steer;
 
@@ -41,6 +45,10 @@ void fill_candidates(sampler_handle * s, const float * logits, int32_t n_vocab, 
 // then runs on tens of candidates instead of the vocabulary (Gemma 3's 262k: DRY's pass over the candidates looks
 // each one up in a hash map). The threshold in one pass, a min-heap of the top largest seen so far.
 void fill_top_candidates(sampler_handle * s, const float * logits, int32_t n_vocab, int32_t top, llama_token_data_array & arr) {
+    if (n_vocab <= 0 || std::isnan(logits[0])) {  // llama.cpp's greedy keeps a NaN first logit: the whole vocabulary then
+        fill_candidates(s, logits, n_vocab, arr);
+        return;
+    }
     std::vector<float> heap;
     heap.reserve((size_t) top);
     for (int32_t i = 0; i < n_vocab; i++) {
@@ -114,6 +122,59 @@ llama_token argmax(const float * logits, int32_t n_vocab) {
     return 0;  // not reached: logits[0] is a number, so some index holds the largest
 }
 
+// llama.cpp prepares DRY's sequence breakers by reading every token of the vocabulary (llama_sampler_init_dry: ~15 ms
+// for one breaker on Gemma 3's 262k tokens, ~0.3 s for a 40-byte breaker that many tokens end a prefix of), and a
+// sampler is made for every answer, on the decode thread. So a prepared DRY sampler is kept per model and settings
+// (the 32 latest) and each answer gets a clone of it (its processed breakers copied, the vocabulary not read again).
+struct dry_prototypes {
+    std::mutex mutex;
+    std::deque<std::pair<std::string, llama_sampler *>> kept;  // oldest first; the key starts with the model's address
+};
+
+dry_prototypes & dry_kept() {
+    static dry_prototypes kept;
+    return kept;
+}
+
+constexpr size_t DRY_KEPT = 32;
+
+template <typename T> void append_bytes(std::string & key, const T & v) {
+    key.append(reinterpret_cast<const char *>(&v), sizeof v);
+}
+
+llama_sampler * dry_sampler(const llama_model * model, float multiplier, float base, int32_t allowed, int32_t last_n,
+                            const std::vector<std::string> & breakers) {
+    std::string key;
+    append_bytes(key, model);
+    append_bytes(key, multiplier);
+    append_bytes(key, base);
+    append_bytes(key, allowed);
+    append_bytes(key, last_n);
+    for (const auto & b : breakers) {
+        key.append(b);
+        key.push_back('\0');  // a breaker holds no NUL (checked in Java)
+    }
+    auto & k = dry_kept();
+    {
+        std::lock_guard<std::mutex> lock(k.mutex);
+        for (auto & [name, prototype] : k.kept) {
+            if (name == key) return llama_sampler_clone(prototype);
+        }
+    }
+    std::vector<const char *> ptrs;
+    for (const auto & b : breakers) ptrs.push_back(b.c_str());
+    llama_sampler * prototype = llama_sampler_init_dry(llama_model_get_vocab(model), multiplier, base, allowed, last_n,
+                                                       ptrs.data(), ptrs.size());  // outside the lock: the slow part
+    llama_sampler * copy = llama_sampler_clone(prototype);
+    std::lock_guard<std::mutex> lock(k.mutex);
+    k.kept.emplace_back(std::move(key), prototype);
+    if (k.kept.size() > DRY_KEPT) {
+        llama_sampler_free(k.kept.front().second);
+        k.kept.pop_front();
+    }
+    return copy;
+}
+
 llama_token selected(const llama_token_data_array & arr) {
     if (arr.selected < 0 || (size_t) arr.selected >= arr.size) {
         throw llama_error("sampler selected no token");
@@ -122,6 +183,21 @@ llama_token selected(const llama_token_data_array & arr) {
 }
 
 }  // namespace
+
+void steer::forget_model_samplers(const llama_model * model) {
+    std::string prefix;
+    append_bytes(prefix, model);
+    auto & k = dry_kept();
+    std::lock_guard<std::mutex> lock(k.mutex);
+    for (auto it = k.kept.begin(); it != k.kept.end();) {
+        if (it->first.compare(0, prefix.size(), prefix) == 0) {
+            llama_sampler_free(it->second);
+            it = k.kept.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
 
 extern "C" {
 
@@ -184,11 +260,8 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
             // DRY keeps a ring buffer of this many tokens: a request's number is bounded by the model's training
             // context, which no sequence it serves well is longer than
             const int32_t last_n = std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1));
-            const std::vector<std::string> breakers = to_strings(env, dry_breakers);
-            std::vector<const char *> breaker_ptrs;
-            for (auto & b : breakers) breaker_ptrs.push_back(b.c_str());
-            llama_sampler_chain_add(s->chain, llama_sampler_init_dry(vocab, dry_multiplier, dry_base, dry_allowed_length,
-                                                                     last_n, breaker_ptrs.data(), breaker_ptrs.size()));
+            llama_sampler_chain_add(s->chain, dry_sampler(model, dry_multiplier, dry_base, dry_allowed_length, last_n,
+                                                          to_strings(env, dry_breakers)));
         }
         if (temperature <= 0.0f) {
             llama_sampler_chain_add(s->chain, llama_sampler_init_greedy());

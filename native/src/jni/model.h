@@ -15,4 +15,7 @@ inline void check_token(const llama_vocab * vocab, int32_t token) {
     }
 }
 
+// Frees what the samplers keep for this model (prepared DRY samplers, LlamaSampler.cpp): called before the model is.
+void forget_model_samplers(const llama_model * model);
+
 }  // namespace steer

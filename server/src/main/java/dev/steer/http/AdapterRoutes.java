@@ -63,6 +63,8 @@ final class AdapterRoutes {
     void rollback(Context ctx) {
         try {
             served.rollback();
+        } catch (ServedAdapters.OtherBaseModelException e) {
+            throw new ApiError(409, "invalid_request_error", e.getMessage(), null, "adapter_other_base_model");
         } catch (IllegalStateException e) {
             throw new ApiError(409, "invalid_request_error", e.getMessage(), null, "nothing_to_roll_back");
         }

@@ -108,10 +108,14 @@ record CompletionOptions(LlamaSampler.Params sampling, int maxTokens, List<Strin
         int lastN = (int) b.integer("dry_penalty_last_n", d.lastN(), 0, Integer.MAX_VALUE);
         List<String> breakers = d.breakers();
         if (b.has("dry_sequence_breakers")) {
-            breakers = b.strings("dry_sequence_breakers", 32);
-            if (breakers.isEmpty() || breakers.stream().anyMatch(x -> x.isEmpty() || x.length() > 40)) {
-                throw ApiError.invalid("dry_sequence_breakers",
-                        "'dry_sequence_breakers' must be a non-empty array of strings of 1 to 40 characters.");
+            // Bounded: llama.cpp prepares each breaker by reading every token of the vocabulary (on Gemma 3's 262k, a
+            // 40-byte breaker that many tokens end a prefix of took ~0.3 s), and a sampler is made on the decode thread.
+            // 40 bytes is llama.cpp's own cut; a NUL would end the C string early.
+            breakers = b.strings("dry_sequence_breakers", LlamaSampler.Dry.MAX_BREAKERS);
+            if (breakers.isEmpty() || breakers.stream().anyMatch(x -> x.isEmpty() || x.indexOf('\0') >= 0
+                    || x.getBytes(java.nio.charset.StandardCharsets.UTF_8).length > 40)) {
+                throw ApiError.invalid("dry_sequence_breakers", "'dry_sequence_breakers' must be a non-empty array of at most "
+                        + LlamaSampler.Dry.MAX_BREAKERS + " strings of 1 to 40 bytes (UTF-8), without NUL.");
             }
         }
         return new LlamaSampler.Dry(multiplier, base, allowed, lastN, breakers);

@@ -147,7 +147,7 @@ final class Completions {
                     : request.sampling().withGrammar(rendered.grammar(), rendered.generationPrompt());
             request = request.withSampling(sampling);
         }
-        checkGrammar(request, tools != null ? "tools" : options.grammarParam());
+        checkSampling(request, tools != null ? "tools" : options.grammarParam());
         return new ChatPrompt(request, rendered);
     }
 
@@ -223,7 +223,7 @@ final class Completions {
         int[] tokens = engine.model().tokenize(prompt, true, true);
         String id = "cmpl-" + UUID.randomUUID().toString().replace("-", "");
         GenerationRequest request = options.toRequest(tokens, List.of(), engine);
-        checkGrammar(request, options.grammarParam());
+        checkSampling(request, options.grammarParam());
         EventStream events = new EventStream();
         Started started = submit(model, request, sel -> events);
         respond(ctx, options.stream(), options.includeUsage(), events, started.generation(),
@@ -232,9 +232,19 @@ final class Completions {
 
     /**
      * Parses the grammar here (with llama.cpp, after {@link CompletionOptions} checked it against the limits), so a bad
-     * one is the client's 400 and not a failure inside the engine. {@code param}: the field it came from.
+     * one is the client's 400 and not a failure inside the engine. {@code param}: the field it came from. A DRY penalty
+     * the request names is prepared here too, on this thread: llama.cpp reads the whole vocabulary for its breakers, and
+     * the native side keeps the prepared sampler, so the decode thread only copies it.
      */
-    private void checkGrammar(GenerationRequest request, String param) {
+    private void checkSampling(GenerationRequest request, String param) {
+        LlamaSampler.Dry dry = request.sampling().dry();
+        if (request.sampling().grammar() == null && dry != null && dry.on()) {
+            try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
+                return;  // valid, and prepared
+            } catch (IllegalArgumentException e) {
+                throw ApiError.invalid("dry_multiplier", e.getMessage());
+            }
+        }
         if (request.sampling().grammar() != null) {
             try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
                 // valid

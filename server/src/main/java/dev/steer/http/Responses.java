@@ -40,6 +40,9 @@ final class Responses {
                     @OmitWhenNull JsonElement seed, @OmitWhenNull JsonElement topK, @OmitWhenNull JsonElement minP,
                     @OmitWhenNull JsonElement presencePenalty, @OmitWhenNull JsonElement frequencyPenalty,
                     @OmitWhenNull JsonElement repeatPenalty, @OmitWhenNull JsonElement repeatLastN,
+                    @OmitWhenNull JsonElement dryMultiplier, @OmitWhenNull JsonElement dryBase,
+                    @OmitWhenNull JsonElement dryAllowedLength, @OmitWhenNull JsonElement dryPenaltyLastN,
+                    @OmitWhenNull JsonElement drySequenceBreakers,
                     @OmitWhenNull JsonElement ignoreEos, @OmitWhenNull JsonElement stream,
                     @OmitWhenNull Integer maxCompletionTokens, @OmitWhenNull ResponseFormat responseFormat,
                     @OmitWhenNull String instructions, @OmitWhenNull String previousResponseId) {}
@@ -102,7 +105,8 @@ final class Responses {
 
         ChatBody body = new ChatBody(modelName, messages, b.raw("temperature"), b.raw("top_p"), b.raw("seed"), b.raw("top_k"),
                 b.raw("min_p"), b.raw("presence_penalty"), b.raw("frequency_penalty"), b.raw("repeat_penalty"), b.raw("repeat_last_n"),
-                b.raw("ignore_eos"), b.raw("stream"), maxOutput, responseFormat(format), instructions, previous);
+                b.raw("dry_multiplier"), b.raw("dry_base"), b.raw("dry_allowed_length"), b.raw("dry_penalty_last_n"),
+                b.raw("dry_sequence_breakers"), b.raw("ignore_eos"), b.raw("stream"), maxOutput, responseFormat(format), instructions, previous);
         JsonObject chat = Json.tree(body).getAsJsonObject();  // the chat path reads a request body as a tree
         CompletionOptions options = read(chat);
 

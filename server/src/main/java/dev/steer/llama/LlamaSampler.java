@@ -80,6 +80,8 @@ public final class LlamaSampler extends NativeHandle {
     public record Dry(float multiplier, float base, int allowedLength, int lastN, List<String> breakers) {
         /** llama-server's defaults, off. */
         public static final List<String> BREAKERS = List.of("\n", ":", "\"", "*");
+        /** The most breakers a request may give (llama-server's default list has 4): each costs a pass over the vocabulary. */
+        public static final int MAX_BREAKERS = 4;
         public static final Dry OFF = new Dry(0f, 1.75f, 2, 64, BREAKERS);
 
         public Dry {

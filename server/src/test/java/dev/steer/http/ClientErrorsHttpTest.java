@@ -134,6 +134,11 @@ class ClientErrorsHttpTest {
         assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[]}"), "dry_sequence_breakers");
         assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[\"\"]}"), "dry_sequence_breakers");
         assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[1]}"), "dry_sequence_breakers");
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}"),
+                "dry_sequence_breakers");  // five: each costs a pass over the vocabulary
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[\"" + "\u00e9".repeat(21) + "\"]}"),
+                "dry_sequence_breakers");  // 42 bytes
+        assertInvalid(post("/v1/chat/completions", CHAT + ",\"dry_sequence_breakers\":[\"a\\u0000b\"]}"), "dry_sequence_breakers");
         for (String route : List.of("/v1/completions", "/v1/chat/completions")) {
             HttpResponse<String> r = post(route, (route.endsWith("chat/completions") ? CHAT + ",\"max_tokens\":6" : TEXT)
                     + ",\"dry_multiplier\":0.8,\"dry_base\":1.75,\"dry_allowed_length\":2,\"dry_penalty_last_n\":2147483647,"

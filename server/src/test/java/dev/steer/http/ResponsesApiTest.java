@@ -221,7 +221,8 @@ class ResponsesApiTest {
         String previous = first.get("id").getAsString();
         String schema = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}},\"required\":[\"a\"]}";
         String sampling = "\"temperature\":0.0,\"top_p\":0.90,\"seed\":7,\"top_k\":5,\"min_p\":0.05,\"presence_penalty\":0.1,"
-                + "\"frequency_penalty\":0.2,\"repeat_penalty\":1.1,\"repeat_last_n\":16,\"ignore_eos\":false";
+                + "\"frequency_penalty\":0.2,\"repeat_penalty\":1.1,\"repeat_last_n\":16,\"dry_multiplier\":0.5,\"dry_base\":1.5,"
+                + "\"dry_allowed_length\":3,\"dry_penalty_last_n\":32,\"dry_sequence_breakers\":[\"\\n\"],\"ignore_eos\":false";
         JsonObject second = json(server.post("/v1/responses", "{\"stream\":false,\"input\":[{\"role\":\"user\",\"content\":[{\"type\":"
                 + "\"input_text\",\"text\":\"two <b>\"},{\"type\":\"input_text\",\"text\":\" & more\"}]}],\"model\":\"tiny\","
                 + "\"instructions\":\"be brief\",\"previous_response_id\":\"" + previous + "\",\"max_output_tokens\":4,\"unknown\":1,"
