@@ -27,6 +27,7 @@ struct sampler_handle {
     int32_t             top     = 0;         // > 0: greedy after penalties that only lower at most top - 1 tokens'
                                              // logits: only the logits at or above the top-th largest can be chosen
     std::vector<llama_token_data> cur;       // candidate buffer reused across steps
+    std::vector<float>  top_heap;            // fill_top_candidates' heap, reused across steps
 };
 
 sampler_handle * sampler_of(jlong h) { return from_handle<sampler_handle>(h, "sampler"); }
@@ -49,8 +50,8 @@ void fill_top_candidates(sampler_handle * s, const float * logits, int32_t n_voc
         fill_candidates(s, logits, n_vocab, arr);
         return;
     }
-    std::vector<float> heap;
-    heap.reserve((size_t) top);
+    std::vector<float> & heap = s->top_heap;
+    heap.clear();
     for (int32_t i = 0; i < n_vocab; i++) {
         const float x = logits[i];
         if ((int32_t) heap.size() < top) {
@@ -243,12 +244,14 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
         s->chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
         const bool penalties = repeat_penalty != 1.0f || frequency_penalty != 0.0f || presence_penalty != 0.0f;
         const bool dry = dry_multiplier > 0.0f && dry_penalty_last_n != 0;
+        // DRY keeps a ring buffer of this many tokens: a request's number is bounded by the model's training context,
+        // which no sequence it serves well is longer than
+        const int32_t dry_window = dry ? std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1)) : 0;
         s->greedy = temperature <= 0.0f && !penalties && !dry;
         // Greedy after penalties that only lower logits (repeat >= 1, frequency and presence >= 0, DRY), over windows
         // of known length: at most that many tokens are penalized, so the top window + 1 logits hold the choice.
         const bool lower_only = repeat_penalty >= 1.0f && frequency_penalty >= 0.0f && presence_penalty >= 0.0f;
         if (temperature <= 0.0f && !s->greedy && lower_only && (!penalties || penalty_last_n >= 0)) {
-            const int32_t dry_window = dry ? std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1)) : 0;
             const int64_t window = std::max<int64_t>(penalties ? penalty_last_n : 0, dry_window);
             s->top = window + 1 <= 4096 ? (int32_t) window + 1 : 0;
         }
@@ -257,10 +260,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LlamaSampler_nativeCreate(
                                                                            repeat_penalty, frequency_penalty, presence_penalty));
         }
         if (dry) {
-            // DRY keeps a ring buffer of this many tokens: a request's number is bounded by the model's training
-            // context, which no sequence it serves well is longer than
-            const int32_t last_n = std::min(dry_penalty_last_n, std::max(llama_model_n_ctx_train(model), 1));
-            llama_sampler_chain_add(s->chain, dry_sampler(model, dry_multiplier, dry_base, dry_allowed_length, last_n,
+            llama_sampler_chain_add(s->chain, dry_sampler(model, dry_multiplier, dry_base, dry_allowed_length, dry_window,
                                                           to_strings(env, dry_breakers)));
         }
         if (temperature <= 0.0f) {

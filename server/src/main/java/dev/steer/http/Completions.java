@@ -237,22 +237,17 @@ final class Completions {
      * the native side keeps the prepared sampler, so the decode thread only copies it.
      */
     private void checkSampling(GenerationRequest request, String param) {
+        boolean grammar = request.sampling().grammar() != null;
         LlamaSampler.Dry dry = request.sampling().dry();
-        if (request.sampling().grammar() == null && dry != null && dry.on()) {
-            try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
-                return;  // valid, and prepared
-            } catch (IllegalArgumentException e) {
-                throw ApiError.invalid("dry_multiplier", e.getMessage());
-            }
+        if (!grammar && (dry == null || !dry.on())) {
+            return;
         }
-        if (request.sampling().grammar() != null) {
-            try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
-                // valid
-            } catch (GrammarLimits.Violation e) {
-                throw new ApiError(400, "invalid_request_error", e.getMessage(), param, e.code());
-            } catch (IllegalArgumentException e) {
-                throw ApiError.invalid(param, e.getMessage());
-            }
+        try (LlamaSampler ignored = LlamaSampler.create(engine.model(), request.sampling())) {
+            // valid, and a DRY penalty prepared
+        } catch (GrammarLimits.Violation e) {
+            throw new ApiError(400, "invalid_request_error", e.getMessage(), param, e.code());
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid(grammar ? param : "dry_multiplier", e.getMessage());
         }
     }
 
