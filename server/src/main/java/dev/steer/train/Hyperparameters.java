@@ -21,7 +21,10 @@ import java.util.List;
  * @param replay          how many replay answers train beside the steers, under the KL term only: up to half of them
  *                        answers the person let run (the newest), the rest the built-in prompts' base answers (0: none)
  * @param earlyStopping   measure the adapter twice per epoch and keep the best checkpoint, stopping once every
- *                        held-out fork is learned ({@link Checkpoints}); false trains exactly {@code nEpochs}
+ *                        held-out fork is learned ({@link Checkpoints}); false (the default) trains exactly
+ *                        {@code nEpochs} and saves the moving average after the last step. Off by default: with a
+ *                        few dozen steers the held-out forks are four or five, and the checkpoint they picked was an
+ *                        earlier, less learned one by chance (docs/training.md, the twenty-seventh session)
  * @param onPolicy        the last {@code onPolicy} epochs also train on the adapter's own greedy text: before them,
  *                        the adapter so far continues each training answer after its last correction and answers
  *                        the replay prompts, and those continuations are kept under the KL term (0: none)
@@ -150,7 +153,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     /** The defaults for a method; {@code warmupSteps} -1 means a tenth of the steps. */
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
-                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, true, 0,
+                m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, false, 0,
                 DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS, DEFAULT_EMA_DECAY, 0);
     }
 

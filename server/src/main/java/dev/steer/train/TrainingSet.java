@@ -17,9 +17,12 @@ import java.util.Random;
  *
  * <p>One <em>answer</em> becomes one example: the steers of one completion that build on each other (each later
  * fork lies after the earlier correction) are packed into one token sequence, the answer as the person left it:
- * the prompt (nothing learned), the model's text the person kept before each fork and the continuation they let
- * run after the last correction, its end token included ({@link LoraTrainer#KEEP}: stay the base model there),
- * and each correction ({@link LoraTrainer#LEARN}: imitate it). What a steer teaches is {@link SteerPair} (the
+ * the prompt (nothing learned), the model's text the person kept before each fork and the whole continuation they
+ * let run after the last correction, its end token included ({@link LoraTrainer#KEEP}: stay the base model there),
+ * and each correction ({@link LoraTrainer#LEARN}: imitate it). The whole continuation, not its first tokens: how
+ * an answer the person approved goes on and ends is what tells an adapter where its other habits do not belong (a
+ * closing line taught on comparisons said at the end of yes/no answers; measured in docs/training.md, the
+ * twenty-seventh session). What a steer teaches is {@link SteerPair} (the
  * exports use the same): tokens a correction shares with the rejected output at its start are kept, not learned;
  * the rejected output of the last fork, cut to that correction's length, is the preference term's other side.
  * A stop (a "rejection": the person cut the answer and wrote nothing; a person stops a stream that has started to
@@ -47,13 +50,6 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
     /** One steer as the gate replays it: from {@code context}, does the model now say {@code correction}? */
     public record Fork(String steerId, int[] context, int[] correction) {}
 
-    /**
-     * Tokens of the continuation after an answer's last correction that train (under the KL term). The first
-     * tokens after a correction are where an adapter that only learned the correction starts to loop ("in short,
-     * in short, ..."), so they teach how to go on; the rest of an answer costs training time (the continuation
-     * was half of a steered answer's tokens) for rows the base model's own answers in the replay set already keep.
-     */
-    static final int CONTINUATION_KEPT = 24;
 
     /**
      * What a stop teaches: how it is read, and the model's end-of-turn token ({@link Hyperparameters.Stops#END} learns it).
@@ -141,9 +137,8 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         SteerRecord last = answer.get(answer.size() - 1);
         boolean avoid = last.kind().equals("rejection") && stops.stops() == Hyperparameters.Stops.AVOID;
         SteerPair end = SteerPair.of(last, endOfTurn);
-        int[] cont = Arrays.copyOf(end.continuation(), Math.min(end.continuation().length, CONTINUATION_KEPT));
         int[] tokens = avoid ? concat(end.prompt(), end.kept(), new int[] {last.rejectedTokens()[0]})
-                : concat(end.prompt(), end.kept(), end.chosen(), cont);
+                : concat(end.prompt(), end.kept(), end.chosen(), end.continuation());
         byte[] roles = new byte[tokens.length];
         Arrays.fill(roles, last.promptTokens().length, roles.length, LoraTrainer.KEEP);
         if (avoid) {

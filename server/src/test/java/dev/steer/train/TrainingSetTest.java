@@ -85,12 +85,16 @@ class TrainingSetTest {
     }
 
     @Test
-    void onlyTheFirstContinuationTokensTrain() {
-        int[] longContinuation = java.util.stream.IntStream.range(100, 100 + TrainingSet.CONTINUATION_KEPT + 10).toArray();
+    void theWholeContinuationTrainsUnderTheKlTermToItsEnd() {
+        int[] longContinuation = java.util.stream.IntStream.range(100, 400).toArray();
         SteerRecord r = steer("s1", "a", 1, new int[] {1}, new int[] {10}, new int[] {20}, new int[] {30}, longContinuation);
-        int[] tokens = TrainingSet.item(List.of(r), TrainingSet.StopReading.IGNORE).example().tokens();
-        assertEquals(3 + TrainingSet.CONTINUATION_KEPT, tokens.length, "prompt, kept, correction, then 24 continuation tokens");
-        assertEquals(100 + TrainingSet.CONTINUATION_KEPT - 1, tokens[tokens.length - 1]);
+        LoraTrainer.Example e = TrainingSet.item(List.of(r), TrainingSet.StopReading.IGNORE).example();
+        assertEquals(3 + longContinuation.length, e.tokens().length, "prompt, kept, correction, then every continuation token");
+        assertArrayEquals(longContinuation, java.util.Arrays.copyOfRange(e.tokens(), 3, e.tokens().length));
+        for (int i = 3; i < e.tokens().length; i++) {
+            assertEquals(LoraTrainer.KEEP, e.roles()[i], "continuation token " + i + " is kept under the KL term");
+        }
+        assertEquals(LoraTrainer.LEARN, e.roles()[2], "the correction is learned");
         assertNull(TrainingSet.item(List.of(steer("s2", "a", 1, new int[] {1}, new int[] {10}, new int[] {30}, new int[] {30}, null)), TrainingSet.StopReading.IGNORE),
                 "a correction equal to the rejected text, with no continuation, is no example");
     }
