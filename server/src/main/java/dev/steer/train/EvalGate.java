@@ -351,7 +351,7 @@ public final class EvalGate {
      * tokens, teacher-forced), the adapter must say at least a quarter more. One that learned too little (too low a
      * learning rate, too few steps) says about what the base says, usually none: on SmolLM2 `verdict` at learning rate
      * 1e-4 and 1e-5, 0 of 12; the single-habit adapters that followed their habit in the bench said 57-91% (the average
-     * early stopping keeps is no copy of the last step's weights). This is no evidence that it generalizes, which one
+     * a job saves is no copy of the last step's weights). This is no evidence that it generalizes, which one
      * or two held-out forks cannot give either. Without training forks to count (none has a correction row) nothing is
      * judged.
      */
