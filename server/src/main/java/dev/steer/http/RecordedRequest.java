@@ -17,7 +17,8 @@ final class RecordedRequest {
     static final List<String> FIELDS = List.of("model", "messages", "max_tokens", "max_completion_tokens", "n",
             "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repeat_penalty",
             "repeat_last_n", "dry_multiplier", "dry_base", "dry_allowed_length", "dry_penalty_last_n", "dry_sequence_breakers",
-            "seed", "stop", "logprobs", "top_logprobs", "grammar", "response_format", "stream", "stream_options", "ignore_eos", "tools", "tool_choice", "parallel_tool_calls");
+            "seed", "stop", "logprobs", "top_logprobs", "grammar", "response_format", "stream", "stream_options", "ignore_eos",
+            "tools", "tool_choice", "parallel_tool_calls");
     /** The message fields llama.cpp's chat templates read (common_chat_msgs_parse_oaicompat). */
     private static final List<String> MESSAGE_FIELDS = List.of("role", "content", "name", "tool_call_id", "reasoning_content", "tool_calls");
 

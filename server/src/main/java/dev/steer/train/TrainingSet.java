@@ -50,7 +50,6 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
     /** One steer as the gate replays it: from {@code context}, does the model now say {@code correction}? */
     public record Fork(String steerId, int[] context, int[] correction) {}
 
-
     /**
      * What a stop teaches: how it is read, and the model's end-of-turn token ({@link Hyperparameters.Stops#END} learns it).
      */

@@ -20,11 +20,7 @@ class AcceptedReplayJobTest {
     @Test
     void aJobKeepsTheNewestAnswersLetRunInItsReplaySet() throws Exception {
         try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
-            for (String p : List.of("hello world", "tell me a story", "what is the time", "hello world")) {
-                String id = SteerLoopTest.streamed(s, p);
-                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
-                assertTrue(cont.contains("\"steer\""), cont);
-            }
+            SteerLoopTest.steerEachAtStart(s, List.of("hello world", "tell me a story", "what is the time", "hello world"));
             for (String p : List.of("an answer let run", "another one", "and a third")) {  // streamed, its end not ignored
                 String body = s.post("/v1/chat/completions", "{\"model\":\"tiny\",\"stream\":true,\"temperature\":0,\"max_tokens\":8,"
                         + "\"messages\":[{\"role\":\"user\",\"content\":\"" + p + "\"}]}").body();

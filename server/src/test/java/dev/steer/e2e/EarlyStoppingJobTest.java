@@ -33,11 +33,7 @@ class EarlyStoppingJobTest {
     @Test
     void offByDefaultAndMeasuredWhenAskedFor() throws Exception {
         try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
-            for (String p : List.of("hello world", "tell me a story", "what is the time", "name a colour")) {
-                String id = SteerLoopTest.streamed(s, p);
-                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
-                assertTrue(cont.contains("\"steer\""), cont);
-            }
+            SteerLoopTest.steerEachAtStart(s, List.of("hello world", "tell me a story", "what is the time", "name a colour"));
             String plain = job(s, "").toString();
             assertFalse(plain.contains("Check at step"), "the default job measures no checkpoint: " + plain);
             assertFalse(plain.contains("Keeping the checkpoint"), plain);

@@ -42,11 +42,7 @@ class LoraLayersJobTest {
             assertEquals("hyperparameters.lora_layers", error.get("param").getAsString(), bad.body());
             assertEquals(0, SteerLoopTest.json(s.get("/v1/fine_tuning/jobs")).getAsJsonArray("data").size(), "nothing stored");
 
-            for (String p : List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story")) {
-                String id = SteerLoopTest.streamed(s, p);
-                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
-                assertTrue(cont.contains("\"steer\""), cont);
-            }
+            SteerLoopTest.steerEachAtStart(s, List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story"));
             // "auto": the last half of the tiny llama's 2 blocks, resolved when the job is created (the job says 1).
             JsonObject half = runJob(s, "\"auto\"");
             assertEquals(1, half.getAsJsonObject("hyperparameters").get("lora_layers").getAsInt(), half.toString());

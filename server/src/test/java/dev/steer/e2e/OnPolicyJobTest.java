@@ -20,11 +20,7 @@ class OnPolicyJobTest {
     @Test
     void theLastEpochAlsoTrainsOnTheAdaptersOwnText() throws Exception {
         try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
-            for (String p : List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story")) {
-                String id = SteerLoopTest.streamed(s, p);
-                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
-                assertTrue(cont.contains("\"steer\""), cont);
-            }
+            SteerLoopTest.steerEachAtStart(s, List.of("hello world", "tell me a story", "what is the time", "hello world", "tell me a story"));
             // 4 training answers + 4 replay answers = 8 examples: 2 steps of batch 4 a plain epoch, 4 an on-policy one.
             JsonObject job = SteerLoopTest.json(s.post("/v1/fine_tuning/jobs", """
                     {"model": "tiny", "hyperparameters": {"n_epochs": 2, "batch_size": 4, "replay": 4, "on_policy": 1, "early_stopping": false},

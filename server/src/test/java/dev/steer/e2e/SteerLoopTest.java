@@ -73,6 +73,15 @@ class SteerLoopTest {
         return JsonParser.parseString(first.substring(6)).getAsJsonObject().get("id").getAsString();
     }
 
+    /** Streams an answer to each prompt and steers it at its start with {@link #CORRECTION} (two tokens after). */
+    static void steerEachAtStart(TestServer s, List<String> prompts) throws Exception {
+        for (String p : prompts) {
+            String id = streamed(s, p);
+            String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + CORRECTION + "\",\"max_tokens\":2}").body();
+            assertTrue(cont.contains("\"steer\""), cont);
+        }
+    }
+
     /** The job's SSE events until [DONE]. */
     static List<JsonObject> follow(TestServer s, String jobId) throws Exception {
         HttpRequest req = HttpRequest.newBuilder(URI.create(s.base() + "/v1/fine_tuning/jobs/" + jobId + "/events"))

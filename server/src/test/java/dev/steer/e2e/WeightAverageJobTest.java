@@ -37,11 +37,7 @@ class WeightAverageJobTest {
     @Test
     void theSavedAdapterIsTheAverage() throws Exception {
         try (TestServer s = new TestServer(TestModels.tinyLlama(), "tiny", 2, null)) {
-            for (String p : List.of("hello world", "tell me a story", "what is the time")) {
-                String id = SteerLoopTest.streamed(s, p);
-                String cont = s.post("/v1/chat/completions/" + id + "/steer", "{\"at\":0,\"text\":\"" + SteerLoopTest.CORRECTION + "\",\"max_tokens\":2}").body();
-                assertTrue(cont.contains("\"steer\""), cont);
-            }
+            SteerLoopTest.steerEachAtStart(s, List.of("hello world", "tell me a story", "what is the time"));
             assertArrayEquals(adapter(s, 1, "0"), adapter(s, 1, "0.5"), "one step: the average is that step's weights");
             byte[] trained = adapter(s, 3, "0"), averaged = adapter(s, 3, "0.5");
             assertEquals(trained.length, averaged.length);
