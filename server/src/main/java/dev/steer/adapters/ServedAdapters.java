@@ -119,22 +119,41 @@ public final class ServedAdapters {
      * {@code submit} hands to the engine cannot be freed under it.
      */
     public synchronized <T> T submit(String model, Function<Selection, T> submit) {
-        return submit.apply(select(model, null));
+        return submit.apply(select(model, null, null));
     }
 
-    /** The same for a request with this prompt (its tokens as the engine sees them): the plain name is routed by it. */
-    public synchronized <T> T submit(String model, int[] prompt, Function<Selection, T> submit) {
-        return submit.apply(select(model, prompt));
+    /**
+     * The same for a request with this prompt (its tokens as the engine sees them): the plain name is routed by it.
+     * The route is computed outside this object's lock (a scope may read the prompt with a forward pass through the
+     * blocks below the adapter, tens of milliseconds): requests for other names, and the pinned ones, are not held up
+     * behind it; if another version was activated meanwhile, the prompt is routed again under the lock.
+     */
+    public <T> T submit(String model, int[] prompt, Function<Selection, T> submit) {
+        Integer version = null;
+        Optional<Scope.Router> router = Optional.empty();
+        if (prompt != null && AdapterVersion.parseModelName(baseModel, model) instanceof ModelName.Active) {
+            synchronized (this) {
+                version = active;
+                router = version != null ? router(version) : Optional.empty();
+            }
+        }
+        boolean inScope = router.map(r -> r.serves(prompt)).orElse(true);
+        synchronized (this) {
+            Boolean routed = Objects.equals(version, active) ? inScope : null;
+            return submit.apply(select(model, prompt, routed));
+        }
     }
 
-    private Selection select(String model, int[] prompt) {
+    /** @param routed whether {@code prompt} is in the active version's scope, when known; null: route it here */
+    private Selection select(String model, int[] prompt, Boolean routed) {
         return switch (AdapterVersion.parseModelName(baseModel, model)) {
             case ModelName.Active a -> {
                 String pinned = AdapterVersion.pinnedName(baseModel, active);
                 if (active == null) {
                     yield new Selection(baseModel, pinned, null, null);
                 }
-                if (prompt != null && !router(active).map(r -> r.serves(prompt)).orElse(true)) {
+                boolean inScope = routed != null ? routed : prompt == null || router(active).map(r -> r.serves(prompt)).orElse(true);
+                if (!inScope) {
                     String base = AdapterVersion.pinnedName(baseModel, null);
                     yield new Selection(base, base, null, null);  // outside the active version's scope
                 }
@@ -228,7 +247,7 @@ public final class ServedAdapters {
      */
     private Optional<Scope.Router> makeRouter(int version) {
         try {
-            return registry.scope(version).map(s -> s.router(engine.model()));
+            return registry.scope(version).map(s -> s.router(engine.model(), engine::layerProbe));
         } catch (RuntimeException e) {
             LOG.warn("cannot read the scope of adapter {} ({}); it serves every prompt", AdapterVersion.of(version), e.getMessage());
             return Optional.empty();

@@ -1,6 +1,7 @@
 package dev.steer.engine;
 
 import dev.steer.llama.Batch;
+import dev.steer.llama.LayerProbe;
 import dev.steer.llama.LlamaContext;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LlamaSampler;
@@ -10,6 +11,7 @@ import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -115,6 +117,9 @@ public final class Engine implements AutoCloseable {
 
     private final LlamaModel model;
     private final LlamaContext context;
+    /** The longest token sequence a layer probe reads: the scopes' {@code Scope.TOKENS}. */
+    public static final int PROBE_TOKENS = 64;
+    private final ConcurrentHashMap<Integer, LayerProbe> probes = new ConcurrentHashMap<>();
     private final Config config;
     private final int perSequence;
     private final Slot[] slots;
@@ -157,6 +162,14 @@ public final class Engine implements AutoCloseable {
 
     public LlamaModel model() {
         return model;
+    }
+
+    /**
+     * The probe of block {@code layer}'s input on this engine's model, made at the first call and kept until the
+     * engine closes: routing reads it on request threads ({@code dev.steer.adapters.Scope}), never the decode thread.
+     */
+    public LayerProbe layerProbe(int layer) {
+        return probes.computeIfAbsent(layer, l -> LayerProbe.create(model, l, PROBE_TOKENS, config.threads()));
     }
 
     public EngineStats stats() {
@@ -832,5 +845,6 @@ public final class Engine implements AutoCloseable {
             }
         }
         context.close();  // releases the adapters set on it; their owners close them
+        probes.values().forEach(LayerProbe::close);
     }
 }

@@ -381,8 +381,9 @@ public final class JobRunner implements AutoCloseable {
             // Which prompts it serves under the plain model name: those like the ones its steers were made on (held-out
             // answers too: the person steered them, and the gate then judges its held-out forks on the adapter) more
             // than like ordinary prompts nobody steered (Scope); or every prompt.
+            // Compared by the input of the first block the adapter changes (Scope): what the adapter reads.
             Scope scope = spec.eval().scoped() ? new Scope(Stream.concat(set.train().stream(), set.heldOut().stream())
-                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0) : null;
+                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0, adapted < layers ? layers - adapted : 0) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
@@ -396,7 +397,7 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
-            Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model)::serves;
+            Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model, engine::layerProbe)::serves;
             report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval(), serves);
         } catch (RuntimeException e) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.steer.llama.LayerProbe;
 import dev.steer.llama.LlamaModel;
 import dev.steer.testing.GgufWriter;
 import dev.steer.testing.TestModels;
@@ -13,6 +14,7 @@ import dev.steer.testing.TinyModels;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
+import java.util.function.IntFunction;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,6 +27,10 @@ class ScopeTest {
     Path dir;
 
     private final LlamaModel model = TestModels.tinyLlama();
+    /** Layer 0 routes by token embeddings: no probe is asked for. */
+    private static final IntFunction<LayerProbe> NO_PROBES = layer -> {
+        throw new AssertionError("layer 0 needs no forward pass");
+    };
 
     /** TestModels' tiny llama: seed 42, token_embd first, N(0, 0.5^2) (TinyModels.writeDecoder). */
     private static float[] row(int token) {
@@ -92,15 +98,15 @@ class ScopeTest {
     void aPromptGoesToTheAdapterWhenItIsNearerTheSteeredPrompts() {
         int[] steered = model.tokenize("hello world, the steer model", true, true);
         int[] other = model.tokenize("in and of it: token assistant", true, true);
-        Scope.Router r = new Scope(List.of(steered), List.of(other), 0).router(model);
+        Scope.Router r = new Scope(List.of(steered), List.of(other), 0, 0).router(model, NO_PROBES);
         assertTrue(r.serves(steered));
         assertFalse(r.serves(other));
-        assertTrue(new Scope(List.of(steered), List.of(other), 3).router(model).serves(other),
+        assertTrue(new Scope(List.of(steered), List.of(other), 3, 0).router(model, NO_PROBES).serves(other),
                 "a margin leans towards the adapter (cosines lie in [-1, 1])");
         // only the last TOKENS tokens stand for a prompt: whatever comes before them changes nothing
         int[] longSteered = repeat(steered, Scope.TOKENS);
         int[] longOther = repeat(other, Scope.TOKENS);
-        Scope.Router tail = new Scope(List.of(longSteered), List.of(longOther), 0).router(model);
+        Scope.Router tail = new Scope(List.of(longSteered), List.of(longOther), 0, 0).router(model, NO_PROBES);
         assertTrue(tail.serves(concat(longOther, longSteered)));
         assertFalse(tail.serves(concat(longSteered, longOther)));
     }
@@ -114,7 +120,7 @@ class ScopeTest {
         int[] kind = {300, 301, 302, 303, 304, 305, 306, 307, 308, 309};
         int[] other = {200, 201, 202, 203, 204, 205, 206, 207, 208, 209};
         Scope.Router r = new Scope(List.of(plus(kind, 10), plus(kind, 11), plus(kind, 12)),
-                List.of(plus(kind, 13), plus(other, 14), plus(other, 15)), 0).router(model);
+                List.of(plus(kind, 13), plus(other, 14), plus(other, 15)), 0, 0).router(model, NO_PROBES);
         assertTrue(r.serves(plus(kind, 13)), "even the unsteered prompt of the kind itself");
         assertTrue(r.serves(plus(kind, 16)));
         assertFalse(r.serves(plus(other, 16)));
@@ -128,14 +134,18 @@ class ScopeTest {
 
     @Test
     void aScopeKeepsItsPromptsThroughJson() {
-        Scope s = new Scope(List.of(new int[] {1, 2, 3}, new int[] {4}), List.of(new int[] {5, 6}), 0.05);
+        Scope s = new Scope(List.of(new int[] {1, 2, 3}, new int[] {4}), List.of(new int[] {5, 6}), 0.05, 7);
         Scope back = Scope.fromJson(s.toJson());
         assertEquals(2, back.steered().size());
         assertArrayEquals(new int[] {1, 2, 3}, back.steered().get(0));
         assertArrayEquals(new int[] {4}, back.steered().get(1));
         assertArrayEquals(new int[] {5, 6}, back.unsteered().get(0));
         assertEquals(0.05, back.margin());
-        assertThrows(IllegalArgumentException.class, () -> new Scope(List.of(), List.of(new int[] {1}), 0));
+        assertEquals(7, back.layer());
+        assertEquals(0, Scope.fromJson("{\"steered\": [[1]], \"unsteered\": [[2]], \"margin\": 0}").layer(),
+                "a scope stored before it named a layer: token embeddings");
+        assertThrows(IllegalArgumentException.class, () -> new Scope(List.of(new int[] {1}), List.of(new int[] {2}), 0, -1));
+        assertThrows(IllegalArgumentException.class, () -> new Scope(List.of(), List.of(new int[] {1}), 0, 0));
     }
 
     private static int[] repeat(int[] p, int atLeast) {

@@ -66,7 +66,7 @@ class ServedAdaptersTest {
             t.save(file);
         }
         AdapterRegistry.Version v = registry.register(file, new AdapterRegistry.Lineage("tiny", SHA, "job", List.of(), List.of(),
-                new JsonObject(), new JsonObject(), "passed"), new Scope(List.of(near), List.of(far), 0));
+                new JsonObject(), new JsonObject(), "passed"), new Scope(List.of(near), List.of(far), 0, 0));
         AdapterRegistry.Version everywhere = register(SHA, 2);
         ServedAdapters served = new ServedAdapters(engine, registry, "tiny", SHA);
         served.activate(v.version(), "test");

@@ -61,6 +61,7 @@ class ScopeJobTest {
             assertEquals(1, v.heldOutIds().size(), "one of five answers held out");
             Scope scope = registry.scope(version).orElseThrow();
             assertEquals(5, scope.steered().size(), "the four trained answers' prompts and the held-out one's");
+            assertEquals(1, scope.layer(), "compared by what the adapter reads: the input of the last of two blocks, the one adapted");
         }
     }
 

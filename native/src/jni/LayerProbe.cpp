@@ -1,0 +1,137 @@
+// dev.steer.llama.LayerProbe: the mean of the hidden states that enter one transformer block, over a short token
+// sequence, read from llama.cpp's own forward pass and stopped there: the blocks above it and the LM head are never
+// computed. Routing reads it (dev.steer.adapters.Scope): an adapter on the last blocks sees exactly this input.
+//
+// How: the context's eval callback (ggml_backend_sched's) asks for one tensor by the name llama.cpp's graphs give a
+// block's output ("l_out-N", every architecture), sums its columns when it has been computed, and returns false,
+// which ends the computation of the graph's split there. A CPU-only graph is one split; with layers offloaded the
+// later splits still run (slower, the same result).
+#include "model.h"
+
+#include <string>
+#include <vector>
+
+using namespace steer;
+
+namespace {
+
+struct probe_handle {
+    llama_context * ctx = nullptr;
+    llama_batch batch{};
+    int32_t n_max = 0;      // tokens a call may give
+    int32_t n_embd = 0;
+    std::string wanted;     // "l_out-<layer - 1>"
+    std::vector<double> sum;
+    int32_t n_tokens = 0;   // of the current call
+    bool seen = false;
+};
+
+bool on_tensor(ggml_tensor * t, bool ask, void * user) {
+    auto * p = static_cast<probe_handle *>(user);
+    if (ask) {
+        return p->wanted == t->name;
+    }
+    if (t->type == GGML_TYPE_F32 && t->ne[0] == p->n_embd && t->ne[1] == p->n_tokens && ggml_is_contiguous(t)) {
+        std::vector<float> data((size_t) ggml_nelements(t));
+        ggml_backend_tensor_get(t, data.data(), 0, ggml_nbytes(t));
+        for (int64_t j = 0; j < t->ne[1]; j++) {
+            for (int64_t i = 0; i < t->ne[0]; i++) {
+                p->sum[(size_t) i] += data[(size_t) (j * t->ne[0] + i)];
+            }
+        }
+        p->seen = true;
+    }
+    return false;  // nothing above this block is needed
+}
+
+probe_handle * probe_of(jlong h) { return from_handle<probe_handle>(h, "layer probe"); }
+
+}  // namespace
+
+extern "C" {
+
+JNIEXPORT jlong JNICALL Java_dev_steer_llama_LayerProbe_nativeCreate(JNIEnv * env, jclass, jlong model_h, jint layer, jint n_max, jint n_threads) {
+    return guarded(env, (jlong) 0, [&] {
+        const llama_model * model = model_of(model_h);
+        const int32_t n_layer = llama_model_n_layer(model);
+        if (layer < 1 || layer >= n_layer) {
+            throw bad_argument("a probe reads the input of blocks 1 .. " + std::to_string(n_layer - 1) + ", not " + std::to_string(layer));
+        }
+        if (n_max < 1 || n_threads < 1) {
+            throw bad_argument("token count and threads must be positive");
+        }
+        auto * p = new probe_handle();
+        p->n_max  = n_max;
+        p->n_embd = llama_model_n_embd(model);
+        p->wanted = "l_out-" + std::to_string(layer - 1);
+        p->sum.assign((size_t) p->n_embd, 0.0);
+        llama_context_params cp = llama_context_default_params();
+        cp.n_ctx             = (uint32_t) n_max;
+        cp.n_batch           = (uint32_t) n_max;
+        cp.n_ubatch          = (uint32_t) n_max;  // one graph: the callback sees every token at once
+        cp.n_seq_max         = 1;
+        cp.n_threads         = n_threads;
+        cp.n_threads_batch   = n_threads;
+        cp.no_perf           = true;
+        cp.cb_eval           = on_tensor;
+        cp.cb_eval_user_data = p;
+        p->ctx = llama_init_from_model(const_cast<llama_model *>(model), cp);
+        if (p->ctx == nullptr) {
+            delete p;
+            throw llama_failure("failed to create the layer probe's context");
+        }
+        p->batch = llama_batch_init(n_max, 0, 1);
+        return to_handle(p);
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_steer_llama_LayerProbe_nativeFree(JNIEnv * env, jclass, jlong h) {
+    guarded_void(env, [&] {
+        probe_handle * p = probe_of(h);
+        llama_batch_free(p->batch);
+        llama_free(p->ctx);
+        delete p;
+    });
+}
+
+// The mean over the tokens of the hidden state entering the probe's block; the tokens alone, from position 0.
+JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LayerProbe_nativeMeanInput(JNIEnv * env, jclass, jlong h, jintArray token_arr) {
+    return guarded(env, (jfloatArray) nullptr, [&] {
+        probe_handle * p = probe_of(h);
+        const std::vector<int32_t> tokens = to_ints(env, token_arr);
+        if (tokens.empty() || (int32_t) tokens.size() > p->n_max) {
+            throw bad_argument("a probe reads 1 .. " + std::to_string(p->n_max) + " tokens, not " + std::to_string(tokens.size()));
+        }
+        const llama_vocab * vocab = llama_model_get_vocab(llama_get_model(p->ctx));
+        for (int32_t t : tokens) {
+            check_token(vocab, t);
+        }
+        p->batch.n_tokens = (int32_t) tokens.size();
+        for (int32_t i = 0; i < p->batch.n_tokens; i++) {
+            p->batch.token[i]     = tokens[(size_t) i];
+            p->batch.pos[i]       = i;
+            p->batch.n_seq_id[i]  = 1;
+            p->batch.seq_id[i][0] = 0;
+            p->batch.logits[i]    = i == p->batch.n_tokens - 1;  // llama_decode wants an output; none is computed
+        }
+        p->n_tokens = p->batch.n_tokens;
+        p->seen = false;
+        std::fill(p->sum.begin(), p->sum.end(), 0.0);
+        llama_memory_clear(llama_get_memory(p->ctx), true);
+        const int32_t rc = llama_decode(p->ctx, p->batch);
+        llama_memory_clear(llama_get_memory(p->ctx), true);
+        if (rc != 0) {
+            throw llama_failure("the layer probe's decode failed (" + std::to_string(rc) + ")");
+        }
+        if (!p->seen) {
+            throw llama_failure("the model's graph has no F32 tensor " + p->wanted + " to read");
+        }
+        std::vector<float> mean((size_t) p->n_embd);
+        for (size_t i = 0; i < mean.size(); i++) {
+            mean[i] = (float) (p->sum[i] / p->n_tokens);
+        }
+        return to_jfloats(env, mean.data(), mean.size());
+    });
+}
+
+}  // extern "C"
