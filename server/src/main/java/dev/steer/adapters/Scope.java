@@ -120,6 +120,6 @@ public record Scope(List<int[]> steered, List<int[]> unsteered, double margin, i
 
     public static Scope fromJson(String json) {
         Scope s = GSON.fromJson(json, Scope.class);
-        return new Scope(s.steered(), s.unsteered(), s.margin(), s.layer());  // none stored (before 2026-12-07): 0
+        return new Scope(s.steered(), s.unsteered(), s.margin(), s.layer());  // none stored (before the twenty-eighth session): 0
     }
 }
