@@ -4,10 +4,12 @@
 //
 // How: the context's eval callback (ggml_backend_sched's) asks for one tensor by the name llama.cpp's graphs give a
 // block's output ("l_out-N", every architecture), sums its columns when it has been computed, and returns false,
-// which ends the computation of the graph's split there. A CPU-only graph is one split; with layers offloaded the
-// later splits still run (slower, the same result).
+// which ends the computation of that split of the graph. A CPU-only graph is one split. Where there are more (layers
+// on a GPU), the scheduler goes on to the next split: the callback then asks to see each split's first node and stops
+// it there, so nothing above the block is computed whatever the split. Weights stay where they are (no op offload).
 #include "model.h"
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -23,14 +25,19 @@ struct probe_handle {
     std::string wanted;     // "l_out-<layer - 1>"
     std::vector<double> sum;
     int32_t n_tokens = 0;   // of the current call
-    bool seen = false;
+    bool reached = false;   // the wanted tensor was computed: stop every split from here on
+    bool seen = false;      // ... and it had the expected shape, so `sum` holds it
 };
 
-bool on_tensor(ggml_tensor * t, bool ask, void * user) {
+bool read_block_input(ggml_tensor * t, bool ask, void * user) {
     auto * p = static_cast<probe_handle *>(user);
     if (ask) {
-        return p->wanted == t->name;
+        return p->reached || p->wanted == t->name;
     }
+    if (p->reached) {
+        return false;
+    }
+    p->reached = true;
     if (t->type == GGML_TYPE_F32 && t->ne[0] == p->n_embd && t->ne[1] == p->n_tokens && ggml_is_contiguous(t)) {
         std::vector<float> data((size_t) ggml_nelements(t));
         ggml_backend_tensor_get(t, data.data(), 0, ggml_nbytes(t));
@@ -73,14 +80,21 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LayerProbe_nativeCreate(JNIEnv * en
         cp.n_threads         = n_threads;
         cp.n_threads_batch   = n_threads;
         cp.no_perf           = true;
-        cp.cb_eval           = on_tensor;
+        cp.op_offload        = false;  // a weight in host memory is multiplied there, not copied to a GPU per call
+        cp.cb_eval           = read_block_input;
         cp.cb_eval_user_data = p;
         p->ctx = llama_init_from_model(const_cast<llama_model *>(model), cp);
         if (p->ctx == nullptr) {
             delete p;
             throw llama_failure("failed to create the layer probe's context");
         }
-        p->batch = llama_batch_init(n_max, 0, 1);
+        try {
+            p->batch = llama_batch_init(n_max, 0, 1);
+        } catch (...) {
+            llama_free(p->ctx);
+            delete p;
+            throw;
+        }
         return to_handle(p);
     });
 }
@@ -115,11 +129,11 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LayerProbe_nativeMeanInput(JN
             p->batch.logits[i]    = i == p->batch.n_tokens - 1;  // llama_decode wants an output; none is computed
         }
         p->n_tokens = p->batch.n_tokens;
+        p->reached = false;
         p->seen = false;
         std::fill(p->sum.begin(), p->sum.end(), 0.0);
-        llama_memory_clear(llama_get_memory(p->ctx), true);
+        llama_memory_clear(llama_get_memory(p->ctx), false);  // each call reads its tokens alone, from position 0
         const int32_t rc = llama_decode(p->ctx, p->batch);
-        llama_memory_clear(llama_get_memory(p->ctx), true);
         if (rc != 0) {
             throw llama_failure("the layer probe's decode failed (" + std::to_string(rc) + ")");
         }

@@ -58,7 +58,8 @@ public record Scope(List<int[]> steered, List<int[]> unsteered, double margin, i
      *               {@code layer} is above 0
      */
     public Router router(LlamaModel model, IntFunction<LayerProbe> probes) {
-        Function<int[], float[]> vectors = layer == 0 ? p -> vector(model::embeddingSum, p) : p -> vector(probes.apply(layer)::meanInput, p);
+        Function<int[], float[]> read = layer == 0 ? model::embeddingSum : probes.apply(layer)::meanInput;
+        Function<int[], float[]> vectors = p -> vector(read, p);
         return new Router(vectors, steered.stream().map(vectors).toArray(float[][]::new),
                 unsteered.stream().map(vectors).toArray(float[][]::new), margin);
     }

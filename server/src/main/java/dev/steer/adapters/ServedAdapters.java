@@ -119,40 +119,56 @@ public final class ServedAdapters {
      * {@code submit} hands to the engine cannot be freed under it.
      */
     public synchronized <T> T submit(String model, Function<Selection, T> submit) {
-        return submit.apply(select(model, null, null));
+        return submit.apply(select(model, true));
     }
 
     /**
      * The same for a request with this prompt (its tokens as the engine sees them): the plain name is routed by it.
      * The route is computed outside this object's lock (a scope may read the prompt with a forward pass through the
-     * blocks below the adapter, tens of milliseconds): requests for other names, and the pinned ones, are not held up
-     * behind it; if another version was activated meanwhile, the prompt is routed again under the lock.
+     * blocks below the adapter, tens of milliseconds), so other requests are not held up behind it; if another version
+     * became active meanwhile, the prompt is routed again, under the lock, by that version's scope.
      */
     public <T> T submit(String model, int[] prompt, Function<Selection, T> submit) {
-        Integer version = null;
-        Optional<Scope.Router> router = Optional.empty();
-        if (prompt != null && AdapterVersion.parseModelName(baseModel, model) instanceof ModelName.Active) {
-            synchronized (this) {
-                version = active;
-                router = version != null ? router(version) : Optional.empty();
-            }
+        if (prompt == null || !(AdapterVersion.parseModelName(baseModel, model) instanceof ModelName.Active)) {
+            return submit(model, submit);
         }
-        boolean inScope = router.map(r -> r.serves(prompt)).orElse(true);
+        Integer version;
+        Optional<Scope.Router> router;
         synchronized (this) {
-            Boolean routed = Objects.equals(version, active) ? inScope : null;
-            return submit.apply(select(model, prompt, routed));
+            version = active;
+            router = version != null ? router(version) : Optional.empty();
+        }
+        boolean inScope = inScope(router, prompt, version);
+        synchronized (this) {
+            if (!Objects.equals(version, active)) {
+                inScope = inScope(active != null ? router(active) : Optional.empty(), prompt, active);
+            }
+            return submit.apply(select(model, inScope));
         }
     }
 
-    /** @param routed whether {@code prompt} is in the active version's scope, when known; null: route it here */
-    private Selection select(String model, int[] prompt, Boolean routed) {
+    /**
+     * Whether {@code version}'s router sends {@code prompt} to the adapter; with no router, yes. A router that fails
+     * (a probe that cannot read this prompt) serves it too, as a version that cannot route does (makeRouter), rather
+     * than fail the request.
+     */
+    private static boolean inScope(Optional<Scope.Router> router, int[] prompt, Integer version) {
+        try {
+            return router.map(r -> r.serves(prompt)).orElse(true);
+        } catch (RuntimeException e) {
+            LOG.warn("cannot route a prompt by the scope of adapter {} ({}); the adapter serves it", AdapterVersion.of(version), e.getMessage());
+            return true;
+        }
+    }
+
+    /** @param inScope whether the request's prompt is in the active version's scope (true when there is no prompt) */
+    private Selection select(String model, boolean inScope) {
         return switch (AdapterVersion.parseModelName(baseModel, model)) {
             case ModelName.Active a -> {
                 String pinned = AdapterVersion.pinnedName(baseModel, active);
                 if (active == null) {
                     yield new Selection(baseModel, pinned, null, null);
                 }
-                boolean inScope = routed != null ? routed : prompt == null || router(active).map(r -> r.serves(prompt)).orElse(true);
                 if (!inScope) {
                     String base = AdapterVersion.pinnedName(baseModel, null);
                     yield new Selection(base, base, null, null);  // outside the active version's scope

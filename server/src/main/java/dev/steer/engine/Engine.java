@@ -166,9 +166,14 @@ public final class Engine implements AutoCloseable {
 
     /**
      * The probe of block {@code layer}'s input on this engine's model, made at the first call and kept until the
-     * engine closes: routing reads it on request threads ({@code dev.steer.adapters.Scope}), never the decode thread.
+     * engine closes (it is a native object over the model the engine owns): routing reads it
+     * ({@code dev.steer.adapters.Scope}) on request threads, the training thread's gate and at activation, never on
+     * the decode thread.
      */
     public LayerProbe layerProbe(int layer) {
+        if (!running) {
+            throw new IllegalStateException("the engine is closed");
+        }
         return probes.computeIfAbsent(layer, l -> LayerProbe.create(model, l, PROBE_TOKENS, config.threads()));
     }
 

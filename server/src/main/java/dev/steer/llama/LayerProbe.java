@@ -3,13 +3,16 @@ package dev.steer.llama;
 import java.nio.IntBuffer;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The hidden state that enters one transformer block, averaged over a short token sequence: llama.cpp's own forward
  * pass, stopped after the block below (nothing above it, no LM head). An adapter trained on the last blocks reads
  * exactly this input, so routing can compare prompts by it ({@code dev.steer.adapters.Scope}).
  *
- * <p>One call at a time (its own small llama_context, {@code maxTokens} long). The latest {@link #CACHED} results are
+ * <p>One call at a time (its own small llama_context, {@code maxTokens} long), behind a lock a virtual thread waits
+ * on without holding its carrier (a monitor would pin it: HTTP handlers run on virtual threads, and on 2 cores two
+ * pinned carriers stop every other handler). The latest {@link #CACHED} results are
  * kept: a scope's prompts are read when a job's gate routes by them and again when the adapter is activated, and a
  * client often sends the same prompt again.
  */
@@ -17,6 +20,7 @@ public final class LayerProbe extends NativeHandle {
     private final LlamaModel model;
     private final int layer;
     private final int maxTokens;
+    private final ReentrantLock lock = new ReentrantLock();
     /** How many sequences' results are kept. */
     public static final int CACHED = 1024;
     private final Map<IntBuffer, float[]> cache = new LinkedHashMap<>(64, 0.75f, true) {
@@ -48,14 +52,19 @@ public final class LayerProbe extends NativeHandle {
     }
 
     /** The mean over {@code tokens} (1 .. maxTokens of them, read alone from position 0) of the block's input. */
-    public synchronized float[] meanInput(int[] tokens) {
+    public float[] meanInput(int[] tokens) {
         IntBuffer key = IntBuffer.wrap(tokens.clone());
-        float[] mean = cache.get(key);
-        if (mean == null) {
-            mean = nativeMeanInput(handle(), tokens);
-            cache.put(key, mean);
+        lock.lock();
+        try {
+            float[] mean = cache.get(key);
+            if (mean == null) {
+                mean = nativeMeanInput(handle(), tokens);
+                cache.put(key, mean);
+            }
+            return mean.clone();
+        } finally {
+            lock.unlock();
         }
-        return mean.clone();
     }
 
     @Override

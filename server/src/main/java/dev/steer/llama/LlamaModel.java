@@ -81,8 +81,9 @@ public final class LlamaModel extends NativeHandle {
 
     /**
      * The sum of the tokens' input embeddings (rows of the model's token embedding table, as floats): the cheapest
-     * summary of what a prompt is about, from the weights alone (no forward pass). Routing compares prompts by it
-     * ({@code dev.steer.adapters.Scope}).
+     * summary of what a prompt is about, from the weights alone (no forward pass). Scopes stored without a layer, and
+     * those of adapters on every block, compare prompts by it ({@code dev.steer.adapters.Scope}; the others by
+     * {@link LayerProbe}).
      */
     public float[] embeddingSum(int[] tokens) {
         return nativeEmbeddingSum(handle(), tokens);

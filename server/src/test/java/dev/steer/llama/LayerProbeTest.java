@@ -1,8 +1,8 @@
 package dev.steer.llama;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.steer.testing.GgufWriter;
 import dev.steer.testing.TinyModels;
@@ -74,14 +74,14 @@ class LayerProbeTest {
         try (LlamaModel model = LlamaModel.load(a, LlamaModel.Params.defaults())) {
             assertThrows(IllegalArgumentException.class, () -> LayerProbe.create(model, 0, 16, 1), "block 0's input: the embeddings");
             assertThrows(IllegalArgumentException.class, () -> LayerProbe.create(model, 2, 16, 1), "past the last block");
-            try (LayerProbe probe = LayerProbe.create(model, 1, 4, 1)) {
+            try (LayerProbe probe = LayerProbe.create(model, 1, 4, 1); LayerProbe fresh = LayerProbe.create(model, 1, 4, 1)) {
                 assertThrows(IllegalArgumentException.class, () -> probe.meanInput(new int[] {1, 2, 3, 4, 5}), "longer than it was made for");
                 assertThrows(IllegalArgumentException.class, () -> probe.meanInput(new int[0]));
                 assertThrows(IllegalArgumentException.class, () -> probe.meanInput(new int[] {model.vocabSize()}));
-                float[] first = probe.meanInput(new int[] {1, 2, 3});
-                probe.meanInput(new int[] {9, 8});
-                assertArrayEquals(first, probe.meanInput(new int[] {1, 2, 3}), 1e-6f, "each call on its own: nothing kept between them");
-                assertTrue(first.length == TinyModels.DEFAULT.embd());
+                probe.meanInput(new int[] {9, 8, 7, 6});
+                float[] after = probe.meanInput(new int[] {1, 2, 3});
+                assertArrayEquals(fresh.meanInput(new int[] {1, 2, 3}), after, "each call on its own: nothing of the last one kept in its cache");
+                assertEquals(TinyModels.DEFAULT.embd(), after.length);
             }
         }
     }
