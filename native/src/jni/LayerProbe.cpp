@@ -7,9 +7,12 @@
 // which ends the computation of that split of the graph. A CPU-only graph is one split. Where there are more (layers
 // on a GPU), the scheduler goes on to the next split: the callback then asks to see each split's first node and stops
 // it there, so nothing above the block is computed whatever the split. Weights stay where they are (no op offload).
+//
+// The positions a call shares with the one before (the same tokens from position 0: a chat template's system prompt
+// and turn header) are not computed again: their KV cells and their states are kept (attention is causal, so a
+// position's state depends on the tokens up to it only), as llama-server reuses a prompt's cached prefix.
 #include "model.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -23,10 +26,12 @@ struct probe_handle {
     int32_t n_max = 0;      // tokens a call may give
     int32_t n_embd = 0;
     std::string wanted;     // "l_out-<layer - 1>"
-    std::vector<double> sum;
-    int32_t n_tokens = 0;   // of the current call
-    bool reached = false;   // the wanted tensor was computed: stop every split from here on
-    bool seen = false;      // ... and it had the expected shape, so `sum` holds it
+    std::vector<int32_t> tokens;  // of the last call whose states are kept; its KV cells hold them
+    std::vector<float> states;    // [n_max][n_embd]: the block's input at each of those positions
+    int32_t first = 0;            // the current call computes positions first .. n_tokens - 1
+    int32_t n_tokens = 0;         // of the current call
+    bool reached = false;         // the wanted tensor was computed: stop every split from here on
+    bool seen = false;            // ... and it had the expected shape, so `states` holds it
 };
 
 bool read_block_input(ggml_tensor * t, bool ask, void * user) {
@@ -38,14 +43,8 @@ bool read_block_input(ggml_tensor * t, bool ask, void * user) {
         return false;
     }
     p->reached = true;
-    if (t->type == GGML_TYPE_F32 && t->ne[0] == p->n_embd && t->ne[1] == p->n_tokens && ggml_is_contiguous(t)) {
-        std::vector<float> data((size_t) ggml_nelements(t));
-        ggml_backend_tensor_get(t, data.data(), 0, ggml_nbytes(t));
-        for (int64_t j = 0; j < t->ne[1]; j++) {
-            for (int64_t i = 0; i < t->ne[0]; i++) {
-                p->sum[(size_t) i] += data[(size_t) (j * t->ne[0] + i)];
-            }
-        }
+    if (t->type == GGML_TYPE_F32 && t->ne[0] == p->n_embd && t->ne[1] == p->n_tokens - p->first && ggml_is_contiguous(t)) {
+        ggml_backend_tensor_get(t, p->states.data() + (size_t) p->first * p->n_embd, 0, ggml_nbytes(t));
         p->seen = true;
     }
     return false;  // nothing above this block is needed
@@ -71,7 +70,7 @@ JNIEXPORT jlong JNICALL Java_dev_steer_llama_LayerProbe_nativeCreate(JNIEnv * en
         p->n_max  = n_max;
         p->n_embd = llama_model_n_embd(model);
         p->wanted = "l_out-" + std::to_string(layer - 1);
-        p->sum.assign((size_t) p->n_embd, 0.0);
+        p->states.assign((size_t) n_max * p->n_embd, 0.0f);
         llama_context_params cp = llama_context_default_params();
         cp.n_ctx             = (uint32_t) n_max;
         cp.n_batch           = (uint32_t) n_max;
@@ -108,7 +107,8 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LayerProbe_nativeFree(JNIEnv * env, 
     });
 }
 
-// The mean over the tokens of the hidden state entering the probe's block; the tokens alone, from position 0.
+// The mean over the tokens of the hidden state entering the probe's block; the tokens alone, from position 0 (what
+// they share with the last call's, from position 0, is not computed again).
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LayerProbe_nativeMeanInput(JNIEnv * env, jclass, jlong h, jintArray token_arr) {
     return guarded(env, (jfloatArray) nullptr, [&] {
         probe_handle * p = probe_of(h);
@@ -120,29 +120,51 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LayerProbe_nativeMeanInput(JN
         for (int32_t t : tokens) {
             check_token(vocab, t);
         }
-        p->batch.n_tokens = (int32_t) tokens.size();
-        for (int32_t i = 0; i < p->batch.n_tokens; i++) {
-            p->batch.token[i]     = tokens[(size_t) i];
-            p->batch.pos[i]       = i;
-            p->batch.n_seq_id[i]  = 1;
-            p->batch.seq_id[i][0] = 0;
-            p->batch.logits[i]    = i == p->batch.n_tokens - 1;  // llama_decode wants an output; none is computed
+        // Positions shared with the last call are kept (at least the last one is computed: llama_decode wants a token).
+        const int32_t n = (int32_t) tokens.size();
+        int32_t keep = 0;
+        while (keep < n - 1 && keep < (int32_t) p->tokens.size() && p->tokens[(size_t) keep] == tokens[(size_t) keep]) {
+            keep++;
         }
-        p->n_tokens = p->batch.n_tokens;
+        llama_memory_t mem = llama_get_memory(p->ctx);
+        if (keep == 0 || !llama_memory_seq_rm(mem, 0, keep, -1)) {
+            keep = 0;
+            llama_memory_clear(mem, false);
+        }
+        p->tokens.clear();  // until this call has succeeded, nothing is kept
+        p->batch.n_tokens = n - keep;
+        for (int32_t i = keep; i < n; i++) {
+            const int32_t b = i - keep;
+            p->batch.token[b]     = tokens[(size_t) i];
+            p->batch.pos[b]       = i;
+            p->batch.n_seq_id[b]  = 1;
+            p->batch.seq_id[b][0] = 0;
+            p->batch.logits[b]    = i == n - 1;  // llama_decode wants an output; none is computed
+        }
+        p->first = keep;
+        p->n_tokens = n;
         p->reached = false;
         p->seen = false;
-        std::fill(p->sum.begin(), p->sum.end(), 0.0);
-        llama_memory_clear(llama_get_memory(p->ctx), false);  // each call reads its tokens alone, from position 0
         const int32_t rc = llama_decode(p->ctx, p->batch);
         if (rc != 0) {
+            llama_memory_clear(mem, false);
             throw llama_failure("the layer probe's decode failed (" + std::to_string(rc) + ")");
         }
         if (!p->seen) {
+            llama_memory_clear(mem, false);
             throw llama_failure("the model's graph has no F32 tensor " + p->wanted + " to read");
+        }
+        p->tokens = tokens;
+        std::vector<double> sum((size_t) p->n_embd, 0.0);
+        for (int32_t j = 0; j < n; j++) {
+            const float * row = p->states.data() + (size_t) j * p->n_embd;
+            for (int32_t i = 0; i < p->n_embd; i++) {
+                sum[(size_t) i] += row[i];
+            }
         }
         std::vector<float> mean((size_t) p->n_embd);
         for (size_t i = 0; i < mean.size(); i++) {
-            mean[i] = (float) (p->sum[i] / p->n_tokens);
+            mean[i] = (float) (sum[i] / n);
         }
         return to_jfloats(env, mean.data(), mean.size());
     });

@@ -82,7 +82,19 @@ class LayerProbeTest {
                 float[] after = probe.meanInput(new int[] {1, 2, 3});
                 assertArrayEquals(fresh.meanInput(new int[] {1, 2, 3}), after, "each call on its own: nothing of the last one kept in its cache");
                 assertEquals(TinyModels.DEFAULT.embd(), after.length);
+                // what a call shares with the last one from position 0 is kept, not computed again: the same numbers as
+                // a probe that computes every position
+                assertArrayEquals(alone(model, new int[] {1, 2, 5, 6}), probe.meanInput(new int[] {1, 2, 5, 6}), 1e-5f, "two positions kept");
+                assertArrayEquals(alone(model, new int[] {1, 2}), probe.meanInput(new int[] {1, 2}), 1e-5f, "a prefix of the last call");
+                assertArrayEquals(alone(model, new int[] {1, 2, 5, 7}), probe.meanInput(new int[] {1, 2, 5, 7}), 1e-5f, "kept after a shorter call");
             }
+        }
+    }
+
+    /** The probe's answer from a probe that has read nothing before. */
+    private static float[] alone(LlamaModel model, int[] tokens) {
+        try (LayerProbe p = LayerProbe.create(model, 1, 4, 1)) {
+            return p.meanInput(tokens);
         }
     }
 }
