@@ -18,8 +18,6 @@ import java.util.concurrent.locks.ReentrantLock;
  */
 public final class LayerProbe extends NativeHandle {
     private final LlamaModel model;
-    private final int layer;
-    private final int maxTokens;
     private final ReentrantLock lock = new ReentrantLock();
     /** How many sequences' results are kept. */
     public static final int CACHED = 1024;
@@ -30,25 +28,15 @@ public final class LayerProbe extends NativeHandle {
         }
     };
 
-    private LayerProbe(LlamaModel model, long handle, int layer, int maxTokens) {
+    private LayerProbe(LlamaModel model, long handle) {
         super(handle);
         this.model = model;
-        this.layer = layer;
-        this.maxTokens = maxTokens;
         model.retain();
     }
 
     /** A probe of the input of block {@code layer} (1 .. the model's blocks - 1). */
     public static LayerProbe create(LlamaModel model, int layer, int maxTokens, int threads) {
-        return new LayerProbe(model, nativeCreate(model.handle(), layer, maxTokens, threads), layer, maxTokens);
-    }
-
-    public int layer() {
-        return layer;
-    }
-
-    public int maxTokens() {
-        return maxTokens;
+        return new LayerProbe(model, nativeCreate(model.handle(), layer, maxTokens, threads));
     }
 
     /** The mean over {@code tokens} (1 .. maxTokens of them, read alone from position 0) of the block's input. */

@@ -380,8 +380,8 @@ public final class JobRunner implements AutoCloseable {
             t.save(file);
             // Which prompts it serves under the plain model name: those like the ones its steers were made on (held-out
             // answers too: the person steered them, and the gate then judges its held-out forks on the adapter) more
-            // than like ordinary prompts nobody steered (Scope); or every prompt.
-            // Compared by the input of the first block the adapter changes (Scope): what the adapter reads.
+            // than like ordinary prompts nobody steered (Scope), compared by the input of the first block the adapter
+            // changes (what the adapter reads); or every prompt.
             Scope scope = spec.eval().scoped() ? new Scope(Stream.concat(set.train().stream(), set.heldOut().stream())
                     .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0, adapted < layers ? layers - adapted : 0) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
