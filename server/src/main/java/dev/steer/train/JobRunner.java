@@ -20,6 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -56,6 +58,7 @@ public final class JobRunner implements AutoCloseable {
     private final ChatTemplates templates;
     private final Greedy greedy;
     private final BaseAnswers baseAnswers;
+    private final BaseReferences baseReferences = new BaseReferences();
     private final String baseSha256;
     private final Threads threads;
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
@@ -166,7 +169,8 @@ public final class JobRunner implements AutoCloseable {
                 baseAnswers.answers(base, ReplayPrompts.render(model, templates, replay), REPLAY_TOKENS, fewer);
                 baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.PROBES), EvalGate.PROBE_TOKENS, fewer);
                 baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.WATCH), WATCH_TOKENS, fewer);
-                LOG.debug("the base model's answers to the built-in prompts are ready for a job");
+                prepareReferences(base, replay);
+                LOG.debug("the base model's answers to the built-in prompts and their references are ready for a job");
             } catch (RuntimeException e) {
                 preparing.set(false);  // a later record tries again; a job generates what is missing itself
                 if (open) {
@@ -174,6 +178,36 @@ public final class JobRunner implements AutoCloseable {
                 }
             }
         });
+    }
+
+    /**
+     * The references of the built-in replay and probe examples a default job reads ({@link BaseReferences}), computed
+     * by a trainer of the default shape that lives only for them.
+     */
+    private void prepareReferences(String base, List<String> replay) {
+        Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT);
+        int layers = model.info().layers(), adapted = h.adaptedLayers(layers);
+        List<LoraTrainer.Example> builtIn = new ArrayList<>();
+        List<int[]> replayTokens = ReplayPrompts.render(model, templates, replay), probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
+        List<int[]> replayAnswers = baseAnswers.answers(base, replayTokens, REPLAY_TOKENS), probeAnswers = baseAnswers.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
+        for (int i = 0; i < replayTokens.size(); i++) {
+            builtIn.add(replayExample(replayTokens.get(i), replayAnswers.get(i)));
+        }
+        for (int i = 0; i < probeTokens.size(); i++) {
+            builtIn.add(replayExample(probeTokens.get(i), probeAnswers.get(i)));
+        }
+        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), adapted, h.seed(), trainingThreads())) {
+            for (LoraTrainer.Example e : builtIn) {
+                if (e != null && open) {
+                    baseReferences.reference(t, firstAdapted(layers, adapted), e);
+                }
+            }
+        }
+    }
+
+    /** The first block a job's LoRA adapts: 0 for all of them, else the first of the last {@code adapted}. */
+    private static int firstAdapted(int layers, int adapted) {
+        return adapted < layers ? layers - adapted : 0;
     }
 
     /** Live progress of a job run since this server started, or null. */
@@ -268,10 +302,14 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
         List<int[]> watchAnswers = baseAnswers.answers(base, watchTokens, WATCH_TOKENS);
         List<LoraTrainer.Example> replay = new ArrayList<>();
+        Set<LoraTrainer.Example> builtInReplay = Collections.newSetFromMap(new IdentityHashMap<>());  // the same in every job
         for (int i = 0; i < replayTokens.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
             if (e != null) {
                 replay.add(e);
+                if (i < replayPrompts.size()) {
+                    builtInReplay.add(e);
+                }
             }
         }
         int count = set.train().size() + replay.size();
@@ -312,8 +350,10 @@ public final class JobRunner implements AutoCloseable {
                 // References only for the terms that use them: the preference term's span log-probs, the keep rows'.
                 examples.add(new Example(e, kl || w.dpo() > 0 || w.guard() > 0 ? reference(t, e, guarded) : new LoraTrainer.Reference(0, 0)));
             }
+            int first = firstAdapted(layers, adapted);
             for (LoraTrainer.Example e : replay) {
-                examples.add(new Example(e, reference(t, e, guarded)));
+                LoraTrainer.Reference ref = builtInReplay.contains(e) ? baseReferences.reference(t, first, e) : t.reference(e);
+                examples.add(new Example(e, guarded.isEmpty() ? ref : ref.guarding(e, guarded)));
             }
             Checkpoints checkpoints = watching
                     ? new Checkpoints(t, model, set.heldOut(), watchTokens, watchAnswers, spec.eval().maxChanged()) : null;
@@ -383,7 +423,7 @@ public final class JobRunner implements AutoCloseable {
             // than like ordinary prompts nobody steered (Scope), compared by the input of the first block the adapter
             // changes (what the adapter reads); or every prompt.
             Scope scope = spec.eval().scoped() ? new Scope(Stream.concat(set.train().stream(), set.heldOut().stream())
-                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0, adapted < layers ? layers - adapted : 0) : null;
+                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0, first) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
@@ -393,7 +433,7 @@ public final class JobRunner implements AutoCloseable {
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
                 if (e != null) {
-                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, t.reference(e)));
+                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, baseReferences.reference(t, first, e)));
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
