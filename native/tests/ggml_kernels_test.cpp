@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015, 0017, 0018, 0019) against plain double-precision loops, element by element, on
 // ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -269,17 +270,28 @@ extern "C" steer_out_prod_rows8_t steer_out_prod_rows8;  // ggml-cpu's choice fo
 extern "C" void steer_avx512_out_prod_rows8(int64_t, int64_t, const float *, const float *, int64_t, float * const *);
 #endif
 
+#if defined(STEER_OUT_PROD_AMX)
+using steer_out_prod_rows16_t = void (*)(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t);
+extern "C" steer_out_prod_rows16_t steer_out_prod_rows16;  // ggml-cpu's choice of AMX tiles for 0003 (0019), or null
+extern "C" void steer_amx_out_prod_rows16(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t);
+#endif
+
 // 0003's OUT_PROD through a quantized weight (the trainer's backward pass through the frozen weights): dst[i0, i1] =
 // sum over j of W[i0, j] b[i1, j], each element one chain of FMAs over j in order, eight result rows at a time
 // (0018, 512-bit vectors on a CPU with AVX-512F, which ggml_cpu_init chose exactly there), four, or one; so it must
 // equal that chain in float (std::fma) to the last bit. Sizes: widths of 3 and 5 blocks of 32, and of 1 and 2 Q4_K
 // blocks of 256 (a quantized row is whole blocks, so no loop has a tail); 40 weight rows (two blocks of 32 rows); 15
 // result rows (eight, four and three one by one on one thread; split 8 and 7 over two).
+// (0019's AMX tiles, which ggml takes before these loops where it has them, are switched off here: next test.)
 static void quantized_out_prod_is_the_fma_chain() {
 #if defined(STEER_OUT_PROD_AVX512)
     const bool avx512 = __builtin_cpu_supports("avx512f");
     CHECK(steer_out_prod_rows8 == (avx512 ? steer_avx512_out_prod_rows8 : nullptr), "0018: ggml took %s for a CPU %s AVX-512F",
           steer_out_prod_rows8 ? "the AVX-512 rows" : "the build's vectors", avx512 ? "with" : "without");
+#endif
+#if defined(STEER_OUT_PROD_AMX)
+    const steer_out_prod_rows16_t amx = steer_out_prod_rows16;
+    steer_out_prod_rows16 = nullptr;
 #endif
     std::mt19937 rng(14);
     for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
@@ -312,7 +324,81 @@ static void quantized_out_prod_is_the_fma_chain() {
             ggml_free(ctx);
         }
     }
+#if defined(STEER_OUT_PROD_AMX)
+    steer_out_prod_rows16 = amx;
+#endif
 }
+
+#if defined(STEER_OUT_PROD_AMX)
+// 0019: the same OUT_PROD on AMX tiles, where ggml_cpu_init chose them exactly when the CPU has AMX-BF16 and
+// AVX512-BF16, Linux granted the tile state and STEER_NO_AMX is unset. Each product is three BF16 products of the
+// operands' hi and lo halves, so each element is bounded against the sum in double: within 3e-5 of the sum of its
+// terms' magnitudes (measured ~5e-6; BF16 alone, or a dropped hi*lo term, is ~4e-3). Sizes: widths of 3 and 10 blocks
+// of 32 (10: past the kernel's 256-column chunk on one thread) and 2 Q4_K blocks; 40 weight rows (a block of 32 and
+// one of 8) or 56 (32 and 24: a block's terms past the first 16); 15, 40 (with 56) and 300 result rows (a group of fewer than 16 rows, groups of 16 and a last of 8, past 256 rows);
+// the second operand as stored and transposed (a backward's layout, its terms side by side); 1 to 3 threads.
+static void quantized_out_prod_amx_is_the_sum() {
+    const bool amx = std::getenv("STEER_NO_AMX") == nullptr && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16");
+    // (where the OS refused the tile state ggml chose nothing: the check says so rather than failing on such a kernel)
+    CHECK(steer_out_prod_rows16 == (amx ? steer_amx_out_prod_rows16 : nullptr) || (amx && steer_out_prod_rows16 == nullptr),
+          "0019: ggml took %s", steer_out_prod_rows16 ? "the AMX tiles" : "no AMX");
+    if (steer_out_prod_rows16 == nullptr) {
+        std::printf("ggml_kernels_test: no AMX here (CPU, OS or STEER_NO_AMX): 0019 not run\n");
+        return;
+    }
+    std::mt19937 rng(19);
+    for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
+        for (int ne00 : t == GGML_TYPE_Q4_K ? std::vector<int>{512} : std::vector<int>{96, 320}) {
+            for (int ne10 : {15, 40, 300}) {
+                for (bool transposed : {false, true}) {
+                    const int ne01 = ne10 == 40 ? 56 : 40;
+                    std::vector<float> w = values(rng, (size_t) ne00 * ne01, 0.1f), b = values(rng, (size_t) ne10 * ne01, 1.0f);
+                    ggml_context * ctx = new_context();
+                    ggml_tensor * wq = ggml_new_tensor_2d(ctx, t, ne00, ne01);
+                    ggml_quantize_chunk(t, w.data(), wq->data, 0, ne01, ne00, nullptr);
+                    ggml_tensor * bt;  // b[i1, j]
+                    if (transposed) {  // stored [ne01, ne10] (j fastest), viewed transposed
+                        ggml_tensor * g = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne01, ne10);
+                        for (int i1 = 0; i1 < ne10; i1++) {
+                            for (int j = 0; j < ne01; j++) {
+                                ((float *) g->data)[(size_t) i1 * ne01 + j] = b[(size_t) j * ne10 + i1];
+                            }
+                        }
+                        bt = ggml_transpose(ctx, g);
+                    } else {
+                        bt = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, ne10, ne01);
+                        std::memcpy(bt->data, b.data(), b.size() * sizeof(float));
+                    }
+                    ggml_tensor * out = ggml_out_prod(ctx, wq, bt);
+                    std::vector<float> wd((size_t) ne00 * ne01);
+                    ggml_get_type_traits(t)->to_float(wq->data, wd.data(), (int64_t) ne00 * ne01);
+                    for (int threads : {1, 2, 3}) {
+                        std::fill((float *) out->data, (float *) out->data + (size_t) ne00 * ne10, NAN);
+                        compute(ctx, out, threads);
+                        int bad = 0;
+                        for (int i1 = 0; i1 < ne10; i1++) {
+                            for (int i0 = 0; i0 < ne00; i0++) {
+                                double sum = 0, mag = 0;
+                                for (int j = 0; j < ne01; j++) {
+                                    const double term = (double) wd[(size_t) j * ne00 + i0] * b[(size_t) j * ne10 + i1];
+                                    sum += term;
+                                    mag += std::fabs(term);
+                                }
+                                const float got = ((float *) out->data)[(size_t) i1 * ne00 + i0];
+                                if (!(std::fabs(got - sum) <= 3e-5 * mag + 1e-30) && bad++ < 3) {
+                                    CHECK(false, "%s, width %d, %d rows, %s, %d threads, [%d, %d]: %.9g, the sum %.9g (terms' magnitude %.3g)",
+                                          ggml_type_name(t), ne00, ne10, transposed ? "transposed" : "as stored", threads, i0, i1, got, sum, mag);
+                                }
+                            }
+                        }
+                    }
+                    ggml_free(ctx);
+                }
+            }
+        }
+    }
+}
+#endif
 
 #if defined(STEER_SGEMM_AVX512) || defined(STEER_QUANTS_AVX512)
 // What 0012's and 0013's dispatch asks of the CPU (and the OS) before it takes an AVX-512 copy.
@@ -531,6 +617,9 @@ int main() {
     narrow_out_prod_is_the_sum();
     f32_out_prod_is_the_fma_chain();
     quantized_out_prod_is_the_fma_chain();
+#if defined(STEER_OUT_PROD_AMX)
+    quantized_out_prod_amx_is_the_sum();
+#endif
 #if defined(STEER_SGEMM_AVX512)
     sgemm_avx512_is_the_portable_one();
 #endif
