@@ -11,6 +11,11 @@
 #include <cstring>
 #include <random>
 #include <vector>
+#if defined(STEER_OUT_PROD_AMX)  // Linux only (native/CMakeLists.txt)
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 // ggml-cpu's row dequantizer (patch 0010; internal to ggml-cpu, declared in its vec.h)
 extern "C" ggml_to_float_t ggml_cpu_to_float(enum ggml_type type);
@@ -271,9 +276,9 @@ extern "C" void steer_avx512_out_prod_rows8(int64_t, int64_t, const float *, con
 #endif
 
 #if defined(STEER_OUT_PROD_AMX)
-using steer_out_prod_rows16_t = void (*)(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t);
+using steer_out_prod_rows16_t = void (*)(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t, void *);
 extern "C" steer_out_prod_rows16_t steer_out_prod_rows16;  // ggml-cpu's choice of AMX tiles for 0003 (0019), or null
-extern "C" void steer_amx_out_prod_rows16(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t);
+extern "C" void steer_amx_out_prod_rows16(int64_t, int64_t, const float *, const char *, size_t, size_t, float *, size_t, int64_t, void *);
 #endif
 
 // 0003's OUT_PROD through a quantized weight (the trainer's backward pass through the frozen weights): dst[i0, i1] =
@@ -330,22 +335,90 @@ static void quantized_out_prod_is_the_fma_chain() {
 }
 
 #if defined(STEER_OUT_PROD_AMX)
-// 0019: the same OUT_PROD on AMX tiles, where ggml_cpu_init chose them exactly when the CPU has AMX-BF16 and
-// AVX512-BF16, Linux granted the tile state and STEER_NO_AMX is unset. Each product is three BF16 products of the
-// operands' hi and lo halves, so each element is bounded against the sum in double: within 3e-5 of the sum of its
-// terms' magnitudes (measured ~5e-6; BF16 alone, or a dropped hi*lo term, is ~4e-3). Sizes: widths of 3 and 10 blocks
+// Each element of 0019's results within this share of the sum of its terms' magnitudes: three BF16 products of the
+// operands' hi and lo halves are ~5e-6 of it typically and ~3e-5 for a lone term at worst (2^-15); BF16 alone, or a
+// dropped hi*lo term, is ~4e-3.
+static constexpr double AMX_TOLERANCE = 4e-5;
+
+// Whether this process may use AMX tiles, asked of Linux as ggml_cpu_init does (asking twice is harmless).
+static bool amx_usable() {
+    return std::getenv("STEER_NO_AMX") == nullptr && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16") &&
+           syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+}
+
+// 0019's kernel alone, its operands ending where an inaccessible page begins, so a tile that loads or stores one row
+// too many (a last group of fewer than 16 rows taken whole) or a row read past its nb terms faults: 15, 40 and 300
+// dst rows (one short group; groups of 16 and a last of 8; past the 256 rows it stages at a time), 96 and 320 columns
+// (past its 256-column chunk), 32 and 24 terms, the terms side by side (a backward's layout) and a row apart.
+static void amx_kernel_stays_within_its_operands() {
+    const size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    // n floats whose last one ends where a PROT_NONE page begins
+    auto guarded = [&](size_t n) {
+        const size_t bytes = (n * sizeof(float) + page - 1) / page * page;
+        char * base = (char *) mmap(nullptr, bytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(base != MAP_FAILED, "mmap");
+        mprotect(base + bytes, page, PROT_NONE);
+        return std::make_pair((float *) (base + bytes) - n, std::make_pair(base, bytes + page));
+    };
+    std::mt19937 rng(190);
+    alignas(64) static char scratch[65536];
+    for (int nrows : {15, 40, 300}) {
+        for (int ncols : {96, 320}) {
+            for (int nb : {32, 24}) {
+                for (bool side_by_side : {true, false}) {
+                    std::vector<float> w = values(rng, (size_t) nb * ncols, 0.1f), c = values(rng, (size_t) nrows * nb, 1.0f);
+                    auto [d, dmap] = guarded((size_t) nrows * ncols);
+                    auto [s1, smap] = guarded((size_t) nrows * nb);
+                    for (int j = 0; j < nrows; j++) {
+                        for (int k = 0; k < nb; k++) {
+                            s1[side_by_side ? (size_t) j * nb + k : (size_t) k * nrows + j] = c[(size_t) j * nb + k];
+                        }
+                    }
+                    std::vector<float> before = values(rng, (size_t) nrows * ncols, 0.01f);
+                    std::copy(before.begin(), before.end(), d);
+                    const size_t nb10 = (side_by_side ? nb : 1) * sizeof(float), nb11 = (side_by_side ? 1 : nrows) * sizeof(float);
+                    steer_amx_out_prod_rows16(ncols, nb, w.data(), (const char *) s1, nb10, nb11, d, ncols, nrows, scratch);
+                    int bad = 0;
+                    for (int j = 0; j < nrows; j++) {
+                        for (int i = 0; i < ncols; i++) {
+                            double sum = before[(size_t) j * ncols + i], mag = std::fabs(sum);
+                            for (int k = 0; k < nb; k++) {
+                                const double term = (double) w[(size_t) k * ncols + i] * c[(size_t) j * nb + k];
+                                sum += term;
+                                mag += std::fabs(term);
+                            }
+                            const float got = d[(size_t) j * ncols + i];
+                            if (!(std::fabs(got - sum) <= AMX_TOLERANCE * mag) && bad++ < 3) {
+                                CHECK(false, "kernel, %d rows, %d columns, %d terms, %s: [%d, %d] %.9g, the sum %.9g", nrows, ncols, nb,
+                                      side_by_side ? "side by side" : "a row apart", j, i, got, sum);
+                            }
+                        }
+                    }
+                    munmap(dmap.first, dmap.second);
+                    munmap(smap.first, smap.second);
+                }
+            }
+        }
+    }
+}
+
+// 0019 through ggml: the same OUT_PROD on AMX tiles, which ggml_cpu_init chose exactly where this process may use
+// them (the CPU has AMX-BF16 and AVX512-BF16, Linux grants the tile state, STEER_NO_AMX is unset), each element
+// within AMX_TOLERANCE of the sum of its terms' magnitudes against the sum in double. Sizes: widths of 3 and 10 blocks
 // of 32 (10: past the kernel's 256-column chunk on one thread) and 2 Q4_K blocks; 40 weight rows (a block of 32 and
-// one of 8) or 56 (32 and 24: a block's terms past the first 16); 15, 40 (with 56) and 300 result rows (a group of fewer than 16 rows, groups of 16 and a last of 8, past 256 rows);
-// the second operand as stored and transposed (a backward's layout, its terms side by side); 1 to 3 threads.
+// one of 8) or 56 (32 and 24: a block's terms past the first 16); 15, 40 (with 56) and 300 result rows (a group of
+// fewer than 16 rows, groups of 16 and a last of 8, past 256 rows); the second operand as stored and transposed (a
+// backward's layout, its terms side by side); 1 to 3 threads (each a run of columns; 3 threads and 2 Q4_K blocks:
+// fewer runs than threads, the rows' loops instead).
 static void quantized_out_prod_amx_is_the_sum() {
-    const bool amx = std::getenv("STEER_NO_AMX") == nullptr && __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("avx512bf16");
-    // (where the OS refused the tile state ggml chose nothing: the check says so rather than failing on such a kernel)
-    CHECK(steer_out_prod_rows16 == (amx ? steer_amx_out_prod_rows16 : nullptr) || (amx && steer_out_prod_rows16 == nullptr),
-          "0019: ggml took %s", steer_out_prod_rows16 ? "the AMX tiles" : "no AMX");
-    if (steer_out_prod_rows16 == nullptr) {
+    const bool amx = amx_usable();
+    CHECK(steer_out_prod_rows16 == (amx ? steer_amx_out_prod_rows16 : nullptr), "0019: ggml took %s where this process %s use AMX",
+          steer_out_prod_rows16 ? "the AMX tiles" : "no AMX", amx ? "may" : "may not");
+    if (!amx) {
         std::printf("ggml_kernels_test: no AMX here (CPU, OS or STEER_NO_AMX): 0019 not run\n");
         return;
     }
+    amx_kernel_stays_within_its_operands();
     std::mt19937 rng(19);
     for (ggml_type t : {GGML_TYPE_Q4_1, GGML_TYPE_Q8_0, GGML_TYPE_Q4_K}) {
         for (int ne00 : t == GGML_TYPE_Q4_K ? std::vector<int>{512} : std::vector<int>{96, 320}) {
@@ -385,7 +458,7 @@ static void quantized_out_prod_amx_is_the_sum() {
                                     mag += std::fabs(term);
                                 }
                                 const float got = ((float *) out->data)[(size_t) i1 * ne00 + i0];
-                                if (!(std::fabs(got - sum) <= 3e-5 * mag + 1e-30) && bad++ < 3) {
+                                if (!(std::fabs(got - sum) <= AMX_TOLERANCE * mag + 1e-30) && bad++ < 3) {
                                     CHECK(false, "%s, width %d, %d rows, %s, %d threads, [%d, %d]: %.9g, the sum %.9g (terms' magnitude %.3g)",
                                           ggml_type_name(t), ne00, ne10, transposed ? "transposed" : "as stored", threads, i0, i1, got, sum, mag);
                                 }

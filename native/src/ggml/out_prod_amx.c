@@ -70,15 +70,21 @@ static void pack_weights(int64_t ncols, int64_t nb, const float * w, int64_t n0,
     }
 }
 
-// Row groups whose A tiles are built at a time: 256 dst rows, hi and lo, 32 KiB on the stack.
+// Row groups whose A tiles are built at a time: 256 dst rows, hi and lo, 32 KiB.
 #define GROUPS 16
+
+void steer_amx_out_prod_rows16(int64_t ncols, int64_t nb, const float * w, const char * s1, size_t nb10, size_t nb11,
+                               float * d, size_t dstride, int64_t nrows, void * scratch);
 
 // Adds, for rows j < nrows and columns i < ncols (a multiple of 32), the sum over k < nb (at most 32) of
 // w[k*ncols + i] * c(j, k) into d[j*dstride + i], where c(j, k) is the float at s1 + j*nb10 + k*nb11 (bytes).
+// scratch: 64 KiB, 64-byte aligned (ops.h's STEER_AMX_OUT_PROD_SCRATCH), the caller's: the A and B tiles' staging,
+// off the stack (the first thread is the JVM's, whose stack a native frame should not take 64 KiB of).
 void steer_amx_out_prod_rows16(int64_t ncols, int64_t nb, const float * w, const char * s1, size_t nb10, size_t nb11,
-                               float * d, size_t dstride, int64_t nrows) {
-    uint16_t a[GROUPS * 2 * ROWS * K] __attribute__((aligned(64)));
-    uint16_t b_hi[K / 2 * 2 * CHUNK] __attribute__((aligned(64))), b_lo[K / 2 * 2 * CHUNK] __attribute__((aligned(64)));
+                               float * d, size_t dstride, int64_t nrows, void * scratch) {
+    uint16_t * a = (uint16_t *) scratch;                       // GROUPS * 2 * ROWS * K
+    uint16_t * b_hi = a + GROUPS * 2 * ROWS * K;               // K / 2 * 2 * CHUNK
+    uint16_t * b_lo = b_hi + K / 2 * 2 * CHUNK;                // K / 2 * 2 * CHUNK
     const size_t bstride = 2 * CHUNK * sizeof(uint16_t);  // bytes from one pair of weight rows to the next
     const size_t cstride = dstride * sizeof(float);
     int configured = 0;  // the rows the tiles are configured for
