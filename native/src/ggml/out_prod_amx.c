@@ -1,17 +1,19 @@
-// 0003's block of dst rows of a quantized OUT_PROD (the trainer's backward through a frozen weight: dequantized
-// weight rows times the output's gradient, added into the rows of the input's gradient) on Intel's AMX tile unit,
-// sixteen dst rows at a time. Here (a 2-core Sapphire Rapids Xeon) one core's AMX-BF16 does ~1500 G multiply-adds a
-// second against ~26 G for AVX-512's FMA, which 0018's loop is bound by; this was 28% of a SmolLM2 training step.
+// 0003's quantized OUT_PROD (the trainer's backward through a frozen weight: dequantized weight rows times the output's
+// gradient, added into the rows of the input's gradient) on Intel's AMX tile unit: a thread's columns of every dst
+// row, 16 rows by 32 columns a tile pair. Here (a 2-core Sapphire Rapids Xeon) one core's AMX-BF16 does ~1500 G
+// multiply-adds a second against ~26 G for AVX-512's FMA, which 0018's loop is bound by; this was 28% of a SmolLM2
+// training step.
 //
 // AMX multiplies BF16 (8-bit mantissas), too coarse for a gradient to stand in for F32, so each operand is split
 // into two BF16 numbers, x = hi + lo (hi = x rounded to BF16, lo = the rest rounded), and the product is summed as
 // hi*hi + hi*lo + lo*hi ("bf16x3", as oneDNN's and XLA's F32-through-BF16 modes do): what is left out, lo*lo, and
-// the rounding of lo are ~2^-16 of each term, in F32 accumulators. So not 0018's numbers to the last bit: ~1e-5 of
-// each sum's terms (native/tests/ggml_kernels_test.cpp bounds it elementwise against a double-precision sum).
+// the rounding of lo, in F32 accumulators. So not 0018's numbers to the last bit: ~5e-6 of each sum's terms
+// typically, 2^-15 of a lone term at worst (native/tests/ggml_kernels_test.cpp bounds it at 4e-5 elementwise against
+// a double-precision sum).
 //
-// Patch 0019 declares it (ggml-cpu/ops.h) and has ggml_cpu_init choose it where the CPU has AMX-BF16 and AVX512-BF16
-// and Linux grants the process the tile data state (arch_prctl); native/CMakeLists.txt compiles this file with those
-// flags.
+// Patch 0019 declares it (ggml-cpu/ops.h), calls it from 0003's kernel with each thread's staging in the graph's
+// work buffer, and has ggml_cpu_init choose it where the CPU has AMX-BF16 and AVX512-BF16 and Linux grants the process
+// the tile data state (arch_prctl); native/CMakeLists.txt compiles this file with those flags.
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>

@@ -148,8 +148,8 @@ public final class JobRunner implements AutoCloseable {
 
     /**
      * Generates, in the background, the base model's answers to the built-in prompts that a job with the defaults
-     * asks {@link BaseAnswers} for (replay, probes, watch): about 7 s of a SmolLM2-135M job on 2 cores that its first
-     * job then does not spend. The server calls this when it starts with steers of its model stored, and after each
+     * asks {@link BaseAnswers} for (replay, probes, watch), then the replay and probe examples' references
+     * ({@link BaseReferences}): about 7 + 3.5 s of a SmolLM2-135M job on 2 cores that its first job then does not spend. The server calls this when it starts with steers of its model stored, and after each
      * record is stored (a person who steers is likely to train); it runs once per server, again only after a failure.
      * It takes at most all but one of the engine's slots, so a request that arrives meanwhile finds one free, and it
      * shares decode steps with that request as any other generation would. A job that starts meanwhile waits for it.
@@ -166,10 +166,12 @@ public final class JobRunner implements AutoCloseable {
             BaseAnswers.Generator fewer = (m, prompts, n) -> greedy.answers(m, prompts, n, inFlight);
             try {
                 List<String> replay = ReplayPrompts.REPLAY.subList(0, Math.min(Hyperparameters.DEFAULT_REPLAY, ReplayPrompts.REPLAY.size()));
-                baseAnswers.answers(base, ReplayPrompts.render(model, templates, replay), REPLAY_TOKENS, fewer);
-                baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.PROBES), EvalGate.PROBE_TOKENS, fewer);
+                List<int[]> replayTokens = ReplayPrompts.render(model, templates, replay);
+                List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
+                List<int[]> replayAnswers = baseAnswers.answers(base, replayTokens, REPLAY_TOKENS, fewer);
+                List<int[]> probeAnswers = baseAnswers.answers(base, probeTokens, EvalGate.PROBE_TOKENS, fewer);
                 baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.WATCH), WATCH_TOKENS, fewer);
-                prepareReferences(base, replay);
+                prepareReferences(replayTokens, replayAnswers, probeTokens, probeAnswers);
                 LOG.debug("the base model's answers to the built-in prompts and their references are ready for a job");
             } catch (RuntimeException e) {
                 preparing.set(false);  // a later record tries again; a job generates what is missing itself
@@ -181,15 +183,13 @@ public final class JobRunner implements AutoCloseable {
     }
 
     /**
-     * The references of the built-in replay and probe examples a default job reads ({@link BaseReferences}), computed
-     * by a trainer of the default shape that lives only for them.
+     * The references of the built-in replay and probe examples (the prompts with the base model's answers) a default
+     * job reads ({@link BaseReferences}), computed by a trainer of the default shape that lives only for them.
      */
-    private void prepareReferences(String base, List<String> replay) {
+    private void prepareReferences(List<int[]> replayTokens, List<int[]> replayAnswers, List<int[]> probeTokens, List<int[]> probeAnswers) {
         Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT);
         int layers = model.info().layers(), adapted = h.adaptedLayers(layers);
         List<LoraTrainer.Example> builtIn = new ArrayList<>();
-        List<int[]> replayTokens = ReplayPrompts.render(model, templates, replay), probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
-        List<int[]> replayAnswers = baseAnswers.answers(base, replayTokens, REPLAY_TOKENS), probeAnswers = baseAnswers.answers(base, probeTokens, EvalGate.PROBE_TOKENS);
         for (int i = 0; i < replayTokens.size(); i++) {
             builtIn.add(replayExample(replayTokens.get(i), replayAnswers.get(i)));
         }
