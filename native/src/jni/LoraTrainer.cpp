@@ -152,6 +152,39 @@ JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeReference(
     });
 }
 
+// The first adapted block's input for the example's reference packing, [T * n_embd] (empty: every block adapted).
+JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeKeptInput(
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected) {
+    return guarded(env, (jfloatArray) nullptr, [&] {
+        try {
+            std::vector<float> x = trainer_of(h)->kept_input_of(to_example(env, tokens, roles, fork, rejected));
+            return to_jfloats(env, x.data(), x.size());
+        } catch (const std::invalid_argument & e) {
+            throw bad_argument(e.what());
+        }
+    });
+}
+
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeKeepInput(
+        JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected, jfloatArray input) {
+    guarded_void(env, [&] {
+        if (input == nullptr) {
+            throw bad_argument("no kept input given");
+        }
+        std::vector<float> x(env->GetArrayLength(input));
+        env->GetFloatArrayRegion(input, 0, (jsize) x.size(), x.data());
+        try {
+            trainer_of(h)->keep_input(to_example(env, tokens, roles, fork, rejected), std::move(x));
+        } catch (const std::invalid_argument & e) {
+            throw bad_argument(e.what());
+        }
+    });
+}
+
+JNIEXPORT jint JNICALL Java_dev_steer_llama_LoraTrainer_nativeLowerPasses(JNIEnv * env, jclass, jlong h) {
+    return guarded(env, (jint) 0, [&] { return (jint) trainer_of(h)->lower_passes(); });
+}
+
 // [loss, logp_chosen, logp_rejected, kl] with the adapter on.
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,

@@ -5,6 +5,8 @@
 // is another) instead of in every step; no gradient flows below either.
 #include "trainer_graph.h"
 
+#include <stdexcept>
+
 namespace steer::train {
 
 const std::vector<float> & trainer::kept_input(graph & g) {
@@ -26,6 +28,7 @@ const std::vector<float> & trainer::kept_input(graph & g) {
     ggml_backend_tensor_set(in.tokens, g.p.tokens.data(), 0, g.T * sizeof(int32_t));
     set_attention_inputs(g, in);
     compute(lg.gf, "lower blocks");
+    lower_passes_++;
     std::vector<float> x(ggml_nelements(out));
     ggml_backend_tensor_get(out, x.data(), 0, x.size() * sizeof(float));
     ggml_backend_sched_reset(sched_);
@@ -36,6 +39,33 @@ const std::vector<float> & trainer::kept_input(graph & g) {
     }
     kept_bytes_ += bytes;
     return kept_inputs_.emplace(std::move(key), std::move(x)).first->second;
+}
+
+// The packing a reference reads (reference_logps): keep rows, no stand-in branch, which an SFT step's equals.
+std::vector<float> trainer::kept_input_of(const example & e) {
+    if (lora_->first_layer() == 0) {
+        return {};
+    }
+    auto g = start(e, loss_weights{}, false, true, 0);
+    return kept_input(*g);
+}
+
+void trainer::keep_input(const example & e, std::vector<float> input) {
+    if (lora_->first_layer() == 0) {
+        throw std::invalid_argument("every block is adapted: there is no input below them to keep");
+    }
+    auto g = start(e, loss_weights{}, false, true, 0);
+    if (input.size() != (size_t) model_.n_embd * g->T) {
+        throw std::invalid_argument("a kept input of this example holds " + std::to_string((size_t) model_.n_embd * g->T)
+                                    + " floats, not " + std::to_string(input.size()));
+    }
+    packing_key key{g->p.tokens, g->p.positions, g->p.seq};
+    const size_t bytes = input.size() * sizeof(float) + 3 * key.tokens.size() * sizeof(int32_t);
+    if (kept_inputs_.count(key) > 0 || kept_bytes_ + bytes > KEPT_INPUTS_BYTES) {
+        return;  // kept already, or past the bound: then computed when a graph needs it, as without this call
+    }
+    kept_bytes_ += bytes;
+    kept_inputs_.emplace(std::move(key), std::move(input));
 }
 
 }  // namespace steer::train

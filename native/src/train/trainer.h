@@ -100,6 +100,15 @@ class trainer {
     // the keep rows.
     reference reference_logps(const example & e);
 
+    // The first adapted block's input for the packing of e that its reference and an SFT step read (the base
+    // model's blocks below it): computed once and kept (kept_input.cpp), and empty when every block is adapted. A
+    // server keeps it with the reference (Java's References) and gives it to the next job's trainer with
+    // keep_input, which then computes none of those blocks for e. Refused: an input of another size.
+    std::vector<float> kept_input_of(const example & e);
+    void keep_input(const example & e, std::vector<float> input);
+    // How many times this trainer has computed the blocks below the first adapted one (for tests).
+    int lower_passes() const { return lower_passes_; }
+
     // The loss and log-probabilities of one example, forward only.
     evaluation evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora);
 
@@ -197,6 +206,7 @@ class trainer {
     static constexpr size_t KEPT_INPUTS_BYTES = (size_t) 512 << 20;
     std::map<packing_key, std::vector<float>> kept_inputs_;  // never erased: a graph points into it
     size_t kept_bytes_ = 0;
+    int lower_passes_ = 0;
     const int32_t * thread_cell_ = nullptr;
     int threads_ = 1;  // what the CPU backend was last given
     void apply_threads();

@@ -297,6 +297,31 @@ public final class LoraTrainer extends NativeHandle {
         return new Reference(r[0], r[1], ids, java.util.Arrays.copyOfRange(r, 3, 3 + n), r[2]);
     }
 
+    /**
+     * The input of the first adapted block for {@code e} as its reference and an SFT step read it: the base model's
+     * blocks below (no LoRA there), computed once per trainer and kept. Empty when every block is adapted. A server
+     * keeps it beside the reference (train/References) and hands it to the next job's trainer ({@link #keepInput}),
+     * which then computes none of those blocks for {@code e}.
+     */
+    public float[] keptInput(Example e) {
+        return nativeKeptInput(handle(), e.tokens(), e.roles(), e.fork(), e.rejected());
+    }
+
+    /**
+     * Gives this trainer {@code e}'s {@link #keptInput} computed by another trainer over the same model with the same
+     * first adapted block (the numbers that trainer computed: this one then never computes them itself).
+     *
+     * @throws IllegalArgumentException every block is adapted, or {@code input} is not [tokens x embedding] floats
+     */
+    public void keepInput(Example e, float[] input) {
+        nativeKeepInput(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), input);
+    }
+
+    /** How many times this trainer computed the blocks below the first adapted one (for tests). */
+    public int lowerPasses() {
+        return nativeLowerPasses(handle());
+    }
+
     public Evaluation evaluate(Example e, Reference ref, Weights w) {
         float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
                 ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), ref.guard(), w.toArray());
@@ -404,6 +429,12 @@ public final class LoraTrainer extends NativeHandle {
     private static native float[] nativeLogits(long h, int[] tokens, boolean withAdapter);
 
     private static native float[] nativeReference(long h, int[] tokens, byte[] roles, int fork, int[] rejected);
+
+    private static native float[] nativeKeptInput(long h, int[] tokens, byte[] roles, int fork, int[] rejected);
+
+    private static native void nativeKeepInput(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float[] input);
+
+    private static native int nativeLowerPasses(long h);
 
     private static native float[] nativeEvaluate(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
                                                  int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard, float[] weights);

@@ -83,9 +83,9 @@ public final class SteerStore implements AutoCloseable {
     }
 
     /**
-     * What to do after each record is stored (on the storing thread, outside the store's lock; it must return at
-     * once): the server starts preparing its first job then ({@code JobRunner#prepare}). One listener; a later call
-     * replaces it.
+     * What to do after each record is stored or a steer's continuation written (on the storing thread, outside the
+     * store's lock; it must return at once): the server prepares its next job then ({@code JobRunner#prepare}). One
+     * listener; a later call replaces it.
      */
     public void onRecorded(Runnable listener) {
         onRecorded = listener;
@@ -203,9 +203,12 @@ public final class SteerStore implements AutoCloseable {
                         r.getLong("created_at")));
     }
 
-    /** Records what the model generated after a steer. */
-    public synchronized void setContinuation(String id, int[] tokens, String text) {
-        setContinuationRow(id, tokens, text);
+    /** Records what the model generated after a steer (the answer as the person left it is complete then). */
+    public void setContinuation(String id, int[] tokens, String text) {
+        synchronized (this) {
+            setContinuationRow(id, tokens, text);
+        }
+        onRecorded.run();
     }
 
     private void setContinuationRow(String id, int[] tokens, String text) {

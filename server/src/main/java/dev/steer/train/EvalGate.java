@@ -5,6 +5,7 @@ import dev.steer.llama.LoraTrainer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Function;
 import java.util.function.Predicate;
 
 /**
@@ -107,13 +108,15 @@ public final class EvalGate {
     private EvalGate() {}
 
     /**
+     * @param baseReference the base model's reference of an example (the adapter off), kept between jobs ({@link References})
      * @param adapterModel the model name that serves the new adapter ({@code base@vN}), for greedy generation
      * @param baseModel    the name that serves the base model alone ({@code base@base})
      * @param serves       whether serving would give a prompt (its tokens) the adapter under the plain model name (its
      *                     {@link dev.steer.adapters.Scope}): behaviour is judged as served, so a held-out fork or probe
      *                     whose prompt goes to the base model answers as the base does there
      */
-    static Report evaluate(LoraTrainer trainer, LlamaModel model, Greedy greedy, String baseModel, String adapterModel,
+    static Report evaluate(LoraTrainer trainer, Function<LoraTrainer.Example, LoraTrainer.Reference> baseReference, LlamaModel model,
+                           Greedy greedy, String baseModel, String adapterModel,
                            List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s,
                            Predicate<int[]> serves) {
         LoraTrainer.Weights w = LoraTrainer.Weights.sftOnly();
@@ -121,7 +124,7 @@ public final class EvalGate {
         int tokens = 0, pairs = 0, winsBase = 0, winsAdapter = 0;
         for (TrainingSet.Item item : heldOut) {
             LoraTrainer.Example e = item.example();
-            LoraTrainer.Reference base = trainer.reference(e);
+            LoraTrainer.Reference base = baseReference.apply(e);
             LoraTrainer.Evaluation adapter = trainer.evaluate(e, base, w);
             nllBase -= base.logpChosen();
             nllAdapter -= adapter.logpChosen();
@@ -135,7 +138,7 @@ public final class EvalGate {
         double pplBase = Double.NaN, pplAdapter = Double.NaN, drift = 0;
         if (canary.length >= 2) {
             LoraTrainer.Example c = new LoraTrainer.Example(new int[] {canary[0]}, Arrays.copyOfRange(canary, 1, canary.length), new int[0]);
-            LoraTrainer.Reference base = trainer.reference(c);
+            LoraTrainer.Reference base = baseReference.apply(c);
             LoraTrainer.Evaluation adapter = trainer.evaluate(c, base, w);
             pplBase = Math.exp(-base.logpChosen() / (canary.length - 1));
             pplAdapter = Math.exp(-adapter.logpChosen() / (canary.length - 1));

@@ -20,9 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Random;
 import java.util.Set;
@@ -32,7 +31,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
 import org.slf4j.Logger;
@@ -58,7 +57,10 @@ public final class JobRunner implements AutoCloseable {
     private final ChatTemplates templates;
     private final Greedy greedy;
     private final BaseAnswers baseAnswers;
-    private final BaseReferences baseReferences = new BaseReferences();
+    private final References references = new References();
+    /** Held while a trainer exists, a job's or the preparation's: one at a time (memory, cores). */
+    private final ReentrantLock trainerTurn = new ReentrantLock();
+    private final JobPreparation preparation;
     private final String baseSha256;
     private final Threads threads;
     private final Map<String, JobProgress> progress = new ConcurrentHashMap<>();
@@ -67,8 +69,6 @@ public final class JobRunner implements AutoCloseable {
     private volatile LoraTrainer training;  // the running job's trainer, whose thread count follows the engine's load
     private volatile boolean cancelRunning;
     private volatile boolean open = true;
-    private final AtomicBoolean preparing = new AtomicBoolean();  // prepare() started (and has not failed)
-    private volatile Thread preparer;
 
     /**
      * CPU threads a job trains with: {@code serving} while the engine has generations running or waiting, {@code idle}
@@ -109,6 +109,7 @@ public final class JobRunner implements AutoCloseable {
         this.baseAnswers = new BaseAnswers(greedy::answers);
         this.baseSha256 = baseSha256;
         this.threads = threads;
+        this.preparation = new JobPreparation(model, templates, engine, greedy, baseAnswers, references, steers, trainerTurn, this::trainingThreads);
         engine.onLoadChange(this::loadChanged);
         int lost = jobs.failInterrupted();
         if (lost > 0) {
@@ -147,67 +148,29 @@ public final class JobRunner implements AutoCloseable {
     }
 
     /**
-     * Generates, in the background, the base model's answers to the built-in prompts that a job with the defaults
-     * asks {@link BaseAnswers} for (replay, probes, watch), then the replay and probe examples' references
-     * ({@link BaseReferences}): about 7 + 3.5 s of a SmolLM2-135M job on 2 cores that its first job then does not spend. The server calls this when it starts with steers of its model stored, and after each
-     * record is stored (a person who steers is likely to train); it runs once per server, again only after a failure.
-     * It takes at most all but one of the engine's slots, so a request that arrives meanwhile finds one free, and it
-     * shares decode steps with that request as any other generation would. A job that starts meanwhile waits for it.
+     * Prepares the next job in the background ({@link JobPreparation}): the base model's answers to the built-in
+     * prompts (once), then the base model's side ({@link References}) of the built-in examples and of every answer
+     * steered or let run, as a default job reads them, so that a job started after a person's steers computes
+     * neither (~25 s of a 50-steer SmolLM2-135M job on 2 cores). The server calls this when it starts with steers of
+     * its model stored, and after each record is stored or a steer's continuation written (a person who steers is
+     * likely to train).
      *
      * @param modelId the served model's name ({@code base@base} serves it without an adapter)
      */
     public void prepare(String modelId) {
-        if (!open || !preparing.compareAndSet(false, true)) {
-            return;
-        }
-        preparer = Thread.ofPlatform().daemon().name("steer-prepare").start(() -> {
-            String base = AdapterVersion.pinnedName(modelId, null);
-            int inFlight = Math.max(1, engine.config().parallel() - 1);
-            BaseAnswers.Generator fewer = (m, prompts, n) -> greedy.answers(m, prompts, n, inFlight);
-            try {
-                List<String> replay = ReplayPrompts.REPLAY.subList(0, Math.min(Hyperparameters.DEFAULT_REPLAY, ReplayPrompts.REPLAY.size()));
-                List<int[]> replayTokens = ReplayPrompts.render(model, templates, replay);
-                List<int[]> probeTokens = ReplayPrompts.render(model, templates, ReplayPrompts.PROBES);
-                List<int[]> replayAnswers = baseAnswers.answers(base, replayTokens, REPLAY_TOKENS, fewer);
-                List<int[]> probeAnswers = baseAnswers.answers(base, probeTokens, EvalGate.PROBE_TOKENS, fewer);
-                baseAnswers.answers(base, ReplayPrompts.render(model, templates, ReplayPrompts.WATCH), WATCH_TOKENS, fewer);
-                prepareReferences(replayTokens, replayAnswers, probeTokens, probeAnswers);
-                LOG.debug("the base model's answers to the built-in prompts and their references are ready for a job");
-            } catch (RuntimeException e) {
-                preparing.set(false);  // a later record tries again; a job generates what is missing itself
-                if (open) {
-                    LOG.info("could not prepare the base model's answers for a job (a job will generate them): {}", e.getMessage());
-                }
-            }
-        });
-    }
-
-    /**
-     * The references of the built-in replay and probe examples (the prompts with the base model's answers) a default
-     * job reads ({@link BaseReferences}), computed by a trainer of the default shape that lives only for them.
-     */
-    private void prepareReferences(List<int[]> replayTokens, List<int[]> replayAnswers, List<int[]> probeTokens, List<int[]> probeAnswers) {
-        Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT);
-        int layers = model.info().layers(), adapted = h.adaptedLayers(layers);
-        List<LoraTrainer.Example> builtIn = new ArrayList<>();
-        for (int i = 0; i < replayTokens.size(); i++) {
-            builtIn.add(replayExample(replayTokens.get(i), replayAnswers.get(i)));
-        }
-        for (int i = 0; i < probeTokens.size(); i++) {
-            builtIn.add(replayExample(probeTokens.get(i), probeAnswers.get(i)));
-        }
-        try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), adapted, h.seed(), trainingThreads())) {
-            for (LoraTrainer.Example e : builtIn) {
-                if (e != null && open) {
-                    baseReferences.reference(t, firstAdapted(layers, adapted), e);
-                }
-            }
+        if (open) {
+            preparation.wanted(modelId);
         }
     }
 
     /** The first block a job's LoRA adapts: 0 for all of them, else the first of the last {@code adapted}. */
-    private static int firstAdapted(int layers, int adapted) {
+    static int firstAdapted(int layers, int adapted) {
         return adapted < layers ? layers - adapted : 0;
+    }
+
+    /** How many examples' base-model side is kept between jobs ({@link References}; for tests). */
+    public int keptReferences() {
+        return references.size();
     }
 
     /** Live progress of a job run since this server started, or null. */
@@ -235,6 +198,7 @@ public final class JobRunner implements AutoCloseable {
             progress.put(next.id(), p);
             running = next.id();
             cancelRunning = false;
+            trainerTurn.lock();  // a preparation pass gives way after its example in progress
             try {
                 run(next, p);
             } catch (Cancelled e) {
@@ -250,6 +214,7 @@ public final class JobRunner implements AutoCloseable {
                 p.message("error", "Job failed: " + why);
                 jobs.finish(next.id(), JobStore.Status.FAILED, why, null, result(p, null));
             } finally {
+                trainerTurn.unlock();
                 p.end();  // after jobs.finish: the final state is stored before any stream ends
                 running = null;
             }
@@ -302,14 +267,10 @@ public final class JobRunner implements AutoCloseable {
         List<int[]> watchTokens = watching ? ReplayPrompts.render(model, templates, ReplayPrompts.WATCH) : List.of();
         List<int[]> watchAnswers = baseAnswers.answers(base, watchTokens, WATCH_TOKENS);
         List<LoraTrainer.Example> replay = new ArrayList<>();
-        Set<LoraTrainer.Example> builtInReplay = Collections.newSetFromMap(new IdentityHashMap<>());  // the same in every job
         for (int i = 0; i < replayTokens.size(); i++) {
             LoraTrainer.Example e = replayExample(replayTokens.get(i), replayAnswers.get(i));
             if (e != null) {
                 replay.add(e);
-                if (i < replayPrompts.size()) {
-                    builtInReplay.add(e);
-                }
             }
         }
         int count = set.train().size() + replay.size();
@@ -344,16 +305,26 @@ public final class JobRunner implements AutoCloseable {
             training = t;
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
+            // The base model's side of each example, kept between jobs (References): most were computed while the
+            // person steered (JobPreparation); what is missing is computed now, and kept for the next job.
+            int first = firstAdapted(layers, adapted);
+            long tReferences = System.nanoTime();
+            long ready = Stream.concat(set.train().stream().map(TrainingSet.Item::example), replay.stream())
+                    .filter(e -> references.has(first, e)).count();
             List<Example> examples = new ArrayList<>();
             for (TrainingSet.Item i : set.train()) {
                 LoraTrainer.Example e = i.example();  // without a KL or guard weight the trainer leaves its keep rows out
                 // References only for the terms that use them: the preference term's span log-probs, the keep rows'.
-                examples.add(new Example(e, kl || w.dpo() > 0 || w.guard() > 0 ? reference(t, e, guarded) : new LoraTrainer.Reference(0, 0)));
-            }
-            int first = firstAdapted(layers, adapted);
-            for (LoraTrainer.Example e : replay) {
-                LoraTrainer.Reference ref = builtInReplay.contains(e) ? baseReferences.reference(t, first, e) : t.reference(e);
+                LoraTrainer.Reference ref = kl || w.dpo() > 0 || w.guard() > 0 ? references.reference(t, first, e) : new LoraTrainer.Reference(0, 0);
                 examples.add(new Example(e, guarded.isEmpty() ? ref : ref.guarding(e, guarded)));
+            }
+            for (LoraTrainer.Example e : replay) {
+                LoraTrainer.Reference ref = references.reference(t, first, e);
+                examples.add(new Example(e, guarded.isEmpty() ? ref : ref.guarding(e, guarded)));
+            }
+            if (kl || w.dpo() > 0 || w.guard() > 0) {
+                p.message("info", String.format("The base model's side of %d of the %d examples (references, the blocks below the adapted ones) was ready before the job%s.",
+                        ready, examples.size(), ready == examples.size() ? "" : String.format(Locale.ROOT, "; the rest took %.1f s", (System.nanoTime() - tReferences) / 1e9)));
             }
             Checkpoints checkpoints = watching
                     ? new Checkpoints(t, model, set.heldOut(), watchTokens, watchAnswers, spec.eval().maxChanged()) : null;
@@ -433,12 +404,12 @@ public final class JobRunner implements AutoCloseable {
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
                 if (e != null) {
-                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, baseReferences.reference(t, first, e)));
+                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, references.reference(t, first, e)));
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
             Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model, engine::layerProbe)::serves;
-            report = EvalGate.evaluate(t, model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, e -> references.reference(t, first, e), model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval(), serves);
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
@@ -615,9 +586,9 @@ public final class JobRunner implements AutoCloseable {
      * is not about (an opening phrase, a self-introduction), and where the answer takes its course; more
      * prompts with short answers teach that better than a few long ones, for the same training time.
      */
-    private static final int REPLAY_TOKENS = 16;
+    static final int REPLAY_TOKENS = 16;
     /** Tokens of each watch prompt's base answer generated: enough for its first 40 characters. */
-    private static final int WATCH_TOKENS = 24;
+    static final int WATCH_TOKENS = 24;
     /** How often per epoch the job measures its checkpoints ({@link Checkpoints}). */
     private static final int CHECKS_PER_EPOCH = 2;
 
@@ -724,15 +695,9 @@ public final class JobRunner implements AutoCloseable {
         synchronized (this) {
             notifyAll();
         }
-        Thread p = preparer;
-        if (p != null) {
-            p.interrupt();  // its wait for the engine's answers ends; what it generated is not needed any more
-        }
         try {
+            preparation.close(10_000);
             thread.join(60_000);
-            if (p != null) {
-                p.join(10_000);
-            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

@@ -12,6 +12,11 @@ import dev.steer.steer.SteerRecord;
 import dev.steer.steer.SteerStore;
 import dev.steer.testing.TestModels;
 import dev.steer.testing.TestServer;
+import com.google.gson.JsonParser;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Set;
@@ -22,6 +27,8 @@ import org.junit.jupiter.api.Timeout;
  * A server prepares its first job (JobRunner.prepare): once a steer is stored, and at a start with steers stored, it
  * generates the base model's answers to the built-in prompts a default job asks for (32 replay, 12 probes, 12 watch
  * prompts), leaving one of the engine's slots to the people it serves; with nothing stored it generates nothing.
+ * Then the base model's side of every example a default job trains on (the built-in ones and each steered answer as
+ * the person left it), so that the job that follows computes none of it.
  */
 @Timeout(300)
 class JobPreparationTest {
@@ -66,6 +73,42 @@ class JobPreparationTest {
         try (Server again = server(model, dir)) {  // a start with steers stored
             preparedAndIdle(again.engine.stats(), PREPARED);
             assertEquals(PREPARED, again.engine.stats().requests.get());
+        }
+    }
+
+    @Test
+    void aJobAfterTheSteersFindsTheBaseModelsSideOfEveryExampleReady() throws Exception {
+        LlamaModel model = TestModels.tinyLlama();
+        Path dir = Files.createTempDirectory("steer-prepare-answers");
+        try (Server s = server(model, dir)) {
+            s.steers.insert(steer("tiny"));
+            s.steers.setContinuation("r1", new int[] {9, 10}, "ab");  // the stream the steer continued has ended
+            preparedAndIdle(s.engine.stats(), PREPARED);
+            long deadline = System.nanoTime() + 120_000_000_000L;
+            while (s.training.keptReferences() < 32 + 12 + 1) {  // the replay and probe examples, and the answer
+                assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
+                Thread.sleep(20);
+            }
+            HttpClient http = HttpClient.newHttpClient();
+            String base = "http://127.0.0.1:" + s.port();
+            HttpResponse<String> created = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs"))
+                    .POST(HttpRequest.BodyPublishers.ofString("""
+                            {"model": "tiny", "hyperparameters": {"n_epochs": 1},
+                             "eval": {"max_changed": 1, "max_degenerate": 1, "auto_activate": false}}""")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, created.statusCode(), created.body());
+            String id = JsonParser.parseString(created.body()).getAsJsonObject().get("id").getAsString();
+            String status = "";
+            while (!status.equals("succeeded") && !status.equals("failed")) {
+                assertTrue(System.nanoTime() < deadline + 120_000_000_000L, "the job ended in time: " + status);
+                Thread.sleep(50);
+                status = JsonParser.parseString(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs/" + id)).build(),
+                        HttpResponse.BodyHandlers.ofString()).body()).getAsJsonObject().get("status").getAsString();
+            }
+            assertEquals("succeeded", status);
+            String events = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs/" + id + "/events?limit=100")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body();
+            assertTrue(events.contains("The base model's side of 33 of the 33 examples"), events);
         }
     }
 }

@@ -112,6 +112,55 @@ class LoraLayersTest {
     }
 
     /**
+     * Another trainer's kept input (what a server keeps between jobs, train/References) stands for this trainer's own
+     * pass over the lower blocks: given it, the trainer computes none (lowerPasses), and its reference, loss and step
+     * are those of a trainer that computed the blocks itself, to the last bit. An input of another size is refused;
+     * with every block adapted there is nothing below to keep.
+     */
+    @Test
+    void aKeptInputFromAnotherTrainerStandsForTheLowerBlocksPass() {
+        LoraTrainer.Example e = example();
+        float[] input;
+        try (LoraTrainer first = trainer(4)) {
+            input = first.keptInput(e);
+            assertEquals(1, first.lowerPasses());
+            assertEquals(LoraLayersTest.embd() * e.tokens().length + (long) LoraLayersTest.embd() * e.rejected().length, input.length);
+            first.reference(e);
+            first.keptInput(e);
+            assertEquals(1, first.lowerPasses(), "kept: computed once");
+        }
+        try (LoraTrainer given = trainer(5); LoraTrainer own = trainer(5)) {
+            given.keepInput(e, input);
+            LoraTrainer.Reference ref = given.reference(e), ownRef = own.reference(e);
+            assertEquals(0, given.lowerPasses(), "given the input, the trainer computes no lower block");
+            assertEquals(1, own.lowerPasses());
+            assertEquals(ownRef.logpChosen(), ref.logpChosen());
+            assertEquals(ownRef.logpRejected(), ref.logpRejected());
+            assertEquals(java.util.Arrays.toString(ownRef.keepProbs()), java.util.Arrays.toString(ref.keepProbs()));
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.1f, 1f);
+            LoraTrainer.StepResult a = given.step(List.of(e), List.of(ref), w, new LoraTrainer.Optimizer(1e-3f, 0f, 1f, LoraTrainer.Optimizer.ADAM_EPSILON));
+            LoraTrainer.StepResult b = own.step(List.of(e), List.of(ownRef), w, new LoraTrainer.Optimizer(1e-3f, 0f, 1f, LoraTrainer.Optimizer.ADAM_EPSILON));
+            assertEquals(b.loss(), a.loss());
+            assertEquals(b.gradNorm(), a.gradNorm());
+            assertEquals(java.util.Arrays.toString(own.snapshot()), java.util.Arrays.toString(given.snapshot()), "the same step, bit for bit");
+            assertEquals(0, given.lowerPasses());
+            assertThrows(IllegalArgumentException.class, () -> given.keepInput(example2(), input), "another example's size");
+        }
+        try (LoraTrainer every = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, LoraTrainer.ALL_LAYERS, 1, 2)) {
+            assertEquals(0, every.keptInput(e).length);
+            assertThrows(IllegalArgumentException.class, () -> every.keepInput(e, input));
+        }
+    }
+
+    private static int embd() {
+        return TinyModels.DEFAULT.embd();
+    }
+
+    private static LoraTrainer.Example example2() {
+        return new LoraTrainer.Example(model.tokenize("hello", true, false), model.tokenize(" the steer", false, false), new int[0]);
+    }
+
+    /**
      * The kept input belongs to a packing, not to a token sequence: [context, a | b c] (b c the rejected branch, at
      * a's position, not seeing a) and [context, a b c] hold the same tokens in the same order. Reading the first's
      * kept input for the second would score c after a b it cannot see.
