@@ -102,21 +102,26 @@ public final class EvalGate {
     /** One prompt's answer before (base) and after (adapter). */
     public record Example(String kind, String prompt, String base, String adapter) {}
 
+    /**
+     * The base model's side of the comparisons, kept between jobs (most of it computed while the person steered,
+     * {@link JobPreparation}): its name on the engine ({@code base@base}), its reference of an example (the adapter
+     * off, {@link References}) and its greedy answers ({@link BaseAnswers}).
+     */
+    record Base(String model, Function<LoraTrainer.Example, LoraTrainer.Reference> reference, BaseAnswers answers) {}
+
     /** A probe prompt nobody steered and the base model's answer to it, with that answer's reference (KL). */
     record Probe(String prompt, int[] promptTokens, int[] baseAnswer, LoraTrainer.Example example, LoraTrainer.Reference reference) {}
 
     private EvalGate() {}
 
     /**
-     * @param baseReference the base model's reference of an example (the adapter off), kept between jobs ({@link References})
+     * @param base         the base model's side: its name, references and greedy answers, kept between jobs
      * @param adapterModel the model name that serves the new adapter ({@code base@vN}), for greedy generation
-     * @param baseModel    the name that serves the base model alone ({@code base@base})
      * @param serves       whether serving would give a prompt (its tokens) the adapter under the plain model name (its
      *                     {@link dev.steer.adapters.Scope}): behaviour is judged as served, so a held-out fork or probe
      *                     whose prompt goes to the base model answers as the base does there
      */
-    static Report evaluate(LoraTrainer trainer, Function<LoraTrainer.Example, LoraTrainer.Reference> baseReference, LlamaModel model,
-                           Greedy greedy, String baseModel, String adapterModel,
+    static Report evaluate(LoraTrainer trainer, Base base, LlamaModel model, Greedy greedy, String adapterModel,
                            List<TrainingSet.Item> trained, List<TrainingSet.Item> heldOut, List<Probe> probes, int[] canary, Settings s,
                            Predicate<int[]> serves) {
         LoraTrainer.Weights w = LoraTrainer.Weights.sftOnly();
@@ -124,23 +129,23 @@ public final class EvalGate {
         int tokens = 0, pairs = 0, winsBase = 0, winsAdapter = 0;
         for (TrainingSet.Item item : heldOut) {
             LoraTrainer.Example e = item.example();
-            LoraTrainer.Reference base = baseReference.apply(e);
-            LoraTrainer.Evaluation adapter = trainer.evaluate(e, base, w);
-            nllBase -= base.logpChosen();
+            LoraTrainer.Reference ref = base.reference().apply(e);
+            LoraTrainer.Evaluation adapter = trainer.evaluate(e, ref, w);
+            nllBase -= ref.logpChosen();
             nllAdapter -= adapter.logpChosen();
             tokens += e.count(LoraTrainer.LEARN);
             if (e.rejected().length > 0) {
                 pairs++;
-                winsBase += base.logpChosen() > base.logpRejected() ? 1 : 0;
+                winsBase += ref.logpChosen() > ref.logpRejected() ? 1 : 0;
                 winsAdapter += adapter.logpChosen() > adapter.logpRejected() ? 1 : 0;
             }
         }
         double pplBase = Double.NaN, pplAdapter = Double.NaN, drift = 0;
         if (canary.length >= 2) {
             LoraTrainer.Example c = new LoraTrainer.Example(new int[] {canary[0]}, Arrays.copyOfRange(canary, 1, canary.length), new int[0]);
-            LoraTrainer.Reference base = baseReference.apply(c);
-            LoraTrainer.Evaluation adapter = trainer.evaluate(c, base, w);
-            pplBase = Math.exp(-base.logpChosen() / (canary.length - 1));
+            LoraTrainer.Reference ref = base.reference().apply(c);
+            LoraTrainer.Evaluation adapter = trainer.evaluate(c, ref, w);
+            pplBase = Math.exp(-ref.logpChosen() / (canary.length - 1));
             pplAdapter = Math.exp(-adapter.logpChosen() / (canary.length - 1));
             drift = pplAdapter / pplBase - 1;
         }
@@ -169,7 +174,7 @@ public final class EvalGate {
             }
         }
         List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
-        List<int[]> forkBase = greedy.answers(baseModel, forkContexts, FORK_TOKENS);
+        List<int[]> forkBase = base.answers().answers(base.model(), forkContexts, FORK_TOKENS);
         List<int[]> forkAdapter = asServed(forkBase, forkServed, greedy.answers(adapterModel, onlyServed(forkContexts, forkServed), FORK_TOKENS));
         List<int[]> probeAdapter = asServed(probes.stream().map(Probe::baseAnswer).toList(), probeServed,
                 greedy.answers(adapterModel, onlyServed(probes.stream().map(Probe::promptTokens).toList(), probeServed), PROBE_TOKENS));

@@ -1,6 +1,7 @@
 package dev.steer.train;
 
 import dev.steer.adapters.AdapterVersion;
+import dev.steer.adapters.Scope;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
 import dev.steer.llama.LlamaModel;
@@ -16,8 +17,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * What a default job would compute first, computed in the background while a person steers, so that the job that
- * follows starts training at once (one thread, {@code steer-prepare}, woken after each record is stored or a steer's
+ * What a default job would compute before its first step and in its gate, computed in the background while a person
+ * steers, so that the job that follows starts training at once and its gate compares with what is kept (one thread, {@code steer-prepare}, woken after each record is stored or a steer's
  * continuation written):
  * <ol>
  *   <li>once per server: the base model's answers to the built-in prompts a default job asks {@link BaseAnswers} for
@@ -28,7 +29,9 @@ import org.slf4j.LoggerFactory;
  *       (~13 s for 50 steers), by a trainer of the default shape that lives only for that pass: on an idle engine only
  *       (a person waiting for an answer gets every core), one example at a time, and never beside a job's trainer
  *       ({@code trainerTurn}): a job that starts meanwhile takes the turn after the example in progress, and computes
- *       whatever is missing itself.</li>
+ *       whatever is missing itself;</li>
+ *   <li>the vectors the job's scope routes by (~2.5 s of its gate) and the base model's greedy answers at each fork
+ *       (~2.3 s), on an idle engine.</li>
  * </ol>
  * A job with other hyperparameters (another reading of stops, other blocks adapted) finds fewer examples ready and
  * computes the rest: what is kept is keyed by the example itself, never assumed.
@@ -138,20 +141,49 @@ final class JobPreparation {
         return compute(builtIn);
     }
 
-    /** The examples a default job would make of the records stored now: each steered answer, the answers let run it replays. */
+    /**
+     * What a default job would compute of the records stored now: the base model's side of each steered answer and of
+     * the answers let run it replays; the vectors its scope routes by (every steered and unsteered prompt, and the
+     * gate's probes, as {@link Scope#router} reads them: the engine's {@link dev.steer.llama.LayerProbe} keeps them);
+     * and the base model's greedy answers at every fork, which the gate compares a held-out fork's adapter answer with.
+     */
     private void prepareAnswers() {
         Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT);
         List<LoraTrainer.Example> examples = new ArrayList<>();
         TrainingSet all = TrainingSet.split(steers.list(new SteerStore.Filter(null, null, modelId, null, null, false)), 0, h.seed(),
                 new TrainingSet.StopReading(h.stops(), JobRunner.endOfTurn(model)));
         all.train().forEach(i -> examples.add(i.example()));
+        List<int[]> replayPrompts = new ArrayList<>();
         for (Accepted a : JobRunner.acceptedForReplay(steers.acceptedFromBase(modelId, h.replay()), h.replay() / 2)) {
             examples.add(JobRunner.replayExample(a.promptTokens(),
                     Arrays.copyOf(a.outputTokens(), Math.min(a.outputTokens().length, JobRunner.REPLAY_TOKENS))));
+            replayPrompts.add(a.promptTokens());
         }
-        if (compute(examples)) {
-            LOG.debug("the base model's side of {} examples is ready for a job", examples.size());
+        if (!compute(examples)) {
+            return;
         }
+        int layers = model.info().layers(), first = JobRunner.firstAdapted(layers, h.adaptedLayers(layers));
+        if (first > 0 && !all.train().isEmpty()) {  // (with every block adapted a scope sums embeddings: nothing to keep)
+            List<int[]> read = new ArrayList<>(all.train().stream().map(i -> JobRunner.prompt(i.example())).toList());
+            read.addAll(JobRunner.unsteeredPrompts(model, templates, replayPrompts));
+            read.addAll(ReplayPrompts.render(model, templates, ReplayPrompts.PROBES));
+            for (int[] prompt : read) {
+                if (!awaitIdleEngine()) {
+                    return;
+                }
+                Scope.vectorOf(model, engine::layerProbe, first, prompt);
+            }
+        }
+        List<int[]> forks = all.train().stream().flatMap(i -> i.forks().stream()).map(TrainingSet.Fork::context).toList();
+        int inFlight = Math.max(1, engine.config().parallel() - 1);
+        for (int i = 0; i < forks.size(); i += inFlight) {  // a few at a time, each time on an idle engine
+            if (!awaitIdleEngine()) {
+                return;
+            }
+            baseAnswers.answers(AdapterVersion.pinnedName(modelId, null), forks.subList(i, Math.min(forks.size(), i + inFlight)),
+                    EvalGate.FORK_TOKENS, (m, prompts, n) -> greedy.answers(m, prompts, n, inFlight));
+        }
+        LOG.debug("the base model's side of {} examples, their scope's vectors and {} forks' answers are ready for a job", examples.size(), forks.size());
     }
 
     /**
@@ -184,10 +216,11 @@ final class JobPreparation {
 
     /**
      * Waits until the engine generates nothing (a person waiting for an answer keeps every core); false when the pass
-     * should give way instead: closed, or a job waits for the trainer's turn.
+     * should give way instead: closed, or a job runs or waits for the trainer's turn.
      */
     private boolean awaitIdleEngine() {
-        while (open && !trainerTurn.hasQueuedThreads()) {  // a job waits for the turn
+        // a job waits for the turn, or has it
+        while (open && !trainerTurn.hasQueuedThreads() && !(trainerTurn.isLocked() && !trainerTurn.isHeldByCurrentThread())) {
             if (engine.load() == 0) {
                 return true;
             }

@@ -394,7 +394,7 @@ public final class JobRunner implements AutoCloseable {
             // than like ordinary prompts nobody steered (Scope), compared by the input of the first block the adapter
             // changes (what the adapter reads); or every prompt.
             Scope scope = spec.eval().scoped() ? new Scope(Stream.concat(set.train().stream(), set.heldOut().stream())
-                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(replayTokens), 0, first) : null;
+                    .map(i -> prompt(i.example())).toList(), unsteeredPrompts(model, templates, replayTokens), 0, first) : null;
             // Registered before the gate (inactive), so the gate can generate with it through the engine (@vN).
             v = registry.register(file, new AdapterRegistry.Lineage(spec.model(), baseSha256, job.id(),
                     set.train().stream().flatMap(i -> i.steerIds().stream()).toList(),
@@ -409,7 +409,8 @@ public final class JobRunner implements AutoCloseable {
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
             Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model, engine::layerProbe)::serves;
-            report = EvalGate.evaluate(t, e -> references.reference(t, first, e), model, greedy, base, v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
+            report = EvalGate.evaluate(t, new EvalGate.Base(base, e -> references.reference(t, first, e), baseAnswers), model, greedy,
+                    v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval(), serves);
         } catch (RuntimeException e) {
             Files.deleteIfExists(file);
@@ -654,7 +655,7 @@ public final class JobRunner implements AutoCloseable {
      * (docs/training.md, twenty-fifth session) 2-4 of 18 unrelated prompts went to the adapter with the 32 replay
      * prompts and 0-2 with these 60.
      */
-    private List<int[]> unsteeredPrompts(List<int[]> replayTokens) {
+    static List<int[]> unsteeredPrompts(LlamaModel model, ChatTemplates templates, List<int[]> replayTokens) {
         List<int[]> out = new ArrayList<>(replayTokens);
         List<int[]> builtIn = new ArrayList<>(ReplayPrompts.render(model, templates, ReplayPrompts.REPLAY));
         builtIn.addAll(ReplayPrompts.render(model, templates, ReplayPrompts.WATCH));

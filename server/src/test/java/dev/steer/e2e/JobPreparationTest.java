@@ -28,11 +28,12 @@ import org.junit.jupiter.api.Timeout;
  * generates the base model's answers to the built-in prompts a default job asks for (32 replay, 12 probes, 12 watch
  * prompts), leaving one of the engine's slots to the people it serves; with nothing stored it generates nothing.
  * Then the base model's side of every example a default job trains on (the built-in ones and each steered answer as
- * the person left it), so that the job that follows computes none of it.
+ * the person left it) and its answer at each fork (the gate's), so that the job that follows computes none of it.
  */
 @Timeout(300)
 class JobPreparationTest {
-    private static final int PREPARED = 32 + 12 + 12;
+    /** The built-in prompts' answers (32 replay, 12 probes, 12 watch) and the base model's answer at the steer's fork. */
+    private static final int PREPARED = 32 + 12 + 12 + 1;
 
     private static Server server(LlamaModel model, Path dir) {
         return new Server(model, new Server.Config("tiny-sha", dir.resolve("steers.db"), dir.resolve("adapters"), 60_000, null, 2,
@@ -67,7 +68,7 @@ class JobPreparationTest {
             assertEquals(0, s.engine.stats().requests.get(), "nothing stored: nothing to prepare");
             s.steers.insert(steer("tiny"));
             long most = preparedAndIdle(s.engine.stats(), PREPARED);
-            assertEquals(PREPARED, s.engine.stats().requests.get(), "each built-in prompt once");
+            assertEquals(PREPARED, s.engine.stats().requests.get(), "each built-in prompt once, and the fork");
             assertTrue(most <= 1, "one of the two slots left free, ran " + most + " at once");
         }
         try (Server again = server(model, dir)) {  // a start with steers stored
