@@ -185,6 +185,15 @@ JNIEXPORT jint JNICALL Java_dev_steer_llama_LoraTrainer_nativeLowerPasses(JNIEnv
     return guarded(env, (jint) 0, [&] { return (jint) trainer_of(h)->lower_passes(); });
 }
 
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeForgetKeptInputs(JNIEnv * env, jclass, jlong h) {
+    guarded_void(env, [&] { trainer_of(h)->forget_kept_inputs(); });
+}
+
+// The first block that carries LoRA (0: every block).
+JNIEXPORT jint JNICALL Java_dev_steer_llama_LoraTrainer_nativeFirstAdapted(JNIEnv * env, jclass, jlong h) {
+    return guarded(env, (jint) 0, [&] { return (jint) trainer_of(h)->lora().first_layer(); });
+}
+
 // [loss, logp_chosen, logp_rejected, kl] with the adapter on.
 JNIEXPORT jfloatArray JNICALL Java_dev_steer_llama_LoraTrainer_nativeEvaluate(
         JNIEnv * env, jclass, jlong h, jintArray tokens, jbyteArray roles, jint fork, jintArray rejected,

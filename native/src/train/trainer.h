@@ -108,6 +108,12 @@ class trainer {
     void keep_input(const example & e, std::vector<float> input);
     // How many times this trainer has computed the blocks below the first adapted one (for tests).
     int lower_passes() const { return lower_passes_; }
+    // Drops every kept input (a trainer that only computes what a server keeps, between two examples: no graph lives
+    // between two calls, so none points into them).
+    void forget_kept_inputs() {
+        kept_inputs_.clear();
+        kept_bytes_ = 0;
+    }
 
     // The loss and log-probabilities of one example, forward only.
     evaluation evaluate(const example & e, const loss_weights & w, const reference & ref, bool use_lora);

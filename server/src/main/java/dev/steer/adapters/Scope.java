@@ -101,7 +101,6 @@ public record Scope(List<int[]> steered, List<int[]> unsteered, double margin, i
         }
     }
 
-    /** The unit vector a prompt is compared by: {@code read} (a sum or mean of vectors) of its last {@link #TOKENS} tokens, normalized. */
     /**
      * What {@code prompt} is compared by in a scope of block {@code layer}, as {@link #router} reads it (the probe keeps
      * it: a server reads a job's prompts before the job, train/JobPreparation).
@@ -110,6 +109,7 @@ public record Scope(List<int[]> steered, List<int[]> unsteered, double margin, i
         return vector(layer == 0 ? model::embeddingSum : probes.apply(layer)::meanInput, prompt);
     }
 
+    /** The unit vector a prompt is compared by: {@code read} (a sum or mean of vectors) of its last {@link #TOKENS} tokens, normalized. */
     static float[] vector(Function<int[], float[]> read, int[] prompt) {
         float[] s = read.apply(Arrays.copyOfRange(prompt, Math.max(0, prompt.length - TOKENS), prompt.length));
         double norm = 0;

@@ -322,6 +322,19 @@ public final class LoraTrainer extends NativeHandle {
         return nativeLowerPasses(handle());
     }
 
+    /**
+     * Drops the inputs this trainer keeps ({@link #keptInput}): a trainer that only computes what a server keeps
+     * (train/JobPreparation) would otherwise hold them all until it is closed.
+     */
+    public void forgetKeptInputs() {
+        nativeForgetKeptInputs(handle());
+    }
+
+    /** The first block that carries LoRA: 0 when every block does, else the first of the last {@code layers}. */
+    public int firstAdapted() {
+        return nativeFirstAdapted(handle());
+    }
+
     public Evaluation evaluate(Example e, Reference ref, Weights w) {
         float[] r = nativeEvaluate(handle(), e.tokens(), e.roles(), e.fork(), e.rejected(), ref.logpChosen(), ref.logpRejected(),
                 ref.keepIds(), ref.keepProbs(), ref.keepEntropy(), ref.guard(), w.toArray());
@@ -435,6 +448,10 @@ public final class LoraTrainer extends NativeHandle {
     private static native void nativeKeepInput(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float[] input);
 
     private static native int nativeLowerPasses(long h);
+
+    private static native void nativeForgetKeptInputs(long h);
+
+    private static native int nativeFirstAdapted(long h);
 
     private static native float[] nativeEvaluate(long h, int[] tokens, byte[] roles, int fork, int[] rejected, float refC, float refR,
                                                  int[] keepIds, float[] keepProbs, float keepEntropy, int[] guard, float[] weights);

@@ -1,21 +1,25 @@
 package dev.steer.train;
 
-import java.util.Arrays;
+import java.nio.IntBuffer;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * The base model's greedy answers to the built-in prompts (replay, watch, probes: {@link ReplayPrompts}), generated
- * once per server and kept. On the CPU backend they depend only on the model, the prompt's tokens and the length
+ * The base model's greedy answers to the built-in prompts (replay, watch, probes: {@link ReplayPrompts}) and at each
+ * steer's fork (the gate compares a held-out fork's adapter answer with it), generated once per server and kept (the
+ * {@link #KEPT} most recently used). On the CPU backend they depend only on the model, the prompt's tokens and the length
  * (greedy decoding through batch-invariant kernels gives a prompt the same answer whatever else the engine runs; a GPU
  * backend is not batch-invariant, docs/gpu.md, and there a kept answer is one of the answers the base may give), so
  * every job after the first skips them: about 7 s of a SmolLM2-135M job on 2 cores (docs/training.md, "Measured"); a
  * server with steers to train on generates them before its first job ({@link JobRunner#prepare}).
  */
 final class BaseAnswers {
-    private record Key(String base, List<Integer> prompt, int maxTokens) {}
+    /** Answers kept: the 56 built-in ones and the forks of a few thousand steers (~1 KB each). */
+    static final int KEPT = 4096;
+
+    private record Key(String base, IntBuffer prompt, int maxTokens) {}  // (an IntBuffer compares by its contents)
 
     /** How the answers are generated: {@link Greedy#answers(String, List, int)}. */
     interface Generator {
@@ -23,7 +27,12 @@ final class BaseAnswers {
     }
 
     private final Generator generator;
-    private final Map<Key, int[]> kept = new HashMap<>();  // under this object's lock
+    private final Map<Key, int[]> kept = new LinkedHashMap<>(64, 0.75f, true) {  // under this object's lock; access order
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Key, int[]> eldest) {
+            return size() > KEPT;
+        }
+    };
 
     BaseAnswers(Generator generator) {
         this.generator = generator;
@@ -44,10 +53,14 @@ final class BaseAnswers {
      * it and then finds its answers kept, rather than generating them a second time.
      */
     synchronized List<int[]> answers(String base, List<int[]> prompts, int maxTokens, Generator with) {
-        List<Key> keys = prompts.stream().map(p -> new Key(base, Arrays.stream(p).boxed().toList(), maxTokens)).toList();
+        List<Key> keys = prompts.stream().map(p -> new Key(base, IntBuffer.wrap(p.clone()), maxTokens)).toList();
+        Map<Key, int[]> found = new HashMap<>();  // this call's answers, whatever the bound drops meanwhile
         Map<Key, int[]> missing = new LinkedHashMap<>();
         for (int i = 0; i < prompts.size(); i++) {
-            if (!kept.containsKey(keys.get(i))) {
+            int[] answer = kept.get(keys.get(i));
+            if (answer != null) {
+                found.put(keys.get(i), answer);
+            } else {
                 missing.putIfAbsent(keys.get(i), prompts.get(i));
             }
         }
@@ -55,9 +68,10 @@ final class BaseAnswers {
             List<int[]> generated = with.answers(base, List.copyOf(missing.values()), maxTokens);
             int i = 0;
             for (Key k : missing.keySet()) {
+                found.put(k, generated.get(i));
                 kept.put(k, generated.get(i++));
             }
         }
-        return keys.stream().map(k -> kept.get(k).clone()).toList();
+        return keys.stream().map(k -> found.get(k).clone()).toList();
     }
 }

@@ -4,6 +4,7 @@ import dev.steer.adapters.AdapterVersion;
 import dev.steer.adapters.Scope;
 import dev.steer.engine.Engine;
 import dev.steer.llama.ChatTemplates;
+import dev.steer.llama.LayerProbe;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.steer.Accepted;
@@ -11,6 +12,7 @@ import dev.steer.steer.SteerStore;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
@@ -57,6 +59,9 @@ final class JobPreparation {
     private volatile boolean open = true;
     private volatile String modelId;
     private Thread thread;  // guarded by wake
+    private List<LoraTrainer.Example> builtInExamples = List.of();  // the preparation thread's
+    private volatile LoraTrainer trainer;  // a pass's, while it lives: its thread count follows the engine's load
+    private final AtomicLong computed = new AtomicLong();
 
     /**
      * @param trainerTurn held while a trainer exists (a job's or a pass's): one at a time; a job that waits for it
@@ -138,6 +143,8 @@ final class JobPreparation {
         for (int i = 0; i < probeTokens.size(); i++) {
             builtIn.add(JobRunner.replayExample(probeTokens.get(i), probeAnswers.get(i)));
         }
+        builtIn.removeIf(e -> e == null);  // an empty answer: no example
+        builtInExamples = List.copyOf(builtIn);
         return compute(builtIn);
     }
 
@@ -159,15 +166,19 @@ final class JobPreparation {
                     Arrays.copyOf(a.outputTokens(), Math.min(a.outputTokens().length, JobRunner.REPLAY_TOKENS))));
             replayPrompts.add(a.promptTokens());
         }
+        int layers = model.info().layers(), first = JobRunner.firstAdapted(layers, h.adaptedLayers(layers));
+        List<LoraTrainer.Example> wanted = new ArrayList<>(builtInExamples);
+        examples.stream().filter(e -> e != null).forEach(wanted::add);
+        references.retainOnly(first, wanted);  // what no job reads any more makes room
         if (!compute(examples)) {
             return;
         }
-        int layers = model.info().layers(), first = JobRunner.firstAdapted(layers, h.adaptedLayers(layers));
         if (first > 0 && !all.train().isEmpty()) {  // (with every block adapted a scope sums embeddings: nothing to keep)
             List<int[]> read = new ArrayList<>(all.train().stream().map(i -> JobRunner.prompt(i.example())).toList());
             read.addAll(JobRunner.unsteeredPrompts(model, templates, replayPrompts));
             read.addAll(ReplayPrompts.render(model, templates, ReplayPrompts.PROBES));
-            for (int[] prompt : read) {
+            // More than the probe keeps would push out what the last pass read (and what serving routed): left to the job.
+            for (int[] prompt : read.size() <= LayerProbe.CACHED / 2 ? read : List.<int[]>of()) {
                 if (!awaitIdleEngine()) {
                     return;
                 }
@@ -187,8 +198,9 @@ final class JobPreparation {
     }
 
     /**
-     * Computes and keeps what is missing of {@code examples} (nulls skipped) with a default-shaped trainer: true when
-     * all of them are kept, false when the pass gave way (a job's turn, a busy engine that then closed, a close).
+     * Computes and keeps what is missing of {@code examples} (nulls skipped) with a default-shaped trainer, in order,
+     * as long as they fit ({@link References#hasRoomFor}: past that a job computes the rest, rather than every pass
+     * computing again what the last one made room for): false when the pass gave way (a job's turn, a close).
      */
     private boolean compute(List<LoraTrainer.Example> examples) {
         Hyperparameters h = Hyperparameters.defaults(Hyperparameters.Method.SFT);
@@ -201,15 +213,22 @@ final class JobPreparation {
             return false;  // a job runs: it computes what it needs, and keeps it
         }
         try (LoraTrainer t = LoraTrainer.create(model, h.targetModules(), h.loraRank(), h.loraAlpha(), adapted, h.seed(), threads.getAsInt())) {
+            trainer = t;
             for (LoraTrainer.Example e : missing) {
+                if (!references.hasRoomFor(e, model.info().embeddingSize())) {
+                    return true;  // full: the rest is the job's to compute
+                }
                 if (!awaitIdleEngine()) {
                     return false;
                 }
                 t.threads(threads.getAsInt());
-                references.reference(t, first, e);
+                references.reference(t, e);
+                t.forgetKeptInputs();  // References holds it now; this trainer never trains
+                computed.incrementAndGet();
             }
             return true;
         } finally {
+            trainer = null;
             trainerTurn.unlock();
         }
     }
@@ -232,6 +251,19 @@ final class JobPreparation {
             }
         }
         return false;
+    }
+
+    /** How many examples' base-model side the preparation has computed since the server started (for tests). */
+    long computed() {
+        return computed.get();
+    }
+
+    /** The engine's load changed: a pass's trainer follows it from its next graph (a request gets its cores back). */
+    void loadChanged() {
+        LoraTrainer t = trainer;
+        if (t != null) {
+            t.threads(threads.getAsInt());  // writes a cell the trainer reads; harmless if it has just been closed
+        }
     }
 
     /** Stops the pass (after the example in progress) and the thread; waits for it at most {@code millis}. */

@@ -173,6 +173,11 @@ public final class JobRunner implements AutoCloseable {
         return references.size();
     }
 
+    /** How many of them the background preparation has computed since the server started (for tests). */
+    public long preparedExamples() {
+        return preparation.computed();
+    }
+
     /** Live progress of a job run since this server started, or null. */
     public JobProgress progress(String id) {
         return progress.get(id);
@@ -307,7 +312,7 @@ public final class JobRunner implements AutoCloseable {
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
             // The base model's side of each example, kept between jobs (References): most were computed while the
             // person steered (JobPreparation); what is missing is computed now, and kept for the next job.
-            int first = firstAdapted(layers, adapted);
+            int first = t.firstAdapted();
             long tReferences = System.nanoTime();
             long ready = Stream.concat(set.train().stream().map(TrainingSet.Item::example), replay.stream())
                     .filter(e -> references.has(first, e)).count();
@@ -315,11 +320,11 @@ public final class JobRunner implements AutoCloseable {
             for (TrainingSet.Item i : set.train()) {
                 LoraTrainer.Example e = i.example();  // without a KL or guard weight the trainer leaves its keep rows out
                 // References only for the terms that use them: the preference term's span log-probs, the keep rows'.
-                LoraTrainer.Reference ref = kl || w.dpo() > 0 || w.guard() > 0 ? references.reference(t, first, e) : new LoraTrainer.Reference(0, 0);
+                LoraTrainer.Reference ref = kl || w.dpo() > 0 || w.guard() > 0 ? references.reference(t, e) : new LoraTrainer.Reference(0, 0);
                 examples.add(new Example(e, guarded.isEmpty() ? ref : ref.guarding(e, guarded)));
             }
             for (LoraTrainer.Example e : replay) {
-                LoraTrainer.Reference ref = references.reference(t, first, e);
+                LoraTrainer.Reference ref = references.reference(t, e);
                 examples.add(new Example(e, guarded.isEmpty() ? ref : ref.guarding(e, guarded)));
             }
             if (kl || w.dpo() > 0 || w.guard() > 0) {
@@ -404,12 +409,12 @@ public final class JobRunner implements AutoCloseable {
             for (int i = 0; i < probeTokens.size(); i++) {
                 LoraTrainer.Example e = replayExample(probeTokens.get(i), probeAnswers.get(i));
                 if (e != null) {
-                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, references.reference(t, first, e)));
+                    probes.add(new EvalGate.Probe(ReplayPrompts.PROBES.get(i), probeTokens.get(i), probeAnswers.get(i), e, references.reference(t, e)));
                 }
             }
             p.message("info", "Checking the adapter: held-out steers, probes nobody steered, canary.");
             Predicate<int[]> serves = scope == null ? prompt -> true : scope.router(model, engine::layerProbe)::serves;
-            report = EvalGate.evaluate(t, new EvalGate.Base(base, e -> references.reference(t, first, e), baseAnswers), model, greedy,
+            report = EvalGate.evaluate(t, new EvalGate.Base(base, e -> references.reference(t, e), baseAnswers), model, greedy,
                     v.name().modelName(spec.model()), set.train(), set.heldOut(), probes,
                     model.tokenize(spec.eval().canary(), true, false), spec.eval(), serves);
         } catch (RuntimeException e) {
@@ -604,6 +609,7 @@ public final class JobRunner implements AutoCloseable {
         if (t != null) {
             t.threads(trainingThreads());  // writes a cell the trainer reads; harmless if it has just been closed
         }
+        preparation.loadChanged();
     }
 
     /** The token a turn of this model ends with: end-of-turn where the vocabulary has one (ChatML's im_end), else EOS. */

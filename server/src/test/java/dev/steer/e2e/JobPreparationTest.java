@@ -83,13 +83,21 @@ class JobPreparationTest {
         Path dir = Files.createTempDirectory("steer-prepare-answers");
         try (Server s = server(model, dir)) {
             s.steers.insert(steer("tiny"));
-            s.steers.setContinuation("r1", new int[] {9, 10}, "ab");  // the stream the steer continued has ended
             preparedAndIdle(s.engine.stats(), PREPARED);
             long deadline = System.nanoTime() + 120_000_000_000L;
             while (s.training.keptReferences() < 32 + 12 + 1) {  // the replay and probe examples, and the answer
                 assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
                 Thread.sleep(20);
             }
+            // The stream the steer continued ends: the answer as the person left it is another example, prepared
+            // again (the one before it, which no job reads now, dropped).
+            long prepared = s.training.preparedExamples();
+            s.steers.setContinuation("r1", new int[] {9, 10}, "ab");
+            while (s.training.preparedExamples() == prepared) {
+                assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
+                Thread.sleep(20);
+            }
+            assertEquals(32 + 12 + 1, s.training.keptReferences(), "the answer before its continuation dropped");
             HttpClient http = HttpClient.newHttpClient();
             String base = "http://127.0.0.1:" + s.port();
             HttpResponse<String> created = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs"))

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.steer.llama.LlamaModel;
 import dev.steer.llama.LoraTrainer;
 import dev.steer.testing.TestModels;
+import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -39,18 +40,24 @@ class ReferencesTest {
         References kept = new References();
         LoraTrainer.Reference first;
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2)) {
-            first = kept.reference(t, 0, a);
+            first = kept.reference(t, a);
             assertSameNumbers(t.reference(a), first);
             assertEquals(1, kept.size());
+            assertTrue(kept.has(0, a));
         }
         try (LoraTrainer next = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 2, 2)) {  // the next job's trainer
-            assertSame(first, kept.reference(next, 0, a));
+            assertSame(first, kept.reference(next, a));
             assertEquals(1, kept.size());
-            LoraTrainer.Reference other = kept.reference(next, 0, b);
+            LoraTrainer.Reference other = kept.reference(next, b);
             assertSameNumbers(next.reference(b), other);
             assertEquals(2, kept.size());
-            kept.reference(next, 1, a);  // blocks adapted from another one on: a key of its own
+        }
+        int layers = model.info().layers();
+        try (LoraTrainer last = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 1, 2)) {  // the last block only
+            assertEquals(layers - 1, last.firstAdapted());
+            kept.reference(last, a);  // blocks adapted from another one on: a key of its own (the trainer's own first block)
             assertEquals(3, kept.size());
+            assertTrue(kept.has(layers - 1, a));
         }
     }
 
@@ -58,13 +65,12 @@ class ReferencesTest {
     void aKeptReferenceGivesTheNextTrainerTheLowerBlocksToo() {
         LoraTrainer.Example a = replay("hello world,", " the base model's answer to a built-in prompt");
         References kept = new References();
-        int layers = model.info().layers();
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 1, 2)) {
-            kept.reference(t, layers - 1, a);
+            kept.reference(t, a);
             assertEquals(1, t.lowerPasses());
         }
         try (LoraTrainer next = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 2, 2)) {
-            kept.reference(next, layers - 1, a);
+            kept.reference(next, a);
             next.evaluate(a, next.reference(a), new LoraTrainer.Weights(0f, 0f, 0.1f, 1f));
             assertEquals(0, next.lowerPasses(), "handed the kept input, the next trainer computes no lower block");
         }
@@ -75,18 +81,52 @@ class ReferencesTest {
         LoraTrainer.Example a = replay("hello world,", " one answer"), b = replay("hello world,", " another answer"),
                 c = replay("hello world,", " a third answer");
         try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 1, 2)) {
+            int first = t.firstAdapted();
             References probe = new References();
-            probe.reference(t, 0, a);
-            probe.reference(t, 0, b);
+            probe.reference(t, a);
+            probe.reference(t, b);
             long two = probe.bytes();
             References kept = new References(two + 1);  // room for two of these
-            kept.reference(t, 0, a);
-            kept.reference(t, 0, b);
-            kept.reference(t, 0, a);  // a used last: b is the least recently used
-            kept.reference(t, 0, c);
+            kept.reference(t, a);
+            kept.reference(t, b);
+            kept.reference(t, a);  // a used last: b is the least recently used
+            kept.reference(t, c);
             assertEquals(2, kept.size());
-            assertTrue(kept.has(0, a) && kept.has(0, c) && !kept.has(0, b), "b dropped");
+            assertTrue(kept.has(first, a) && kept.has(first, c) && !kept.has(first, b), "b dropped");
             assertTrue(kept.bytes() <= two + 1);
+        }
+    }
+
+    /**
+     * The preparation's two rules: what no job reads any more is dropped first (retainOnly), and an example is
+     * prepared only while it fits without dropping another (hasRoomFor, an upper bound of what it will take).
+     */
+    @Test
+    void retainOnlyDropsTheRestAndRoomIsJudgedBeforeComputing() {
+        LoraTrainer.Example a = replay("hello world,", " one answer"), b = replay("hello world,", " another answer");
+        int embd = model.info().embeddingSize();
+        try (LoraTrainer t = LoraTrainer.create(model, LoraTrainer.ALL_TARGETS, 4, 8f, 1, 1, 2)) {
+            int first = t.firstAdapted();
+            References kept = new References();
+            kept.reference(t, a);
+            kept.reference(t, b);
+            long bytesOfA = kept.bytes();
+            kept.retainOnly(first, List.of(b));
+            assertEquals(1, kept.size());
+            assertTrue(kept.has(first, b) && !kept.has(first, a));
+            bytesOfA -= kept.bytes();
+            assertTrue(bytesOfA > 0 && kept.bytes() > 0, "the bytes follow what is kept");
+            kept.retainOnly(first, List.of());
+            assertEquals(0, kept.size());
+            assertEquals(0, kept.bytes());
+
+            References small = new References(1);
+            assertTrue(!small.hasRoomFor(a, embd), "no room in one byte");
+            References roomy = new References();
+            assertTrue(roomy.hasRoomFor(a, embd));
+            roomy.reference(t, a);
+            long estimate = (a.tokens().length + a.rejected().length) * (8L * LoraTrainer.REFERENCE_TOP_K + 4L * embd) + 256;
+            assertTrue(roomy.bytes() <= estimate, "the estimate bounds what is kept: " + roomy.bytes() + " <= " + estimate);
         }
     }
 }
