@@ -20,20 +20,21 @@ import org.slf4j.LoggerFactory;
 
 /**
  * What a default job would compute before its first step and in its gate, computed in the background while a person
- * steers, so that the job that follows starts training at once and its gate compares with what is kept (one thread, {@code steer-prepare}, woken after each record is stored or a steer's
- * continuation written):
+ * steers, so that the job that follows starts training at once and its gate compares with what is kept. One thread,
+ * {@code steer-prepare}, woken after each record is stored or a steer's continuation written:
  * <ol>
  *   <li>once per server: the base model's answers to the built-in prompts a default job asks {@link BaseAnswers} for
  *       (replay, probes, watch; ~7 s of a SmolLM2-135M job on 2 cores), through the engine with at most all but one
  *       of its slots, so a request that arrives meanwhile finds one free;</li>
- *   <li>the base model's side ({@link References}: reference and first adapted block's input) of the built-in replay
- *       and probe examples (~3.5 s), and of each answer a person steered or let run, as a default job would read it
- *       (~13 s for 50 steers), by a trainer of the default shape that lives only for that pass: on an idle engine only
- *       (a person waiting for an answer gets every core), one example at a time, and never beside a job's trainer
- *       ({@code trainerTurn}): a job that starts meanwhile takes the turn after the example in progress, and computes
- *       whatever is missing itself;</li>
- *   <li>the vectors the job's scope routes by (~2.5 s of its gate) and the base model's greedy answers at each fork
- *       (~2.3 s), on an idle engine.</li>
+ *   <li>each time: the base model's side ({@link References}: reference and first adapted block's input) of the
+ *       built-in replay and probe examples (~3.5 s) and of each answer a person steered or let run, as a default job
+ *       would read it (~13 s for 50 steers), by a trainer of the default shape that lives only for that pass. What no
+ *       job reads any more is dropped first, and the pass stops when the rest would not fit. One example at a time,
+ *       each started only on an idle engine (a request that arrives meanwhile lowers the trainer's threads from its
+ *       next graph), and never beside a job's trainer ({@code trainerTurn}): a job that starts meanwhile takes the
+ *       turn after the example in progress, and computes whatever is missing itself;</li>
+ *   <li>then the vectors the job's scope routes by (~2.5 s of its gate) and the base model's greedy answers at each
+ *       fork (~2.3 s), each started only on an idle engine while no job runs.</li>
  * </ol>
  * A job with other hyperparameters (another reading of stops, other blocks adapted) finds fewer examples ready and
  * computes the rest: what is kept is keyed by the example itself, never assumed.
