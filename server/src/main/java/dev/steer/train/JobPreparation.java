@@ -254,6 +254,17 @@ final class JobPreparation {
         return false;
     }
 
+    /**
+     * A job ended: a pass soon, if the server prepares at all (a record stored while the job ran woke a pass that gave
+     * way to the job, and nothing else would wake one until the next record).
+     */
+    void jobEnded() {
+        String m = modelId;
+        if (m != null) {
+            wanted(m);
+        }
+    }
+
     /** How many examples' base-model side the preparation has computed since the server started (for tests). */
     long computed() {
         return computed.get();

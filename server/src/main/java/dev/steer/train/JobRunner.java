@@ -222,6 +222,7 @@ public final class JobRunner implements AutoCloseable {
                 trainerTurn.unlock();
                 p.end();  // after jobs.finish: the final state is stored before any stream ends
                 running = null;
+                preparation.jobEnded();
             }
         }
     }

@@ -120,4 +120,52 @@ class JobPreparationTest {
             assertTrue(events.contains("The base model's side of 33 of the 33 examples"), events);
         }
     }
+
+    /**
+     * A pass never runs beside a job (one trainer at a time: JobRunner.trainerTurn): a steer recorded while a job
+     * trains wakes a pass that gives way and computes nothing; once the job ends a pass runs and prepares it.
+     */
+    @Test
+    void aPassGivesWayToAJobAndRunsAfterIt() throws Exception {
+        LlamaModel model = TestModels.tinyLlama();
+        Path dir = Files.createTempDirectory("steer-prepare-job");
+        try (Server s = server(model, dir)) {
+            s.steers.insert(steer("tiny"));
+            preparedAndIdle(s.engine.stats(), PREPARED);
+            long deadline = System.nanoTime() + 120_000_000_000L;
+            while (s.training.keptReferences() < 32 + 12 + 1) {
+                assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
+                Thread.sleep(20);
+            }
+            HttpClient http = HttpClient.newHttpClient();
+            String base = "http://127.0.0.1:" + s.port();
+            String id = JsonParser.parseString(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs"))
+                    .POST(HttpRequest.BodyPublishers.ofString("""
+                            {"model": "tiny", "hyperparameters": {"n_epochs": 100, "batch_size": 1},
+                             "eval": {"auto_activate": false}}""")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body()).getAsJsonObject().get("id").getAsString();
+            while (!status(http, base, id).equals("running")) {
+                assertTrue(System.nanoTime() < deadline, "the job started in time");
+                Thread.sleep(20);
+            }
+            long before = s.training.preparedExamples();
+            s.steers.insert(new SteerRecord("r2", "s2", "steer", "tiny", null, "{\"messages\":[{\"role\":\"user\",\"content\":\"yo\"}]}",
+                    new int[] {1, 9, 3}, 2, new int[] {4, 6}, new int[] {5}, new int[] {8, 7}, "yx", "", "", null, null, null, false,
+                    Set.of(), 2000, 2000));
+            Thread.sleep(1500);  // a pass woke 300 ms after the record, and found the job's turn taken
+            assertEquals("running", status(http, base, id), "the job still trains (else this test proves nothing)");
+            assertEquals(before, s.training.preparedExamples(), "nothing computed beside the job");
+            http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs/" + id + "/cancel")).POST(HttpRequest.BodyPublishers.noBody()).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            while (s.training.preparedExamples() == before) {  // the job's end wakes a pass: the new answer prepared
+                assertTrue(System.nanoTime() < deadline, "prepared after the job in time");
+                Thread.sleep(20);
+            }
+        }
+    }
+
+    private static String status(HttpClient http, String base, String id) throws Exception {
+        return JsonParser.parseString(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs/" + id)).build(),
+                HttpResponse.BodyHandlers.ofString()).body()).getAsJsonObject().get("status").getAsString();
+    }
 }
