@@ -175,18 +175,9 @@ public final class EvalGate {
         }
         List<int[]> forkContexts = forks.stream().map(TrainingSet.Fork::context).toList();
         List<int[]> forkBase = base.answers().answers(base.model(), forkContexts, FORK_TOKENS);
-        // The adapter's answers to the probes and forks it serves in one batch, the probes' longer ones first: the
-        // engine's slots stay full instead of waiting on the forks' last answers before the probes begin.
-        List<int[]> servedProbes = onlyServed(probes.stream().map(Probe::promptTokens).toList(), probeServed);
-        List<int[]> servedForks = onlyServed(forkContexts, forkServed);
-        List<int[]> asked = new ArrayList<>(servedProbes);
-        asked.addAll(servedForks);
-        int[] lengths = new int[asked.size()];
-        Arrays.fill(lengths, 0, servedProbes.size(), PROBE_TOKENS);
-        Arrays.fill(lengths, servedProbes.size(), lengths.length, FORK_TOKENS);
-        List<int[]> adapterAnswers = greedy.answers(adapterModel, asked, lengths);
-        List<int[]> probeAdapter = asServed(probes.stream().map(Probe::baseAnswer).toList(), probeServed, adapterAnswers.subList(0, servedProbes.size()));
-        List<int[]> forkAdapter = asServed(forkBase, forkServed, adapterAnswers.subList(servedProbes.size(), adapterAnswers.size()));
+        List<int[]> forkAdapter = asServed(forkBase, forkServed, greedy.answers(adapterModel, onlyServed(forkContexts, forkServed), FORK_TOKENS));
+        List<int[]> probeAdapter = asServed(probes.stream().map(Probe::baseAnswer).toList(), probeServed,
+                greedy.answers(adapterModel, onlyServed(probes.stream().map(Probe::promptTokens).toList(), probeServed), PROBE_TOKENS));
         int corrBase = 0, corrAdapter = 0, degBase = 0, degAdapter = 0, changedAtAll = 0, newLoops = 0, lostLoops = 0;
         List<Example> examples = new ArrayList<>();
         for (int i = 0; i < forks.size(); i++) {

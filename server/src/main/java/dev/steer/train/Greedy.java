@@ -42,23 +42,8 @@ final class Greedy {
 
     /** The same, at most {@code inFlight} at a time (a background task leaves the other slots to the people it serves). */
     List<int[]> answers(String model, List<int[]> prompts, int maxTokens, int inFlight) {
-        return answers(model, prompts, lengths(prompts, maxTokens), inFlight);
-    }
-
-    /** Each prompt with a length of its own ({@code maxTokens[i]}), in one batch: no slot waits between two kinds. */
-    List<int[]> answers(String model, List<int[]> prompts, int[] maxTokens) {
-        return answers(model, prompts, maxTokens, engine.config().parallel());
-    }
-
-    private List<int[]> answers(String model, List<int[]> prompts, int[] maxTokens, int inFlight) {
         // Resolved and submitted under ServedAdapters' lock: the adapter cannot be retired in between.
         return answers(prompts, maxTokens, inFlight, (r, l) -> served.submit(model, sel -> engine.submit(r.withAdapter(sel.adapter()), l)));
-    }
-
-    private static int[] lengths(List<int[]> prompts, int maxTokens) {
-        int[] n = new int[prompts.size()];
-        java.util.Arrays.fill(n, maxTokens);
-        return n;
     }
 
     /**
@@ -66,7 +51,7 @@ final class Greedy {
      * {@link JobRunner}): the caller owns it and retires it after the answers.
      */
     List<int[]> answers(LoraAdapter adapter, List<int[]> prompts, int maxTokens) {
-        return answers(prompts, lengths(prompts, maxTokens), engine.config().parallel(), (r, l) -> engine.submit(r.withAdapter(adapter), l));
+        return answers(prompts, maxTokens, engine.config().parallel(), (r, l) -> engine.submit(r.withAdapter(adapter), l));
     }
 
     /** How one greedy request reaches the engine, with its adapter. */
@@ -79,11 +64,11 @@ final class Greedy {
      * the longest answer of a group. Answers in the prompts' order. After a failed answer no more prompts are
      * submitted; the failure is thrown when its answer's turn comes.
      */
-    private List<int[]> answers(List<int[]> prompts, int[] maxTokens, int inFlight, Submitter submitter) {
+    private List<int[]> answers(List<int[]> prompts, int maxTokens, int inFlight, Submitter submitter) {
         Semaphore slots = new Semaphore(Math.max(1, inFlight));
         AtomicBoolean failed = new AtomicBoolean();
         List<CompletableFuture<int[]>> running = new ArrayList<>(prompts.size());
-        for (int i = 0; i < prompts.size(); i++) {
+        for (int[] p : prompts) {
             try {
                 if (!slots.tryAcquire(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
                     throw new IllegalStateException("a greedy answer took longer than " + TIMEOUT_SECONDS + " s");
@@ -98,7 +83,7 @@ final class Greedy {
             }
             CompletableFuture<int[]> f;
             try {
-                f = submit(submitter, prompts.get(i), maxTokens[i]);
+                f = submit(submitter, p, maxTokens);
             } catch (RuntimeException e) {
                 slots.release();
                 throw e;
