@@ -47,6 +47,20 @@ class JobPreparationTest {
                 Set.of(), 1000, 1000);
     }
 
+    /**
+     * Waits (at most 120 s each) for the built-in answers and then the base model's side of the replay and probe
+     * examples and of the one steered answer; returns the deadline the test's later waits share.
+     */
+    private static long preparedWithTheAnswer(Server s) throws InterruptedException {
+        preparedAndIdle(s.engine.stats(), PREPARED);
+        long deadline = System.nanoTime() + 120_000_000_000L;
+        while (s.training.keptReferences() < 32 + 12 + 1) {  // the replay and probe examples, and the answer
+            assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
+            Thread.sleep(20);
+        }
+        return deadline;
+    }
+
     /** Waits (at most 120 s) until the engine has taken {@code n} requests and runs none; the most it ran at once. */
     private static long preparedAndIdle(EngineStats stats, int n) throws InterruptedException {
         long most = 0;
@@ -83,12 +97,7 @@ class JobPreparationTest {
         Path dir = Files.createTempDirectory("steer-prepare-answers");
         try (Server s = server(model, dir)) {
             s.steers.insert(steer("tiny"));
-            preparedAndIdle(s.engine.stats(), PREPARED);
-            long deadline = System.nanoTime() + 120_000_000_000L;
-            while (s.training.keptReferences() < 32 + 12 + 1) {  // the replay and probe examples, and the answer
-                assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
-                Thread.sleep(20);
-            }
+            long deadline = preparedWithTheAnswer(s);
             // The stream the steer continued ends: the answer as the person left it is another example, prepared
             // again (the one before it, which no job reads now, dropped).
             long prepared = s.training.preparedExamples();
@@ -131,12 +140,7 @@ class JobPreparationTest {
         Path dir = Files.createTempDirectory("steer-prepare-job");
         try (Server s = server(model, dir)) {
             s.steers.insert(steer("tiny"));
-            preparedAndIdle(s.engine.stats(), PREPARED);
-            long deadline = System.nanoTime() + 120_000_000_000L;
-            while (s.training.keptReferences() < 32 + 12 + 1) {
-                assertTrue(System.nanoTime() < deadline, "kept " + s.training.keptReferences() + " in 120 s");
-                Thread.sleep(20);
-            }
+            long deadline = preparedWithTheAnswer(s);
             HttpClient http = HttpClient.newHttpClient();
             String base = "http://127.0.0.1:" + s.port();
             String id = JsonParser.parseString(http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs"))
