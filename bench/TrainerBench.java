@@ -25,7 +25,8 @@ import java.util.Random;
  * serving beside training: the latency of single-token decode steps on the serving context (THREADS threads), alone
  * and while the trainer (TRAIN_THREADS threads, default THREADS) runs steps on another thread of the same process.
  * CHECKPOINTING (false, the default; true: every block; N: in N runs of blocks) sets the trainer's activation
- * checkpointing. RECOMPUTE (none, elementwise (the default) or attention) sets LoraTrainer.recompute. LAYERS (default 0:
+ * checkpointing. RECOMPUTE (none, elementwise (the default), attention, or attention:N for the attention of the lowest N
+ * adapted blocks only) sets LoraTrainer.recompute (recomputeAttention). LAYERS (default 0:
  * every block) puts LoRA on the last LAYERS blocks only, as a job's {@code lora_layers}; the blocks below are then
  * computed once per example, by its reference pass, and every step starts from their kept output, as in a job.
  */
@@ -39,7 +40,10 @@ public class TrainerBench {
         int trainThreads = args.length > 9 ? Integer.parseInt(args[9]) : threads;
         String checkpointing = args.length > 10 ? args[10] : "false";  // false, true (every block) or N runs of blocks
         int layers = args.length > 11 ? Integer.parseInt(args[11]) : LoraTrainer.ALL_LAYERS;
-        LoraTrainer.Recompute recompute = args.length > 12 ? LoraTrainer.Recompute.valueOf(args[12].toUpperCase(java.util.Locale.ROOT)) : LoraTrainer.Recompute.ELEMENTWISE;
+        String recomputeArg = args.length > 12 ? args[12] : "elementwise";
+        int attentionBlocks = recomputeArg.startsWith("attention:") ? Integer.parseInt(recomputeArg.substring("attention:".length())) : -1;
+        LoraTrainer.Recompute recompute = attentionBlocks >= 0 ? LoraTrainer.Recompute.ATTENTION
+                : LoraTrainer.Recompute.valueOf(recomputeArg.toUpperCase(java.util.Locale.ROOT));
         NativeLibrary.load();
         try (LlamaModel model = LlamaModel.load(modelPath, new LlamaModel.Params(gpuLayers, true, false));
              LlamaContext serving = LlamaContext.create(model, LlamaContext.Params.defaults().withContextSize(8192)
@@ -66,7 +70,11 @@ public class TrainerBench {
                     case "true" -> trainer.checkpointing(true);
                     default -> trainer.checkpointing(Integer.parseInt(checkpointing));
                 }
-                trainer.recompute(recompute);
+                if (attentionBlocks >= 0) {
+                    trainer.recomputeAttention(attentionBlocks);
+                } else {
+                    trainer.recompute(recompute);
+                }
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
                 List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();
@@ -97,13 +105,13 @@ public class TrainerBench {
                 stop.set(true);
                 training.join();
                 long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
-                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %s, \"recompute\": \"%s\", \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
+                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %s, \"recompute\": \"%s\", \"attention_blocks\": %d, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
                                 + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
                                 + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
                                 + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"compute_buffer_mib\": %.1f, \"train_threads\": %d, "
                                 + "\"decode_ms_alone_p50\": %.1f, \"decode_ms_alone_max\": %.1f, "
                                 + "\"decode_ms_while_training_p50\": %.1f, \"decode_ms_while_training_max\": %.1f}%n",
-                        args[8], checkpointing, recompute, layers, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
+                        args[8], checkpointing, recompute, attentionBlocks, layers, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
                         tokensPerStep * steps / seconds, referenceSeconds, first, last,
                         servingRss / 1024.0, peak / 1024.0, trainer.computeBufferBytes() / 1048576.0, trainThreads,
                         percentile(idle, 0.5), percentile(idle, 1.0), percentile(busy, 0.5), percentile(busy, 1.0));

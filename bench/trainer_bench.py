@@ -37,6 +37,8 @@ def main():
     p.add_argument("--device", default="cpu", help="PyTorch device (cuda on the GPU machine)")
     p.add_argument("--layers", type=int, default=0,
                    help="LoRA on the last LAYERS blocks only, both peers (0: every block; a job's default is half)")
+    p.add_argument("--attention-blocks", type=int, default=0,
+                   help="also Steer sft with the attention of the lowest N adapted blocks computed again (0: not run)")
     p.add_argument("--out")
     a = p.parse_args()
 
@@ -56,6 +58,10 @@ def main():
         "steer_sft_recompute_attention": run_json(steer + ["sft", train_threads, "false", layers, "attention"]),
         "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers, "attention"]),
         "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers, "attention"]),
+    }
+    if a.attention_blocks:
+        runs["steer_sft_recompute_attention_blocks"] = run_json(steer + ["sft", train_threads, "false", layers, f"attention:{a.attention_blocks}"])
+    runs |= {
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
     }
@@ -84,6 +90,11 @@ def main():
                 round(runs["steer_sft_checkpointing_2"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
             "steer_checkpointing_2_peak_vs_serving_memory":
                 round(runs["steer_sft_checkpointing_2"]["peak_rss_mib"] / runs["steer_sft_checkpointing_2"]["serving_rss_mib"], 3),
+            **({} if not a.attention_blocks else {
+                "steer_recompute_attention_blocks_vs_peft_span_logits_tokens_per_second":
+                    round(runs["steer_sft_recompute_attention_blocks"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
+                "steer_recompute_attention_blocks_peak_vs_serving_memory":
+                    round(runs["steer_sft_recompute_attention_blocks"]["peak_rss_mib"] / runs["steer_sft_recompute_attention_blocks"]["serving_rss_mib"], 3)}),
             "peft_all_logits_peak_vs_steer_peak_memory": round(runs["peft_all_logits"]["peak_rss_mib"] / s["peak_rss_mib"], 3),
             "decode_p50_while_training_vs_alone": round(s["decode_ms_while_training_p50"] / s["decode_ms_alone_p50"], 3),
         },

@@ -1,7 +1,9 @@
 // Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015, 0017, 0018, 0019) against plain double-precision loops, element by element, on
-// ggml's CPU backend: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
+// ggml's CPU backend, and the allocator's in-place cross-entropy backward (0020): no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
 #include "ggml-cpu.h"
 
 #include <algorithm>
@@ -682,6 +684,90 @@ static void int8_dots_avx512_are_the_portable_ones() {
 }
 #endif
 
+// 0020: the cross-entropy's backward computed in place over its logits (and never over its labels), the same values
+// as into a tensor of its own. The graph: logits = x + y (a node the allocator owns), back = CE_back(g, logits,
+// labels); with `read_after` a node that reads the logits after back, so they are not free for it: then nothing
+// of back's sources may be reused (the labels, read after the result is written, would give wrong values).
+static std::vector<float> cross_entropy_back(bool logits_as_output, bool read_after, bool * in_place_logits, bool * in_place_labels) {
+    const int64_t vocab = 1000, rows = 5;
+    std::mt19937 rng(20);
+    const std::vector<float> xv = values(rng, vocab * rows, 2.0f), yv = values(rng, vocab * rows, 1.0f);
+    std::vector<float> lv(vocab * rows, 0.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        lv[r * vocab + (r * 37) % vocab] = 1.0f;  // one-hot labels, as the trainer's learn rows
+    }
+    ggml_init_params p = { ggml_tensor_overhead() * 16 + ggml_graph_overhead(), nullptr, true };
+    ggml_context * ctx = ggml_init(p);
+    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, vocab, rows);
+    ggml_tensor * y = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, vocab, rows);
+    ggml_tensor * labels = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, vocab, rows);
+    ggml_tensor * g = ggml_new_tensor_1d(ctx, GGML_TYPE_F32, 1);
+    for (ggml_tensor * t : {x, y, labels, g}) {
+        ggml_set_input(t);
+    }
+    ggml_tensor * logits = ggml_add(ctx, x, y);
+    if (logits_as_output) {
+        ggml_set_output(logits);
+    }
+    ggml_tensor * back = ggml_cross_entropy_loss_back(ctx, g, logits, labels);
+    ggml_set_output(back);
+    ggml_cgraph * gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, back);
+    ggml_tensor * after = nullptr;
+    if (read_after) {
+        after = ggml_sum(ctx, logits);
+        ggml_set_output(after);
+        ggml_build_forward_expand(gf, after);
+    }
+    ggml_gallocr_t alloc = ggml_gallocr_new(ggml_backend_cpu_buffer_type());
+    CHECK(ggml_gallocr_alloc_graph(alloc, gf), "allocation failed");
+    *in_place_logits = back->data == logits->data;
+    *in_place_labels = back->data == labels->data;
+    const float gv = 0.7f;
+    ggml_backend_tensor_set(x, xv.data(), 0, xv.size() * sizeof(float));
+    ggml_backend_tensor_set(y, yv.data(), 0, yv.size() * sizeof(float));
+    ggml_backend_tensor_set(labels, lv.data(), 0, lv.size() * sizeof(float));
+    ggml_backend_tensor_set(g, &gv, 0, sizeof gv);
+    ggml_backend_t cpu = ggml_backend_cpu_init();
+    ggml_backend_cpu_set_n_threads(cpu, 2);
+    CHECK(ggml_backend_graph_compute(cpu, gf) == GGML_STATUS_SUCCESS, "compute failed");
+    std::vector<float> out(vocab * rows);
+    ggml_backend_tensor_get(back, out.data(), 0, out.size() * sizeof(float));
+    // against the formula in double: (softmax(x + y) - labels) * g / rows
+    double worst = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < vocab; i++) {
+            mx = std::max(mx, (double) (xv[r * vocab + i] + yv[r * vocab + i]));
+        }
+        for (int64_t i = 0; i < vocab; i++) {
+            sum += std::exp((double) (xv[r * vocab + i] + yv[r * vocab + i]) - mx);
+        }
+        for (int64_t i = 0; i < vocab; i++) {
+            const double want = (std::exp((double) (xv[r * vocab + i] + yv[r * vocab + i]) - mx) / sum - lv[r * vocab + i]) * gv / rows;
+            worst = std::max(worst, std::fabs(want - out[r * vocab + i]));
+        }
+    }
+    CHECK(worst < 1e-6, "cross-entropy backward off the formula by %g", worst);
+    ggml_backend_free(cpu);
+    ggml_gallocr_free(alloc);
+    ggml_free(ctx);
+    return out;
+}
+
+static void cross_entropy_back_in_place_over_the_logits() {
+    bool logits_reused = false, labels_reused = false;
+    const std::vector<float> apart = cross_entropy_back(true, false, &logits_reused, &labels_reused);
+    CHECK(!logits_reused && !labels_reused, "an output's memory was reused");
+    const std::vector<float> in_place = cross_entropy_back(false, false, &logits_reused, &labels_reused);
+    CHECK(logits_reused, "the backward did not take the logits' memory");
+    CHECK(!labels_reused, "the backward took the labels' memory");
+    CHECK(std::memcmp(apart.data(), in_place.data(), apart.size() * sizeof(float)) == 0, "in place: other values");
+    const std::vector<float> read_after = cross_entropy_back(false, true, &logits_reused, &labels_reused);
+    CHECK(!logits_reused && !labels_reused, "a source still read, or the labels, reused");
+    CHECK(std::memcmp(apart.data(), read_after.data(), apart.size() * sizeof(float)) == 0, "logits read after: other values");
+}
+
 int main() {
     ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
     q4_1_matmul_is_batch_invariant();
@@ -690,6 +776,7 @@ int main() {
     narrow_out_prod_is_the_sum();
     f32_out_prod_is_the_fma_chain();
     quantized_out_prod_is_the_fma_chain();
+    cross_entropy_back_in_place_over_the_logits();
 #if defined(STEER_OUT_PROD_AMX)
     quantized_out_prod_amx_is_the_sum();
 #endif

@@ -101,13 +101,17 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetCheckpointing(J
     });
 }
 
-// level: 0 nothing, 1 the elementwise activations, 2 also the attention's (trainer.h, recompute).
-JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetRecompute(JNIEnv * env, jclass, jlong h, jint level) {
+// level: 0 nothing, 1 the elementwise activations, 2 also the attention's (trainer.h, recompute), in the lowest
+// attentionBlocks blocks of a graph (-1: every block).
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetRecompute(JNIEnv * env, jclass, jlong h, jint level, jint attentionBlocks) {
     guarded_void(env, [&] {
         if (level < 0 || level > 2) {
             throw bad_argument("recompute level must be 0, 1 or 2");
         }
-        trainer_of(h)->set_recompute((steer::train::recompute) level);
+        if (attentionBlocks < steer::train::ALL_BLOCKS) {
+            throw bad_argument("attention blocks must be -1 (every block) or >= 0");
+        }
+        trainer_of(h)->set_recompute((steer::train::recompute) level, attentionBlocks);
     });
 }
 

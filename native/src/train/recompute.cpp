@@ -9,7 +9,9 @@
 // recompute::attention, also:
 //   - the attention probabilities softmax(K^T Q): K and Q are kept for the KQ matmul's own gradient (on a llama
 //     block of 256 tokens the largest activation, heads x T x T), and the heads' merged output P V, read by
-//     attn_output's LoRA A gradient (V^T is kept for the gradient of P). Two small matmuls again per block.
+//     attn_output's LoRA A gradient (V^T is kept for the gradient of P). Two small matmuls again per block; or in the
+//     lowest N blocks only (attention_blocks): each saves its probabilities and merged heads (SmolLM2, 256 tokens:
+//     2.8 MiB) for its share of the time, so a trainer spends only the time for the memory it must save.
 // recompute_cheap_activations() makes a copy of each such tensor just before the first backward node that reads it
 // (the same op on the same sources, so the same bits) and points the backward reads at the copy; the forward tensor
 // is then freed after its last forward use, and the copy lives only between its backward reads (within one block).
@@ -41,7 +43,8 @@ bool outside_the_graph(const ggml_tensor * t) {
     return root(t)->buffer != nullptr || (t->flags & GGML_TENSOR_FLAG_INPUT) || t->op == GGML_OP_NONE;
 }
 
-bool cheap(const ggml_tensor * t, recompute level) {
+// attention_matmuls: the products of two activations that may be computed again (null: all of them).
+bool cheap(const ggml_tensor * t, recompute level, const std::set<const ggml_tensor *> * attention_matmuls) {
     switch (t->op) {
         case GGML_OP_SOFT_MAX:
         case GGML_OP_GLU:
@@ -52,7 +55,8 @@ bool cheap(const ggml_tensor * t, recompute level) {
         case GGML_OP_CONT:
             return true;
         case GGML_OP_MUL_MAT:  // of two activations (attention); a weight's matmul is what costs
-            return level == recompute::attention && !outside_the_graph(t->src[0]) && !outside_the_graph(t->src[1]);
+            return level == recompute::attention && !outside_the_graph(t->src[0]) && !outside_the_graph(t->src[1]) &&
+                   (attention_matmuls == nullptr || attention_matmuls->count(t));
         default:
             return false;
     }
@@ -61,6 +65,7 @@ bool cheap(const ggml_tensor * t, recompute level) {
 struct rewriter {
     ggml_context * ctx;
     recompute level;
+    const std::set<const ggml_tensor *> * attention_matmuls;
     std::map<const ggml_tensor *, int> last_read;      // forward root -> index of its last backward read
     std::set<const ggml_tensor *> recomputed;           // the forward tensors computed again
     std::vector<ggml_tensor *> made_here;               // the copies made at one insertion point, in order
@@ -98,7 +103,7 @@ struct rewriter {
             ggml_tensor * c = ggml_view_4d(ctx, src, t->ne[0], t->ne[1], t->ne[2], t->ne[3], t->nb[1], t->nb[2], t->nb[3], t->view_offs);
             return made_copy(t, c);
         }
-        if (!cheap(t, level) || !ggml_is_contiguous(t)) {
+        if (!cheap(t, level, attention_matmuls) || !ggml_is_contiguous(t)) {
             return nullptr;
         }
         ggml_tensor * srcs[GGML_MAX_SRC] = {};
@@ -128,13 +133,37 @@ struct rewriter {
 
 }  // namespace
 
-void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd, recompute level) {
+// The products of two activations in the attention of the first `blocks` blocks of the forward pass: each block's
+// attention has one softmax, K^T Q its source and P V its reader.
+static std::set<const ggml_tensor *> attention_matmuls_of(ggml_tensor ** nodes, int n_fwd, int blocks) {
+    std::set<const ggml_tensor *> softmaxes, matmuls;
+    for (int i = 0; i < n_fwd && (int) softmaxes.size() < blocks; i++) {
+        if (nodes[i]->op == GGML_OP_SOFT_MAX) {
+            softmaxes.insert(nodes[i]);
+            if (nodes[i]->src[0]->op == GGML_OP_MUL_MAT) {
+                matmuls.insert(nodes[i]->src[0]);
+            }
+        }
+    }
+    for (int i = 0; i < n_fwd; i++) {
+        if (nodes[i]->op == GGML_OP_MUL_MAT && (softmaxes.count(nodes[i]->src[0]) || softmaxes.count(nodes[i]->src[1]))) {
+            matmuls.insert(nodes[i]);
+        }
+    }
+    return matmuls;
+}
+
+void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd, recompute level, int attention_blocks) {
     if (level == recompute::none) {
         return;
     }
     const int n = ggml_graph_n_nodes(gf);
     ggml_tensor ** nodes = ggml_graph_nodes(gf);
-    rewriter r{ctx, level, {}, {}, {}, {}};
+    std::set<const ggml_tensor *> some;
+    if (level == recompute::attention && attention_blocks != ALL_BLOCKS) {
+        some = attention_matmuls_of(nodes, n_fwd, attention_blocks);
+    }
+    rewriter r{ctx, level, level == recompute::attention && attention_blocks != ALL_BLOCKS ? &some : nullptr, {}, {}, {}, {}};
     std::map<const ggml_tensor *, int> first_read;  // forward tensor read directly -> its first backward reader
     std::set<const ggml_tensor *> forward(nodes, nodes + n_fwd), through_view;
     for (int i = n_fwd; i < n; i++) {
@@ -153,7 +182,7 @@ void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd
     // would need something not alive there, until none is dropped: a dropped one is kept, which can only make more
     // sources available to the others. A candidate among another's sources is computed again inside its copy.
     for (const auto & [t, at] : first_read) {
-        if (!through_view.count(t) && cheap(t, level) && !(t->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_is_contiguous(t)) {
+        if (!through_view.count(t) && cheap(t, level, r.attention_matmuls) && !(t->flags & GGML_TENSOR_FLAG_OUTPUT) && ggml_is_contiguous(t)) {
             r.recomputed.insert(t);
         }
     }

@@ -430,7 +430,7 @@ void trainer::expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
         }
     }
     ggml_build_backward_expand(ctx, gf, accs.data());
-    recompute_cheap_activations(ctx, gf, n_nodes, recompute_);
+    recompute_cheap_activations(ctx, gf, n_nodes, recompute_, attention_blocks_);
 }
 
 void trainer::compute(ggml_cgraph * gf, const char * what) {

@@ -45,8 +45,9 @@ inline constexpr float GUARD_MARGIN = 1.0f;
 
 // What the backward pass computes again instead of keeping from the forward pass (recompute.cpp): nothing; the
 // elementwise activations (the gated FFN product, RMS-normed matmul inputs; free in time); also the attention's
-// probabilities and merged heads (two small matmuls again per block).
+// probabilities and merged heads (two small matmuls again per block), in every block or the lowest N.
 enum class recompute { none = 0, elementwise = 1, attention = 2 };
+inline constexpr int ALL_BLOCKS = -1;
 
 struct loss_weights {
     float nll = 1.0f;   // alpha: weight of the masked cross-entropy (per learn token, mean)
@@ -146,8 +147,12 @@ class trainer {
     void set_checkpoint_segments(int segments) { checkpoint_segments_ = segments >= 2 ? segments : 0; }
     static constexpr int EVERY_BLOCK = -1;
     // Which activations the backward pass computes again where it reads them instead of keeping them from the
-    // forward pass (recompute.cpp): the same gradients, bit for bit, in less memory.
-    void set_recompute(recompute level) { recompute_ = level; }
+    // forward pass (recompute.cpp): the same gradients, bit for bit, in less memory. attention_blocks: with
+    // recompute::attention, in how many blocks of a graph, the lowest first (ALL_BLOCKS: every block).
+    void set_recompute(recompute level, int attention_blocks = ALL_BLOCKS) {
+        recompute_ = level;
+        attention_blocks_ = attention_blocks;
+    }
     // The bytes of the graph buffers (the largest graph allocated so far: ggml's scheduler keeps its buffer).
     size_t compute_buffer_bytes() const;
 
@@ -203,6 +208,7 @@ class trainer {
     std::unique_ptr<adamw> opt_;
     int checkpoint_segments_ = 0;  // 0: off; EVERY_BLOCK; N >= 2: N runs of blocks
     recompute recompute_ = recompute::elementwise;
+    int attention_blocks_ = ALL_BLOCKS;
     struct packing_key {
         std::vector<int32_t> tokens, positions, seq;  // what the blocks' output depends on (the masks follow from them)
         bool operator<(const packing_key & o) const {

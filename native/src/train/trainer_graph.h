@@ -41,7 +41,9 @@ struct trainer::graph {
 
 // After ggml_build_backward_expand: the cheap activations the backward nodes (gf's nodes from n_forward on) read
 // are computed again just before their first backward read instead of kept from the forward pass (recompute.cpp).
-void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_forward, recompute level);
+// attention_blocks: with recompute::attention, the attention of how many blocks, the first in the graph (the lowest)
+// first; ALL_BLOCKS: every block's.
+void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_forward, recompute level, int attention_blocks);
 
 // The value of a one-element F32 tensor.
 inline float scalar(ggml_tensor * t) {

@@ -94,4 +94,45 @@ class RecomputeTest {
             }
         }
     }
+
+    /**
+     * The attention level in the lowest blocks only ({@link LoraTrainer#recomputeAttention}): the same gradients bit for
+     * bit; no block, the elementwise level's memory; every block, the attention level's; one block, strictly between
+     * (a count that was ignored, or that reached no block or every block, fails one of them).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama", "gemma3"})
+    void theAttentionOfTheLowestBlocksOnly(String arch) {
+        try (LlamaModel m = LlamaModel.load(ActivationCheckpointingTest.model(arch), TestModels.params())) {
+            int layers = m.info().layers();
+            List<String> names = ActivationCheckpointingTest.tensorNames(layers);
+            LoraTrainer.Example e = new LoraTrainer.Example(
+                    m.tokenize("hello world, the model is in the house and the steer is on the road to the town".repeat(3), true, false),
+                    m.tokenize(" the steer", false, false), m.tokenize(" a token in the", false, false));
+            LoraTrainer.Weights w = new LoraTrainer.Weights(1f, 1f, 0.5f);
+            try (LoraTrainer elementwise = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recompute(LoraTrainer.Recompute.ELEMENTWISE);
+                 LoraTrainer none = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recomputeAttention(0);
+                 LoraTrainer one = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recomputeAttention(1);
+                 LoraTrainer every = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recomputeAttention(layers);
+                 LoraTrainer attention = LoraTrainer.create(m, LoraTrainer.ALL_TARGETS, 4, 8f, 0, 3, 2).recompute(LoraTrainer.Recompute.ATTENTION)) {
+                List<LoraTrainer> all = List.of(elementwise, none, one, every, attention);
+                for (LoraTrainer t : all) {
+                    ActivationCheckpointingTest.perturb(t, names);
+                    t.reference(e);
+                }
+                LoraTrainer.Reference ref = elementwise.reference(e);
+                for (String name : names) {
+                    float[] want = elementwise.gradient(e, ref, w, name);
+                    for (LoraTrainer t : all.subList(1, all.size())) {
+                        assertArrayEquals(want, t.gradient(e, ref, w, name), arch + " " + name);
+                    }
+                }
+                assertEquals(elementwise.computeBufferBytes(), none.computeBufferBytes(), arch + ": no block's attention");
+                assertEquals(attention.computeBufferBytes(), every.computeBufferBytes(), arch + ": every block's attention");
+                assertTrue(one.computeBufferBytes() < none.computeBufferBytes() && one.computeBufferBytes() > every.computeBufferBytes(),
+                        arch + ": one block's attention " + one.computeBufferBytes() + " bytes of graphs, none " + none.computeBufferBytes()
+                                + ", every block " + every.computeBufferBytes());
+            }
+        }
+    }
 }
