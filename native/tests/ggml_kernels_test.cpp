@@ -1,5 +1,6 @@
 // Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015, 0017, 0018, 0019) against plain double-precision loops, element by element, on
-// ggml's CPU backend, and the allocator's in-place cross-entropy backward (0020): no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
+// ggml's CPU backend, and the allocator's in-place cross-entropy backward (0020), and float rows four at a time (0021)
+// against ggml_vec_dot_f32 bit for bit: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -21,6 +22,8 @@
 
 // ggml-cpu's row dequantizer (patch 0010; internal to ggml-cpu, declared in its vec.h)
 extern "C" ggml_to_float_t ggml_cpu_to_float(enum ggml_type type);
+// ggml-cpu's float dot product (vec.h), what 0021's rows must equal
+extern "C" void ggml_vec_dot_f32(int n, float * s, size_t bs, const float * x, size_t bx, const float * y, size_t by, int nrc);
 
 static int failures = 0;
 
@@ -684,6 +687,39 @@ static void int8_dots_avx512_are_the_portable_ones() {
 }
 #endif
 
+// 0021: a float matmul whose second operand is a strided view (the trainer's K^T Q: heads of q and k permuted, k's
+// heads broadcast over q's) equals ggml_vec_dot_f32 per result, bit for bit: head sizes that take the four-row
+// kernel (32, 64, 96) and one that does not (40), rows that are not a multiple of four, 1 to 3 threads.
+static void f32_strided_matmul_is_the_vec_dot() {
+    std::mt19937 rng(21);
+    for (int hd : {32, 64, 96, 40}) {
+        for (int threads : {1, 2, 3}) {
+            const int T = 37, heads = 3, kv = 1;
+            ggml_context * ctx = new_context();
+            const std::vector<float> kv_ = values(rng, (size_t) hd * kv * T, 1.0f), qv = values(rng, (size_t) hd * heads * T, 1.0f);
+            ggml_tensor * k = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, hd, kv, T);
+            ggml_tensor * q = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, hd, heads, T);
+            std::copy(kv_.begin(), kv_.end(), (float *) k->data);
+            std::copy(qv.begin(), qv.end(), (float *) q->data);
+            ggml_tensor * out = ggml_mul_mat(ctx, ggml_permute(ctx, k, 0, 2, 1, 3), ggml_permute(ctx, q, 0, 2, 1, 3));  // [T, T, heads]
+            compute(ctx, out, threads);
+            int wrong = 0;
+            for (int h = 0; h < heads; h++) {
+                for (int iq = 0; iq < T; iq++) {
+                    for (int ik = 0; ik < T; ik++) {
+                        float want;
+                        ggml_vec_dot_f32(hd, &want, 0, &kv_[((size_t) ik * kv + h / (heads / kv)) * hd], 0, &qv[((size_t) iq * heads + h) * hd], 0, 1);
+                        const float got = ((const float *) out->data)[((size_t) h * T + iq) * T + ik];
+                        wrong += std::memcmp(&want, &got, sizeof want) != 0;
+                    }
+                }
+            }
+            CHECK(wrong == 0, "head size %d, %d threads: %d of %d results not ggml_vec_dot_f32's", hd, threads, wrong, heads * T * T);
+            ggml_free(ctx);
+        }
+    }
+}
+
 // 0020: the cross-entropy's backward computed in place over its logits (and never over its labels), the same values
 // as into a tensor of its own. The graph: logits = x + y (a node the allocator owns), back = CE_back(g, logits,
 // labels); with `read_after` a node that reads the logits after back, so they are not free for it: then nothing
@@ -777,6 +813,7 @@ int main() {
     f32_out_prod_is_the_fma_chain();
     quantized_out_prod_is_the_fma_chain();
     cross_entropy_back_in_place_over_the_logits();
+    f32_strided_matmul_is_the_vec_dot();
 #if defined(STEER_OUT_PROD_AMX)
     quantized_out_prod_amx_is_the_sum();
 #endif
