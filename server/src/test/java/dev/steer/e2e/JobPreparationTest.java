@@ -148,8 +148,11 @@ class JobPreparationTest {
                             {"model": "tiny", "hyperparameters": {"n_epochs": 100, "batch_size": 1},
                              "eval": {"auto_activate": false}}""")).build(),
                     HttpResponse.BodyHandlers.ofString()).body()).getAsJsonObject().get("id").getAsString();
-            while (!status(http, base, id).equals("running")) {
-                assertTrue(System.nanoTime() < deadline, "the job started in time");
+            // Not only "running": the job must have read its examples, or it reads the record below too, computes and
+            // keeps its base-model side itself, and the pass after it finds nothing to do (a race CI's slower machine hit).
+            while (!http.send(HttpRequest.newBuilder(URI.create(base + "/v1/fine_tuning/jobs/" + id + "/events?limit=100")).build(),
+                    HttpResponse.BodyHandlers.ofString()).body().contains("The base model's side of")) {
+                assertTrue(System.nanoTime() < deadline, "the job read its examples in time");
                 Thread.sleep(20);
             }
             long before = s.training.preparedExamples();
