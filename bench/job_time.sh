@@ -4,8 +4,8 @@
 # the body of POST /v1/fine_tuning/jobs). Prints one JSON line: the job's seconds from creation to its end, when its
 # first and last training steps were reported and when its gate began (seconds after creation), the steps' tokens/s,
 # the gate's verdict, the adapter file's sha256, and the server's resident memory before the job and its peak
-# (VmRSS after PREP, VmHWM at the end: the job's graphs are the largest thing a server allocates). The machine's speed drifts by 15-40% within hours here: compare
-# jars in alternated runs (docs/training.md, thirtieth session).
+# (VmRSS after PREP, VmHWM at the end: the job's graphs are the largest thing a server allocates). The machine's speed
+# drifts by 15-40% within hours here: compare jars in alternated runs (docs/training.md, thirtieth session).
 #
 #   bash bench/job_time.sh server/target/steer-server.jar /path/to/recording \
 #       '{"hyperparameters":{"seed":1},"filters":{"tag":"s9"}}' [PORT] [PREP] [MODEL]

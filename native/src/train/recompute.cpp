@@ -159,11 +159,9 @@ void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd
     }
     const int n = ggml_graph_n_nodes(gf);
     ggml_tensor ** nodes = ggml_graph_nodes(gf);
-    std::set<const ggml_tensor *> some;
-    if (level == recompute::attention && attention_blocks != ALL_BLOCKS) {
-        some = attention_matmuls_of(nodes, n_fwd, attention_blocks);
-    }
-    rewriter r{ctx, level, level == recompute::attention && attention_blocks != ALL_BLOCKS ? &some : nullptr, {}, {}, {}, {}};
+    const bool some_blocks = level == recompute::attention && attention_blocks != ALL_BLOCKS;
+    const std::set<const ggml_tensor *> some = some_blocks ? attention_matmuls_of(nodes, n_fwd, attention_blocks) : std::set<const ggml_tensor *>{};
+    rewriter r{ctx, level, some_blocks ? &some : nullptr, {}, {}, {}, {}};
     std::map<const ggml_tensor *, int> first_read;  // forward tensor read directly -> its first backward reader
     std::set<const ggml_tensor *> forward(nodes, nodes + n_fwd), through_view;
     for (int i = n_fwd; i < n; i++) {

@@ -265,7 +265,7 @@ public final class LoraTrainer extends NativeHandle {
 
     /** Which activations the backward pass computes again (ELEMENTWISE at first); the gradients are the same, bit for bit. */
     public LoraTrainer recompute(Recompute level) {
-        nativeSetRecompute(handle(), level.ordinal(), -1);
+        nativeSetRecompute(handle(), level.ordinal(), EVERY_BLOCK);
         return this;
     }
 
@@ -447,6 +447,9 @@ public final class LoraTrainer extends NativeHandle {
     private static native void nativeFree(long h);
 
     private static native void nativeSetCheckpointing(long h, int segments);
+    /** nativeSetRecompute's attention blocks for every block (trainer.h, ALL_BLOCKS). */
+    private static final int EVERY_BLOCK = -1;
+
     private static native void nativeSetRecompute(long h, int level, int attentionBlocks);
 
     private static native long nativeComputeBufferBytes(long h);
