@@ -26,7 +26,8 @@ import java.util.Random;
  * and while the trainer (TRAIN_THREADS threads, default THREADS) runs steps on another thread of the same process.
  * CHECKPOINTING (false, the default; true: every block; N: in N runs of blocks) sets the trainer's activation
  * checkpointing. RECOMPUTE (none, elementwise (the default), attention, or attention:N for the attention of the lowest N
- * adapted blocks only) sets LoraTrainer.recompute (recomputeAttention). LAYERS (default 0:
+ * adapted blocks only), each with "+16" to keep the largest activations in 16 bits, sets LoraTrainer.recompute
+ * (recomputeAttention, keepActivationsIn16Bits). LAYERS (default 0:
  * every block) puts LoRA on the last LAYERS blocks only, as a job's {@code lora_layers}; the blocks below are then
  * computed once per example, by its reference pass, and every step starts from their kept output, as in a job.
  */
@@ -41,6 +42,8 @@ public class TrainerBench {
         String checkpointing = args.length > 10 ? args[10] : "false";  // false, true (every block) or N runs of blocks
         int layers = args.length > 11 ? Integer.parseInt(args[11]) : LoraTrainer.ALL_LAYERS;
         String recomputeArg = args.length > 12 ? args[12] : "elementwise";
+        boolean kept16 = recomputeArg.endsWith("+16");  // e.g. elementwise+16: activations kept in 16 bits too
+        recomputeArg = recomputeArg.replace("+16", "");
         int attentionBlocks = recomputeArg.startsWith("attention:") ? Integer.parseInt(recomputeArg.substring("attention:".length())) : -1;
         LoraTrainer.Recompute recompute = attentionBlocks >= 0 ? LoraTrainer.Recompute.ATTENTION
                 : LoraTrainer.Recompute.valueOf(recomputeArg.toUpperCase(java.util.Locale.ROOT));
@@ -75,6 +78,7 @@ public class TrainerBench {
                 } else {
                     trainer.recompute(recompute);
                 }
+                trainer.keepActivationsIn16Bits(kept16);
                 // Reference log-probs (adapter off) are computed once per example, as a job does before its steps.
                 long t0 = System.nanoTime();
                 List<LoraTrainer.Reference> refs = batch.stream().map(trainer::reference).toList();
@@ -105,13 +109,13 @@ public class TrainerBench {
                 stop.set(true);
                 training.join();
                 long tokensPerStep = (long) batchSize * (seqLen + (dpo ? span : 0));
-                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %s, \"recompute\": \"%s\", \"attention_blocks\": %d, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
+                System.out.printf("{\"engine\": \"steer\", \"method\": \"%s\", \"checkpointing\": %s, \"recompute\": \"%s\", \"attention_blocks\": %d, \"kept_in_16_bits\": %b, \"layers\": %d, \"seq_len\": %d, \"span\": %d, \"batch\": %d, "
                                 + "\"steps\": %d, \"rank\": %d, \"threads\": %d, \"gpu_layers\": %d, \"seconds_per_step\": %.3f, "
                                 + "\"tokens_per_second\": %.2f, \"reference_seconds\": %.3f, \"loss_first\": %.4f, \"loss_last\": %.4f, "
                                 + "\"serving_rss_mib\": %.1f, \"peak_rss_mib\": %.1f, \"compute_buffer_mib\": %.1f, \"train_threads\": %d, "
                                 + "\"decode_ms_alone_p50\": %.1f, \"decode_ms_alone_max\": %.1f, "
                                 + "\"decode_ms_while_training_p50\": %.1f, \"decode_ms_while_training_max\": %.1f}%n",
-                        args[8], checkpointing, recompute, attentionBlocks, layers, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
+                        args[8], checkpointing, recompute, attentionBlocks, kept16, layers, seqLen, span, batchSize, steps, rank, threads, gpuLayers, seconds / steps,
                         tokensPerStep * steps / seconds, referenceSeconds, first, last,
                         servingRss / 1024.0, peak / 1024.0, trainer.computeBufferBytes() / 1048576.0, trainThreads,
                         percentile(idle, 0.5), percentile(idle, 1.0), percentile(busy, 0.5), percentile(busy, 1.0));

@@ -51,16 +51,19 @@ def main():
             "--span", str(a.span), "--batch", str(a.batch), "--steps", str(a.steps), "--rank", str(a.rank),
             "--threads", str(a.threads), "--device", a.device, "--layers", str(a.layers)]
     layers = str(a.layers)
+    # Each Steer run keeps the largest activations in 16 bits between the passes, as a job does (JobRunner); the
+    # previous default, every activation in 32 bits, is run too ("steer_sft_32_bits").
     runs = {
-        "steer_sft": run_json(steer + ["sft", train_threads, "false", layers]),
-        "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads, "false", layers]),
+        "steer_sft": run_json(steer + ["sft", train_threads, "false", layers, "elementwise+16"]),
+        "steer_sft_32_bits": run_json(steer + ["sft", train_threads, "false", layers, "elementwise"]),
+        "steer_sft_dpo": run_json(steer + ["sft+dpo", train_threads, "false", layers, "elementwise+16"]),
         # A job that asks for checkpointing also computes the attention's activations again (JobRunner): the same here.
-        "steer_sft_recompute_attention": run_json(steer + ["sft", train_threads, "false", layers, "attention"]),
-        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers, "attention"]),
-        "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers, "attention"]),
+        "steer_sft_recompute_attention": run_json(steer + ["sft", train_threads, "false", layers, "attention+16"]),
+        "steer_sft_checkpointing": run_json(steer + ["sft", train_threads, "true", layers, "attention+16"]),
+        "steer_sft_checkpointing_2": run_json(steer + ["sft", train_threads, "2", layers, "attention+16"]),
     }
     if a.attention_blocks:
-        runs["steer_sft_recompute_attention_blocks"] = run_json(steer + ["sft", train_threads, "false", layers, f"attention:{a.attention_blocks}"])
+        runs["steer_sft_recompute_attention_blocks"] = run_json(steer + ["sft", train_threads, "false", layers, f"attention:{a.attention_blocks}+16"])
     runs |= {
         "peft_all_logits": run_json(peft + ["--logits", "all"]),
         "peft_span_logits": run_json(peft + ["--logits", "span"]),
@@ -77,6 +80,9 @@ def main():
             "steer_vs_peft_all_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_all_logits"]["tokens_per_second"], 3),
             "steer_vs_peft_span_logits_tokens_per_second": round(s["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
             "steer_peak_vs_serving_memory": round(s["peak_rss_mib"] / s["serving_rss_mib"], 3),
+            "steer_32_bits_vs_peft_span_logits_tokens_per_second":
+                round(runs["steer_sft_32_bits"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),
+            "steer_32_bits_peak_vs_serving_memory": round(runs["steer_sft_32_bits"]["peak_rss_mib"] / runs["steer_sft_32_bits"]["serving_rss_mib"], 3),
             "steer_sft_dpo_peak_vs_serving_memory": round(runs["steer_sft_dpo"]["peak_rss_mib"] / runs["steer_sft_dpo"]["serving_rss_mib"], 3),
             "steer_recompute_attention_vs_peft_span_logits_tokens_per_second":
                 round(runs["steer_sft_recompute_attention"]["tokens_per_second"] / runs["peft_span_logits"]["tokens_per_second"], 3),

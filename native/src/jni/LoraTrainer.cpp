@@ -115,6 +115,10 @@ JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetRecompute(JNIEn
     });
 }
 
+JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetKeptIn16Bits(JNIEnv * env, jclass, jlong h, jboolean on) {
+    guarded_void(env, [&] { trainer_of(h)->set_kept_in_16_bits(on); });
+}
+
 // cell: a direct buffer of at least 4 bytes that the Java object keeps alive as long as the trainer.
 JNIEXPORT void JNICALL Java_dev_steer_llama_LoraTrainer_nativeSetThreadCell(JNIEnv * env, jclass, jlong h, jobject cell) {
     guarded_void(env, [&] {

@@ -431,6 +431,9 @@ void trainer::expand_backward(ggml_context * ctx, ggml_cgraph * gf, ggml_tensor 
     }
     ggml_build_backward_expand(ctx, gf, accs.data());
     recompute_cheap_activations(ctx, gf, n_nodes, recompute_, attention_blocks_);
+    if (kept_in_16_bits_) {
+        keep_activations_in_16_bits(ctx, gf, n_nodes);
+    }
 }
 
 void trainer::compute(ggml_cgraph * gf, const char * what) {

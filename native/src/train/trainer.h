@@ -153,6 +153,9 @@ class trainer {
         recompute_ = level;
         attention_blocks_ = attention_blocks;
     }
+    // Whether the largest activations the backward pass reads (the attention probabilities, the FFN's gate and up)
+    // are kept between the passes in 16 bits (kept16.cpp): less memory, gradients of the rounded activations.
+    void set_kept_in_16_bits(bool on) { kept_in_16_bits_ = on; }
     // The bytes of the graph buffers (the largest graph allocated so far: ggml's scheduler keeps its buffer).
     size_t compute_buffer_bytes() const;
 
@@ -209,6 +212,7 @@ class trainer {
     int checkpoint_segments_ = 0;  // 0: off; EVERY_BLOCK; N >= 2: N runs of blocks
     recompute recompute_ = recompute::elementwise;
     int attention_blocks_ = ALL_BLOCKS;
+    bool kept_in_16_bits_ = false;
     struct packing_key {
         std::vector<int32_t> tokens, positions, seq;  // what the blocks' output depends on (the masks follow from them)
         bool operator<(const packing_key & o) const {

@@ -45,6 +45,10 @@ struct trainer::graph {
 // first; ALL_BLOCKS: every block's.
 void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_forward, recompute level, int attention_blocks);
 
+// After that: the attention probabilities and the FFN's gate and up outputs the backward pass reads are kept between
+// the passes in 16 bits (kept16.cpp).
+void keep_activations_in_16_bits(ggml_context * ctx, ggml_cgraph * gf, int n_forward);
+
 // The value of a one-element F32 tensor.
 inline float scalar(ggml_tensor * t) {
     float v = 0;

@@ -284,6 +284,17 @@ public final class LoraTrainer extends NativeHandle {
     }
 
     /**
+     * Whether the largest activations the backward pass reads (the attention probabilities in F16, the FFN's gate and
+     * up outputs in BF16) are kept between the forward and the backward pass in 16 bits (off at first). The forward
+     * pass and the loss are unchanged; the gradients are those of the activations rounded to 16 bits, in about a third
+     * less graph memory (docs/trainer.md, "Activations kept in 16 bits").
+     */
+    public LoraTrainer keepActivationsIn16Bits(boolean on) {
+        nativeSetKeptIn16Bits(handle(), on);
+        return this;
+    }
+
+    /**
      * CPU threads for the trainer's next graph (at least 1; {@link #create} set the first count). Any thread may call
      * it at any time, during a step too: each example's forward and backward graph reads the count when it starts,
      * so serving can take cores back within one graph rather than one step.
@@ -451,6 +462,8 @@ public final class LoraTrainer extends NativeHandle {
     private static final int EVERY_BLOCK = -1;
 
     private static native void nativeSetRecompute(long h, int level, int attentionBlocks);
+
+    private static native void nativeSetKeptIn16Bits(long h, boolean on);
 
     private static native long nativeComputeBufferBytes(long h);
 

@@ -308,6 +308,9 @@ public final class JobRunner implements AutoCloseable {
             // A job that asks for checkpointing trades time for memory: the attention's activations are computed
             // again too (docs/trainer.md, "Recomputed activations"); otherwise only the ones that cost no time.
             t.recompute(h.checkpointing() ? LoraTrainer.Recompute.ATTENTION : LoraTrainer.Recompute.ELEMENTWISE);
+            // The attention probabilities and the FFN's gate and up kept in 16 bits between the passes: about a third
+            // less graph memory, the same speed, the same learning (docs/training.md, "Activations kept in 16 bits").
+            t.keepActivationsIn16Bits(true);
             training = t;
             LoraTrainer.Weights w = h.weights();
             Set<Integer> guarded = w.guard() > 0 ? correctionTokens(set.train()) : Set.of();
