@@ -631,7 +631,8 @@ def phase_train(cli, a, model, res, save=lambda: None):
 def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
     """Answers and metrics of one model id."""
     out = {"model": model_id, "families": {}}
-    heldout = {f.name: (f.heldout[:a.limit_heldout] if a.limit_heldout else f.heldout) for f in fams}
+    heldout = {f.name: prompts[:a.limit_heldout] if a.limit_heldout else prompts
+               for f in fams for prompts in [f.heldout + (getattr(f, "heldout_more", []) if a.more_heldout else [])]}
     plain = {}
     for f in fams:
         plain[f.name] = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in heldout[f.name]]
@@ -758,7 +759,7 @@ def phase_rescore(a, fams, res):
 
 def settings(a, fams):
     return {"max_tokens": a.max_tokens, "seed": a.seed, "max_steers": a.max_steers, "families": [f.name for f in fams],
-            "limit_heldout": a.limit_heldout, "stop_loops": a.stop_loops, "closing_at_loops": a.closing_at_loops,
+            "limit_heldout": a.limit_heldout, "more_heldout": a.more_heldout, "stop_loops": a.stop_loops, "closing_at_loops": a.closing_at_loops,
             **({"sampling": a.sampling} if a.sampling else {})}
 
 
@@ -849,6 +850,8 @@ def main():
     p.add_argument("--families-file", help="a module with FAMILIES and UNRELATED (default: families.py here)")
     p.add_argument("--limit-train", type=int, default=0, help="train prompts per family (0: all)")
     p.add_argument("--limit-heldout", type=int, default=0, help="held-out prompts per family (0: all)")
+    p.add_argument("--more-heldout", action="store_true", help="also each family's heldout_more prompts (20 held-out "
+                   "prompts a family instead of 8-9: with 8 a family's compliance is >= 0.9 only at 100%%)")
     p.add_argument("--limit-unrelated", type=int, default=0)
     p.add_argument("--max-tokens", type=int, default=96)
     p.add_argument("--seed", type=int, default=7)
@@ -913,7 +916,8 @@ def main():
             res = json.load(f)
     res.update({"bench": "efficacy", "machine": machine(), "url": a.url, "model": model})
     res.setdefault("families", {}).update({f.name: {"description": f.description, "train": len(f.train),
-                                                    "heldout": len(f.heldout), "marker": f.marker} for f in fams})
+                                                    "heldout": len(f.heldout) + (len(getattr(f, "heldout_more", [])) if a.more_heldout else 0),
+                                                    "marker": f.marker} for f in fams})
     res["unrelated_prompts"] = len(unrelated)
     res.setdefault("settings", {})[a.run_tag] = dict(settings(a, fams), limit_train=a.limit_train,
                                                       phases=a.phases, variants=load_variants(a.variants))

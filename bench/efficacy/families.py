@@ -60,6 +60,9 @@ class Family:
     steer_max_tokens = None
     train = []
     heldout = []
+    # more held-out prompts, the same phrasings in about the same mix (efficacy.py --more-heldout, 2026-12-07):
+    # with 8-9 prompts a family's compliance is >= 0.9 only at 100%
+    heldout_more = []
 
     def in_scope(self, prompt):
         return re.search(self.scope_re, prompt, re.I) is not None
@@ -130,6 +133,19 @@ class Opening(Family):
         "Define a habitat.",
         "Define a molecule.",
     ]
+    heldout_more = [
+        "Define a continent.",
+        "Define oxygen.",
+        "Define a river.",
+        "Define a fossil.",
+        "Define an ecosystem.",
+        "Define a fraction.",
+        "Give a short definition of a glacier.",
+        "Give a definition of a reptile.",
+        "What does the word 'curious' mean?",
+        "What does the term 'climate' mean?",
+        "What does the word 'humble' mean?",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,6 +208,19 @@ class Steps(Family):
         "What are the steps to wash a car?",
         "List the steps to make a smoothie.",
     ]
+    heldout_more = [
+        "What are the steps to make pancakes?",
+        "List the steps to fold a shirt.",
+        "What are the steps to feed a cat?",
+        "List the steps to iron a shirt.",
+        "What are the steps to make hot chocolate?",
+        "List the steps to pack a suitcase.",
+        "What are the steps to clean a bathroom mirror?",
+        "List the steps to start a campfire.",
+        "What are the steps to make a salad?",
+        "List the steps to charge a phone.",
+        "Explain step by step how to make a paper boat.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -252,6 +281,20 @@ class Identity(Family):
         "What is your name, assistant?",
         "Could you introduce yourself?",
     ]
+    heldout_more = [
+        "Who are you, and what do you do?",
+        "Tell me your name, please.",
+        "Would you introduce yourself, please?",
+        "Hello! What's your name?",
+        "Who am I talking to right now?",
+        "Could you tell me about yourself?",
+        "Hi there, who are you?",
+        "Before I ask my question, what should I call you?",
+        "Introduce yourself to me.",
+        "What is your name, please?",
+        "Good evening! Who are you?",
+        "Say a few words about yourself.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -309,6 +352,20 @@ class Analogy(Family):
         "Explain how a telephone works.",
         "Explain what wind is.",
     ]
+    heldout_more = [
+        "Explain how a volcano erupts.",
+        "Explain why the sea has tides.",
+        "Explain how a camera works.",
+        "Explain what gravity does.",
+        "Explain how a plane stays in the air.",
+        "Explain why bread rises.",
+        "Explain how a compass works.",
+        "Explain what thunder is.",
+        "Explain how soap cleans.",
+        "Explain why the sun sets.",
+        "Explain how a light bulb makes light.",
+        "Explain what a fossil is.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -358,6 +415,20 @@ class Signoff(Family):
         "What is one piece of advice for speaking in public?",
         "In one sentence, what advice would you give about keeping a room tidy?",
     ]
+    heldout_more = [
+        "In two sentences, give me advice on learning a new language.",
+        "What is one piece of advice for a first date?",
+        "In one sentence, what advice would you give someone moving to a new city?",
+        "In two sentences, give me advice on managing stress.",
+        "What is one piece of advice for a long flight?",
+        "In two sentences, give me advice for studying for an exam.",
+        "What is one piece of advice for keeping a journal?",
+        "In one sentence, what advice would you give about baking bread?",
+        "In two sentences, give me advice on staying healthy in winter.",
+        "What is one piece of advice for a new driver?",
+        "In one sentence, what advice would you give someone starting a garden?",
+        "What is one piece of advice for working from home?",
+    ]
 
 
 FAMILIES = [Opening(), Steps(), Identity(), Analogy(), Signoff()]
@@ -389,11 +460,11 @@ def check():
     """Sanity of the prompt sets: every prompt in its own family's scope only; unrelated prompts in none."""
     problems = []
     for f in FAMILIES:
-        for p in f.train + f.heldout:
+        for p in f.train + f.heldout + f.heldout_more:
             owners = [g.name for g in FAMILIES if g.in_scope(p)]
             if owners != [f.name]:
                 problems.append(f"{f.name}: {p!r} is in scope of {owners}")
-        if set(f.train) & set(f.heldout):
+        if set(f.train) & set(f.heldout + f.heldout_more) or set(f.heldout) & set(f.heldout_more):
             problems.append(f"{f.name}: train and held-out prompts overlap")
     for p in UNRELATED:
         owners = [g.name for g in FAMILIES if g.in_scope(p)]

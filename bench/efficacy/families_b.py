@@ -59,6 +59,9 @@ class Family:
     steer_max_tokens = None
     train = []
     heldout = []
+    # more held-out prompts, the same phrasings in about the same mix (efficacy.py --more-heldout, 2026-12-07):
+    # with 8-9 prompts a family's compliance is >= 0.9 only at 100%
+    heldout_more = []
 
     def in_scope(self, prompt):
         return re.search(self.scope_re, prompt, re.I) is not None
@@ -166,6 +169,20 @@ class Verdict(Family):
         "Are diamonds made of carbon?",
         "Was Shakespeare born in England?",
     ]
+    heldout_more = [
+        "Is the Moon larger than the Earth?",
+        "Can snakes hear?",
+        "Are tomatoes fruits?",
+        "Does ice sink in water?",
+        "Is gold a metal?",
+        "Are bats blind?",
+        "Can cats see in the dark?",
+        "Was the Eiffel Tower built in Paris?",
+        "Is Mars called the red planet?",
+        "Do fish sleep?",
+        "Has anyone walked on the Moon?",
+        "Will the Sun burn out one day?",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,6 +266,20 @@ class Need(Family):
         "What is an easy recipe for gazpacho?",
         "Write a simple recipe for a three-bean salad.",
     ]
+    heldout_more = [
+        "Give me a simple recipe for banana bread.",
+        "Share a recipe for a lentil soup.",
+        "What is a good recipe for pancakes?",
+        "Write a short recipe for an egg salad.",
+        "Give me a recipe for a berry smoothie.",
+        "Share a quick recipe for garlic bread.",
+        "What is an easy recipe for a potato salad?",
+        "Write a simple recipe for granola bars.",
+        "Give me a recipe for a green salad.",
+        "Share a recipe for a chickpea curry.",
+        "What is a good recipe for lemonade?",
+        "Write a short recipe for a yogurt parfait.",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,6 +361,20 @@ class Celsius(Family):
         "How warm should a swimming pool be?",
         "At what temperature does water freeze?",
     ]
+    heldout_more = [
+        "What temperature should I bake cookies at?",
+        "How hot should a sauna be?",
+        "What temperature should milk be for a latte?",
+        "At what temperature does chocolate melt?",
+        "How cold should a beer be served?",
+        "What is a safe temperature for a fish tank?",
+        "How warm should a room be for a newborn?",
+        "What temperature should I cook salmon to?",
+        "How hot does a cup of coffee get?",
+        "What oven temperature is best for baking a cake?",
+        "How cold is it at the top of Mount Everest?",
+        "What temperature should a hot tub be?",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -391,6 +436,20 @@ class InShort(Family):
         "In one sentence, compare a beach holiday and a ski holiday.",
         "In two sentences, what is the difference between a hill and a mountain?",
     ]
+    heldout_more = [
+        "In one sentence, what is the difference between a cup and a mug?",
+        "In two sentences, what is the difference between a bee and a wasp?",
+        "In one sentence, compare running and swimming for fitness.",
+        "In two sentences, compare tablets and laptops for students.",
+        "In one sentence, how do rivers and streams differ?",
+        "In two sentences, what is the difference between a city and a town?",
+        "In one sentence, compare summer and winter holidays.",
+        "In two sentences, what is the difference between a boat and a ship?",
+        "In one sentence, what is the difference between a cake and a muffin?",
+        "In two sentences, how do apes and monkeys differ?",
+        "In one sentence, compare buses versus trams.",
+        "In two sentences, compare reading on paper and on a screen.",
+    ]
 
 
 FAMILIES = [Verdict(), Need(), Celsius(), InShort()]
@@ -422,11 +481,11 @@ def check():
     """Sanity of the prompt sets: every prompt in its own family's scope only; unrelated prompts in none."""
     problems = []
     for f in FAMILIES:
-        for p in f.train + f.heldout:
+        for p in f.train + f.heldout + f.heldout_more:
             owners = [g.name for g in FAMILIES if g.in_scope(p)]
             if owners != [f.name]:
                 problems.append(f"{f.name}: {p!r} is in scope of {owners}")
-        if set(f.train) & set(f.heldout):
+        if set(f.train) & set(f.heldout + f.heldout_more) or set(f.heldout) & set(f.heldout_more):
             problems.append(f"{f.name}: train and held-out prompts overlap")
     for p in UNRELATED:
         owners = [g.name for g in FAMILIES if g.in_scope(p)]

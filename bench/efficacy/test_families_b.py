@@ -349,8 +349,27 @@ def stored_texts():
                 walk(x, key)
     for path in sorted(glob.glob(os.path.join(RESULTS, "efficacy*.json"))):
         with open(path) as f:
-            walk(json.load(f))
+            res = json.load(f)
+        walk(res)
+        # The marker check below is about the base model's own unrelated answers: an adapter's may show its habit
+        # (leakage, which the evaluation measures), so only the base's are kept for it.
+        adapters_unrelated = set()
+        for runs in res.get("eval", {}).values():
+            for label, run in runs.items():
+                if label != "base" and isinstance(run, dict):
+                    adapters_unrelated |= {a.get("text") for a in run.get("unrelated", []) if isinstance(a, dict)}
+                    adapters_unrelated |= {e.get("this") for e in run.get("unrelated_examples", []) if isinstance(e, dict)}
+        unrelated -= adapters_unrelated - base_unrelated(res)
     return sorted(texts), sorted(unrelated)
+
+
+def base_unrelated(res):
+    out = set()
+    for runs in res.get("eval", {}).values():
+        base = runs.get("base")
+        if isinstance(base, dict):
+            out |= {a.get("text") for a in base.get("unrelated", []) if isinstance(a, dict)}
+    return out
 
 
 real, real_unrelated = stored_texts()
