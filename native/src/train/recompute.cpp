@@ -221,11 +221,7 @@ void recompute_cheap_activations(ggml_context * ctx, ggml_cgraph * gf, int n_fwd
         }
         order.push_back(nodes[i]);
     }
-    for (int i = n; i < (int) order.size(); i++) {
-        ggml_graph_add_node(gf, order[i]);  // grows the node count (and checks the graph's size)
-    }
-    nodes = ggml_graph_nodes(gf);
-    std::copy(order.begin(), order.end(), nodes);
+    set_node_order(gf, order);
 }
 
 }  // namespace steer::train

@@ -4,6 +4,9 @@
 
 #include "trainer.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace steer::train {
 
 inline constexpr int GRAPH_SIZE = 1 << 15;
@@ -38,6 +41,14 @@ struct trainer::graph {
     graph & operator=(const graph &) = delete;
     ~graph() { ggml_free(ctx); }
 };
+
+// Makes `order` gf's nodes, in that order: gf's nodes with the rewrites' new ones among them (recompute.cpp, kept16.cpp).
+inline void set_node_order(ggml_cgraph * gf, const std::vector<ggml_tensor *> & order) {
+    for (int i = ggml_graph_n_nodes(gf); i < (int) order.size(); i++) {
+        ggml_graph_add_node(gf, order[i]);  // grows the node count (and checks the graph's size)
+    }
+    std::copy(order.begin(), order.end(), ggml_graph_nodes(gf));
+}
 
 // After ggml_build_backward_expand: the cheap activations the backward nodes (gf's nodes from n_forward on) read
 // are computed again just before their first backward read instead of kept from the forward pass (recompute.cpp).
