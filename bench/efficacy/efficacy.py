@@ -628,11 +628,15 @@ def phase_train(cli, a, model, res, save=lambda: None):
         save()  # each job as it ends: a run cut short keeps the jobs it finished
 
 
+def heldout_prompts(f, a):
+    """A family's held-out prompts, with its heldout_more ones under --more-heldout (a families file may have none)."""
+    return f.heldout + (getattr(f, "heldout_more", []) if a.more_heldout else [])
+
+
 def eval_model(cli, a, model_id, fams, all_fams, unrelated, base_eval):
     """Answers and metrics of one model id."""
     out = {"model": model_id, "families": {}}
-    heldout = {f.name: prompts[:a.limit_heldout] if a.limit_heldout else prompts
-               for f in fams for prompts in [f.heldout + (getattr(f, "heldout_more", []) if a.more_heldout else [])]}
+    heldout = {f.name: heldout_prompts(f, a)[:a.limit_heldout or None] for f in fams}
     plain = {}
     for f in fams:
         plain[f.name] = [dict(plain_answer(cli, a, model_id, p), prompt=p) for p in heldout[f.name]]
@@ -916,8 +920,7 @@ def main():
             res = json.load(f)
     res.update({"bench": "efficacy", "machine": machine(), "url": a.url, "model": model})
     res.setdefault("families", {}).update({f.name: {"description": f.description, "train": len(f.train),
-                                                    "heldout": len(f.heldout) + (len(getattr(f, "heldout_more", [])) if a.more_heldout else 0),
-                                                    "marker": f.marker} for f in fams})
+                                                    "heldout": len(heldout_prompts(f, a)), "marker": f.marker} for f in fams})
     res["unrelated_prompts"] = len(unrelated)
     res.setdefault("settings", {})[a.run_tag] = dict(settings(a, fams), limit_train=a.limit_train,
                                                       phases=a.phases, variants=load_variants(a.variants))

@@ -352,24 +352,24 @@ def stored_texts():
             res = json.load(f)
         walk(res)
         # The marker check below is about the base model's own unrelated answers: an adapter's may show its habit
-        # (leakage, which the evaluation measures), so only the base's are kept for it.
-        adapters_unrelated = set()
-        for runs in res.get("eval", {}).values():
-            for label, run in runs.items():
-                if label != "base" and isinstance(run, dict):
-                    adapters_unrelated |= {a.get("text") for a in run.get("unrelated", []) if isinstance(a, dict)}
-                    adapters_unrelated |= {e.get("this") for e in run.get("unrelated_examples", []) if isinstance(e, dict)}
-        unrelated -= adapters_unrelated - base_unrelated(res)
+        # (leakage, which the evaluation measures), so the adapters' are left out of it.
+        base, adapters = evaluated_unrelated(res)
+        unrelated -= adapters - base
     return sorted(texts), sorted(unrelated)
 
 
-def base_unrelated(res):
-    out = set()
+def evaluated_unrelated(res):
+    """The answers to unrelated prompts of each model a results file evaluated: (the base model's, the adapters')."""
+    base, adapters = set(), set()
     for runs in res.get("eval", {}).values():
-        base = runs.get("base")
-        if isinstance(base, dict):
-            out |= {a.get("text") for a in base.get("unrelated", []) if isinstance(a, dict)}
-    return out
+        for label, run in runs.items():
+            if isinstance(run, dict):
+                answers = {a.get("text") for a in run.get("unrelated", []) if isinstance(a, dict)}
+                if label == "base":
+                    base |= answers
+                else:
+                    adapters |= answers | {e.get("this") for e in run.get("unrelated_examples", []) if isinstance(e, dict)}
+    return base, adapters
 
 
 real, real_unrelated = stored_texts()
