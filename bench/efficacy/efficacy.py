@@ -480,11 +480,25 @@ def mean(xs):
 # ---------------------------------------------------------------------------------------------------------------
 # phases
 
+def train_prompts(fam, a):
+    """The train prompts the person steers: all, the first --limit-train, or --limit-train spread evenly over the list
+    (--spread-train). The lists are written in blocks of one phrasing ("Define ...", "Give a definition of ...", "What
+    does the word ... mean?"), so the first nine of fourteen can miss a phrasing the held-out prompts have (s9's opening
+    family: no "What does ... mean?" steered, five of its twenty held-out prompts in that form); spread, a smaller
+    recording has about the family's mix, as its held-out prompts do."""
+    n = a.limit_train
+    if not n or n >= len(fam.train):
+        return fam.train
+    if not a.spread_train:
+        return fam.train[:n]
+    return [fam.train[(i * len(fam.train)) // n] for i in range(n)]
+
+
 def phase_record(cli, a, model, fams, res):
     rec = res.setdefault("record", {}).setdefault(a.run_tag, {"families": {}})
     t0 = time.time()
     for fam in fams:
-        prompts = fam.train[:a.limit_train] if a.limit_train else fam.train
+        prompts = train_prompts(fam, a)
         rows = []
         for i, p in enumerate(prompts):
             r = person(cli, a, model + "@" + (a.record_with or "base"), p, fam,
@@ -853,6 +867,8 @@ def main():
     p.add_argument("--families", help="comma-separated family names (default: all)")
     p.add_argument("--families-file", help="a module with FAMILIES and UNRELATED (default: families.py here)")
     p.add_argument("--limit-train", type=int, default=0, help="train prompts per family (0: all)")
+    p.add_argument("--spread-train", action="store_true", help="--limit-train's prompts evenly spaced over each "
+                   "family's list, not its first ones (every phrasing of the family in the recording)")
     p.add_argument("--limit-heldout", type=int, default=0, help="held-out prompts per family (0: all)")
     p.add_argument("--more-heldout", action="store_true", help="also each family's heldout_more prompts (20 held-out "
                    "prompts a family instead of 8-9: with 8 a family's compliance is >= 0.9 only at 100%%)")
@@ -922,7 +938,7 @@ def main():
     res.setdefault("families", {}).update({f.name: {"description": f.description, "train": len(f.train),
                                                     "heldout": len(heldout_prompts(f, a)), "marker": f.marker} for f in fams})
     res["unrelated_prompts"] = len(unrelated)
-    res.setdefault("settings", {})[a.run_tag] = dict(settings(a, fams), limit_train=a.limit_train,
+    res.setdefault("settings", {})[a.run_tag] = dict(settings(a, fams), limit_train=a.limit_train, spread_train=a.spread_train,
                                                       phases=a.phases, variants=load_variants(a.variants))
 
     earlier_problems = res.get("api_problems", {}).get(a.run_tag, [])
