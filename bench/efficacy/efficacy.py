@@ -411,10 +411,17 @@ def changed(base, this, chars=40):
     return True, True
 
 
+# A list item's numbering label at the start of a line: "3.", "3)", "Step 3:", "Item 3 -", or a bullet. Not counted
+# as words of the item (since 2026-12-07, thirty-third session): digits and punctuation never were, so "3. Dry the car"
+# twice was three words twice and no loop, while "Step 3: Dry the car" twice, the steps habit's form of the same list,
+# was four words twice and a loop.
+_LIST_LABEL = re.compile(r"^\s*(?:[^\W\d_]+[ \t]+)?\d+[ \t]*[.:)\-]|^\s*[-*\u2022]")
+
+
 def degenerate(text):
     """Why an answer looks like a loop, or None, on words without case, punctuation or digits: empty, a word 3 times
-    in a row, a 6-word phrase 3+ times, a line of 4+ words twice (the server's gate, train/Degenerate, still uses the
-    4-word rule below).
+    in a row, a 6-word phrase 3+ times, a line of 4+ words twice, a list item's numbering label not counted (the
+    server's gate, train/Degenerate, still uses the 4-word rule below).
 
     Six words, not four (the rule before 2026-12-02, kept as degenerate_4gram): a 96-token list says "a gift that
     is" or "a car wash machine" in three of its items without looping; every loop seen says a whole clause again."""
@@ -424,13 +431,14 @@ def degenerate(text):
     for i in range(2, len(tokens)):
         if tokens[i] == tokens[i - 1] == tokens[i - 2]:
             return f"'{tokens[i]}' x3 in a row"
-    words = re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", text.lower())
+    body = [_LIST_LABEL.sub("", l) for l in text.lower().splitlines()]
+    words = [w for l in body for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l)]
     grams = collections.Counter(tuple(words[i:i + 6]) for i in range(len(words) - 5))
     if grams:
         g, n = grams.most_common(1)[0]
         if n >= 3:
             return f"6-gram '{' '.join(g)}' x{n}"
-    lines = [" ".join(w) for w in (re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l.lower()) for l in text.splitlines()) if len(w) >= 4]
+    lines = [" ".join(w) for w in (re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l) for l in body) if len(w) >= 4]
     if lines:
         l, n = collections.Counter(lines).most_common(1)[0]
         if n >= 2:
