@@ -286,18 +286,21 @@ def first_loop_cut(text):
             at = prev = toks[i - 1].start()   # one of the word kept
             break
     if at is None:
-        words = list(re.finditer(r"[^\W\d_]+(?:'[^\W\d_]+)*", low))
+        words, pos = [], 0   # (word, index in text), as degenerate reads them
+        for line in text.splitlines(keepends=True):
+            words += [(w, pos + i) for w, i in item_words(line)]
+            pos += len(line)
         seen = collections.defaultdict(list)
         for i in range(len(words) - 5):
-            g = tuple(w.group() for w in words[i:i + 6])
+            g = tuple(w for w, _ in words[i:i + 6])
             seen[g].append(i)
             if len(seen[g]) == 3:   # (overlapping times count, as in degenerate: "in short, in short, in short, ...")
-                at, prev = words[i].start(), words[seen[g][1]].start()
+                at, prev = words[i][1], words[seen[g][1]][1]
                 break
     if at is None:
         starts, pos = {}, 0
         for line in text.splitlines(keepends=True):
-            key = " ".join(re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", line.lower()))
+            key = " ".join(w for w, _ in item_words(line))
             if len(key.split()) >= 4 and line.rstrip("\r\n") != line:   # a whole line: the stream may go on with it
                 if key in starts:
                     at, prev = pos, starts[key]
@@ -416,6 +419,15 @@ def changed(base, this, chars=40):
 # twice was three words twice and no loop, while "Step 3: Dry the car" twice, the steps habit's form of the same list,
 # was four words twice and a loop.
 _LIST_LABEL = re.compile(r"^\s*(?:[^\W\d_]+[ \t]+)?\d+[ \t]*[.:)\-]|^\s*[-*\u2022]")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*")
+
+
+def item_words(line):
+    """The words of one line the loop rules read (degenerate, and first_loop_cut where the person stops a loop), each
+    with its index in the line: lowercase, no digits or punctuation, a list item's numbering label left out."""
+    low = line.lower()
+    label = _LIST_LABEL.match(low)
+    return [(w.group(), w.start()) for w in _WORD.finditer(low, label.end() if label else 0)]
 
 
 def degenerate(text):
@@ -431,14 +443,14 @@ def degenerate(text):
     for i in range(2, len(tokens)):
         if tokens[i] == tokens[i - 1] == tokens[i - 2]:
             return f"'{tokens[i]}' x3 in a row"
-    body = [_LIST_LABEL.sub("", l) for l in text.lower().splitlines()]
-    words = [w for l in body for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l)]
+    body = [[w for w, _ in item_words(l)] for l in text.splitlines()]
+    words = [w for l in body for w in l]
     grams = collections.Counter(tuple(words[i:i + 6]) for i in range(len(words) - 5))
     if grams:
         g, n = grams.most_common(1)[0]
         if n >= 3:
             return f"6-gram '{' '.join(g)}' x{n}"
-    lines = [" ".join(w) for w in (re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)*", l) for l in body) if len(w) >= 4]
+    lines = [" ".join(l) for l in body if len(l) >= 4]
     if lines:
         l, n = collections.Counter(lines).most_common(1)[0]
         if n >= 2:
