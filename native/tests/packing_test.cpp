@@ -52,6 +52,18 @@ static void keepAndLearnRowsArePredictingRows() {
     CHECK(p.longest == 6);
 }
 
+static void eachCorrectionsFirstLearnRowIsAFirstRow() {
+    // prompt 10, kept 11, correction 12 13, kept 14, correction 15 16 17, kept 18, a one-token lesson 19 (a stop's end)
+    example e{ { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 }, { 0, 1, 2, 2, 1, 2, 2, 2, 1, 2 }, -1, {} };
+    packing p = pack(e, false, true);
+    CHECK((p.learn_rows == ints{ 1, 2, 4, 5, 6, 8 }));
+    CHECK((p.first_rows == ints{ 1, 4, 8 }) && (p.first_next == ints{ 12, 15, 19 }));
+    // a correction right after the prompt: its first token is learned by the prompt's last row
+    packing q = pack(example{ { 10, 12, 13 }, { 0, 2, 2 }, -1, {} }, false, false);
+    CHECK((q.first_rows == ints{ 0 }) && (q.first_next == ints{ 12 }));
+    CHECK(pack(example{ { 10, 11 }, { 0, 1 }, -1, {} }, false, true).first_rows.empty());  // nothing learned
+}
+
 static void avoidRowsPredictTheTokensToMakeUnlikely() {
     // prompt 10, kept 11 12, then 11 12 said again: 12's second time is avoided, nothing after it is read
     example e{ { 10, 11, 12, 11, 12, 13 }, { 0, 1, 1, 1, 3, 0 }, -1, {} };
@@ -123,6 +135,7 @@ static void badExamplesAreRefused() {
 
 int main() {
     keepAndLearnRowsArePredictingRows();
+    eachCorrectionsFirstLearnRowIsAFirstRow();
     avoidRowsPredictTheTokensToMakeUnlikely();
     withoutKeepTheTailAfterTheLastLearnedTokenIsLeftOut();
     theRejectedBranchContinuesFromTheForkAndSeesOnlyTheSharedPart();

@@ -47,15 +47,15 @@ static reference to_reference(JNIEnv * env, jfloat ref_c, jfloat ref_r, jintArra
     return r;
 }
 
-// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, unlikelihood, guard].
+// The loss weights as Java's LoraTrainer.Weights sends them: [nll, dpo, beta, kl, unlikelihood, guard, first].
 static loss_weights to_weights(JNIEnv * env, jfloatArray weights) {
-    constexpr jsize N = 6;
+    constexpr jsize N = 7;
     if (weights == nullptr || env->GetArrayLength(weights) != N) {
-        throw bad_argument("loss weights are [nll, dpo, beta, kl, unlikelihood, guard]");
+        throw bad_argument("loss weights are [nll, dpo, beta, kl, unlikelihood, guard, first]");
     }
     float v[N];
     env->GetFloatArrayRegion(weights, 0, N, v);
-    const loss_weights w{v[0], v[1], v[2], v[3], v[4], v[5]};
+    const loss_weights w{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
     bool ok = w.beta > 0;
     for (float x : v) {
         ok = ok && std::isfinite(x) && x >= 0;

@@ -37,6 +37,11 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
         ggml_tensor * ce_l = ggml_cross_entropy_loss(ctx, logits_l, labels(p.learn_rows.size(), &g.labels_l));
         g.logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
+        if (w.first > 0) {
+            // The first token of each correction once more, on its own (trainer.h): a mean over corrections, not tokens.
+            ggml_tensor * ce_f = ggml_cross_entropy_loss(ctx, rows_logits(p.first_rows, &g.rows_f), labels(p.first_rows.size(), &g.labels_f));
+            add(ggml_scale(ctx, ce_f, w.first));
+        }
     }
     if ((with_kl || with_guard || keep_logits || argmax) && !p.keep_rows.empty()) {
         ggml_tensor * logits_k = rows_logits(p.keep_rows, &g.rows_k);

@@ -52,7 +52,14 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
                     p.keep_next.push_back(e.tokens[i]);
                 }
                 break;
-            case role::learn: p.learn_rows.push_back(i - 1); p.learn_next.push_back(e.tokens[i]); break;
+            case role::learn:
+                p.learn_rows.push_back(i - 1);
+                p.learn_next.push_back(e.tokens[i]);
+                if (i == 1 || (role) e.roles[i - 1] != role::learn) {
+                    p.first_rows.push_back(i - 1);
+                    p.first_next.push_back(e.tokens[i]);
+                }
+                break;
             case role::avoid: p.avoid_rows.push_back(i - 1); p.avoid_next.push_back(e.tokens[i]); break;
         }
     }

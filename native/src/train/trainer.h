@@ -2,9 +2,14 @@
 // text ("keep"), corrections ("learn"), and optionally the model's rejected continuation at the last fork. The loss:
 //
 //   L = alpha_nll * mean CE(learn tokens)                                 imitate the corrections
+//     + phi       * mean CE(each correction's first token)               choose it where the model went its own way
 //     + kappa     * mean KL(p_ref || p) over the keep rows                 stay the base model where the person approved
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
 //     + gamma     * sum over the guarded (keep row, token) pairs of max(0, log p(token) - log p(approved) + m) / guarded rows
+//
+// The phi term weighs the token where greedy decoding chooses between the correction and what the model said more than
+// the rest of the correction, which follows once the first token is said: alpha's mean over tokens gives a
+// five-token correction's decision a fifth of its weight.
 //
 // where p_ref is the same weights with the adapter off, computed once per example (reference_logps), "chosen" is
 // every learn token of the example and "rejected" the rejected branch. The KL term is computed as a soft-label
@@ -56,6 +61,8 @@ struct loss_weights {
     float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
     float unlikelihood = 0.0f;  // weight of -log(1 - p(token)) on the avoid rows (mean); 0 turns it off
     float guard = 0.0f;         // gamma: weight of the guard on the keep rows' guarded tokens; 0 turns it off
+    float first = 0.0f;         // weight of the cross-entropy on each correction's first token again (mean over
+                                // corrections, beside nll's mean over all its tokens); 0 turns it off
 };
 
 struct reference {

@@ -259,7 +259,8 @@ final class FineTuningRoutes {
                 (int) auto(h, "lora_layers", d.loraLayers(), 0, 1000),
                 stops,
                 (float) h.number("ema_decay", d.emaDecay(), 0, 0.999),
-                Math.max(0, checkpointing));
+                Math.max(0, checkpointing),
+                (float) h.number("first_token_weight", d.firstTokenWeight(), 0, 100));
     }
 
     /**

@@ -43,6 +43,9 @@ import java.util.List;
  * @param emaDecay        the adapter early stopping measures, keeps and the job saves is an exponential moving average
  *                        of the trained weights with this decay per step ({@link WeightAverage}; 0: the weights as
  *                        trained)
+ * @param firstTokenWeight the cross-entropy on each correction's first token once more (mean over corrections), on
+ *                        top of {@code nllWeight}'s mean over all correction tokens: the token where greedy decoding
+ *                        chooses the correction or the model's own way (0: off)
  * @param checkpointSegments 0, or N >= 2 ({@code activation_checkpointing: N}): activation checkpointing in N runs of
  *                        blocks ({@link LoraTrainer#checkpointing(int)}): about 1/N of the activations at a time for
  *                        (N - 1) / N of a forward pass more
@@ -52,7 +55,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
                               float dpoWeight, double validationSplit, int seed, boolean activationCheckpointing,
                               float klWeight, int replay, boolean earlyStopping, int onPolicy, float adamEpsilon,
                               float unlikelihoodWeight, float guardWeight, int loraLayers, Stops stops, float emaDecay,
-                              int checkpointSegments) {
+                              int checkpointSegments, float firstTokenWeight) {
     /**
      * What a job reads into a stop (a "rejection": the person cut the answer and wrote nothing). Its spelling in the API
      * is the lower-case name.
@@ -139,6 +142,8 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
      * after two rounds 0.81 against 0.82 and 0.78 against 0.76 (worst seed 0.75 against 0.72, 0.69 against 0.56).
      */
     public static final float DEFAULT_EMA_DECAY = 0.9f;
+    /** Off until measured (bench/efficacy, docs/training.md). */
+    public static final float DEFAULT_FIRST_TOKEN_WEIGHT = 0f;
 
     /**
      * Epochs of a default job. Five rather than three: over three seeds on SmolLM2-135M-Instruct (bench/efficacy,
@@ -154,7 +159,8 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public static Hyperparameters defaults(Method m) {
         return new Hyperparameters(DEFAULT_EPOCHS, 4, 1e-3f, -1, 0f, 1f, 8, 16f, LoraTrainer.ALL_TARGETS, 0.1f,
                 m == Method.DPO ? 0.1f : 1f, m == Method.SFT ? 0f : 1f, DEFAULT_VALIDATION_SPLIT, 1, false, DEFAULT_KL_WEIGHT, DEFAULT_REPLAY, false, 0,
-                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS, DEFAULT_EMA_DECAY, 0);
+                DEFAULT_ADAM_EPSILON, DEFAULT_UNLIKELIHOOD_WEIGHT, DEFAULT_GUARD_WEIGHT, DEFAULT_LORA_LAYERS, DEFAULT_STOPS, DEFAULT_EMA_DECAY, 0,
+                DEFAULT_FIRST_TOKEN_WEIGHT);
     }
 
     /** The optimizer settings of step {@code step} (0-based) of {@code total}. */
@@ -174,7 +180,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     public Hyperparameters withLoraLayers(int layers) {
         return new Hyperparameters(nEpochs, batchSize, learningRate, warmupSteps, weightDecay, maxGradNorm, loraRank, loraAlpha, targetModules,
                 beta, nllWeight, dpoWeight, validationSplit, seed, activationCheckpointing, klWeight, replay, earlyStopping, onPolicy,
-                adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops, emaDecay, checkpointSegments);
+                adamEpsilon, unlikelihoodWeight, guardWeight, layers, stops, emaDecay, checkpointSegments, firstTokenWeight);
     }
 
     /** Whether the job asks for activation checkpointing at all (of every block, or in runs of blocks). */
@@ -183,7 +189,7 @@ public record Hyperparameters(int nEpochs, int batchSize, float learningRate, in
     }
 
     public LoraTrainer.Weights weights() {
-        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight, guardWeight);
+        return new LoraTrainer.Weights(nllWeight, dpoWeight, beta, klWeight, unlikelihoodWeight, guardWeight, firstTokenWeight);
     }
 
     /** The learning rate of step {@code step} (0-based) of {@code total}: linear warm-up, then cosine decay to lr/10. */

@@ -626,6 +626,9 @@ public final class JobRunner implements AutoCloseable {
         if (h.nllWeight() > 0) {
             terms.add(h.nllWeight() + " x cross-entropy on the corrections" + (h.stops() == Hyperparameters.Stops.END ? " (a stop's: the end of the answer)" : ""));
         }
+        if (h.firstTokenWeight() > 0) {
+            terms.add(h.firstTokenWeight() + " x cross-entropy on each correction's first token");
+        }
         if (h.stops() == Hyperparameters.Stops.AVOID && h.unlikelihoodWeight() > 0) {
             terms.add(h.unlikelihoodWeight() + " x unlikelihood of what the model said where the person stopped it");
         }

@@ -13,7 +13,7 @@ class HyperparametersTest {
         Hyperparameters d = Hyperparameters.defaults(Hyperparameters.Method.SFT);
         return new Hyperparameters(d.nEpochs(), d.batchSize(), lr, warmup, d.weightDecay(), d.maxGradNorm(), d.loraRank(), d.loraAlpha(),
                 List.copyOf(d.targetModules()), d.beta(), d.nllWeight(), d.dpoWeight(), d.validationSplit(), d.seed(),
-                d.activationCheckpointing(), d.klWeight(), d.replay(), d.earlyStopping(), d.onPolicy(), d.adamEpsilon(), d.unlikelihoodWeight(), d.guardWeight(), d.loraLayers(), d.stops(), d.emaDecay(), d.checkpointSegments());
+                d.activationCheckpointing(), d.klWeight(), d.replay(), d.earlyStopping(), d.onPolicy(), d.adamEpsilon(), d.unlikelihoodWeight(), d.guardWeight(), d.loraLayers(), d.stops(), d.emaDecay(), d.checkpointSegments(), d.firstTokenWeight());
     }
 
     @Test
