@@ -243,7 +243,7 @@ public final class HostileRequests {
                 f.add(field("model", r.nextInt(6) == 0 ? str("other") : str(model)));
                 f.add(field("method", pick(str("sft"), str("dpo"), str("sft+dpo"), "{\"type\":\"dpo\"}", str("ppo"), "5")));
                 f.add(field("hyperparameters", "{" + String.join(",", List.of(
-                        field(pick("n_epochs", "batch_size", "learning_rate", "warmup_steps", "rank", "alpha", "target_modules", "guard_weight", "lora_layers", "ema_decay"),
+                        field(pick("n_epochs", "batch_size", "learning_rate", "warmup_steps", "rank", "alpha", "target_modules", "guard_weight", "lora_layers", "ema_decay", "first_token_weight"),
                                 r.nextBoolean() ? number() : pick(str("auto"), "[\"q\"]", "[]", "{}")))) + "}"));
                 // The filter matches no record: a job that passes validation fails at once instead of training.
                 f.add(field("filters", "{\"tag\":" + str("fuzz-nomatch-" + r.nextInt(1000)) + "}"));
