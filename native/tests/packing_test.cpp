@@ -57,11 +57,11 @@ static void eachCorrectionsFirstLearnRowIsAFirstRow() {
     example e{ { 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 }, { 0, 1, 2, 2, 1, 2, 2, 2, 1, 2 }, -1, {} };
     packing p = pack(e, false, true);
     CHECK((p.learn_rows == ints{ 1, 2, 4, 5, 6, 8 }));
-    CHECK((p.first_rows == ints{ 1, 4, 8 }) && (p.first_next == ints{ 12, 15, 19 }));
+    CHECK((p.first_learn == ints{ 0, 2, 5 }) && (p.first_next == ints{ 12, 15, 19 }));  // learn rows 1, 4, 8
     // a correction right after the prompt: its first token is learned by the prompt's last row
     packing q = pack(example{ { 10, 12, 13 }, { 0, 2, 2 }, -1, {} }, false, false);
-    CHECK((q.first_rows == ints{ 0 }) && (q.first_next == ints{ 12 }));
-    CHECK(pack(example{ { 10, 11 }, { 0, 1 }, -1, {} }, false, true).first_rows.empty());  // nothing learned
+    CHECK((q.learn_rows == ints{ 0, 1 }) && (q.first_learn == ints{ 0 }) && (q.first_next == ints{ 12 }));
+    CHECK(pack(example{ { 10, 11 }, { 0, 1 }, -1, {} }, false, true).first_learn.empty());  // nothing learned
 }
 
 static void avoidRowsPredictTheTokensToMakeUnlikely() {

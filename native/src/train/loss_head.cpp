@@ -38,8 +38,11 @@ void trainer::head(graph & g, ggml_tensor * hidden, const loss_weights & w, floa
         g.logp_c = ggml_scale(ctx, ce_l, -(float) p.learn_rows.size());  // sum of log p(learn token)
         add(ggml_scale(ctx, ce_l, w.nll));
         if (w.first > 0) {
-            // The first token of each correction once more, on its own (trainer.h): a mean over corrections, not tokens.
-            ggml_tensor * ce_f = ggml_cross_entropy_loss(ctx, rows_logits(p.first_rows, &g.rows_f), labels(p.first_rows.size(), &g.labels_f));
+            // The first token of each correction once more (trainer.h): a mean over corrections, not tokens. Its rows'
+            // logits are taken from the learn rows' (the LM head once).
+            g.rows_f = ggml_new_tensor_1d(ctx, GGML_TYPE_I32, (int64_t) p.first_learn.size());
+            ggml_set_input(g.rows_f);
+            ggml_tensor * ce_f = ggml_cross_entropy_loss(ctx, ggml_get_rows(ctx, logits_l, g.rows_f), labels(p.first_learn.size(), &g.labels_f));
             add(ggml_scale(ctx, ce_f, w.first));
         }
     }

@@ -53,12 +53,12 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
                 }
                 break;
             case role::learn:
-                p.learn_rows.push_back(i - 1);
-                p.learn_next.push_back(e.tokens[i]);
                 if (i == 1 || (role) e.roles[i - 1] != role::learn) {
-                    p.first_rows.push_back(i - 1);
+                    p.first_learn.push_back((int32_t) p.learn_rows.size());
                     p.first_next.push_back(e.tokens[i]);
                 }
+                p.learn_rows.push_back(i - 1);
+                p.learn_next.push_back(e.tokens[i]);
                 break;
             case role::avoid: p.avoid_rows.push_back(i - 1); p.avoid_next.push_back(e.tokens[i]); break;
         }

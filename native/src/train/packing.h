@@ -35,8 +35,9 @@ struct packing {
     int T = 0;
     std::vector<int32_t> tokens, positions, seq;  // seq: SHARED (before the fork), 0 (the answer from the fork), 1 (rejected)
     std::vector<int32_t> learn_rows, learn_next;  // rows whose next token is a correction token, and those tokens
-    std::vector<int32_t> first_rows, first_next;  // of those, the rows before each correction's first learned token:
-                                                  // where greedy decoding chooses the correction or the model's own
+    std::vector<int32_t> first_learn, first_next; // which of those (indices into learn_rows) predict a correction's
+                                                  // first token, where greedy decoding chooses the correction or the
+                                                  // model's own way; and those tokens
     std::vector<int32_t> keep_rows;               // rows whose next-token distribution is kept (their next tokens: keep_next)
     std::vector<int32_t> keep_next;
     std::vector<int32_t> avoid_rows, avoid_next;  // rows whose next token is to be made unlikely, and those tokens

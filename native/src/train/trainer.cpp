@@ -265,7 +265,7 @@ void trainer::set_inputs(graph & g, const reference & ref, const loss_weights & 
     };
     set_rows(g.rows_l, p.learn_rows);
     set_onehot(g.labels_l, p.learn_next);
-    set_rows(g.rows_f, p.first_rows);
+    set_rows(g.rows_f, p.first_learn);
     set_onehot(g.labels_f, p.first_next);
     set_rows(g.rows_a, p.avoid_rows);
     set_onehot(g.labels_a, p.avoid_next);

@@ -17,7 +17,7 @@ struct trainer::graph {
     packing p;                                             // tokens, positions, branches and which rows learn what
     int T = 0;
     ggml_tensor * rows_l = nullptr, * labels_l = nullptr;  // learn rows and their one-hot next tokens
-    ggml_tensor * rows_f = nullptr, * labels_f = nullptr;  // each correction's first learn row and its token
+    ggml_tensor * rows_f = nullptr, * labels_f = nullptr;  // which learn rows start a correction, and their tokens
     ggml_tensor * rows_k = nullptr, * labels_k = nullptr;  // keep rows and the reference's distributions there
     ggml_tensor * keep_entropy = nullptr;                  // the mean entropy of those distributions
     ggml_tensor * rows_a = nullptr, * labels_a = nullptr;  // avoid rows and their one-hot next tokens
