@@ -62,6 +62,13 @@ static void eachCorrectionsFirstLearnRowIsAFirstRow() {
     packing q = pack(example{ { 10, 12, 13 }, { 0, 2, 2 }, -1, {} }, false, false);
     CHECK((q.learn_rows == ints{ 0, 1 }) && (q.first_learn == ints{ 0 }) && (q.first_next == ints{ 12 }));
     CHECK(pack(example{ { 10, 11 }, { 0, 1 }, -1, {} }, false, true).first_learn.empty());  // nothing learned
+    // token 30 is only whitespace: a correction "30 31 32" after the end weighs 31, its first word; one of 30 alone, 30
+    std::vector<bool> blank(40, false);
+    blank[30] = true;
+    example after_end{ { 10, 11, 30, 31, 32, 1, 30 }, { 0, 1, 2, 2, 2, 1, 2 }, -1, {} };
+    packing b = pack(after_end, false, true, &blank);
+    CHECK((b.learn_rows == ints{ 1, 2, 3, 5 }) && (b.first_learn == ints{ 1, 3 }) && (b.first_next == ints{ 31, 30 }));
+    CHECK((pack(after_end, false, true).first_learn == ints{ 0, 3 }));  // without the table: the first tokens
 }
 
 static void avoidRowsPredictTheTokensToMakeUnlikely() {

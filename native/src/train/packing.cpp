@@ -7,7 +7,7 @@
 
 namespace steer::train {
 
-packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
+packing pack(const example & e, bool stand_in_rejected, bool with_keep, const std::vector<bool> * blank) {
     const int32_t n = (int32_t) e.tokens.size();
     if (n < 2) {
         throw std::invalid_argument("an example needs at least two tokens");
@@ -52,18 +52,27 @@ packing pack(const example & e, bool stand_in_rejected, bool with_keep) {
                     p.keep_next.push_back(e.tokens[i]);
                 }
                 break;
-            case role::learn:
-                if (i == 1 || (role) e.roles[i - 1] != role::learn) {
-                    p.first_learn.push_back((int32_t) p.learn_rows.size());
-                    p.first_next.push_back(e.tokens[i]);
-                }
-                p.learn_rows.push_back(i - 1);
-                p.learn_next.push_back(e.tokens[i]);
-                break;
+            case role::learn: p.learn_rows.push_back(i - 1); p.learn_next.push_back(e.tokens[i]); break;
             case role::avoid: p.avoid_rows.push_back(i - 1); p.avoid_next.push_back(e.tokens[i]); break;
         }
     }
     p.longest = trunk;
+    // Each correction (a run of learn tokens): its first token that is not only whitespace, or its first if all are.
+    auto is_blank = [&](int32_t t) { return blank != nullptr && t >= 0 && (size_t) t < blank->size() && (*blank)[t]; };
+    for (size_t k = 0; k < p.learn_rows.size();) {
+        size_t end = k + 1;
+        while (end < p.learn_rows.size() && p.learn_rows[end] == p.learn_rows[end - 1] + 1) {
+            end++;
+        }
+        size_t word = k;
+        while (word < end && is_blank(p.learn_next[word])) {
+            word++;
+        }
+        word = word == end ? k : word;
+        p.first_learn.push_back((int32_t) word);
+        p.first_next.push_back(p.learn_next[word]);
+        k = end;
+    }
     if (branch) {
         p.placeholder_rejected = e.rejected.empty();
         const std::vector<int32_t> stand_in = { e.tokens[fork - 1] };

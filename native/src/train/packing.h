@@ -35,9 +35,10 @@ struct packing {
     int T = 0;
     std::vector<int32_t> tokens, positions, seq;  // seq: SHARED (before the fork), 0 (the answer from the fork), 1 (rejected)
     std::vector<int32_t> learn_rows, learn_next;  // rows whose next token is a correction token, and those tokens
-    std::vector<int32_t> first_learn, first_next; // which of those (indices into learn_rows) predict a correction's
-                                                  // first token, where greedy decoding chooses the correction or the
-                                                  // model's own way; and those tokens
+    std::vector<int32_t> first_learn, first_next; // which of those (indices into learn_rows) predict each
+                                                  // correction's first word (its first token that is not only
+                                                  // whitespace, else its first): where greedy decoding chooses the
+                                                  // correction or the model's own way; and those tokens
     std::vector<int32_t> keep_rows;               // rows whose next-token distribution is kept (their next tokens: keep_next)
     std::vector<int32_t> keep_next;
     std::vector<int32_t> avoid_rows, avoid_next;  // rows whose next token is to be made unlikely, and those tokens
@@ -51,7 +52,10 @@ struct packing {
 // one-token stand-in (its preference term is switched off by an input), so every training graph of a job has the
 // same loss terms. Without `with_keep` the keep rows are not wanted (no KL term): they are left out, and so are the
 // answer's tokens after the last row a term reads (causal attention: they change nothing before them).
-packing pack(const example & e, bool stand_in_rejected, bool with_keep = true);
+// `blank`, when given, says per token id whether the token is only whitespace: a correction's leading line break
+// ("\n\nGood luck" after the model's end) says where the text goes on, not what it says, so its first word is the
+// one the first-token term weighs.
+packing pack(const example & e, bool stand_in_rejected, bool with_keep = true, const std::vector<bool> * blank = nullptr);
 
 // Which keys each query row may see ([T, T], 0 or -inf): the same branch (or the shared part) and not later
 // positions; with n_swa > 0, mask_swa also hides keys n_swa or more positions back (llama.cpp's is_masked_swa).

@@ -211,6 +211,7 @@ class trainer {
     std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);
 
     model_view model_;
+    std::vector<bool> blank_;  // per token id: only whitespace (packing.h's first words)
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.
     std::vector<ggml_backend_t> backends_;
     ggml_backend_sched_t sched_ = nullptr;

@@ -9,11 +9,12 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * The first-token term (weight {@code first}): the cross-entropy on each correction's first learn token once more, the
- * mean over corrections. On the tiny llama: the loss against a reference written out here from the logits (which rows
- * count is the masking: the first token of each run of learn tokens, not the rest of a correction, not kept text), its
- * gradient entry by entry against the correction term's on an example that learns only those first tokens (the same
- * rows, the same mean), and against finite differences.
+ * The first-token term (weight {@code first}): the cross-entropy on each correction's first word once more (its first
+ * token that is not only whitespace), the mean over corrections. On the tiny llama: the loss against a reference
+ * written out here from the logits (which rows count is the masking: one token of each run of learn tokens, a leading
+ * line break passed over, not the rest of a correction, not kept text), its gradient entry by entry against the
+ * correction term's on an example that learns only those tokens (the same rows, the same mean), and against finite
+ * differences.
  */
 class FirstTokenTermTest {
     private final LlamaModel model = TestModels.tinyLlama();
@@ -21,7 +22,7 @@ class FirstTokenTermTest {
 
     /** prompt | kept | a correction | kept | a second correction | kept: two corrections of several tokens each. */
     private LoraTrainer.Example twoCorrections() {
-        String[] parts = {"hello world,", " the model said", " a token here", " and went on", " with another correction", " then the end"};
+        String[] parts = {"hello world,", " the model said", " a token here", " and went on", "\n\nwith another correction", " then the end"};
         byte[] partRoles = {LoraTrainer.NONE, LoraTrainer.KEEP, LoraTrainer.LEARN, LoraTrainer.KEEP, LoraTrainer.LEARN, LoraTrainer.KEEP};
         int[][] tokens = new int[parts.length][];
         int n = 0;
@@ -40,11 +41,40 @@ class FirstTokenTermTest {
         return new LoraTrainer.Example(all, roles, -1, new int[0]);
     }
 
-    /** The same tokens with only each correction's first token learned (the rest of each correction kept). */
-    private static LoraTrainer.Example firstTokensOnly(LoraTrainer.Example e) {
+    /** Whether a token is only whitespace. */
+    private boolean blank(int token) {
+        String s = new String(model.tokenBytes(token, true), java.nio.charset.StandardCharsets.UTF_8);
+        return !s.isEmpty() && s.chars().allMatch(c -> c == ' ' || c == '\n' || c == '\t' || c == '\r');
+    }
+
+    /** Per token: whether the term weighs it (each run of learn tokens' first word, or its first token if all are blank). */
+    private boolean[] firstWords(LoraTrainer.Example e) {
+        boolean[] out = new boolean[e.tokens().length];
+        for (int i = 1; i < e.tokens().length; ) {
+            if (e.roles()[i] != LoraTrainer.LEARN) {
+                i++;
+                continue;
+            }
+            int end = i;
+            while (end < e.tokens().length && e.roles()[end] == LoraTrainer.LEARN) {
+                end++;
+            }
+            int word = i;
+            while (word < end && blank(e.tokens()[word])) {
+                word++;
+            }
+            out[word == end ? i : word] = true;
+            i = end;
+        }
+        return out;
+    }
+
+    /** The same tokens with only each correction's first word learned (the rest of each correction kept). */
+    private LoraTrainer.Example firstWordsOnly(LoraTrainer.Example e) {
+        boolean[] first = firstWords(e);
         byte[] roles = e.roles().clone();
         for (int i = 1; i < roles.length; i++) {
-            if (e.roles()[i] == LoraTrainer.LEARN && e.roles()[i - 1] == LoraTrainer.LEARN) {
+            if (e.roles()[i] == LoraTrainer.LEARN && !first[i]) {
                 roles[i] = LoraTrainer.KEEP;
             }
         }
@@ -61,13 +91,14 @@ class FirstTokenTermTest {
         return new LoraTrainer.Weights(nll, 0f, 0.1f, 0f, 0f, 0f, first);
     }
 
-    /** Mean of -log p(token) over the rows before a token with the given role whose previous token's role is not. */
+    /** Mean of -log p(token) over the learn tokens, or over each correction's first word only. */
     private double reference(LoraTrainer.Example e, float[] logits, boolean firstOnly) {
+        boolean[] first = firstWords(e);
         double sum = 0;
         int n = 0;
         for (int i = 1; i < e.tokens().length; i++) {
             boolean learn = e.roles()[i] == LoraTrainer.LEARN;
-            if (learn && (!firstOnly || e.roles()[i - 1] != LoraTrainer.LEARN)) {
+            if (learn && (!firstOnly || first[i])) {
                 sum -= LoraTrainerTest.logSoftmax(logits, i - 1, vocab)[e.tokens()[i]];
                 n++;
             }
@@ -79,6 +110,14 @@ class FirstTokenTermTest {
     void lossIsTheMeanCrossEntropyOfEachCorrectionsFirstToken() {
         LoraTrainer.Example e = twoCorrections();
         assertTrue(e.count(LoraTrainer.LEARN) >= 5, "corrections of several tokens: " + e.count(LoraTrainer.LEARN));
+        boolean[] first = firstWords(e);
+        int lastRunStart = -1;
+        for (int i = 1; i < e.tokens().length; i++) {
+            if (e.roles()[i] == LoraTrainer.LEARN && e.roles()[i - 1] != LoraTrainer.LEARN) {
+                lastRunStart = i;
+            }
+        }
+        assertTrue(blank(e.tokens()[lastRunStart]) && !first[lastRunStart], "the second correction's line break is passed over");
         try (LoraTrainer t = trainer(1)) {
             LoraTrainer.Reference none = new LoraTrainer.Reference(0f, 0f);
             float[] logits = t.logits(e.tokens(), true);
@@ -95,7 +134,7 @@ class FirstTokenTermTest {
     @Test
     void gradientIsTheCorrectionTermsOnTheFirstTokensEntryByEntry() {
         TestModels.assumeCpuExactness();
-        LoraTrainer.Example e = twoCorrections(), firsts = firstTokensOnly(e);
+        LoraTrainer.Example e = twoCorrections(), firsts = firstWordsOnly(e);
         try (LoraTrainer t = trainer(2)) {
             LoraTrainer.Reference none = new LoraTrainer.Reference(0f, 0f);
             for (String name : List.of("blk.0.attn_q.weight.lora_a", "blk.1.attn_v.weight.lora_b", "blk.1.ffn_down.weight.lora_b")) {
