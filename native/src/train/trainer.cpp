@@ -11,21 +11,9 @@ namespace steer::train {
 
 trainer::trainer(const llama_model * model, const std::vector<std::string> & targets, int rank, float alpha, int lora_layers,
                  uint32_t seed, int n_threads)
-        : model_(read_model_view(model)) {
+        : model_(read_model_view(model)), llama_model_(model) {
     if (n_threads < 1) {
         throw std::invalid_argument("threads must be >= 1");
-    }
-    // Which tokens are only whitespace (the first-token term weighs a correction's first word: packing.h).
-    const llama_vocab * vocab = llama_model_get_vocab(model);
-    blank_.assign((size_t) llama_vocab_n_tokens(vocab), false);
-    for (llama_token t = 0; t < (llama_token) blank_.size(); t++) {
-        char piece[64];
-        const int n = llama_token_to_piece(vocab, t, piece, sizeof piece, 0, true);
-        bool only_space = n > 0;
-        for (int i = 0; i < n && only_space; i++) {
-            only_space = piece[i] == ' ' || piece[i] == '\n' || piece[i] == '\t' || piece[i] == '\r';
-        }
-        blank_[(size_t) t] = only_space;
     }
     // Train where the weights are: a GPU device if serving offloaded them there, and the CPU for the rest (the
     // scheduler wants the CPU last). The LoRA tensors and optimizer state live on the first of them.
@@ -102,6 +90,25 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
 
 // What every graph of one example starts with: its packing (keep rows too when a term or output reads them), the
 // attention masks, a ggml context and an empty graph.
+// Which tokens are only whitespace (the first-token term weighs a correction's first word: packing.h). Made once, on
+// the first graph with that term: jobs without it never read the vocabulary.
+const std::vector<bool> & trainer::blank_tokens() {
+    if (blank_.empty()) {
+        const llama_vocab * vocab = llama_model_get_vocab(llama_model_);
+        blank_.assign((size_t) llama_vocab_n_tokens(vocab), false);
+        for (llama_token t = 0; t < (llama_token) blank_.size(); t++) {
+            char piece[64];
+            const int n = llama_token_to_piece(vocab, t, piece, sizeof piece, 0, true);
+            bool only_space = n > 0;
+            for (int i = 0; i < n && only_space; i++) {
+                only_space = piece[i] == ' ' || piece[i] == '\n' || piece[i] == '\t' || piece[i] == '\r';
+            }
+            blank_[(size_t) t] = only_space;
+        }
+    }
+    return blank_;
+}
+
 std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_weights & w, bool for_training, bool keep_rows,
                                                 size_t guard_pairs) {
     check_tokens(model_, e.tokens, "tokens");
@@ -109,7 +116,8 @@ std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_wei
     auto g = std::make_unique<graph>();
     // In training with a preference term, an example without a rejected span gets a one-token stand-in whose term is
     // switched off by an input (dpo_on = 0): every training graph of a job then has the same loss terms.
-    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || w.guard > 0 || keep_rows, &blank_);
+    g->p = pack(e, e.rejected.empty() && for_training && w.dpo > 0, w.kl > 0 || w.guard > 0 || keep_rows,
+                w.first > 0 ? &blank_tokens() : nullptr);
     const packing & p = g->p;
     if (p.learn_rows.empty() && !(w.kl > 0 && !p.keep_rows.empty()) && !(w.unlikelihood > 0 && !p.avoid_rows.empty()) && !keep_rows) {
         throw std::invalid_argument("an example needs a correction to learn, approved text to keep with a KL weight, or"

@@ -2,7 +2,7 @@
 // text ("keep"), corrections ("learn"), and optionally the model's rejected continuation at the last fork. The loss:
 //
 //   L = alpha_nll * mean CE(learn tokens)                                 imitate the corrections
-//     + phi       * mean CE(each correction's first token)               choose it where the model went its own way
+//     + phi       * mean CE(each correction's first word)                choose it where the model went its own way
 //     + kappa     * mean KL(p_ref || p) over the keep rows                 stay the base model where the person approved
 //     + lambda    * -log sigmoid(beta * [(log p(chosen) - log p_ref(chosen)) - (log p(rejected) - log p_ref(rejected))])
 //     + gamma     * sum over the guarded (keep row, token) pairs of max(0, log p(token) - log p(approved) + m) / guarded rows
@@ -61,8 +61,9 @@ struct loss_weights {
     float kl = 0.0f;    // kappa: weight of the keep rows' KL to the base (per keep token, mean); 0 turns it off
     float unlikelihood = 0.0f;  // weight of -log(1 - p(token)) on the avoid rows (mean); 0 turns it off
     float guard = 0.0f;         // gamma: weight of the guard on the keep rows' guarded tokens; 0 turns it off
-    float first = 0.0f;         // weight of the cross-entropy on each correction's first token again (mean over
-                                // corrections, beside nll's mean over all its tokens); 0 turns it off
+    float first = 0.0f;         // weight of the cross-entropy on each correction's first word again (its first token
+                                // not only whitespace; mean over corrections, beside nll's mean over all its tokens);
+                                // 0 turns it off
 };
 
 struct reference {
@@ -211,7 +212,9 @@ class trainer {
     std::vector<float> blocks_backward(const graph & packed, int from, int to, const std::vector<float> & x, const std::vector<float> & grad_out);
 
     model_view model_;
-    std::vector<bool> blank_;  // per token id: only whitespace (packing.h's first words)
+    const llama_model * llama_model_;
+    std::vector<bool> blank_;  // per token id: only whitespace (packing.h's first words); see blank_tokens
+    const std::vector<bool> & blank_tokens();
     // The device that holds the weights (the trainer reads them where serving keeps them), then the CPU.
     std::vector<ggml_backend_t> backends_;
     ggml_backend_sched_t sched_ = nullptr;

@@ -91,14 +91,14 @@ public final class LoraTrainer extends NativeHandle {
      *      + unlikelihood * mean -log(1 - p(token)) over the avoid rows
      *      + dpo * -log sigmoid(beta * [(lp(chosen) - ref(chosen)) - (lp(rejected) - ref(rejected))])
      *      + guard * sum over the guarded (keep row, token) pairs of max(0, lp(token) - lp(approved) + margin) / guarded rows
-     *      + first * mean CE(each correction's first learn token)
+     *      + first * mean CE(each correction's first word)
      *
      * @param unlikelihood weight of the unlikelihood term on {@link #AVOID} tokens (Welleck et al. 2019)
      * @param guard weight of the guard: at a keep row, a guarded token ({@link Reference#guard}, a job's correction
      *              tokens) that the base holds at least {@link #GUARD_MARGIN} nats below the approved token must stay
      *              that far below it (native trainer.h says why)
-     * @param first weight of the cross-entropy on the first learn token of each correction (of each run of
-     *              {@link #LEARN} tokens) once more, a mean over corrections: where greedy decoding chooses between the
+     * @param first weight of the cross-entropy on the first word of each correction (of each run of {@link #LEARN}
+     *              tokens, its first token that is not only whitespace) once more, a mean over corrections: where greedy decoding chooses between the
      *              correction and what the model said; the rest of a correction follows once that token is said
      */
     public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood, float guard, float first) {

@@ -43,7 +43,7 @@ import java.util.List;
  * @param emaDecay        the adapter early stopping measures, keeps and the job saves is an exponential moving average
  *                        of the trained weights with this decay per step ({@link WeightAverage}; 0: the weights as
  *                        trained)
- * @param firstTokenWeight the cross-entropy on each correction's first token once more (mean over corrections), on
+ * @param firstTokenWeight the cross-entropy on each correction's first word once more (mean over corrections), on
  *                        top of {@code nllWeight}'s mean over all correction tokens: the token where greedy decoding
  *                        chooses the correction or the model's own way (0: off)
  * @param checkpointSegments 0, or N >= 2 ({@code activation_checkpointing: N}): activation checkpointing in N runs of
