@@ -88,8 +88,6 @@ static void check_tokens(const model_view & m, const std::vector<int32_t> & t, c
     }
 }
 
-// What every graph of one example starts with: its packing (keep rows too when a term or output reads them), the
-// attention masks, a ggml context and an empty graph.
 // Which tokens are only whitespace (the first-token term weighs a correction's first word: packing.h). Made once, on
 // the first graph with that term: jobs without it never read the vocabulary.
 const std::vector<bool> & trainer::blank_tokens() {
@@ -109,6 +107,8 @@ const std::vector<bool> & trainer::blank_tokens() {
     return blank_;
 }
 
+// What every graph of one example starts with: its packing (keep rows too when a term or output reads them), the
+// attention masks, a ggml context and an empty graph.
 std::unique_ptr<trainer::graph> trainer::start(const example & e, const loss_weights & w, bool for_training, bool keep_rows,
                                                 size_t guard_pairs) {
     check_tokens(model_, e.tokens, "tokens");

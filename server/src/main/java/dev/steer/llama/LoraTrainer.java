@@ -98,8 +98,9 @@ public final class LoraTrainer extends NativeHandle {
      *              tokens) that the base holds at least {@link #GUARD_MARGIN} nats below the approved token must stay
      *              that far below it (native trainer.h says why)
      * @param first weight of the cross-entropy on the first word of each correction (of each run of {@link #LEARN}
-     *              tokens, its first token that is not only whitespace) once more, a mean over corrections: where greedy decoding chooses between the
-     *              correction and what the model said; the rest of a correction follows once that token is said
+     *              tokens, its first token that is not only whitespace) once more, a mean over corrections: where
+     *              greedy decoding chooses between the correction and what the model said; the rest of a correction
+     *              follows once that token is said
      */
     public record Weights(float nll, float dpo, float beta, float kl, float unlikelihood, float guard, float first) {
         public Weights(float nll, float dpo, float beta, float kl, float unlikelihood, float guard) {
