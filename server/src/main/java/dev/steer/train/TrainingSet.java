@@ -7,13 +7,10 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.HashSet;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 
 /**
  * Steer records turned into training examples, split into a training part and a held-out part for the gate.
@@ -35,8 +32,7 @@ import java.util.Set;
  * LoraTrainer#AVOID} after that text). A stop that a later steer of the same answer went past is superseded by it.
  *
  * <p>The split is by answer (steers of one answer are never on both sides), seeded, so the same steers and seed
- * give the same split, and spread over the lessons ({@link #lessons}: answers whose corrections share their words),
- * each giving about its share of the held-out answers. An answer whose only lesson is a token to avoid has no fork for the gate to replay: it
+ * give the same split. An answer whose only lesson is a token to avoid has no fork for the gate to replay: it
  * always trains.
  */
 public record TrainingSet(List<Item> train, List<Item> heldOut) {
@@ -83,87 +79,14 @@ public record TrainingSet(List<Item> train, List<Item> heldOut) {
         // Ordered by content before the seeded shuffle, so the same answers give the same split even when recorded
         // again (steer ids are random: ordered by them, each recording held out different answers).
         items.sort(Comparator.comparing((Item i) -> i.example().tokens(), java.util.Arrays::compare).thenComparing(Item::steerId));
-        List<List<Item>> lessons = lessons(items);
         Collections.shuffle(items, new Random(seed));
         int held = 0;
         if (items.size() >= 2 && heldOutFraction > 0) {
             held = Math.min(items.size() - 1, Math.max(1, (int) Math.round(items.size() * heldOutFraction)));
         }
-        // Held out across lessons, not at random: the places are shared out among the lessons by their sizes the way
-        // D'Hondt shares out seats (each next place to the lesson with the largest size / (places it has + 1); ties:
-        // the lesson whose next answer comes first in the seeded order), so a lesson gives about its share, at most
-        // one more, and a lesson of one or two answers keeps them while bigger ones can spare some. At random, a habit
-        // taught on fifteen answers lost four of them to one seed's split, and that adapter missed the habit on
-        // held-out prompts (docs/training.md, thirty-seventh session).
-        Map<Item, Integer> order = new IdentityHashMap<>();
-        for (Item i : items) {
-            order.put(i, order.size());
-        }
-        List<List<Item>> left = new ArrayList<>();
-        for (List<Item> lesson : lessons) {
-            List<Item> l = new ArrayList<>(lesson);
-            l.sort(Comparator.comparingInt(order::get));
-            left.add(l);
-        }
-        List<Item> heldOut = new ArrayList<>();
-        int[] places = new int[left.size()];
-        while (heldOut.size() < held) {
-            int best = -1;
-            for (int l = 0; l < left.size(); l++) {
-                if (left.get(l).isEmpty()) {
-                    continue;
-                }
-                // size / (places + 1) compared without division
-                long cmp = best < 0 ? 1 : (long) lessons.get(l).size() * (places[best] + 1) - (long) lessons.get(best).size() * (places[l] + 1);
-                if (cmp > 0 || cmp == 0 && order.get(left.get(l).get(0)) < order.get(left.get(best).get(0))) {
-                    best = l;
-                }
-            }
-            places[best]++;
-            heldOut.add(left.get(best).remove(0));
-        }
-        List<Item> train = new ArrayList<>(items);
-        train.removeAll(heldOut);
+        List<Item> train = new ArrayList<>(items.subList(held, items.size()));
         train.addAll(alwaysTrain);
-        return new TrainingSet(List.copyOf(train), List.copyOf(heldOut));
-    }
-
-    /** How alike two answers' corrections must be to count as one lesson ({@link #lessons}). */
-    static final double SAME_LESSON = 0.3;
-
-    /**
-     * The answers grouped by what they teach, for the split: an answer joins the first lesson whose first answer's
-     * corrections share at least {@link #SAME_LESSON} of their distinct tokens with its own (Jaccard), else starts a
-     * lesson. A habit's corrections repeat its words ("In plain words: A noun is" / "In plain words: Gravity is"),
-     * or its shape ("82°C (180°F)" / "4°C (40°F)"); corrections that share little are lessons of their own.
-     */
-    static List<List<Item>> lessons(List<Item> items) {
-        List<List<Item>> lessons = new ArrayList<>();
-        List<Set<Integer>> firsts = new ArrayList<>();
-        for (Item i : items) {
-            Set<Integer> words = new HashSet<>();
-            for (Fork f : i.forks()) {
-                for (int t : f.correction()) {
-                    words.add(t);
-                }
-            }
-            int joined = -1;
-            for (int l = 0; l < lessons.size() && joined < 0; l++) {
-                Set<Integer> both = new HashSet<>(words);
-                both.retainAll(firsts.get(l));
-                int either = words.size() + firsts.get(l).size() - both.size();
-                if (either > 0 && both.size() >= SAME_LESSON * either) {
-                    joined = l;
-                }
-            }
-            if (joined < 0) {
-                lessons.add(new ArrayList<>());
-                firsts.add(words);
-                joined = lessons.size() - 1;
-            }
-            lessons.get(joined).add(i);
-        }
-        return lessons;
+        return new TrainingSet(List.copyOf(train), List.copyOf(items.subList(0, held)));
     }
 
     /**

@@ -112,64 +112,6 @@ class TrainingSetTest {
         assertEquals(1, most.heldOut().size(), "and at least one is held out once there are two");
     }
 
-    /** One answer of its own session whose one correction is {@code correction} (after a rejected token 20). */
-    private static SteerRecord answer(int n, int... correction) {
-        return steer("s" + n, "sess" + n, n, new int[] {1, 1000 + n}, new int[] {10}, new int[] {20}, correction, new int[] {11, END});
-    }
-
-    /** Five habits: a phrase with a varied tail, a second phrase, a shape with varied numbers, two alike, one alone. */
-    private static List<SteerRecord> fiveLessons() {
-        List<SteerRecord> rs = new java.util.ArrayList<>();
-        int n = 0;
-        for (int i = 0; i < 15; i++) {
-            rs.add(answer(n++, 60, 61, 62, 100 + i, 130 + i));  // "In plain words: <word> <word>"
-        }
-        for (int i = 0; i < 10; i++) {
-            rs.add(answer(n++, 70, 71, 200 + i));  // "Think of it <word>"
-        }
-        for (int i = 0; i < 10; i++) {
-            rs.add(answer(n++, 300 + i, 80, 81, 310 + i, 82));  // "<n>°C (<m>°F)"
-        }
-        rs.add(answer(n++, 90, 91));
-        rs.add(answer(n++, 90, 92));
-        rs.add(answer(n++, 95, 96, 97));
-        return rs;
-    }
-
-    /** Which of {@link #fiveLessons}' habits answer {@code s<n>} was taught. */
-    private static String habit(TrainingSet.Item i) {
-        int n = Integer.parseInt(i.steerId().substring(1));
-        return n < 15 ? "phrase" : n < 25 ? "second phrase" : n < 35 ? "shape" : n < 37 ? "alike" : "alone";
-    }
-
-    @Test
-    void answersAreGroupedIntoLessonsByTheWordsTheirCorrectionsShare() {
-        List<TrainingSet.Item> items = fiveLessons().stream().map(r -> TrainingSet.item(List.of(r), AT_END)).toList();
-        List<List<String>> lessons = TrainingSet.lessons(items).stream().map(l -> l.stream().map(TrainingSetTest::habit).toList()).toList();
-        assertEquals(List.of("phrase", "second phrase", "shape", "alike", "alone"), lessons.stream().map(l -> l.get(0)).toList());
-        assertEquals(List.of(15, 10, 10, 2, 1), lessons.stream().map(List::size).toList());
-        lessons.forEach(l -> assertEquals(1, Set.copyOf(l).size(), "one habit per lesson: " + l));
-    }
-
-    @Test
-    void theHeldOutPlacesAreSharedAmongLessonsByTheirSize() {
-        // 38 answers, a fifth held out: 8 places. D'Hondt on 15, 10, 10, 2, 1: the 15 gets 4, the tens 2 each, the
-        // small lessons keep every answer. Held out at random, some seeds took 5 of one ten and some an answer of the
-        // lesson of one.
-        List<SteerRecord> rs = fiveLessons();
-        Set<List<String>> splits = new java.util.HashSet<>();
-        for (long seed = 1; seed <= 40; seed++) {
-            TrainingSet set = TrainingSet.split(rs, 0.2, seed, AT_END);
-            assertEquals(8, set.heldOut().size());
-            assertEquals(30, set.train().size());
-            java.util.Map<String, Integer> byHabit = new java.util.TreeMap<>();
-            set.heldOut().forEach(i -> byHabit.merge(habit(i), 1, Integer::sum));
-            assertEquals(java.util.Map.of("phrase", 4, "second phrase", 2, "shape", 2), byHabit, "seed " + seed);
-            splits.add(set.heldOut().stream().map(TrainingSet.Item::steerId).sorted().toList());
-        }
-        assertTrue(splits.size() > 30, "the seed still chooses which answers of a lesson: " + splits.size() + " different splits of 40");
-    }
-
     @Test
     void batchesAreFullGroupsOfSimilarLengthInASeededOrder() {
         List<String> items = List.of("aaaaaaa", "a", "aaaaaa", "aa", "aaaaa", "aaa", "aaaa");
