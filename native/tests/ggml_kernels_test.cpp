@@ -1,4 +1,4 @@
-// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015, 0017, 0018, 0019) against plain double-precision loops, element by element, on
+// Our CPU kernel patches (native/patches/0003, 0007, 0009, 0010, 0011, 0012, 0013, 0015, 0017, 0018, 0019, 0022) against plain double-precision loops, element by element, on
 // ggml's CPU backend, and the allocator's in-place cross-entropy backward (0020), and float rows four at a time (0021)
 // against ggml_vec_dot_f32 bit for bit: no JVM, no model. Built and run by Maven's test phase (native/pom.xml); a failed check prints
 // where and exits non-zero.
@@ -804,6 +804,102 @@ static void cross_entropy_back_in_place_over_the_logits() {
     CHECK(std::memcmp(apart.data(), read_after.data(), apart.size() * sizeof(float)) == 0, "logits read after: other values");
 }
 
+#if defined(STEER_VEC_F16_AVX512)
+using steer_vec_dot_f16_t = void (*)(int, float *, size_t, ggml_fp16_t *, size_t, ggml_fp16_t *, size_t, int);
+using steer_vec_mad_f16_t = void (*)(int, ggml_fp16_t *, const ggml_fp16_t *, float);
+using steer_vec_scale_f16_t = void (*)(int, ggml_fp16_t *, float);
+extern "C" steer_vec_dot_f16_t steer_fattn_dot_f16;  // ggml-cpu's choice for flash attention's F16 loops (0022)
+extern "C" steer_vec_mad_f16_t steer_fattn_mad_f16;
+extern "C" steer_vec_scale_f16_t steer_fattn_scale_f16;
+extern "C" void steer_avx512_vec_dot_f16(int, float *, size_t, ggml_fp16_t *, size_t, ggml_fp16_t *, size_t, int);
+extern "C" void steer_avx512_vec_mad_f16(int, ggml_fp16_t *, const ggml_fp16_t *, float);
+extern "C" void steer_avx512_vec_scale_f16(int, ggml_fp16_t *, float);
+
+// 0022: flash attention over F16 keys and values (a decoded token's attention), with the AVX-512 loops ggml_cpu_init
+// chose exactly where the CPU has AVX-512F and with the build's, each against softmax(K q * scale) V in double from
+// the same F16 keys and values. The value accumulator is F16, so each result is within ~1e-3 of the values' scale
+// either way; a dot product or a multiply-add that skipped a vector, or a scale that went missing, is off by tenths.
+// Head sizes 64 (SmolLM2's), 80 (a tail past the vectors) and 256 (Gemma 3's); 2 query heads per key head; 1, 3 and
+// 200 cached tokens, so the running maximum rescales the accumulator many times.
+static void flash_attn_f16_is_the_softmax() {
+    const bool avx512 = __builtin_cpu_supports("avx512f");
+    CHECK(steer_fattn_dot_f16 == (avx512 ? steer_avx512_vec_dot_f16 : nullptr) &&
+          steer_fattn_mad_f16 == (avx512 ? steer_avx512_vec_mad_f16 : nullptr) &&
+          steer_fattn_scale_f16 == (avx512 ? steer_avx512_vec_scale_f16 : nullptr),
+          "0022: ggml took %s for a CPU %s AVX-512F", steer_fattn_dot_f16 ? "the AVX-512 loops" : "the build's", avx512 ? "with" : "without");
+    const steer_vec_dot_f16_t dot = steer_fattn_dot_f16;
+    const steer_vec_mad_f16_t mad = steer_fattn_mad_f16;
+    const steer_vec_scale_f16_t scale_f16 = steer_fattn_scale_f16;
+    std::mt19937 rng(22);
+    for (int d : {64, 80, 256}) {
+        for (int n_kv : {1, 3, 200}) {
+            const int n_head = 4, n_head_kv = 2, n_q = 2;
+            const float scale = 1.0f / std::sqrt((float) d);
+            ggml_context * ctx = new_context();
+            ggml_tensor * q = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, d, n_q, n_head);
+            ggml_tensor * k = ggml_new_tensor_3d(ctx, GGML_TYPE_F16, d, n_kv, n_head_kv);
+            ggml_tensor * v = ggml_new_tensor_3d(ctx, GGML_TYPE_F16, d, n_kv, n_head_kv);
+            const std::vector<float> qv = values(rng, (size_t) d * n_q * n_head, 1.0f);
+            const std::vector<float> kv = values(rng, (size_t) d * n_kv * n_head_kv, 1.0f);
+            const std::vector<float> vv = values(rng, (size_t) d * n_kv * n_head_kv, 1.0f);
+            std::memcpy(q->data, qv.data(), qv.size() * sizeof(float));
+            ggml_fp32_to_fp16_row(kv.data(), (ggml_fp16_t *) k->data, (int64_t) kv.size());
+            ggml_fp32_to_fp16_row(vv.data(), (ggml_fp16_t *) v->data, (int64_t) vv.size());
+            std::vector<float> k16(kv.size()), v16(vv.size());  // the values attention sees
+            ggml_fp16_to_fp32_row((const ggml_fp16_t *) k->data, k16.data(), (int64_t) k16.size());
+            ggml_fp16_to_fp32_row((const ggml_fp16_t *) v->data, v16.data(), (int64_t) v16.size());
+            ggml_tensor * out = ggml_flash_attn_ext(ctx, q, k, v, nullptr, scale, 0.0f, 0.0f);  // [d, n_head, n_q]
+            for (bool wide : {true, false}) {
+                if (wide && !dot) {
+                    continue;
+                }
+                steer_fattn_dot_f16 = wide ? dot : nullptr;
+                steer_fattn_mad_f16 = wide ? mad : nullptr;
+                steer_fattn_scale_f16 = wide ? scale_f16 : nullptr;
+                for (int threads : {1, 2}) {
+                    std::fill((float *) out->data, (float *) out->data + (size_t) d * n_head * n_q, NAN);
+                    compute(ctx, out, threads);
+                    for (int h = 0; h < n_head; h++) {
+                        const int hk = h / (n_head / n_head_kv);
+                        for (int t = 0; t < n_q; t++) {
+                            std::vector<double> w(n_kv);
+                            double m = -INFINITY, sum = 0;
+                            for (int c = 0; c < n_kv; c++) {
+                                double s = 0;
+                                for (int i = 0; i < d; i++) {
+                                    // Q as attention sees it: converted to F16 first (K's dot type)
+                                    const float qi = ggml_fp16_to_fp32(ggml_fp32_to_fp16(qv[((size_t) h * n_q + t) * d + i]));
+                                    s += (double) qi * k16[((size_t) hk * n_kv + c) * d + i];
+                                }
+                                w[c] = s * scale;
+                                m = std::max(m, w[c]);
+                            }
+                            for (int c = 0; c < n_kv; c++) {
+                                w[c] = std::exp(w[c] - m);
+                                sum += w[c];
+                            }
+                            for (int i = 0; i < d; i++) {
+                                double ref = 0;
+                                for (int c = 0; c < n_kv; c++) {
+                                    ref += w[c] / sum * v16[((size_t) hk * n_kv + c) * d + i];
+                                }
+                                const float got = ((float *) out->data)[((size_t) t * n_head + h) * d + i];
+                                CHECK(std::fabs(got - ref) <= 4e-3 * (1 + std::fabs(ref)), "%s loops, head size %d, %d cached, %d threads, head %d, query %d, [%d]: %.6g, softmax %.6g",
+                                      wide ? "AVX-512" : "the build's", d, n_kv, threads, h, t, i, got, ref);
+                            }
+                        }
+                    }
+                }
+            }
+            steer_fattn_dot_f16 = dot;
+            steer_fattn_mad_f16 = mad;
+            steer_fattn_scale_f16 = scale_f16;
+            ggml_free(ctx);
+        }
+    }
+}
+#endif
+
 int main() {
     ggml_cpu_init();  // FP16 conversion tables: a kernel called outside a graph needs them first
     q4_1_matmul_is_batch_invariant();
@@ -822,6 +918,9 @@ int main() {
 #endif
 #if defined(STEER_QUANTS_AVX512)
     int8_dots_avx512_are_the_portable_ones();
+#endif
+#if defined(STEER_VEC_F16_AVX512)
+    flash_attn_f16_is_the_softmax();
 #endif
     if (failures) {
         std::fprintf(stderr, "ggml_kernels_test: %d checks failed\n", failures);
