@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """One jar against itself with one environment variable set (a kernel switched off, e.g. STEER_NO_AVX512_FATTN=1):
-two Steer servers up side by side, one stream, greedy, ignore_eos, --tokens tokens, rounds alternating (A B, B A,
-...), 0.5 s between turns. Prints per-stream decode tokens/s (tokens after the first / time after the first) of each
-and the ratio of the medians (without the variable over with it). Source scripts/java-home.sh first.
+two Steer servers up side by side, --concurrency streams at once (1 by default), greedy, ignore_eos, --tokens tokens,
+rounds alternating (A B, B A, ...), 0.5 s between turns. Prints decode tokens/s of each, per stream for one stream
+(tokens after the first / time after the first), else aggregate (decode_bench's: the tokens after each stream's first
+over the decode phase), and the ratio of the medians (without the variable over with it). Source
+scripts/java-home.sh first.
 
     python3 bench/env_ab.py --model M.gguf --jar server/target/steer-server.jar --env STEER_NO_AVX512_FATTN=1
 """
@@ -26,6 +28,7 @@ def main():
     p.add_argument("--tokens", type=int, default=512)
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--out")
     a = p.parse_args()
     name, value = a.env.split("=", 1)
@@ -34,7 +37,7 @@ def main():
         port = db.free_port()
         env = {k: v for k, v in os.environ.items() if k != name}
         env.update(extra)
-        cmd = db.steer_command("java", a.jar, a.model, port, ["--threads", str(a.threads), "--parallel", "1"])
+        cmd = db.steer_command("java", a.jar, a.model, port, ["--threads", str(a.threads), "--parallel", str(a.concurrency)])
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         servers[label] = (port, proc)
     try:
@@ -45,15 +48,19 @@ def main():
         for r in range(a.rounds):
             for label in (("without", "with") if r % 2 == 0 else ("with", "without")):
                 time.sleep(0.5)
-                out = [None]
-                db.stream_one(servers[label][0], "Story %d: once upon a time, in a small town by the sea," % r, a.tokens, out, 0)
-                s = out[0]["stamps"]
-                speeds[label].append((len(s) - 1) / (s[-1] - s[0]))
+                if a.concurrency == 1:
+                    out = [None]
+                    db.stream_one(servers[label][0], "Story %d: once upon a time, in a small town by the sea," % r, a.tokens, out, 0)
+                    s = out[0]["stamps"]
+                    speeds[label].append((len(s) - 1) / (s[-1] - s[0]))
+                else:
+                    res = db.run_round(servers[label][0], a.concurrency, a.tokens, r)
+                    speeds[label].append(db.aggregate_tps(res, [x["usage"]["completion_tokens"] if x["usage"] else len(x["stamps"]) for x in res]))
     finally:
         for _, proc in servers.values():
             proc.terminate()
             proc.wait()
-    res = {"model": os.path.basename(a.model), "env": a.env, "tokens": a.tokens, "rounds": a.rounds,
+    res = {"model": os.path.basename(a.model), "env": a.env, "tokens": a.tokens, "rounds": a.rounds, "concurrency": a.concurrency,
            **{label: {"median_tps": statistics.median(v), "rounds_tps": [round(x, 1) for x in v]} for label, v in speeds.items()}}
     res["without_over_with"] = res["without"]["median_tps"] / res["with"]["median_tps"]
     print(json.dumps(res))
